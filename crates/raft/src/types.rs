@@ -1,0 +1,77 @@
+//! Plain data types shared by the core, the storage crate and the codecs.
+//!
+//! Nothing here knows about wire formats: codecs live outside the core.
+
+use bytes::Bytes;
+
+/// A replica's identity. The seed protocol's four-hex-digit IDs map onto the low 16 bits.
+pub type NodeId = u64;
+/// A Raft term (§5.1). Term 0 is "before any election".
+pub type Term = u64;
+/// A log position. Index 0 is the empty prefix; the first real entry has index 1.
+pub type Index = u64;
+
+/// What an entry carries. The core only interprets `Noop` and `ConfChange`; `Normal`
+/// payloads are opaque bytes handed to the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// An application command.
+    Normal,
+    /// The empty entry a new leader appends to commit its term (§5.4.2, §8).
+    Noop,
+    /// A membership change; `data` is an encoded [`crate::Membership`].
+    ConfChange,
+}
+
+impl EntryKind {
+    pub fn as_u8(self) -> u8 {
+        match self {
+            EntryKind::Normal => 0,
+            EntryKind::Noop => 1,
+            EntryKind::ConfChange => 2,
+        }
+    }
+    pub fn from_u8(tag: u8) -> Option<EntryKind> {
+        match tag {
+            0 => Some(EntryKind::Normal),
+            1 => Some(EntryKind::Noop),
+            2 => Some(EntryKind::ConfChange),
+            _ => None,
+        }
+    }
+}
+
+/// One log entry. Invariant: within a log, indexes are contiguous and terms never decrease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub term: Term,
+    pub index: Index,
+    pub kind: EntryKind,
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// Bytes this entry costs in a message or on disk, for flow control and batching.
+    pub fn size_bytes(&self) -> usize {
+        self.data.len() + 24
+    }
+}
+
+/// The state that must be durable before the node answers any message that depends on it
+/// (Figure 2, "Persistent state on all servers"). `commit` is stored as a hint only: it may
+/// lag, and recovery never trusts it beyond what the log holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    pub term: Term,
+    pub vote: Option<NodeId>,
+    pub commit: Index,
+}
+
+/// Where a snapshot cuts the log: everything up to and including `index` is in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub index: Index,
+    pub term: Term,
+    /// Voters and learners as of `index`.
+    pub membership: crate::Membership,
+}
