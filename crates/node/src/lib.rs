@@ -1,1 +1,7 @@
-//! node
+//! node — the driver shared by the seed replica, the cluster server and the simulator.
+
+mod node;
+mod request;
+
+pub use node::{Node, NodeOptions, NodeStats, Transport};
+pub use request::{ReqId, Request, Response};

@@ -1,0 +1,321 @@
+//! The driver: owns the core, the state machine and the client bookkeeping, and runs
+//! each `Ready` in order — persist, send, apply, answer.
+//!
+//! Invariants:
+//! - a write is answered `Done` only after its entry is committed and applied here, and
+//!   only if the entry applied at its index is the one we proposed (same term);
+//! - a read is answered only from a state machine that has applied at least the read
+//!   index the core confirmed (lease or ReadIndex).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+use kv::{Command, KvStore, Outcome};
+use raft::{EntryKind, Index, Message, NodeId, ProposeError, Raft, Term};
+
+use crate::request::{ReqId, Request, Response};
+
+/// Where the driver sends peer messages. Best effort: the core retransmits.
+pub trait Transport {
+    fn send(&mut self, msg: Message);
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// How long a request that arrives while no leader is known waits for one, in ticks.
+    /// After that it is redirected with no leader named (the client picks another node).
+    pub hold_ticks: u64,
+    /// A follower redirects clients to its leader only if it heard from it this recently;
+    /// otherwise the leader may be gone, and redirecting would bounce clients to a dead
+    /// node, so the request is held until a leader is heard from.
+    pub fresh_leader_ticks: u64,
+    /// Bound on requests held at once; beyond it new ones are redirected at once.
+    pub max_held: usize,
+    /// Bound on proposals and reads in flight; beyond it requests fail ("busy").
+    pub max_in_flight: usize,
+    /// TEST ONLY: answer reads from the local state machine with no lease or ReadIndex,
+    /// on any node. Breaks linearizability on purpose, to prove our checkers catch it.
+    pub unsafe_local_reads: bool,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            hold_ticks: 5_000,
+            fresh_leader_ticks: 1_000,
+            max_held: 10_000,
+            max_in_flight: 100_000,
+            unsafe_local_reads: false,
+        }
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Clone, Debug, Default)]
+pub struct NodeStats {
+    pub proposals: u64,
+    pub applied: u64,
+    pub reads_served: u64,
+    pub redirects: u64,
+    pub held: u64,
+}
+
+pub struct Node<T: Transport> {
+    raft: Raft,
+    kv: KvStore,
+    transport: T,
+    opts: NodeOptions,
+    now: u64,
+    /// Our proposals by log index: the term we proposed in and who asked.
+    proposals: BTreeMap<Index, (Term, ReqId)>,
+    /// Reads waiting for the core to confirm them, by read context.
+    reads: HashMap<u64, (ReqId, Request)>,
+    next_read_ctx: u64,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    reads_awaiting_apply: VecDeque<(Index, ReqId, Request)>,
+    /// Requests that arrived while no leader was known: (deadline, id, request).
+    held: VecDeque<(u64, ReqId, Request)>,
+    applied: Index,
+    responses: Vec<(ReqId, Response)>,
+    stats: NodeStats,
+}
+
+impl<T: Transport> Node<T> {
+    pub fn new(raft: Raft, transport: T, opts: NodeOptions) -> Node<T> {
+        Node {
+            raft,
+            kv: KvStore::new(),
+            transport,
+            opts,
+            now: 0,
+            proposals: BTreeMap::new(),
+            reads: HashMap::new(),
+            next_read_ctx: 1,
+            reads_awaiting_apply: VecDeque::new(),
+            held: VecDeque::new(),
+            applied: 0,
+            responses: Vec::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.leader()
+    }
+
+    /// Advances time; fires the core's timers and expires held requests.
+    pub fn tick(&mut self, now: u64) {
+        self.now = now.max(self.now);
+        self.raft.tick(self.now);
+        while let Some(&(deadline, _, _)) = self.held.front() {
+            if deadline > self.now {
+                break;
+            }
+            let (_, id, _) = self.held.pop_front().expect("front exists");
+            self.respond(id, Response::Redirect(None));
+        }
+    }
+
+    /// The earliest tick at which [`Node::tick`] has work.
+    pub fn next_deadline(&self) -> u64 {
+        let held = self.held.front().map_or(u64::MAX, |&(d, _, _)| d);
+        self.raft.next_deadline().min(held)
+    }
+
+    pub fn step(&mut self, msg: Message) {
+        self.raft.step(msg);
+    }
+
+    /// A client request. The answer comes out of [`Node::take_responses`], now or later.
+    pub fn submit(&mut self, id: ReqId, req: Request) {
+        if self.opts.unsafe_local_reads {
+            if let Request::Get { key } = &req {
+                let value = self.kv.get(key).cloned();
+                self.respond(id, Response::Value(value));
+                return;
+            }
+        }
+        if self.raft.is_leader() {
+            self.serve_as_leader(id, req);
+            return;
+        }
+        match self.fresh_leader() {
+            Some(leader) => {
+                self.stats.redirects += 1;
+                self.respond(id, Response::Redirect(Some(leader)));
+            }
+            None => self.hold(id, req),
+        }
+    }
+
+    /// The leader, if we heard from it within `fresh_leader_ticks`.
+    fn fresh_leader(&self) -> Option<NodeId> {
+        let age = self.raft.leader_contact_age()?;
+        (age <= self.opts.fresh_leader_ticks)
+            .then(|| self.raft.leader())
+            .flatten()
+    }
+
+    fn hold(&mut self, id: ReqId, req: Request) {
+        if self.held.len() >= self.opts.max_held {
+            self.respond(id, Response::Redirect(None));
+            return;
+        }
+        self.stats.held += 1;
+        self.held
+            .push_back((self.now + self.opts.hold_ticks, id, req));
+    }
+
+    fn serve_as_leader(&mut self, id: ReqId, req: Request) {
+        if self.proposals.len() + self.reads.len() >= self.opts.max_in_flight {
+            self.respond(id, Response::Fail("busy: too many requests in flight"));
+            return;
+        }
+        let cmd = match req {
+            Request::Get { .. } => {
+                let ctx = self.next_read_ctx;
+                self.next_read_ctx += 1;
+                match self.raft.read(ctx) {
+                    Ok(()) => {
+                        self.reads.insert(ctx, (id, req));
+                    }
+                    Err(e) => self.refuse(id, e),
+                }
+                return;
+            }
+            Request::Put { key, value } => Command::Put { key, value },
+            Request::Delete { key } => Command::Delete { key },
+            Request::Cas { key, expected, new } => Command::Cas { key, expected, new },
+        };
+        match self.raft.propose(cmd.encode()) {
+            Ok(index) => {
+                self.stats.proposals += 1;
+                self.proposals.insert(index, (self.raft.term(), id));
+            }
+            Err(e) => self.refuse(id, e),
+        }
+    }
+
+    fn refuse(&mut self, id: ReqId, e: ProposeError) {
+        let resp = match e {
+            ProposeError::NotLeader { leader } => Response::Redirect(leader),
+            ProposeError::Busy => Response::Fail("busy: uncommitted log at its limit"),
+            ProposeError::TooLarge => Response::Fail("request too large"),
+        };
+        self.respond(id, resp);
+    }
+
+    /// Runs every pending Ready of the core. Call after a batch of inputs.
+    pub fn process(&mut self) {
+        while self.raft.has_ready() {
+            let rd = self.raft.ready();
+            // Persist: the seed replica keeps its log in memory, so the core's own log is
+            // the store and it is durable as soon as it is written.
+            if let Some(last) = rd.entries.last() {
+                self.raft.on_persisted(last.index, last.term);
+            }
+            for msg in rd.messages.into_iter().chain(rd.persisted_messages) {
+                self.transport.send(msg);
+            }
+            for entry in rd.committed_entries {
+                self.apply(entry);
+            }
+            for rs in rd.read_states {
+                if let Some((id, req)) = self.reads.remove(&rs.ctx) {
+                    self.reads_awaiting_apply.push_back((rs.index, id, req));
+                }
+            }
+            for ctx in rd.aborted_reads {
+                if let Some((id, req)) = self.reads.remove(&ctx) {
+                    // Leadership moved on: treat it as a new arrival (redirect or hold).
+                    self.submit(id, req);
+                }
+            }
+            self.serve_applied_reads();
+        }
+        self.release_held();
+    }
+
+    fn apply(&mut self, entry: raft::Entry) {
+        debug_assert_eq!(
+            entry.index,
+            self.applied + 1,
+            "entries apply in order, once"
+        );
+        self.applied = entry.index;
+        self.stats.applied += 1;
+        let outcome = match entry.kind {
+            EntryKind::Normal => match Command::decode(&entry.data) {
+                Ok(cmd) => Some(self.kv.apply(cmd)),
+                Err(_) => None, // Never proposed by us; logged by the server if it matters.
+            },
+            EntryKind::Noop | EntryKind::ConfChange => None,
+        };
+        // Resolve our proposals at or below this index.
+        while let Some((&index, &(term, id))) = self.proposals.first_key_value() {
+            if index > entry.index {
+                break;
+            }
+            self.proposals.pop_first();
+            let resp = if index == entry.index && term == entry.term {
+                match outcome.clone() {
+                    Some(Outcome::Done) => Response::Done,
+                    Some(Outcome::Deleted(existed)) => Response::Deleted(existed),
+                    Some(Outcome::Cas { swapped, current }) => Response::Cas { swapped, current },
+                    None => Response::Fail("entry could not be applied"),
+                }
+            } else {
+                // Another leader's entry took this slot: ours will never commit.
+                Response::Redirect(self.raft.leader())
+            };
+            self.respond(id, resp);
+        }
+    }
+
+    fn serve_applied_reads(&mut self) {
+        while let Some(&(index, _, _)) = self.reads_awaiting_apply.front() {
+            if index > self.applied {
+                break;
+            }
+            let (_, id, req) = self.reads_awaiting_apply.pop_front().expect("front exists");
+            if let Request::Get { key } = req {
+                let value: Option<Bytes> = self.kv.get(&key).cloned();
+                self.stats.reads_served += 1;
+                self.respond(id, Response::Value(value));
+            }
+        }
+    }
+
+    /// Held requests go to the leader as soon as one is known.
+    fn release_held(&mut self) {
+        if self.held.is_empty() || self.fresh_leader().is_none() {
+            return;
+        }
+        for (_, id, req) in std::mem::take(&mut self.held) {
+            self.submit(id, req);
+        }
+        if self.raft.has_ready() {
+            self.process();
+        }
+    }
+
+    fn respond(&mut self, id: ReqId, resp: Response) {
+        self.responses.push((id, resp));
+    }
+
+    pub fn take_responses(&mut self) -> Vec<(ReqId, Response)> {
+        std::mem::take(&mut self.responses)
+    }
+}

@@ -1,0 +1,49 @@
+//! Client requests as the driver sees them, whatever protocol they came in on.
+
+use bytes::Bytes;
+use raft::NodeId;
+
+/// Chosen by the server; comes back with the response.
+pub type ReqId = u64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Get {
+        key: Bytes,
+    },
+    Put {
+        key: Bytes,
+        value: Bytes,
+    },
+    Delete {
+        key: Bytes,
+    },
+    Cas {
+        key: Bytes,
+        expected: Option<Bytes>,
+        new: Bytes,
+    },
+}
+
+impl Request {
+    pub fn is_read(&self) -> bool {
+        matches!(self, Request::Get { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// A read's result (`None`: the key is absent).
+    Value(Option<Bytes>),
+    /// A write was committed and applied.
+    Done,
+    Deleted(bool),
+    Cas {
+        swapped: bool,
+        current: Option<Bytes>,
+    },
+    /// Not the leader: ask this one (or anyone, if `None`).
+    Redirect(Option<NodeId>),
+    /// The request cannot be served (the reason is for logs and error replies).
+    Fail(&'static str),
+}

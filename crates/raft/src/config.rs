@@ -1,0 +1,94 @@
+//! Tunables of one Raft node. All durations are in ticks: the driver decides how long a
+//! tick is (the seed replica uses 100 µs, the cluster server 1 ms).
+
+use crate::types::NodeId;
+
+/// How many followers a leader sends new entries to as soon as they are proposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fanout {
+    /// Every follower gets every append at once (classic Raft).
+    All,
+    /// Only as many followers as a commit needs, plus `extra`, chosen among the most
+    /// responsive; the rest catch up in the batched appends that double as heartbeats.
+    /// Saves messages on a network that charges for them; costs nothing in safety.
+    Quorum { extra: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Seed for the node's private RNG (election timeouts).
+    pub seed: u64,
+    /// Minimum election timeout; each timeout is drawn from `[min, 2·min)` (§5.2).
+    pub election_timeout_ticks: u64,
+    /// A leader sends each follower something at least this often.
+    pub heartbeat_interval_ticks: u64,
+    /// How long a leader may serve reads locally after a quorum acknowledged a message it
+    /// sent at time `t`: until `t + lease_ticks`. Must be below `election_timeout_ticks`
+    /// by the clock drift the deployment tolerates (§6.4 of the Raft thesis).
+    /// Zero disables lease reads (every read then takes a ReadIndex round).
+    pub lease_ticks: u64,
+    /// Re-send an unacknowledged append after this long.
+    pub retransmit_ticks: u64,
+    /// Pre-Vote (§9.6 of the thesis): a node only starts a real election once a quorum
+    /// says it could win, so a partitioned node cannot inflate terms.
+    pub pre_vote: bool,
+    /// CheckQuorum: a leader that has not heard from a quorum within an election timeout
+    /// steps down, and followers ignore votes while they hear from a live leader.
+    pub check_quorum: bool,
+    /// Upper bound on the entry bytes in one append message.
+    pub max_msg_bytes: usize,
+    /// Upper bound on entries in one append message.
+    pub max_msg_entries: usize,
+    /// Appends in flight to one follower before the leader waits for acknowledgements.
+    pub max_inflight_msgs: usize,
+    /// Proposals are refused while the uncommitted tail of the log is larger than this.
+    pub max_uncommitted_bytes: usize,
+    pub fanout: Fanout,
+}
+
+impl Config {
+    /// Defaults sized for 1 ms ticks.
+    pub fn new(id: NodeId) -> Config {
+        Config {
+            id,
+            seed: id,
+            election_timeout_ticks: 1000,
+            heartbeat_interval_ticks: 100,
+            lease_ticks: 900,
+            retransmit_ticks: 200,
+            pre_vote: true,
+            check_quorum: true,
+            max_msg_bytes: 1 << 20,
+            max_msg_entries: 4096,
+            max_inflight_msgs: 256,
+            max_uncommitted_bytes: 64 << 20,
+            fanout: Fanout::All,
+        }
+    }
+
+    /// Rejects settings under which the core could not keep its guarantees.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.election_timeout_ticks < 2 {
+            return Err("election_timeout_ticks must be at least 2".into());
+        }
+        if self.heartbeat_interval_ticks == 0
+            || self.heartbeat_interval_ticks >= self.election_timeout_ticks
+        {
+            return Err("heartbeat_interval_ticks must be in 1..election_timeout_ticks".into());
+        }
+        if self.lease_ticks >= self.election_timeout_ticks {
+            return Err("lease_ticks must be below election_timeout_ticks".into());
+        }
+        if self.lease_ticks > 0 && !self.check_quorum {
+            return Err("lease reads need check_quorum (followers must honour the lease)".into());
+        }
+        if self.retransmit_ticks == 0 {
+            return Err("retransmit_ticks must be positive".into());
+        }
+        if self.max_msg_bytes == 0 || self.max_msg_entries == 0 || self.max_inflight_msgs == 0 {
+            return Err("message and in-flight limits must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! Leader election (§5.2) with Pre-Vote (§9.6 of the thesis).
+
+use crate::message::MessageBody;
+use crate::quorum::{joint_vote, VoteResult};
+use crate::raft::{Raft, Role};
+use crate::types::{EntryKind, Index, NodeId, Term};
+
+use bytes::Bytes;
+
+impl Raft {
+    /// Follower and candidate timer: start an election when no leader was heard from.
+    pub(crate) fn tick_election(&mut self) {
+        if self.now < self.election_deadline {
+            return;
+        }
+        if !self.membership.is_voter(self.cfg.id) {
+            self.reset_election_timer();
+            return;
+        }
+        if self.cfg.pre_vote {
+            self.pre_campaign();
+        } else {
+            self.campaign(false);
+        }
+    }
+
+    /// Asks whether we could win, without touching our term (nothing to persist).
+    fn pre_campaign(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id, true);
+        self.reset_election_timer();
+        if self.count_votes() == VoteResult::Won {
+            self.campaign(false);
+            return;
+        }
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        let term = self.term + 1;
+        for peer in self.voter_peers() {
+            let msg = crate::message::Message {
+                from: self.cfg.id,
+                to: peer,
+                term,
+                body: MessageBody::PreVote {
+                    last_index,
+                    last_term,
+                },
+            };
+            self.msgs.push(msg);
+        }
+    }
+
+    /// A real election: new term, vote for ourselves, ask the others (§5.2).
+    pub(crate) fn campaign(&mut self, transfer: bool) {
+        self.role = Role::Candidate;
+        self.term += 1;
+        self.vote = Some(self.cfg.id);
+        self.leader = None;
+        self.last_leader_contact = None;
+        self.votes.clear();
+        self.votes.insert(self.cfg.id, true);
+        self.reset_election_timer();
+        if self.count_votes() == VoteResult::Won {
+            self.become_leader();
+            return;
+        }
+        let (last_index, last_term, term) =
+            (self.log.last_index(), self.log.last_term(), self.term);
+        for peer in self.voter_peers() {
+            // Our own vote must be durable before we solicit others'.
+            self.send_after_persist(
+                peer,
+                term,
+                MessageBody::Vote {
+                    last_index,
+                    last_term,
+                    transfer,
+                },
+            );
+        }
+    }
+
+    fn count_votes(&self) -> VoteResult {
+        joint_vote(
+            &self.membership.voters,
+            &self.membership.voters_outgoing,
+            |id| self.votes.get(&id).copied(),
+        )
+    }
+
+    pub(crate) fn handle_pre_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        last_index: Index,
+        last_term: Term,
+    ) {
+        // Grant only if the asker could legitimately win: its term would be newer, its log
+        // is at least as up to date, and we do not hear from a live leader.
+        let granted =
+            term > self.term && !self.in_lease() && self.log.is_up_to_date(last_index, last_term);
+        let reply_term = if granted { term } else { self.term };
+        let leader = if granted { None } else { self.leader };
+        self.msgs.push(crate::message::Message {
+            from: self.cfg.id,
+            to: from,
+            term: reply_term,
+            body: MessageBody::PreVoteResp { granted, leader },
+        });
+    }
+
+    pub(crate) fn handle_pre_vote_resp(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        granted: bool,
+        leader: Option<NodeId>,
+    ) {
+        if self.role != Role::PreCandidate || (granted && term != self.term + 1) {
+            return;
+        }
+        if !granted && leader.is_some() && self.leader.is_none() {
+            // Someone follows a live leader of our term: stand down and wait for it.
+            self.become_follower(self.term, leader);
+            return;
+        }
+        self.votes.insert(from, granted);
+        match self.count_votes() {
+            VoteResult::Won => self.campaign(false),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    pub(crate) fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
+        // Terms already agree (handle_term). Grant at most one vote per term (§5.2), and only
+        // to a log at least as up to date as ours (§5.4.1).
+        let can_vote = self.vote.is_none_or(|v| v == from) && self.leader.is_none();
+        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        if granted {
+            self.vote = Some(from);
+            self.reset_election_timer();
+        }
+        let term = self.term;
+        // The vote must be durable before the candidate hears of it.
+        self.send_after_persist(from, term, MessageBody::VoteResp { granted });
+    }
+
+    pub(crate) fn handle_vote_resp(&mut self, from: NodeId, granted: bool) {
+        if self.role != Role::Candidate {
+            return;
+        }
+        self.votes.insert(from, granted);
+        match self.count_votes() {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
+        }
+    }
+
+    pub(crate) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id);
+        self.votes.clear();
+        self.stamps = Default::default();
+        let next = self.log.last_index() + 1;
+        let now = self.now;
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|id| (id, crate::progress::Progress::new(next, now)))
+            .collect();
+        self.check_quorum_deadline = self.now + self.cfg.election_timeout_ticks;
+        // Commit an entry of our own term at once: only then do we know which entries are
+        // committed (§5.4.2, §8), and only then may we serve reads.
+        self.term_start_index = self.append_own_entry(EntryKind::Noop, Bytes::new());
+        for peer in self.peers() {
+            self.send_append(peer);
+        }
+    }
+}

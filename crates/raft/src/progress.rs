@@ -1,0 +1,98 @@
+//! What a leader knows about each follower (etcd's `tracker`).
+
+use std::collections::VecDeque;
+
+use crate::types::Index;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// We do not know where the follower's log ends: one append at a time, then wait.
+    Probe,
+    /// The follower is in sync: appends are pipelined optimistically.
+    Replicate,
+    /// Entries it needs were compacted: a snapshot is on its way.
+    Snapshot { index: Index },
+}
+
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Highest index known to match the leader's log.
+    pub match_index: Index,
+    /// Next index to send.
+    pub next_index: Index,
+    pub state: ProgressState,
+    /// Last index of each append in flight, oldest first (Replicate state only).
+    pub inflight: VecDeque<Index>,
+    /// Tick of the last message sent to this follower (for heartbeats).
+    pub last_sent_tick: u64,
+    /// Tick when the oldest unacknowledged append went out (for retransmission).
+    pub unacked_since: Option<u64>,
+    /// Tick of the last message received from it.
+    pub last_heard_tick: Option<u64>,
+    /// Highest stamp it echoed back in this term.
+    pub acked_stamp: u64,
+    /// Heard from since the last CheckQuorum round.
+    pub recent_active: bool,
+    /// Probe state: an append is outstanding; wait for its answer or a retransmit timeout.
+    pub probe_sent: bool,
+}
+
+impl Progress {
+    pub fn new(next_index: Index, now: u64) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index,
+            state: ProgressState::Probe,
+            inflight: VecDeque::new(),
+            last_sent_tick: now,
+            unacked_since: None,
+            last_heard_tick: None,
+            acked_stamp: 0,
+            recent_active: false,
+            probe_sent: false,
+        }
+    }
+
+    pub fn become_probe(&mut self) {
+        if let ProgressState::Snapshot { index } = self.state {
+            self.next_index = self.next_index.max(index + 1).max(self.match_index + 1);
+        } else {
+            self.next_index = self.match_index + 1;
+        }
+        self.state = ProgressState::Probe;
+        self.inflight.clear();
+        self.probe_sent = false;
+    }
+
+    pub fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+        self.probe_sent = false;
+    }
+
+    /// Records an acknowledged match; returns whether it advanced.
+    pub fn maybe_update(&mut self, index: Index) -> bool {
+        let advanced = index > self.match_index;
+        if advanced {
+            self.match_index = index;
+        }
+        if self.next_index < index + 1 {
+            self.next_index = index + 1;
+        }
+        while self.inflight.front().is_some_and(|&last| last <= index) {
+            self.inflight.pop_front();
+        }
+        self.probe_sent = false;
+        advanced
+    }
+
+    /// Whether the leader may send this follower another append now.
+    pub fn can_send(&self, max_inflight: usize) -> bool {
+        match self.state {
+            ProgressState::Probe => !self.probe_sent,
+            ProgressState::Replicate => self.inflight.len() < max_inflight,
+            ProgressState::Snapshot { .. } => false,
+        }
+    }
+}

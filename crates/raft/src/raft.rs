@@ -1,0 +1,513 @@
+//! The Raft node: state, inputs and the [`Ready`] batch of effects.
+//!
+//! Role-specific handlers live beside this file: `election.rs` (timeouts, Pre-Vote,
+//! votes), `replication.rs` (appends, commit), `read.rs` (lease and ReadIndex reads).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::log::RaftLog;
+use crate::membership::Membership;
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::rng::Rng;
+use crate::stamp::StampClock;
+use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Term};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// A read that may be served once the state machine has applied `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    pub ctx: u64,
+    pub index: Index,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader takes proposals; here is who we think leads, if anyone.
+    NotLeader { leader: Option<NodeId> },
+    /// The uncommitted tail is at its limit: retry later.
+    Busy,
+    /// The entry could never fit in one message.
+    TooLarge,
+}
+
+/// Everything the driver must do, in this order: persist `hard_state` and `entries`
+/// (then report with [`Raft::on_persisted`]), send `messages` (these may go before the
+/// persist completes) and `persisted_messages` (only after it), apply
+/// `committed_entries`, serve `read_states` once applied, and answer `aborted_reads` with
+/// "not leader".
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub hard_state: Option<HardState>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub persisted_messages: Vec<Message>,
+    pub committed_entries: Vec<Entry>,
+    pub read_states: Vec<ReadState>,
+    pub aborted_reads: Vec<u64>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.persisted_messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.read_states.is_empty()
+            && self.aborted_reads.is_empty()
+    }
+}
+
+/// A read waiting for a quorum to confirm leadership (ReadIndex, §6.4 of the thesis).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingRead {
+    pub ctx: u64,
+    pub index: Index,
+    /// Confirmed once a quorum echoed a stamp at least this large: a message sent after
+    /// the read arrived.
+    pub stamp_required: u64,
+}
+
+pub struct Raft {
+    pub(crate) cfg: Config,
+    pub(crate) rng: Rng,
+    pub(crate) now: u64,
+
+    pub(crate) term: Term,
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) role: Role,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) membership: Membership,
+    pub(crate) log: RaftLog,
+
+    // Elections.
+    pub(crate) election_deadline: u64,
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    /// When we last heard from the leader we follow (for the lease check on votes).
+    pub(crate) last_leader_contact: Option<u64>,
+
+    // Leadership.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    pub(crate) stamps: StampClock,
+    /// Index of this leader's first entry (its no-op); reads wait until it commits.
+    pub(crate) term_start_index: Index,
+    pub(crate) check_quorum_deadline: u64,
+    /// Since when the oldest uncommitted entry of this term has been waiting.
+    pub(crate) commit_wait_since: Option<u64>,
+    pub(crate) pending_reads: VecDeque<PendingRead>,
+    pub(crate) reads_awaiting_term_commit: Vec<u64>,
+    pub(crate) read_broadcast_needed: bool,
+    /// New entries were proposed since the last Ready: send them out once, batched.
+    pub(crate) replicate_needed: bool,
+
+    // Effects collected for the next Ready.
+    pub(crate) msgs: Vec<Message>,
+    pub(crate) persisted_msgs: Vec<Message>,
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) aborted_reads: Vec<u64>,
+    pub(crate) last_hard_state: HardState,
+}
+
+impl Raft {
+    /// A fresh node with an empty log.
+    pub fn new(cfg: Config, voters: impl IntoIterator<Item = NodeId>) -> Raft {
+        Raft::restore(
+            cfg,
+            Membership::new(voters),
+            HardState::default(),
+            RaftLog::new(),
+        )
+    }
+
+    /// A node restarting from durable state.
+    pub fn restore(cfg: Config, membership: Membership, hs: HardState, log: RaftLog) -> Raft {
+        if let Err(e) = cfg.validate() {
+            panic!("invalid raft config: {e}");
+        }
+        let mut raft = Raft {
+            rng: Rng::new(cfg.seed),
+            cfg,
+            now: 0,
+            term: hs.term,
+            vote: hs.vote,
+            role: Role::Follower,
+            leader: None,
+            membership,
+            log,
+            election_deadline: 0,
+            votes: BTreeMap::new(),
+            last_leader_contact: None,
+            progress: BTreeMap::new(),
+            stamps: StampClock::default(),
+            term_start_index: 0,
+            check_quorum_deadline: 0,
+            commit_wait_since: None,
+            pending_reads: VecDeque::new(),
+            reads_awaiting_term_commit: Vec::new(),
+            read_broadcast_needed: false,
+            replicate_needed: false,
+            msgs: Vec::new(),
+            persisted_msgs: Vec::new(),
+            read_states: Vec::new(),
+            aborted_reads: Vec::new(),
+            last_hard_state: hs,
+        };
+        raft.log.commit_to(hs.commit);
+        raft.reset_election_timer();
+        raft
+    }
+
+    // ----- accessors -----
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    pub fn commit_index(&self) -> Index {
+        self.log.committed
+    }
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
+    }
+    /// Ticks since we last heard from the leader we follow (`None`: never, or no leader).
+    /// A leader reports zero.
+    pub fn leader_contact_age(&self) -> Option<u64> {
+        if self.role == Role::Leader {
+            return Some(0);
+        }
+        self.leader?;
+        self.last_leader_contact
+            .map(|at| self.now.saturating_sub(at))
+    }
+    /// A leader's view of each follower: (id, match index).
+    pub fn follower_matches(&self) -> Vec<(NodeId, Index)> {
+        self.progress
+            .iter()
+            .map(|(&id, p)| (id, p.match_index))
+            .collect()
+    }
+
+    // ----- inputs -----
+
+    /// Advances logical time to `now` (never backwards) and fires due timers.
+    pub fn tick(&mut self, now: u64) {
+        if now > self.now {
+            self.now = now;
+        }
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+    }
+
+    /// The earliest tick at which [`Raft::tick`] has something to do.
+    pub fn next_deadline(&self) -> u64 {
+        match self.role {
+            Role::Leader => self.leader_deadline(),
+            _ => self.election_deadline,
+        }
+    }
+
+    /// Proposes an application command; returns its log index.
+    pub fn propose(&mut self, data: Bytes) -> Result<Index, ProposeError> {
+        self.propose_entry(EntryKind::Normal, data)
+    }
+
+    pub(crate) fn propose_entry(
+        &mut self,
+        kind: EntryKind,
+        data: Bytes,
+    ) -> Result<Index, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if data.len() + 64 > self.cfg.max_msg_bytes {
+            return Err(ProposeError::TooLarge);
+        }
+        if self.log.bytes_after(self.log.committed) > self.cfg.max_uncommitted_bytes {
+            return Err(ProposeError::Busy);
+        }
+        let index = self.append_own_entry(kind, data);
+        // Appends go out in `ready()`, so a burst of proposals shares one message.
+        self.replicate_needed = true;
+        Ok(index)
+    }
+
+    /// Handles one message from a peer.
+    pub fn step(&mut self, msg: Message) {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        if !self.handle_term(&msg) {
+            return;
+        }
+        match msg.body {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => self.handle_pre_vote(msg.from, msg.term, last_index, last_term),
+            MessageBody::PreVoteResp { granted, leader } => {
+                self.handle_pre_vote_resp(msg.from, msg.term, granted, leader)
+            }
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                ..
+            } => self.handle_vote(msg.from, last_index, last_term),
+            MessageBody::VoteResp { granted } => self.handle_vote_resp(msg.from, granted),
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+            } => self.handle_append(msg.from, prev_index, prev_term, entries, commit, stamp),
+            MessageBody::AppendResp {
+                success,
+                index,
+                hint_term,
+                rejected,
+                stamp,
+            } => self.handle_append_resp(msg.from, success, index, hint_term, rejected, stamp),
+            MessageBody::TimeoutNow => {
+                if self.role != Role::Leader && self.membership.is_voter(self.cfg.id) {
+                    self.campaign(true);
+                }
+            }
+            // InstallSnapshot arrives with log compaction in cluster mode.
+            MessageBody::Snapshot { .. } | MessageBody::SnapshotResp { .. } => {}
+        }
+    }
+
+    /// The driver made the log durable up to (`index`, `term`).
+    pub fn on_persisted(&mut self, index: Index, term: Term) {
+        self.log.mark_persisted(index, term);
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// The state machine has a snapshot covering `index`: drop the log up to it.
+    pub fn compact(&mut self, index: Index) {
+        self.log.compact(index);
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.msgs.is_empty()
+            || !self.persisted_msgs.is_empty()
+            || !self.read_states.is_empty()
+            || !self.aborted_reads.is_empty()
+            || self.read_broadcast_needed
+            || self.replicate_needed
+            || self.log.has_unstable()
+            || self.log.has_committed_to_apply()
+            || self.hard_state() != self.last_hard_state
+    }
+
+    /// Takes the pending effects. Committed entries are marked applied when handed out.
+    pub fn ready(&mut self) -> Ready {
+        if self.replicate_needed {
+            self.replicate_needed = false;
+            if self.role == Role::Leader {
+                self.replicate_new_entries();
+            }
+        }
+        if self.read_broadcast_needed {
+            self.read_broadcast_needed = false;
+            self.broadcast_heartbeat();
+        }
+        let hs = self.hard_state();
+        let hard_state = (hs != self.last_hard_state).then(|| {
+            self.last_hard_state = hs;
+            hs
+        });
+        Ready {
+            hard_state,
+            entries: self.log.take_unstable(),
+            messages: std::mem::take(&mut self.msgs),
+            persisted_messages: std::mem::take(&mut self.persisted_msgs),
+            committed_entries: self.log.take_committed(self.cfg.max_msg_bytes),
+            read_states: std::mem::take(&mut self.read_states),
+            aborted_reads: std::mem::take(&mut self.aborted_reads),
+        }
+    }
+
+    // ----- shared helpers -----
+
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        let msg = Message {
+            from: self.cfg.id,
+            to,
+            term: self.term,
+            body,
+        };
+        self.msgs.push(msg);
+    }
+
+    pub(crate) fn send_after_persist(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        let msg = Message {
+            from: self.cfg.id,
+            to,
+            term,
+            body,
+        };
+        self.persisted_msgs.push(msg);
+    }
+
+    pub(crate) fn peers(&self) -> Vec<NodeId> {
+        self.membership
+            .members()
+            .into_iter()
+            .filter(|&id| id != self.cfg.id)
+            .collect()
+    }
+
+    pub(crate) fn voter_peers(&self) -> Vec<NodeId> {
+        self.membership
+            .all_voters()
+            .into_iter()
+            .filter(|&id| id != self.cfg.id)
+            .collect()
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        let e = self.cfg.election_timeout_ticks;
+        self.election_deadline = self.now + self.rng.range(e, 2 * e);
+    }
+
+    /// Steps down to follower in `term`, following `leader` if known.
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.abort_reads();
+        }
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.progress.clear();
+        self.commit_wait_since = None;
+        if leader.is_some() {
+            self.last_leader_contact = Some(self.now);
+        }
+        self.reset_election_timer();
+    }
+
+    /// Common term rules (§5.1, plus Pre-Vote and the lease). Returns false when the
+    /// message must be dropped.
+    fn handle_term(&mut self, msg: &Message) -> bool {
+        use MessageBody::*;
+        if msg.term > self.term {
+            match &msg.body {
+                PreVote { .. } => return true,
+                PreVoteResp { granted: true, .. } => return true,
+                PreVoteResp {
+                    granted: false,
+                    leader,
+                } => {
+                    self.become_follower(msg.term, *leader);
+                    return false;
+                }
+                Vote { transfer, .. } => {
+                    if self.in_lease() && !transfer {
+                        // A live leader exists: this candidate is disruptive (§6 of the
+                        // thesis). Neither vote nor adopt its term.
+                        return false;
+                    }
+                    self.become_follower(msg.term, None);
+                }
+                Append { .. } | Snapshot { .. } | TimeoutNow => {
+                    self.become_follower(msg.term, Some(msg.from));
+                }
+                VoteResp { .. } | AppendResp { .. } | SnapshotResp { .. } => {
+                    self.become_follower(msg.term, None);
+                    return false;
+                }
+            }
+            true
+        } else if msg.term < self.term {
+            match &msg.body {
+                // Tell a stale leader about the newer term so it steps down.
+                Append { .. } | Snapshot { .. } => {
+                    self.send(
+                        msg.from,
+                        AppendResp {
+                            success: false,
+                            index: 0,
+                            hint_term: 0,
+                            rejected: 0,
+                            stamp: 0,
+                        },
+                    );
+                }
+                PreVote { .. } => {
+                    let leader = self.leader;
+                    self.send(
+                        msg.from,
+                        PreVoteResp {
+                            granted: false,
+                            leader,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Whether we currently believe a leader is alive (CheckQuorum lease on votes).
+    pub(crate) fn in_lease(&self) -> bool {
+        if !self.cfg.check_quorum {
+            return false;
+        }
+        if self.role == Role::Leader {
+            return true;
+        }
+        match (self.leader, self.last_leader_contact) {
+            (Some(_), Some(at)) => self.now < at + self.cfg.election_timeout_ticks,
+            _ => false,
+        }
+    }
+}

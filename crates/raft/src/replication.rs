@@ -1,0 +1,364 @@
+//! Log replication (§5.3), commitment (§5.4.2), heartbeats and CheckQuorum.
+
+use bytes::Bytes;
+
+use crate::config::Fanout;
+use crate::message::MessageBody;
+use crate::progress::ProgressState;
+use crate::quorum::joint_value;
+use crate::raft::{Raft, Role};
+use crate::types::{Entry, EntryKind, Index, NodeId, Term};
+
+impl Raft {
+    pub(crate) fn append_own_entry(&mut self, kind: EntryKind, data: Bytes) -> Index {
+        let index = self.log.last_index() + 1;
+        self.log.push(Entry {
+            term: self.term,
+            index,
+            kind,
+            data,
+        });
+        if self.commit_wait_since.is_none() {
+            self.commit_wait_since = Some(self.now);
+        }
+        index
+    }
+
+    /// After a proposal: push the new entries to the followers that will commit them.
+    pub(crate) fn replicate_new_entries(&mut self) {
+        for peer in self.eager_peers() {
+            self.send_append(peer);
+        }
+    }
+
+    /// The followers that get new entries at once. With `Fanout::Quorum` these are the
+    /// most responsive voters, as many as a commit needs (plus `extra`); the others catch
+    /// up with the next heartbeat. Learners always wait for heartbeats.
+    fn eager_peers(&self) -> Vec<NodeId> {
+        let mut voters = self.voter_peers();
+        let want = match self.cfg.fanout {
+            Fanout::All => return self.peers(),
+            Fanout::Quorum { extra } => {
+                let voters_total = self.membership.voters.len();
+                let joint_extra = self.membership.voters_outgoing.len();
+                if joint_extra > 0 {
+                    // Joint configurations need both halves: keep it simple and send to all.
+                    return self.peers();
+                }
+                (voters_total / 2 + extra).min(voters.len())
+            }
+        };
+        // Most responsive first: in sync, then most recently heard from.
+        voters.sort_by_key(|id| {
+            let p = &self.progress[id];
+            let in_sync = matches!(p.state, ProgressState::Replicate);
+            (
+                std::cmp::Reverse(in_sync),
+                std::cmp::Reverse(p.last_heard_tick),
+            )
+        });
+        voters.truncate(want);
+        voters
+    }
+
+    /// Sends `peer` the entries it lacks (or an empty heartbeat), if flow control allows.
+    /// Returns whether a message went out.
+    pub(crate) fn send_append(&mut self, peer: NodeId) -> bool {
+        let max_inflight = self.cfg.max_inflight_msgs;
+        let Some(pr) = self.progress.get(&peer) else {
+            return false;
+        };
+        if !pr.can_send(max_inflight) {
+            return false;
+        }
+        let next = pr.next_index;
+        let prev_index = next - 1;
+        let Some(prev_term) = self.log.term(prev_index) else {
+            // Compacted away: the follower needs a snapshot (cluster mode).
+            return false;
+        };
+        let entries = self
+            .log
+            .slice(next, self.cfg.max_msg_bytes, self.cfg.max_msg_entries);
+        self.send_append_with(peer, prev_index, prev_term, entries);
+        true
+    }
+
+    fn send_append_with(
+        &mut self,
+        peer: NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+    ) {
+        let now = self.now;
+        let stamp = self.stamps.issue(now);
+        let last = entries.last().map(|e| e.index);
+        let pr = self.progress.get_mut(&peer).expect("peer progress");
+        pr.last_sent_tick = now;
+        if let Some(last) = last {
+            match pr.state {
+                ProgressState::Replicate => {
+                    pr.next_index = last + 1;
+                    pr.inflight.push_back(last);
+                }
+                ProgressState::Probe => pr.probe_sent = true,
+                ProgressState::Snapshot { .. } => {}
+            }
+            if pr.unacked_since.is_none() {
+                pr.unacked_since = Some(now);
+            }
+        } else if pr.state == ProgressState::Probe {
+            pr.probe_sent = true;
+            if pr.unacked_since.is_none() {
+                pr.unacked_since = Some(now);
+            }
+        }
+        let commit = self.log.committed;
+        self.send(
+            peer,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+            },
+        );
+    }
+
+    /// An empty append to every peer, now (ReadIndex rounds).
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        for peer in self.peers() {
+            if !self.send_append(peer) {
+                // Flow control is full: send a bare heartbeat at the follower's match point,
+                // which it can always accept.
+                let m = self.progress[&peer].match_index;
+                if let Some(t) = self.log.term(m) {
+                    self.send_append_with(peer, m, t, Vec::new());
+                }
+            }
+        }
+    }
+
+    /// Follower side of AppendEntries (§5.3).
+    pub(crate) fn handle_append(
+        &mut self,
+        from: NodeId,
+        mut prev_index: Index,
+        mut prev_term: Term,
+        mut entries: Vec<Entry>,
+        commit: Index,
+        stamp: u64,
+    ) {
+        // Same term (handle_term ran): whoever sends appends in our term is the leader.
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        }
+        self.last_leader_contact = Some(self.now);
+        self.reset_election_timer();
+
+        let committed = self.log.committed;
+        if prev_index < committed {
+            // Our committed prefix equals the leader's: skip the part of the append it covers.
+            entries.retain(|e| e.index > committed);
+            prev_index = committed;
+            prev_term = self.log.term(committed).unwrap_or(0);
+            if entries.first().is_some_and(|e| e.index != committed + 1) {
+                entries.clear();
+            }
+        }
+        let term = self.term;
+        if !self.log.matches(prev_index, prev_term) {
+            let (index, hint_term) = self.log.find_conflict_by_term(prev_index, prev_term);
+            let body = MessageBody::AppendResp {
+                success: false,
+                index,
+                hint_term,
+                rejected: prev_index,
+                stamp,
+            };
+            self.send_after_persist(from, term, body);
+            return;
+        }
+        let last_match = self.log.merge(entries).max(prev_index);
+        self.log.commit_to(commit.min(last_match));
+        // Acknowledge only once the entries are durable: the leader counts this reply
+        // towards a commit.
+        let body = MessageBody::AppendResp {
+            success: true,
+            index: last_match,
+            hint_term: 0,
+            rejected: 0,
+            stamp,
+        };
+        self.send_after_persist(from, term, body);
+    }
+
+    /// Leader side: a follower answered an append.
+    pub(crate) fn handle_append_resp(
+        &mut self,
+        from: NodeId,
+        success: bool,
+        index: Index,
+        hint_term: Term,
+        rejected: Index,
+        stamp: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let now = self.now;
+        let eager = self.eager_peers().contains(&from);
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.recent_active = true;
+        pr.last_heard_tick = Some(now);
+        pr.acked_stamp = pr.acked_stamp.max(stamp);
+
+        if success {
+            let advanced = pr.maybe_update(index);
+            if pr.state == ProgressState::Probe {
+                pr.become_replicate();
+            }
+            pr.unacked_since = if pr.inflight.is_empty() {
+                None
+            } else {
+                Some(now)
+            };
+            let backlog = last_index.saturating_sub(pr.next_index - 1);
+            if advanced {
+                self.maybe_commit();
+            }
+            // Keep pipelining to followers that commit entries, and to any follower with
+            // more than one message of backlog; others wait for the next heartbeat.
+            if backlog > 0 && (eager || backlog as usize >= self.cfg.max_msg_entries) {
+                self.send_append(from);
+            }
+        } else {
+            if stamp == 0 {
+                // A rejection from handle_term (stale leader) carries no hint: the term rule
+                // already made us step down if needed.
+                return;
+            }
+            let stale = match pr.state {
+                ProgressState::Replicate => rejected <= pr.match_index,
+                _ => rejected != pr.next_index - 1,
+            };
+            if stale {
+                return;
+            }
+            // Fast backup: skip every entry of a term the follower does not have.
+            let probe = if hint_term > 0 {
+                self.log.find_conflict_by_term(index, hint_term).0
+            } else {
+                index
+            };
+            let pr = self.progress.get_mut(&from).expect("peer progress");
+            pr.become_probe();
+            pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
+            pr.unacked_since = None;
+            self.send_append(from);
+        }
+        self.check_pending_reads();
+    }
+
+    /// Raises the commit index to what a quorum holds, counting only entries of the
+    /// current term (§5.4.2: never commit an old-term entry by counting replicas).
+    pub(crate) fn maybe_commit(&mut self) {
+        let me = self.cfg.id;
+        let own = self.log.persisted();
+        let quorum_index = joint_value(
+            &self.membership.voters,
+            &self.membership.voters_outgoing,
+            |id| {
+                if id == me {
+                    own
+                } else {
+                    self.progress.get(&id).map_or(0, |p| p.match_index)
+                }
+            },
+        );
+        if quorum_index <= self.log.committed || self.log.term(quorum_index) != Some(self.term) {
+            return;
+        }
+        self.log.commit_to(quorum_index);
+        self.commit_wait_since = (self.log.committed < self.log.last_index()).then_some(self.now);
+        if self.log.committed >= self.term_start_index {
+            self.release_reads_awaiting_term_commit();
+        }
+    }
+
+    pub(crate) fn tick_leader(&mut self) {
+        let now = self.now;
+        // CheckQuorum: step down if a quorum has gone quiet for an election timeout.
+        if self.cfg.check_quorum && now >= self.check_quorum_deadline {
+            if !self.quorum_recently_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+            for pr in self.progress.values_mut() {
+                pr.recent_active = false;
+            }
+            self.check_quorum_deadline = now + self.cfg.election_timeout_ticks;
+        }
+        let retransmit = self.cfg.retransmit_ticks;
+        let heartbeat = self.cfg.heartbeat_interval_ticks;
+        // A commit stuck for a retransmit interval: widen the fan-out to everyone.
+        let commit_stuck = self
+            .commit_wait_since
+            .is_some_and(|t| now >= t + retransmit);
+        if commit_stuck {
+            self.commit_wait_since = Some(now);
+        }
+        for peer in self.peers() {
+            let pr = self.progress.get_mut(&peer).expect("peer progress");
+            if pr.unacked_since.is_some_and(|t| now >= t + retransmit) {
+                // Assume the in-flight appends were lost: resend from the match point.
+                pr.become_probe();
+                pr.unacked_since = None;
+                self.send_append(peer);
+                continue;
+            }
+            let lags = pr.match_index < self.log.last_index();
+            if now >= pr.last_sent_tick + heartbeat || (commit_stuck && lags) {
+                if !self.send_append(peer) {
+                    let m = self.progress[&peer].match_index;
+                    if let Some(t) = self.log.term(m) {
+                        self.send_append_with(peer, m, t, Vec::new());
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn leader_deadline(&self) -> u64 {
+        let mut next = if self.cfg.check_quorum {
+            self.check_quorum_deadline
+        } else {
+            u64::MAX
+        };
+        if let Some(t) = self.commit_wait_since {
+            next = next.min(t + self.cfg.retransmit_ticks);
+        }
+        for pr in self.progress.values() {
+            next = next.min(pr.last_sent_tick + self.cfg.heartbeat_interval_ticks);
+            if let Some(t) = pr.unacked_since {
+                next = next.min(t + self.cfg.retransmit_ticks);
+            }
+        }
+        next
+    }
+
+    fn quorum_recently_active(&self) -> bool {
+        let me = self.cfg.id;
+        let active = joint_value(
+            &self.membership.voters,
+            &self.membership.voters_outgoing,
+            |id| u64::from(id == me || self.progress.get(&id).is_some_and(|p| p.recent_active)),
+        );
+        active == 1
+    }
+}

@@ -1,0 +1,395 @@
+//! JSON encoding of Raft messages for the seed's UDP network.
+//!
+//! Every datagram carries the harness's envelope (`src`, `dst`, `leader`, `type`); Raft
+//! fields use short names to keep datagrams small, since the harness forwards every byte:
+//! `t` term, `li`/`lt` last log index/term, `pi`/`pt` previous index/term, `c` commit,
+//! `s` stamp, `e` entries, `ok` success, `i` index, `ht` hint term, `rj` rejected index.
+//! An entry is `[term]` (no-op), `[term, "utf8"]`, or `[term, "base64", kind]`.
+
+use base64::Engine;
+use bytes::Bytes;
+use raft::{Entry, EntryKind, Message, MessageBody, NodeId};
+use serde_json::{json, Map, Value};
+
+use crate::ids::{format_id, format_leader, parse_id};
+
+/// Largest UDP payload on IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
+    let mut v = json!({
+        "src": format_id(msg.from),
+        "dst": format_id(msg.to),
+        "leader": format_leader(leader),
+        "t": msg.term,
+    });
+    let o = v.as_object_mut().expect("object");
+    let ty = match &msg.body {
+        MessageBody::PreVote {
+            last_index,
+            last_term,
+        } => {
+            o.insert("li".into(), json!(last_index));
+            o.insert("lt".into(), json!(last_term));
+            "pv"
+        }
+        MessageBody::PreVoteResp { granted, leader } => {
+            o.insert("g".into(), json!(u8::from(*granted)));
+            if let Some(l) = leader {
+                o.insert("l".into(), json!(format_id(*l)));
+            }
+            "pvr"
+        }
+        MessageBody::Vote {
+            last_index,
+            last_term,
+            transfer,
+        } => {
+            o.insert("li".into(), json!(last_index));
+            o.insert("lt".into(), json!(last_term));
+            if *transfer {
+                o.insert("tr".into(), json!(1));
+            }
+            "rv"
+        }
+        MessageBody::VoteResp { granted } => {
+            o.insert("g".into(), json!(u8::from(*granted)));
+            "rvr"
+        }
+        MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            stamp,
+        } => {
+            o.insert("pi".into(), json!(prev_index));
+            o.insert("pt".into(), json!(prev_term));
+            o.insert("c".into(), json!(commit));
+            o.insert("s".into(), json!(stamp));
+            if !entries.is_empty() {
+                o.insert(
+                    "e".into(),
+                    Value::Array(entries.iter().map(encode_entry).collect()),
+                );
+            }
+            "ae"
+        }
+        MessageBody::AppendResp {
+            success,
+            index,
+            hint_term,
+            rejected,
+            stamp,
+        } => {
+            o.insert("ok".into(), json!(u8::from(*success)));
+            o.insert("i".into(), json!(index));
+            if !success {
+                o.insert("ht".into(), json!(hint_term));
+                o.insert("rj".into(), json!(rejected));
+            }
+            o.insert("s".into(), json!(stamp));
+            "ar"
+        }
+        MessageBody::TimeoutNow => "tn",
+        // Snapshots are not used by the in-memory seed replica.
+        MessageBody::Snapshot { .. } | MessageBody::SnapshotResp { .. } => "snap",
+    };
+    o.insert("type".into(), json!(ty));
+    serde_json::to_vec(&v).expect("json encodes")
+}
+
+fn encode_entry(e: &Entry) -> Value {
+    match e.kind {
+        EntryKind::Noop => json!([e.term]),
+        EntryKind::Normal => match std::str::from_utf8(&e.data) {
+            Ok(s) => json!([e.term, s]),
+            Err(_) => json!([e.term, b64(&e.data), 0]),
+        },
+        EntryKind::ConfChange => json!([e.term, b64(&e.data), 2]),
+    }
+}
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Why a datagram was not a valid Raft message.
+pub type DecodeError = String;
+
+pub fn decode(
+    o: &Map<String, Value>,
+    ty: &str,
+    from: NodeId,
+    to: NodeId,
+) -> Result<Message, DecodeError> {
+    let term = num(o, "t")?;
+    let body = match ty {
+        "pv" => MessageBody::PreVote {
+            last_index: num(o, "li")?,
+            last_term: num(o, "lt")?,
+        },
+        "pvr" => MessageBody::PreVoteResp {
+            granted: num(o, "g")? == 1,
+            leader: o.get("l").and_then(Value::as_str).and_then(parse_id),
+        },
+        "rv" => MessageBody::Vote {
+            last_index: num(o, "li")?,
+            last_term: num(o, "lt")?,
+            transfer: o.get("tr").and_then(Value::as_u64) == Some(1),
+        },
+        "rvr" => MessageBody::VoteResp {
+            granted: num(o, "g")? == 1,
+        },
+        "ae" => {
+            let prev_index = num(o, "pi")?;
+            let entries = match o.get("e") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| decode_entry(item, prev_index + 1 + i as u64))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err("field e is not an array".into()),
+            };
+            MessageBody::Append {
+                prev_index,
+                prev_term: num(o, "pt")?,
+                entries,
+                commit: num(o, "c")?,
+                stamp: num(o, "s")?,
+            }
+        }
+        "ar" => {
+            let success = num(o, "ok")? == 1;
+            MessageBody::AppendResp {
+                success,
+                index: num(o, "i")?,
+                hint_term: if success { 0 } else { num(o, "ht")? },
+                rejected: if success { 0 } else { num(o, "rj")? },
+                stamp: num(o, "s")?,
+            }
+        }
+        "tn" => MessageBody::TimeoutNow,
+        other => return Err(format!("unknown message type {other:?}")),
+    };
+    Ok(Message {
+        from,
+        to,
+        term,
+        body,
+    })
+}
+
+fn decode_entry(item: &Value, index: u64) -> Result<Entry, DecodeError> {
+    let arr = item.as_array().ok_or("entry is not an array")?;
+    let term = arr
+        .first()
+        .and_then(Value::as_u64)
+        .ok_or("entry term missing")?;
+    let (kind, data) = match arr.len() {
+        1 => (EntryKind::Noop, Bytes::new()),
+        2 => {
+            let s = arr[1].as_str().ok_or("entry data is not a string")?;
+            (EntryKind::Normal, Bytes::copy_from_slice(s.as_bytes()))
+        }
+        3 => {
+            let s = arr[1].as_str().ok_or("entry data is not a string")?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| format!("entry base64: {e}"))?;
+            let kind = match arr[2].as_u64() {
+                Some(0) => EntryKind::Normal,
+                Some(2) => EntryKind::ConfChange,
+                _ => return Err("unknown entry kind".into()),
+            };
+            (kind, Bytes::from(data))
+        }
+        _ => return Err("entry has too many fields".into()),
+    };
+    Ok(Entry {
+        term,
+        index,
+        kind,
+        data,
+    })
+}
+
+fn num(o: &Map<String, Value>, key: &str) -> Result<u64, DecodeError> {
+    o.get(key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("field {key} missing or not a number"))
+}
+
+/// Splits an append whose encoding would not fit in one datagram into several valid
+/// appends for consecutive slices of its entries.
+pub fn split_append(msg: Message) -> Vec<Message> {
+    let MessageBody::Append {
+        prev_index,
+        prev_term,
+        mut entries,
+        commit,
+        stamp,
+    } = msg.body
+    else {
+        return vec![msg];
+    };
+    if entries.len() < 2 {
+        return vec![Message {
+            body: MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+            },
+            ..msg
+        }];
+    }
+    let tail = entries.split_off(entries.len() / 2);
+    let (mid_index, mid_term) = {
+        let last = entries.last().expect("non-empty half");
+        (last.index, last.term)
+    };
+    vec![
+        Message {
+            body: MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+            },
+            ..msg
+        },
+        Message {
+            body: MessageBody::Append {
+                prev_index: mid_index,
+                prev_term: mid_term,
+                entries: tail,
+                commit,
+                stamp,
+            },
+            ..msg
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(body: MessageBody) {
+        let msg = Message {
+            from: 1,
+            to: 2,
+            term: 7,
+            body,
+        };
+        let raw = encode(&msg, Some(1));
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(o["src"], "0001");
+        assert_eq!(o["leader"], "0001");
+        let back = decode(o, o["type"].as_str().unwrap(), 1, 2).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn every_message_roundtrips() {
+        roundtrip(MessageBody::PreVote {
+            last_index: 3,
+            last_term: 2,
+        });
+        roundtrip(MessageBody::PreVoteResp {
+            granted: false,
+            leader: Some(4),
+        });
+        roundtrip(MessageBody::Vote {
+            last_index: 3,
+            last_term: 2,
+            transfer: true,
+        });
+        roundtrip(MessageBody::VoteResp { granted: true });
+        roundtrip(MessageBody::AppendResp {
+            success: false,
+            index: 5,
+            hint_term: 1,
+            rejected: 9,
+            stamp: 11,
+        });
+        roundtrip(MessageBody::AppendResp {
+            success: true,
+            index: 5,
+            hint_term: 0,
+            rejected: 0,
+            stamp: 11,
+        });
+        roundtrip(MessageBody::TimeoutNow);
+        let entries = vec![
+            Entry {
+                term: 7,
+                index: 5,
+                kind: EntryKind::Noop,
+                data: Bytes::new(),
+            },
+            Entry {
+                term: 7,
+                index: 6,
+                kind: EntryKind::Normal,
+                data: Bytes::from_static(b"P\x03keyvalue"),
+            },
+            Entry {
+                term: 7,
+                index: 7,
+                kind: EntryKind::Normal,
+                data: Bytes::from_static(&[0xff, 0x00]),
+            },
+        ];
+        roundtrip(MessageBody::Append {
+            prev_index: 4,
+            prev_term: 6,
+            entries,
+            commit: 3,
+            stamp: 9,
+        });
+    }
+
+    #[test]
+    fn split_append_keeps_both_halves_valid() {
+        let entries: Vec<Entry> = (1..=5)
+            .map(|i| Entry {
+                term: 2,
+                index: i,
+                kind: EntryKind::Normal,
+                data: Bytes::new(),
+            })
+            .collect();
+        let msg = Message {
+            from: 1,
+            to: 2,
+            term: 2,
+            body: MessageBody::Append {
+                prev_index: 0,
+                prev_term: 0,
+                entries,
+                commit: 0,
+                stamp: 1,
+            },
+        };
+        let parts = split_append(msg);
+        assert_eq!(parts.len(), 2);
+        match &parts[1].body {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                ..
+            } => {
+                assert_eq!((*prev_index, *prev_term), (2, 2));
+                assert_eq!(entries[0].index, 3);
+            }
+            _ => panic!("not an append"),
+        }
+    }
+}

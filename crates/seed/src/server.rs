@@ -1,0 +1,222 @@
+//! The replica's event loop: one UDP socket, one thread, no busy waiting. It sleeps in
+//! `ppoll` until a datagram arrives or the driver's next deadline, drains the socket (so
+//! a burst of requests is proposed as one batch), then runs the driver.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use node::{Node, NodeOptions, ReqId, Transport};
+use raft::{Message, MessageBody, NodeId};
+use serde_json::Value;
+
+use crate::client::{encode_reply, parse_request, Asker};
+use crate::codec::{self, MAX_DATAGRAM};
+use crate::ids::{format_id, parse_id, BROADCAST};
+
+/// Outgoing peer messages, encoded when the loop flushes.
+#[derive(Default)]
+pub struct Outbox {
+    msgs: Vec<Message>,
+}
+
+impl Transport for Outbox {
+    fn send(&mut self, msg: Message) {
+        self.msgs.push(msg);
+    }
+}
+
+pub struct Server {
+    me: NodeId,
+    peers: Vec<NodeId>,
+    socket: UdpSocket,
+    harness: SocketAddr,
+    node: Node<Outbox>,
+    start: Instant,
+    tick: Duration,
+    askers: HashMap<ReqId, Asker>,
+    next_req: ReqId,
+    buf: Vec<u8>,
+}
+
+/// Datagrams read per wake-up before the driver runs; bounds latency under a flood.
+const MAX_BATCH: usize = 256;
+
+impl Server {
+    pub fn new(
+        me: NodeId,
+        peers: Vec<NodeId>,
+        harness_port: u16,
+        raft: raft::Raft,
+        opts: NodeOptions,
+        tick: Duration,
+    ) -> io::Result<Server> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_nonblocking(true)?;
+        let harness: SocketAddr = ([127, 0, 0, 1], harness_port).into();
+        let server = Server {
+            me,
+            peers,
+            socket,
+            harness,
+            node: Node::new(raft, Outbox::default(), opts),
+            start: Instant::now(),
+            tick,
+            askers: HashMap::new(),
+            next_req: 1,
+            buf: vec![0; 65_536],
+        };
+        // The harness learns our address from this; it must precede everything else.
+        let hello = serde_json::json!({"src": format_id(me), "dst": BROADCAST, "leader": BROADCAST, "type": "hello"});
+        server.send_raw(&serde_json::to_vec(&hello).expect("json"))?;
+        Ok(server)
+    }
+
+    fn now_ticks(&self) -> u64 {
+        (self.start.elapsed().as_nanos() / self.tick.as_nanos()) as u64
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        loop {
+            let now = self.now_ticks();
+            self.node.tick(now);
+            self.node.process();
+            self.flush();
+            let deadline = self.node.next_deadline();
+            let wait = deadline.saturating_sub(self.now_ticks());
+            if wait > 0 {
+                let wait = self.tick.saturating_mul(wait.min(u32::MAX as u64) as u32);
+                wait_readable(&self.socket, wait)?;
+            }
+            self.drain_socket();
+        }
+    }
+
+    fn drain_socket(&mut self) {
+        for _ in 0..MAX_BATCH {
+            match self.socket.recv(&mut self.buf) {
+                Ok(n) => {
+                    let datagram = self.buf[..n].to_vec();
+                    self.handle_datagram(&datagram);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("{}: recv error: {e}", format_id(self.me));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, raw: &[u8]) {
+        if let Err(why) = self.try_handle(raw) {
+            let shown = String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned();
+            eprintln!("{}: ignoring datagram ({why}): {shown}", format_id(self.me));
+        }
+    }
+
+    fn try_handle(&mut self, raw: &[u8]) -> Result<(), String> {
+        let v: Value = serde_json::from_slice(raw).map_err(|e| format!("bad JSON: {e}"))?;
+        let o = v.as_object().ok_or("not a JSON object")?;
+        let ty = o
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("type missing")?;
+        let src = o.get("src").and_then(Value::as_str).ok_or("src missing")?;
+        if ty == "get" || ty == "put" {
+            let (asker, req) = parse_request(o, ty)?;
+            let id = self.next_req;
+            self.next_req += 1;
+            self.askers.insert(id, asker);
+            self.node.submit(id, req);
+            return Ok(());
+        }
+        let from = parse_id(src).ok_or("src is not a replica ID")?;
+        if !self.peers.contains(&from) {
+            return Err(format!("message from unknown replica {src}"));
+        }
+        let msg = codec::decode(o, ty, from, self.me)?;
+        self.node.step(msg);
+        Ok(())
+    }
+
+    /// Sends everything the driver produced: peer messages, then client replies.
+    fn flush(&mut self) {
+        let leader = self.node.leader();
+        let msgs = std::mem::take(&mut self.node.transport_mut().msgs);
+        for msg in msgs {
+            self.send_peer(msg, leader);
+        }
+        for (id, resp) in self.node.take_responses() {
+            let Some(asker) = self.askers.remove(&id) else {
+                continue;
+            };
+            let _ = asker.is_get;
+            let raw = encode_reply(self.me, leader, &asker, &resp);
+            if let Err(e) = self.send_raw(&raw) {
+                eprintln!("{}: send error: {e}", format_id(self.me));
+            }
+        }
+    }
+
+    fn send_peer(&mut self, msg: Message, leader: Option<NodeId>) {
+        let raw = codec::encode(&msg, leader);
+        if raw.len() <= MAX_DATAGRAM {
+            if let Err(e) = self.send_raw(&raw) {
+                eprintln!("{}: send error: {e}", format_id(self.me));
+            }
+            return;
+        }
+        let single = matches!(&msg.body, MessageBody::Append { entries, .. } if entries.len() <= 1);
+        if single {
+            // Proposals are size-checked on entry, so this cannot happen; drop rather
+            // than send a datagram the network would truncate.
+            eprintln!(
+                "{}: dropping oversized single-entry append ({} bytes)",
+                format_id(self.me),
+                raw.len()
+            );
+            return;
+        }
+        for part in codec::split_append(msg) {
+            self.send_peer(part, leader);
+        }
+    }
+
+    fn send_raw(&self, raw: &[u8]) -> io::Result<()> {
+        loop {
+            match self.socket.send_to(raw, self.harness) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A full socket buffer: the datagram is lost, like any other drop.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Sleeps until the socket is readable or `timeout` passes (microsecond precision).
+fn wait_readable(socket: &UdpSocket, timeout: Duration) -> io::Result<()> {
+    let mut fds = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+    let rc = unsafe { libc::ppoll(&mut fds, 1, &ts, std::ptr::null()) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
