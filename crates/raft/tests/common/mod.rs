@@ -1,0 +1,218 @@
+//! A tiny synchronous network of cores for the paper tests: instant persistence, messages
+//! delivered in FIFO order, links cut by `isolate`/`cut`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use raft::{Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, ReadState, Role};
+
+pub struct Net {
+    pub nodes: BTreeMap<NodeId, Raft>,
+    pub now: u64,
+    queue: VecDeque<Message>,
+    cut: BTreeSet<(NodeId, NodeId)>,
+    pub applied: BTreeMap<NodeId, Vec<Entry>>,
+    pub reads: BTreeMap<NodeId, Vec<ReadState>>,
+    pub sent: Vec<Message>,
+}
+
+pub fn config(id: NodeId) -> Config {
+    let mut c = Config::new(id);
+    c.seed = id * 7919;
+    c.election_timeout_ticks = 10;
+    c.heartbeat_interval_ticks = 2;
+    c.lease_ticks = 8;
+    c.retransmit_ticks = 4;
+    c
+}
+
+impl Net {
+    pub fn new(n: u64) -> Net {
+        Net::with_config(n, config)
+    }
+
+    pub fn with_config(n: u64, cfg: impl Fn(NodeId) -> Config) -> Net {
+        let ids: Vec<NodeId> = (1..=n).collect();
+        let nodes = ids
+            .iter()
+            .map(|&id| (id, Raft::new(cfg(id), ids.clone())))
+            .collect();
+        Net {
+            nodes,
+            now: 0,
+            queue: VecDeque::new(),
+            cut: BTreeSet::new(),
+            applied: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> &Raft {
+        &self.nodes[&id]
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Raft {
+        self.nodes.get_mut(&id).unwrap()
+    }
+
+    /// Runs every node's Ready and delivers messages until the network is quiet.
+    pub fn stabilize(&mut self) {
+        loop {
+            self.collect_ready();
+            let Some(msg) = self.queue.pop_front() else {
+                break;
+            };
+            if self.cut.contains(&(msg.from, msg.to)) {
+                continue;
+            }
+            if let Some(node) = self.nodes.get_mut(&msg.to) {
+                node.step(msg);
+            }
+        }
+    }
+
+    fn collect_ready(&mut self) {
+        for (&id, node) in self.nodes.iter_mut() {
+            while node.has_ready() {
+                let rd = node.ready();
+                if let Some(last) = rd.entries.last() {
+                    node.on_persisted(last.index, last.term);
+                }
+                for m in rd.messages.into_iter().chain(rd.persisted_messages) {
+                    self.sent.push(m.clone());
+                    self.queue.push_back(m);
+                }
+                self.applied
+                    .entry(id)
+                    .or_default()
+                    .extend(rd.committed_entries);
+                self.reads.entry(id).or_default().extend(rd.read_states);
+            }
+        }
+    }
+
+    /// Advances time one tick at a time, stabilizing after each.
+    pub fn tick(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            self.now += 1;
+            let now = self.now;
+            for node in self.nodes.values_mut() {
+                node.tick(now);
+            }
+            self.stabilize();
+        }
+    }
+
+    /// Ticks until some node leads (panics after `limit` ticks).
+    pub fn elect(&mut self, limit: u64) -> NodeId {
+        for _ in 0..limit {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            self.tick(1);
+        }
+        panic!("no leader after {limit} ticks");
+    }
+
+    /// The unique leader of the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        let leaders: Vec<&Raft> = self
+            .nodes
+            .values()
+            .filter(|n| n.role() == Role::Leader)
+            .collect();
+        leaders.iter().max_by_key(|n| n.term()).map(|n| n.id())
+    }
+
+    pub fn propose(&mut self, id: NodeId, data: &str) -> u64 {
+        let idx = self
+            .node_mut(id)
+            .propose(Bytes::copy_from_slice(data.as_bytes()))
+            .expect("leader accepts");
+        self.stabilize();
+        idx
+    }
+
+    pub fn isolate(&mut self, id: NodeId) {
+        for &other in self.nodes.keys() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    pub fn cut_link(&mut self, a: NodeId, b: NodeId) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Application payloads applied on `id`, in order.
+    pub fn applied_data(&self, id: NodeId) -> Vec<String> {
+        self.applied
+            .get(&id)
+            .map(|v| {
+                v.iter()
+                    .filter(|e| e.kind == EntryKind::Normal)
+                    .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn count_sent(&self, pred: impl Fn(&Message) -> bool) -> usize {
+        self.sent.iter().filter(|m| pred(m)).count()
+    }
+
+    /// Checks Election Safety and Log Matching across all nodes (§5.2, §5.3).
+    pub fn check_invariants(&self) {
+        let mut leaders_by_term: BTreeMap<u64, NodeId> = BTreeMap::new();
+        for n in self.nodes.values() {
+            if n.role() == Role::Leader {
+                if let Some(&other) = leaders_by_term.get(&n.term()) {
+                    panic!("two leaders in term {}: {} and {}", n.term(), other, n.id());
+                }
+                leaders_by_term.insert(n.term(), n.id());
+            }
+        }
+        let nodes: Vec<&Raft> = self.nodes.values().collect();
+        for a in &nodes {
+            for b in &nodes {
+                let last = a.log().last_index().min(b.log().last_index());
+                for i in (1..=last).rev() {
+                    if a.log().term(i).is_some() && a.log().term(i) == b.log().term(i) {
+                        for j in 1..=i {
+                            assert_eq!(
+                                a.log().entry(j),
+                                b.log().entry(j),
+                                "log matching broken at {j}"
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn is_append(m: &Message) -> bool {
+    matches!(m.body, MessageBody::Append { .. })
+}
+
+impl Net {
+    /// The highest-term leader among nodes matching `pred`.
+    pub fn leader_among(&self, pred: impl Fn(NodeId) -> bool) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| pred(n.id()) && n.role() == Role::Leader)
+            .max_by_key(|n| n.term())
+            .map(|n| n.id())
+    }
+}
