@@ -134,12 +134,22 @@ impl<T: Transport> Node<T> {
         self.raft.next_deadline().min(held)
     }
 
-    pub fn step(&mut self, msg: Message) {
+    /// A peer message that arrived at `now`.
+    pub fn step(&mut self, now: u64, msg: Message) {
+        self.tick(now);
         self.raft.step(msg);
     }
 
-    /// A client request. The answer comes out of [`Node::take_responses`], now or later.
-    pub fn submit(&mut self, id: ReqId, req: Request) {
+    /// A client request that arrived at `now`. The answer comes out of
+    /// [`Node::take_responses`], now or later. Every input carries the time: the core
+    /// stamps what it does with it (leases, retransmission timers), and a stale clock
+    /// would make a lease look younger than it is.
+    pub fn submit(&mut self, now: u64, id: ReqId, req: Request) {
+        self.tick(now);
+        self.dispatch(id, req);
+    }
+
+    fn dispatch(&mut self, id: ReqId, req: Request) {
         if self.opts.unsafe_local_reads {
             if let Request::Get { key } = &req {
                 let value = self.kv.get(key).cloned();
@@ -240,7 +250,7 @@ impl<T: Transport> Node<T> {
             for ctx in rd.aborted_reads {
                 if let Some((id, req)) = self.reads.remove(&ctx) {
                     // Leadership moved on: treat it as a new arrival (redirect or hold).
-                    self.submit(id, req);
+                    self.dispatch(id, req);
                 }
             }
             self.serve_applied_reads();
@@ -304,7 +314,7 @@ impl<T: Transport> Node<T> {
             return;
         }
         for (_, id, req) in std::mem::take(&mut self.held) {
-            self.submit(id, req);
+            self.dispatch(id, req);
         }
         if self.raft.has_ready() {
             self.process();

@@ -48,13 +48,20 @@ impl Raft {
                 (voters_total / 2 + extra).min(voters.len())
             }
         };
-        // Most responsive first: in sync, then most recently heard from.
+        // Healthy first (in sync and heard from within a heartbeat interval), then the most
+        // caught up, then by ID. Ranking by match index keeps the set stable: followers
+        // that get every entry stay ahead, so the others do not churn in and out.
+        let now = self.now;
+        let recent = self.cfg.heartbeat_interval_ticks + self.cfg.retransmit_ticks;
         voters.sort_by_key(|id| {
             let p = &self.progress[id];
-            let in_sync = matches!(p.state, ProgressState::Replicate);
+            let healthy = matches!(p.state, ProgressState::Replicate)
+                && p.last_heard_tick
+                    .is_some_and(|t| now.saturating_sub(t) <= recent);
             (
-                std::cmp::Reverse(in_sync),
-                std::cmp::Reverse(p.last_heard_tick),
+                std::cmp::Reverse(healthy),
+                std::cmp::Reverse(p.match_index),
+                *id,
             )
         });
         voters.truncate(want);
@@ -181,7 +188,13 @@ impl Raft {
             self.send_after_persist(from, term, body);
             return;
         }
-        let last_match = self.log.merge(entries).max(prev_index);
+        // An empty append proves a match only up to `prev_index`: our log may hold more
+        // that the leader's does not.
+        let last_match = if entries.is_empty() {
+            prev_index
+        } else {
+            self.log.merge(entries)
+        };
         self.log.commit_to(commit.min(last_match));
         // Acknowledge only once the entries are durable: the leader counts this reply
         // towards a commit.

@@ -395,3 +395,62 @@ fn single_node_commits_alone() {
     r.on_persisted(last.index, last.term);
     assert_eq!(r.commit_index(), last.index);
 }
+
+/// §5.3: a heartbeat proves agreement only up to its `prev_index`; a follower with a
+/// longer (divergent) log must not claim more.
+#[test]
+fn s5_3_heartbeat_ack_claims_no_more_than_prev_index() {
+    let mut net = Net::new(3);
+    let leader = net.elect(100);
+    net.tick(3);
+    let f = (1..=3).find(|&id| id != leader).unwrap();
+    let term = net.node(leader).term();
+    // Give the follower an uncommitted entry the leader never sent.
+    let fterm = net.node(f).term();
+    let last = net.node(f).log().last_index();
+    let bogus = raft::Entry {
+        term: fterm,
+        index: last + 1,
+        kind: raft::EntryKind::Normal,
+        data: Bytes::new(),
+    };
+    let commit = net.node(f).commit_index();
+    net.node_mut(f).step(raft::Message {
+        from: leader,
+        to: f,
+        term,
+        body: MessageBody::Append {
+            prev_index: last,
+            prev_term: fterm,
+            entries: vec![bogus],
+            commit,
+            stamp: 4,
+        },
+    });
+    net.node_mut(f).ready();
+    let committed = net.node(f).commit_index();
+    net.node_mut(f).step(raft::Message {
+        from: leader,
+        to: f,
+        term,
+        body: MessageBody::Append {
+            prev_index: 0,
+            prev_term: 0,
+            entries: vec![],
+            commit: 0,
+            stamp: 5,
+        },
+    });
+    let rd = net.node_mut(f).ready();
+    let resp = rd.persisted_messages.last().expect("a response");
+    match resp.body {
+        MessageBody::AppendResp { success, index, .. } => {
+            assert!(success);
+            assert!(
+                index <= committed,
+                "claimed match {index} beyond its committed prefix {committed}"
+            );
+        }
+        ref other => panic!("unexpected {other:?}"),
+    }
+}

@@ -80,8 +80,11 @@ impl Server {
 
     pub fn run(mut self) -> io::Result<()> {
         loop {
+            // Time first: the core stamps what it does next with the current tick (lease
+            // checks, retransmission timers), so it must never act on a stale clock.
             let now = self.now_ticks();
             self.node.tick(now);
+            self.drain_socket();
             self.node.process();
             self.flush();
             let deadline = self.node.next_deadline();
@@ -90,7 +93,6 @@ impl Server {
                 let wait = self.tick.saturating_mul(wait.min(u32::MAX as u64) as u32);
                 wait_readable(&self.socket, wait)?;
             }
-            self.drain_socket();
         }
     }
 
@@ -131,7 +133,7 @@ impl Server {
             let id = self.next_req;
             self.next_req += 1;
             self.askers.insert(id, asker);
-            self.node.submit(id, req);
+            self.node.submit(self.now_ticks(), id, req);
             return Ok(());
         }
         let from = parse_id(src).ok_or("src is not a replica ID")?;
@@ -139,7 +141,7 @@ impl Server {
             return Err(format!("message from unknown replica {src}"));
         }
         let msg = codec::decode(o, ty, from, self.me)?;
-        self.node.step(msg);
+        self.node.step(self.now_ticks(), msg);
         Ok(())
     }
 
