@@ -134,17 +134,22 @@ impl Raft {
         );
     }
 
-    /// An empty append to every peer, now (ReadIndex rounds).
+    /// An append to every peer, now (ReadIndex rounds).
     pub(crate) fn broadcast_heartbeat(&mut self) {
         for peer in self.peers() {
-            if !self.send_append(peer) {
-                // Flow control is full: send a bare heartbeat at the follower's match point,
-                // which it can always accept.
-                let m = self.progress[&peer].match_index;
-                if let Some(t) = self.log.term(m) {
-                    self.send_append_with(peer, m, t, Vec::new());
-                }
-            }
+            self.send_append_or_heartbeat(peer);
+        }
+    }
+
+    /// Sends what `peer` lacks; if flow control forbids it, a bare heartbeat at the
+    /// follower's match point, which it can always accept.
+    fn send_append_or_heartbeat(&mut self, peer: NodeId) {
+        if self.send_append(peer) {
+            return;
+        }
+        let m = self.progress[&peer].match_index;
+        if let Some(t) = self.log.term(m) {
+            self.send_append_with(peer, m, t, Vec::new());
         }
     }
 
@@ -337,12 +342,7 @@ impl Raft {
             }
             let lags = pr.match_index < self.log.last_index();
             if now >= pr.last_sent_tick + heartbeat || (commit_stuck && lags) {
-                if !self.send_append(peer) {
-                    let m = self.progress[&peer].match_index;
-                    if let Some(t) = self.log.term(m) {
-                        self.send_append_with(peer, m, t, Vec::new());
-                    }
-                }
+                self.send_append_or_heartbeat(peer);
             }
         }
     }

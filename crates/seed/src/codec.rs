@@ -221,6 +221,26 @@ fn num(o: &Map<String, Value>, key: &str) -> Result<u64, DecodeError> {
         .ok_or_else(|| format!("field {key} missing or not a number"))
 }
 
+/// Whether a put of `key` = `value` encodes as an entry that fits, with room for the
+/// envelope, in one append datagram.
+pub fn put_fits_in_datagram(key: &Bytes, value: &Bytes) -> bool {
+    let cmd = kv::Command::Put {
+        key: key.clone(),
+        value: value.clone(),
+    };
+    let entry = Entry {
+        term: u64::MAX,
+        index: u64::MAX,
+        kind: EntryKind::Normal,
+        data: cmd.encode(),
+    };
+    let encoded = serde_json::to_vec(&encode_entry(&entry)).map_or(usize::MAX, |v| v.len());
+    encoded + ENVELOPE_BYTES <= MAX_DATAGRAM
+}
+
+/// Generous bound on an append's bytes besides its entries.
+const ENVELOPE_BYTES: usize = 300;
+
 /// Splits an append whose encoding would not fit in one datagram into several valid
 /// appends for consecutive slices of its entries.
 pub fn split_append(msg: Message) -> Vec<Message> {
@@ -353,6 +373,23 @@ mod tests {
             commit: 3,
             stamp: 9,
         });
+    }
+
+    #[test]
+    fn oversized_puts_are_detected() {
+        assert!(put_fits_in_datagram(
+            &Bytes::from("k"),
+            &Bytes::from("v".repeat(1000))
+        ));
+        assert!(!put_fits_in_datagram(
+            &Bytes::from("k"),
+            &Bytes::from("v".repeat(65_400))
+        ));
+        // Control characters are escaped six-fold in JSON.
+        assert!(!put_fits_in_datagram(
+            &Bytes::from("k"),
+            &Bytes::from("\u{1}".repeat(20_000))
+        ));
     }
 
     #[test]

@@ -130,6 +130,19 @@ impl Server {
         let src = o.get("src").and_then(Value::as_str).ok_or("src missing")?;
         if ty == "get" || ty == "put" {
             let (asker, req) = parse_request(o, ty)?;
+            if let node::Request::Put { key, value } = &req {
+                if !codec::put_fits_in_datagram(key, value) {
+                    // It could never be replicated in one datagram: refuse it up front.
+                    let raw = encode_reply(
+                        self.me,
+                        self.node.leader(),
+                        &asker,
+                        &node::Response::Fail("too large"),
+                    );
+                    self.send_raw(&raw).map_err(|e| format!("send: {e}"))?;
+                    return Err("put too large to replicate; answered fail".into());
+                }
+            }
             let id = self.next_req;
             self.next_req += 1;
             self.askers.insert(id, asker);

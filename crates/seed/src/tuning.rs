@@ -63,7 +63,7 @@ impl Tuning {
         cfg.retransmit_ticks = self.ticks(self.retransmit);
         // Entry bytes per append; JSON escaping can inflate text up to 6x, and the
         // server splits any append that still overflows a datagram.
-        cfg.max_msg_bytes = 16 * 1024;
+        cfg.max_msg_bytes = 64 * 1024;
         cfg.max_msg_entries = 512;
         cfg.max_inflight_msgs = 64;
         cfg.max_uncommitted_bytes = 8 << 20;

@@ -1,1 +1,36 @@
-//! storage
+//! storage — the durable side of raftkv: the Raft log, the hard state and snapshots.
+//!
+//! - [`LogStore`]: the trait the driver persists each `Ready` through, with the durability
+//!   contract in its docs;
+//! - [`MemLogStore`]: in memory, with an optional durability model that a deterministic
+//!   simulator uses to lose unsynced writes on a simulated crash;
+//! - [`FileLogStore`]: a segmented write-ahead log with CRC32C-framed records, a
+//!   double-slot hard state file, and recovery that cuts torn tails but refuses corruption;
+//! - [`SnapshotStore`]: CRC-checked snapshot files, streamed in chunks.
+//!
+//! Byte layouts and recovery rules: `crates/storage/README.md`.
+
+mod codec;
+pub mod error;
+pub mod fault;
+pub mod file_store;
+mod fsutil;
+mod hard_state;
+pub mod log_store;
+pub mod mem_store;
+mod record;
+mod segment;
+pub mod snapshot;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use codec::{decode_membership_bytes, encode_membership};
+pub use error::{Result, StorageError};
+pub use fault::FaultInjector;
+pub use file_store::{
+    FileLogOptions, FileLogStore, RecoveryReport, TornTail, DEFAULT_SEGMENT_BYTES,
+};
+pub use log_store::LogStore;
+pub use mem_store::MemLogStore;
+pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};

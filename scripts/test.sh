@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test suite, as CI runs it. Installs what it needs, then: formatting, lints, unit and
+# integration tests, the release build of the seed replica, and all 17 harness scenarios
+# against it (correctness asserted; performance tiers reported, not asserted).
+#
+# Length: about 8-10 minutes on a 2-core machine (most of it the 17 scenarios, run three
+# at a time). Set RAFTKV_SKIP_SCENARIOS=1 to stop after `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need cargo; then
+  echo "cargo is required (rustup toolchain)" >&2
+  exit 1
+fi
+if ! need python3; then
+  # Used only by test fixtures that stand in for misbehaving replicas.
+  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== make (release build of ./3700kvstore and kvsim)"
+make
+cargo build --release -p sim --bin kvsim
+echo "== cargo test"
+cargo test --workspace
+if [ "${RAFTKV_SKIP_SCENARIOS:-0}" != 1 ]; then
+  echo "== kvsim harness all (17 scenarios, 3 at a time)"
+  ./target/release/kvsim harness --silence --jobs 3 all
+fi
