@@ -3,5 +3,5 @@
 mod node;
 mod request;
 
-pub use node::{Node, NodeOptions, NodeStats, Transport};
+pub use node::{Node, NodeOptions, NodeStats, PlantedDriverBugs, Transport};
 pub use request::{ReqId, Request, Response};

@@ -11,13 +11,25 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use kv::{Command, KvStore, Outcome};
-use raft::{EntryKind, Index, Message, NodeId, ProposeError, Raft, Term};
+use raft::{
+    Config, EntryKind, Index, Membership, Message, NodeId, ProposeError, Raft, RaftLog, Term,
+};
+use storage::{LogStore, StorageError};
 
 use crate::request::{ReqId, Request, Response};
 
 /// Where the driver sends peer messages. Best effort: the core retransmits.
 pub trait Transport {
     fn send(&mut self, msg: Message);
+}
+
+/// TEST ONLY: deliberate driver bugs for the simulator to find. All off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedDriverBugs {
+    /// Send votes and acknowledgements before the log and hard state are durable.
+    pub ack_before_persist: bool,
+    /// Apply every committed entry twice.
+    pub apply_twice: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +48,8 @@ pub struct NodeOptions {
     /// TEST ONLY: answer reads from the local state machine with no lease or ReadIndex,
     /// on any node. Breaks linearizability on purpose, to prove our checkers catch it.
     pub unsafe_local_reads: bool,
+    /// TEST ONLY (see [`PlantedDriverBugs`]).
+    pub planted_bugs: PlantedDriverBugs,
 }
 
 impl Default for NodeOptions {
@@ -46,6 +60,7 @@ impl Default for NodeOptions {
             max_held: 10_000,
             max_in_flight: 100_000,
             unsafe_local_reads: false,
+            planted_bugs: PlantedDriverBugs::default(),
         }
     }
 }
@@ -60,10 +75,14 @@ pub struct NodeStats {
     pub held: u64,
 }
 
-pub struct Node<T: Transport> {
+pub struct Node<T: Transport, S: LogStore> {
     raft: Raft,
     kv: KvStore,
     transport: T,
+    store: S,
+    /// Set when the store failed: from then on the node takes no part in consensus
+    /// (it cannot promise durability) and fails every request.
+    storage_failure: Option<String>,
     opts: NodeOptions,
     now: u64,
     /// Our proposals by log index: the term we proposed in and who asked.
@@ -80,12 +99,37 @@ pub struct Node<T: Transport> {
     stats: NodeStats,
 }
 
-impl<T: Transport> Node<T> {
-    pub fn new(raft: Raft, transport: T, opts: NodeOptions) -> Node<T> {
+impl<T: Transport, S: LogStore> Node<T, S> {
+    /// A node whose durable state is in `store` (empty for a new node). The state machine
+    /// is rebuilt by re-applying the committed log.
+    pub fn open(
+        cfg: Config,
+        membership: Membership,
+        transport: T,
+        store: S,
+        opts: NodeOptions,
+    ) -> Result<Node<T, S>, StorageError> {
+        let hs = store.hard_state();
+        let first = store.first_index();
+        let last = store.last_index();
+        let snapshot_term = store.term(first - 1)?.unwrap_or(0);
+        let entries = if last >= first {
+            store.entries(first, last + 1, u64::MAX)?
+        } else {
+            Vec::new()
+        };
+        let log = RaftLog::restore(first - 1, snapshot_term, entries, hs.commit);
+        let raft = Raft::restore(cfg, membership, hs, log);
+        Ok(Node::with_raft(raft, transport, store, opts))
+    }
+
+    fn with_raft(raft: Raft, transport: T, store: S, opts: NodeOptions) -> Node<T, S> {
         Node {
             raft,
             kv: KvStore::new(),
             transport,
+            store,
+            storage_failure: None,
             opts,
             now: 0,
             proposals: BTreeMap::new(),
@@ -111,12 +155,29 @@ impl<T: Transport> Node<T> {
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+    /// Gives back the store (a simulator crashes a node and reopens its store).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+    /// Why the node stopped taking part, if its store failed.
+    pub fn storage_failure(&self) -> Option<&str> {
+        self.storage_failure.as_deref()
+    }
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.leader()
     }
 
     /// Advances time; fires the core's timers and expires held requests.
     pub fn tick(&mut self, now: u64) {
+        if self.storage_failure.is_some() {
+            return;
+        }
         self.now = now.max(self.now);
         self.raft.tick(self.now);
         while let Some(&(deadline, _, _)) = self.held.front() {
@@ -136,6 +197,9 @@ impl<T: Transport> Node<T> {
 
     /// A peer message that arrived at `now`.
     pub fn step(&mut self, now: u64, msg: Message) {
+        if self.storage_failure.is_some() {
+            return;
+        }
         self.tick(now);
         self.raft.step(msg);
     }
@@ -145,6 +209,13 @@ impl<T: Transport> Node<T> {
     /// stamps what it does with it (leases, retransmission timers), and a stale clock
     /// would make a lease look younger than it is.
     pub fn submit(&mut self, now: u64, id: ReqId, req: Request) {
+        if self.storage_failure.is_some() {
+            self.respond(
+                id,
+                Response::Fail("storage failure: this node no longer serves"),
+            );
+            return;
+        }
         self.tick(now);
         self.dispatch(id, req);
     }
@@ -229,17 +300,34 @@ impl<T: Transport> Node<T> {
 
     /// Runs every pending Ready of the core. Call after a batch of inputs.
     pub fn process(&mut self) {
-        while self.raft.has_ready() {
+        while self.storage_failure.is_none() && self.raft.has_ready() {
             let rd = self.raft.ready();
-            // Persist: the seed replica keeps its log in memory, so the core's own log is
-            // the store and it is durable as soon as it is written.
+            // The leader's appends may leave before its own write is durable (§10.2.1 of
+            // the thesis): it counts itself towards a commit only once it is.
+            for msg in rd.messages {
+                self.transport.send(msg);
+            }
+            let mut persisted_messages = rd.persisted_messages;
+            if self.opts.planted_bugs.ack_before_persist {
+                for msg in persisted_messages.drain(..) {
+                    self.transport.send(msg);
+                }
+            }
+            if let Err(e) = self.persist(&rd.entries, rd.hard_state) {
+                self.fail_storage(e);
+                return;
+            }
             if let Some(last) = rd.entries.last() {
                 self.raft.on_persisted(last.index, last.term);
             }
-            for msg in rd.messages.into_iter().chain(rd.persisted_messages) {
+            // Votes and acknowledgements promise durability: only now may they go.
+            for msg in persisted_messages {
                 self.transport.send(msg);
             }
             for entry in rd.committed_entries {
+                if self.opts.planted_bugs.apply_twice {
+                    self.apply_unchecked(entry.clone());
+                }
                 self.apply(entry);
             }
             for rs in rd.read_states {
@@ -256,6 +344,56 @@ impl<T: Transport> Node<T> {
             self.serve_applied_reads();
         }
         self.release_held();
+    }
+
+    /// Appends, saves the hard state, and makes both durable with one sync (group
+    /// commit: every proposal in this Ready shares it).
+    fn persist(
+        &mut self,
+        entries: &[raft::Entry],
+        hs: Option<raft::HardState>,
+    ) -> Result<(), StorageError> {
+        if !entries.is_empty() {
+            self.store.append(entries)?;
+        }
+        if let Some(hs) = hs {
+            self.store.save_hard_state(&hs)?;
+        }
+        if !entries.is_empty() {
+            self.store.sync()?;
+        }
+        Ok(())
+    }
+
+    fn fail_storage(&mut self, e: StorageError) {
+        // Without durable storage we may not vote, acknowledge or answer: stop, and let
+        // every waiting client know.
+        self.storage_failure = Some(e.to_string());
+        let waiting: Vec<ReqId> = self
+            .proposals
+            .values()
+            .map(|&(_, id)| id)
+            .chain(self.reads.values().map(|(id, _)| *id))
+            .chain(self.reads_awaiting_apply.iter().map(|(_, id, _)| *id))
+            .chain(self.held.iter().map(|(_, id, _)| *id))
+            .collect();
+        self.proposals.clear();
+        self.reads.clear();
+        self.reads_awaiting_apply.clear();
+        self.held.clear();
+        for id in waiting {
+            self.respond(
+                id,
+                Response::Fail("storage failure: this node no longer serves"),
+            );
+        }
+    }
+
+    /// The planted "apply twice" bug: the state machine sees the entry an extra time.
+    fn apply_unchecked(&mut self, entry: raft::Entry) {
+        if let (EntryKind::Normal, Ok(cmd)) = (entry.kind, Command::decode(&entry.data)) {
+            self.kv.apply(cmd);
+        }
     }
 
     fn apply(&mut self, entry: raft::Entry) {

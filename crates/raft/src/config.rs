@@ -14,6 +14,16 @@ pub enum Fanout {
     Quorum { extra: usize },
 }
 
+/// TEST ONLY: deliberate bugs, so the simulator can prove it catches them. All off by
+/// default; nothing outside tests may turn them on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedBugs {
+    /// Commit an entry of an earlier term once a quorum holds it (the Figure 8 bug).
+    pub commit_old_term_by_count: bool,
+    /// Grant votes without the §5.4.1 "log at least as up to date" check.
+    pub vote_without_log_check: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub id: NodeId,
@@ -45,6 +55,8 @@ pub struct Config {
     /// Proposals are refused while the uncommitted tail of the log is larger than this.
     pub max_uncommitted_bytes: usize,
     pub fanout: Fanout,
+    /// TEST ONLY (see [`PlantedBugs`]).
+    pub planted_bugs: PlantedBugs,
 }
 
 impl Config {
@@ -64,6 +76,7 @@ impl Config {
             max_inflight_msgs: 256,
             max_uncommitted_bytes: 64 << 20,
             fanout: Fanout::All,
+            planted_bugs: PlantedBugs::default(),
         }
     }
 

@@ -99,7 +99,7 @@ impl Raft {
         // Grant only if the asker could legitimately win: its term would be newer, its log
         // is at least as up to date, and we do not hear from a live leader.
         let granted =
-            term > self.term && !self.in_lease() && self.log.is_up_to_date(last_index, last_term);
+            term > self.term && !self.in_lease() && self.pre_vote_log_ok(last_index, last_term);
         let reply_term = if granted { term } else { self.term };
         let leader = if granted { None } else { self.leader };
         self.msgs.push(crate::message::Message {
@@ -137,7 +137,9 @@ impl Raft {
         // Terms already agree (handle_term). Grant at most one vote per term (§5.2), and only
         // to a log at least as up to date as ours (§5.4.1).
         let can_vote = self.vote.is_none_or(|v| v == from) && self.leader.is_none();
-        let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
+        let up_to_date = self.log.is_up_to_date(last_index, last_term)
+            || self.cfg.planted_bugs.vote_without_log_check;
+        let granted = can_vote && up_to_date;
         if granted {
             self.vote = Some(from);
             self.reset_election_timer();
@@ -145,6 +147,11 @@ impl Raft {
         let term = self.term;
         // The vote must be durable before the candidate hears of it.
         self.send_after_persist(from, term, MessageBody::VoteResp { granted });
+    }
+
+    fn pre_vote_log_ok(&self, last_index: Index, last_term: Term) -> bool {
+        self.log.is_up_to_date(last_index, last_term)
+            || self.cfg.planted_bugs.vote_without_log_check
     }
 
     pub(crate) fn handle_vote_resp(&mut self, from: NodeId, granted: bool) {

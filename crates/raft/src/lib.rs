@@ -21,7 +21,7 @@ pub mod rng;
 pub mod stamp;
 pub mod types;
 
-pub use config::{Config, Fanout};
+pub use config::{Config, Fanout, PlantedBugs};
 pub use log::RaftLog;
 pub use membership::Membership;
 pub use message::{Message, MessageBody};

@@ -35,17 +35,15 @@ fn main() -> ExitCode {
         }
     }
     let tuning = tuning::Tuning::from_env(me);
-    let mut voters = peers.clone();
-    voters.push(me);
-    let raft = raft::Raft::new(tuning.raft_config(me), voters);
-    let server =
-        match server::Server::new(me, peers, port, raft, tuning.node_options(), tuning.tick) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{}: cannot start: {e}", ids::format_id(me));
-                return ExitCode::FAILURE;
-            }
-        };
+    let cfg = tuning.raft_config(me);
+    let server = match server::Server::new(me, peers, port, cfg, tuning.node_options(), tuning.tick)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: cannot start: {e}", ids::format_id(me));
+            return ExitCode::FAILURE;
+        }
+    };
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use node::{Node, NodeOptions, ReqId, Transport};
 use raft::{Message, MessageBody, NodeId};
 use serde_json::Value;
+use storage::MemLogStore;
 
 use crate::client::{encode_reply, parse_request, Asker};
 use crate::codec::{self, MAX_DATAGRAM};
@@ -33,7 +34,7 @@ pub struct Server {
     peers: Vec<NodeId>,
     socket: UdpSocket,
     harness: SocketAddr,
-    node: Node<Outbox>,
+    node: Node<Outbox, MemLogStore>,
     start: Instant,
     tick: Duration,
     askers: HashMap<ReqId, Asker>,
@@ -49,10 +50,21 @@ impl Server {
         me: NodeId,
         peers: Vec<NodeId>,
         harness_port: u16,
-        raft: raft::Raft,
+        cfg: raft::Config,
         opts: NodeOptions,
         tick: Duration,
     ) -> io::Result<Server> {
+        let mut voters = peers.clone();
+        voters.push(me);
+        // The seed replica never restarts: its log lives in memory.
+        let node = Node::open(
+            cfg,
+            raft::Membership::new(voters),
+            Outbox::default(),
+            MemLogStore::new(),
+            opts,
+        )
+        .map_err(|e| io::Error::other(e.to_string()))?;
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
         let harness: SocketAddr = ([127, 0, 0, 1], harness_port).into();
@@ -61,7 +73,7 @@ impl Server {
             peers,
             socket,
             harness,
-            node: Node::new(raft, Outbox::default(), opts),
+            node,
             start: Instant::now(),
             tick,
             askers: HashMap::new(),

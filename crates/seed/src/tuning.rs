@@ -80,6 +80,7 @@ impl Tuning {
             max_held: 10_000,
             max_in_flight: 100_000,
             unsafe_local_reads: self.unsafe_stale_reads,
+            planted_bugs: Default::default(),
         }
     }
 }
