@@ -65,6 +65,19 @@ impl Default for NodeOptions {
     }
 }
 
+/// A request waiting for news of a leader.
+#[derive(Debug)]
+struct Held {
+    deadline: u64,
+    since: u64,
+    id: ReqId,
+    req: Request,
+    tag: Option<u64>,
+}
+
+/// Bound on remembered redirect tags before old ones are pruned.
+const MAX_REDIRECT_TAGS: usize = 4096;
+
 /// Counters for metrics and tests.
 #[derive(Clone, Debug, Default)]
 pub struct NodeStats {
@@ -92,8 +105,11 @@ pub struct Node<T: Transport, S: LogStore> {
     next_read_ctx: u64,
     /// Confirmed reads waiting for the state machine to reach their index.
     reads_awaiting_apply: VecDeque<(Index, ReqId, Request)>,
-    /// Requests that arrived while no leader was known: (deadline, id, request).
-    held: VecDeque<(u64, ReqId, Request)>,
+    /// Requests waiting for news of a leader, oldest first.
+    held: VecDeque<Held>,
+    /// When we last redirected each client-supplied affinity tag (see
+    /// [`Node::submit_tagged`]); pruned after `hold_ticks`.
+    redirected: HashMap<u64, u64>,
     applied: Index,
     responses: Vec<(ReqId, Response)>,
     stats: NodeStats,
@@ -137,6 +153,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             next_read_ctx: 1,
             reads_awaiting_apply: VecDeque::new(),
             held: VecDeque::new(),
+            redirected: HashMap::new(),
             applied: 0,
             responses: Vec::new(),
             stats: NodeStats::default(),
@@ -180,18 +197,19 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         }
         self.now = now.max(self.now);
         self.raft.tick(self.now);
-        while let Some(&(deadline, _, _)) = self.held.front() {
-            if deadline > self.now {
-                break;
-            }
-            let (_, id, _) = self.held.pop_front().expect("front exists");
-            self.respond(id, Response::Redirect(None));
+        while self.held.front().is_some_and(|h| h.deadline <= self.now) {
+            let held = self.held.pop_front().expect("front exists");
+            self.respond(held.id, Response::Redirect(None));
+        }
+        if self.redirected.len() > MAX_REDIRECT_TAGS {
+            let horizon = self.now.saturating_sub(self.opts.hold_ticks);
+            self.redirected.retain(|_, &mut at| at >= horizon);
         }
     }
 
     /// The earliest tick at which [`Node::tick`] has work.
     pub fn next_deadline(&self) -> u64 {
-        let held = self.held.front().map_or(u64::MAX, |&(d, _, _)| d);
+        let held = self.held.front().map_or(u64::MAX, |h| h.deadline);
         self.raft.next_deadline().min(held)
     }
 
@@ -217,10 +235,27 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         self.tick(now);
-        self.dispatch(id, req);
+        self.dispatch(id, req, None);
     }
 
-    fn dispatch(&mut self, id: ReqId, req: Request) {
+    /// Like [`Node::submit`], with a tag naming the client's logical request (e.g. a hash
+    /// of client ID and key). If we redirected the same tag and have not heard from any
+    /// leader since, the client has bounced back: the leader we named is not serving it
+    /// (it may be dead), so we hold the request instead of bouncing it again. This keeps
+    /// retrying clients from storming the cluster while a dead leader is detected.
+    pub fn submit_tagged(&mut self, now: u64, id: ReqId, req: Request, tag: u64) {
+        if self.storage_failure.is_some() {
+            self.respond(
+                id,
+                Response::Fail("storage failure: this node no longer serves"),
+            );
+            return;
+        }
+        self.tick(now);
+        self.dispatch(id, req, Some(tag));
+    }
+
+    fn dispatch(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
         if self.opts.unsafe_local_reads {
             if let Request::Get { key } = &req {
                 let value = self.kv.get(key).cloned();
@@ -233,12 +268,31 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         match self.fresh_leader() {
-            Some(leader) => {
+            Some(leader) if !self.bounced_back(tag) => {
                 self.stats.redirects += 1;
+                if let Some(tag) = tag {
+                    self.redirected.insert(tag, self.now);
+                }
                 self.respond(id, Response::Redirect(Some(leader)));
             }
-            None => self.hold(id, req),
+            _ => self.hold(id, req, tag),
         }
+    }
+
+    /// Tick of our last contact with a leader (now, if we lead).
+    fn leader_contact_at(&self) -> Option<u64> {
+        self.raft
+            .leader_contact_age()
+            .map(|age| self.now.saturating_sub(age))
+    }
+
+    /// We redirected this tag and heard from no leader since.
+    fn bounced_back(&self, tag: Option<u64>) -> bool {
+        let Some(at) = tag.and_then(|t| self.redirected.get(&t)) else {
+            return false;
+        };
+        self.leader_contact_at()
+            .is_none_or(|contact| contact <= *at)
     }
 
     /// The leader, if we heard from it within `fresh_leader_ticks`.
@@ -249,14 +303,20 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             .flatten()
     }
 
-    fn hold(&mut self, id: ReqId, req: Request) {
+    fn hold(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
         if self.held.len() >= self.opts.max_held {
             self.respond(id, Response::Redirect(None));
             return;
         }
         self.stats.held += 1;
-        self.held
-            .push_back((self.now + self.opts.hold_ticks, id, req));
+        let deadline = self.now + self.opts.hold_ticks;
+        self.held.push_back(Held {
+            deadline,
+            since: self.now,
+            id,
+            req,
+            tag,
+        });
     }
 
     fn serve_as_leader(&mut self, id: ReqId, req: Request) {
@@ -338,7 +398,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             for ctx in rd.aborted_reads {
                 if let Some((id, req)) = self.reads.remove(&ctx) {
                     // Leadership moved on: treat it as a new arrival (redirect or hold).
-                    self.dispatch(id, req);
+                    self.dispatch(id, req, None);
                 }
             }
             self.serve_applied_reads();
@@ -375,7 +435,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             .map(|&(_, id)| id)
             .chain(self.reads.values().map(|(id, _)| *id))
             .chain(self.reads_awaiting_apply.iter().map(|(_, id, _)| *id))
-            .chain(self.held.iter().map(|(_, id, _)| *id))
+            .chain(self.held.iter().map(|h| h.id))
             .collect();
         self.proposals.clear();
         self.reads.clear();
@@ -446,13 +506,28 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         }
     }
 
-    /// Held requests go to the leader as soon as one is known.
+    /// Held requests go to the leader once we hear from one after they arrived.
     fn release_held(&mut self) {
-        if self.held.is_empty() || self.fresh_leader().is_none() {
+        let Some(contact) = self.leader_contact_at() else {
+            return;
+        };
+        if self.fresh_leader().is_none() {
             return;
         }
-        for (_, id, req) in std::mem::take(&mut self.held) {
-            self.dispatch(id, req);
+        let leading = self.raft.is_leader();
+        let mut released = Vec::new();
+        self.held.retain(|h| {
+            let news = leading || contact > h.since;
+            if news {
+                released.push((h.id, h.req.clone(), h.tag));
+            }
+            !news
+        });
+        if released.is_empty() {
+            return;
+        }
+        for (id, req, tag) in released {
+            self.dispatch(id, req, tag);
         }
         if self.raft.has_ready() {
             self.process();

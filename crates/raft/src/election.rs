@@ -110,19 +110,10 @@ impl Raft {
         });
     }
 
-    pub(crate) fn handle_pre_vote_resp(
-        &mut self,
-        from: NodeId,
-        term: Term,
-        granted: bool,
-        leader: Option<NodeId>,
-    ) {
+    /// A refusal's leader hint is not contact with that leader: adopting it would let
+    /// nodes keep a dead leader alive by telling each other about it.
+    pub(crate) fn handle_pre_vote_resp(&mut self, from: NodeId, term: Term, granted: bool) {
         if self.role != Role::PreCandidate || (granted && term != self.term + 1) {
-            return;
-        }
-        if !granted && leader.is_some() && self.leader.is_none() {
-            // Someone follows a live leader of our term: stand down and wait for it.
-            self.become_follower(self.term, leader);
             return;
         }
         self.votes.insert(from, granted);
@@ -173,10 +164,11 @@ impl Raft {
         self.stamps = Default::default();
         let next = self.log.last_index() + 1;
         let now = self.now;
+        let backoff = self.cfg.retransmit_ticks;
         self.progress = self
             .peers()
             .into_iter()
-            .map(|id| (id, crate::progress::Progress::new(next, now)))
+            .map(|id| (id, crate::progress::Progress::new(next, now, backoff)))
             .collect();
         self.check_quorum_deadline = self.now + self.cfg.election_timeout_ticks;
         // Commit an entry of our own term at once: only then do we know which entries are

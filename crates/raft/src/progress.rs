@@ -35,10 +35,14 @@ pub struct Progress {
     pub recent_active: bool,
     /// Probe state: an append is outstanding; wait for its answer or a retransmit timeout.
     pub probe_sent: bool,
+    /// Current retransmission timeout: doubles while the follower stays silent, back to
+    /// the configured value as soon as it answers (a dead or cut-off follower costs a
+    /// message per backoff interval, not one per retransmit interval).
+    pub backoff_ticks: u64,
 }
 
 impl Progress {
-    pub fn new(next_index: Index, now: u64) -> Progress {
+    pub fn new(next_index: Index, now: u64, backoff_ticks: u64) -> Progress {
         Progress {
             match_index: 0,
             next_index,
@@ -50,6 +54,7 @@ impl Progress {
             acked_stamp: 0,
             recent_active: false,
             probe_sent: false,
+            backoff_ticks,
         }
     }
 

@@ -283,8 +283,8 @@ impl Raft {
                 last_index,
                 last_term,
             } => self.handle_pre_vote(msg.from, msg.term, last_index, last_term),
-            MessageBody::PreVoteResp { granted, leader } => {
-                self.handle_pre_vote_resp(msg.from, msg.term, granted, leader)
+            MessageBody::PreVoteResp { granted, .. } => {
+                self.handle_pre_vote_resp(msg.from, msg.term, granted)
             }
             MessageBody::Vote {
                 last_index,
@@ -440,11 +440,9 @@ impl Raft {
             match &msg.body {
                 PreVote { .. } => return true,
                 PreVoteResp { granted: true, .. } => return true,
-                PreVoteResp {
-                    granted: false,
-                    leader,
-                } => {
-                    self.become_follower(msg.term, *leader);
+                PreVoteResp { granted: false, .. } => {
+                    // A newer term exists; its leader (if any) will contact us itself.
+                    self.become_follower(msg.term, None);
                     return false;
                 }
                 Vote { transfer, .. } => {

@@ -229,10 +229,12 @@ impl Raft {
         let now = self.now;
         let eager = self.eager_peers().contains(&from);
         let last_index = self.log.last_index();
+        let retransmit = self.cfg.retransmit_ticks;
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.recent_active = true;
+        pr.backoff_ticks = retransmit;
         pr.last_heard_tick = Some(now);
         pr.acked_stamp = pr.acked_stamp.max(stamp);
 
@@ -326,7 +328,6 @@ impl Raft {
             self.check_quorum_deadline = now + self.cfg.election_timeout_ticks;
         }
         let retransmit = self.cfg.retransmit_ticks;
-        let heartbeat = self.cfg.heartbeat_interval_ticks;
         // A commit stuck for a retransmit interval: widen the fan-out to everyone.
         let commit_stuck = self
             .commit_wait_since
@@ -334,19 +335,49 @@ impl Raft {
         if commit_stuck {
             self.commit_wait_since = Some(now);
         }
+        let max_backoff = self.max_backoff_ticks();
+        let last_index = self.log.last_index();
         for peer in self.peers() {
+            let interval = self.heartbeat_interval_for(peer);
             let pr = self.progress.get_mut(&peer).expect("peer progress");
-            if pr.unacked_since.is_some_and(|t| now >= t + retransmit) {
-                // Assume the in-flight appends were lost: resend from the match point.
+            if pr
+                .unacked_since
+                .is_some_and(|t| now >= t + pr.backoff_ticks)
+            {
+                // Assume the in-flight appends were lost: resend from the match point,
+                // and wait longer next time if it stays silent.
+                pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
                 pr.become_probe();
                 pr.unacked_since = None;
                 self.send_append(peer);
                 continue;
             }
-            let lags = pr.match_index < self.log.last_index();
-            if now >= pr.last_sent_tick + heartbeat || (commit_stuck && lags) {
+            let widen = commit_stuck
+                && pr.match_index < last_index
+                && now >= pr.last_sent_tick + pr.backoff_ticks;
+            if now >= pr.last_sent_tick + interval || widen {
                 self.send_append_or_heartbeat(peer);
             }
+        }
+    }
+
+    /// The longest a silent follower waits between our messages.
+    fn max_backoff_ticks(&self) -> u64 {
+        self.cfg.election_timeout_ticks
+    }
+
+    /// Heartbeats keep followers from starting elections; a follower silent for an
+    /// election timeout is probably dead or cut off, so it only gets one per backoff.
+    fn heartbeat_interval_for(&self, peer: NodeId) -> u64 {
+        let pr = &self.progress[&peer];
+        let silent_for = pr
+            .last_heard_tick
+            .map_or(self.now, |t| self.now.saturating_sub(t));
+        if silent_for > self.cfg.election_timeout_ticks {
+            self.max_backoff_ticks()
+                .max(self.cfg.heartbeat_interval_ticks)
+        } else {
+            self.cfg.heartbeat_interval_ticks
         }
     }
 
@@ -359,10 +390,10 @@ impl Raft {
         if let Some(t) = self.commit_wait_since {
             next = next.min(t + self.cfg.retransmit_ticks);
         }
-        for pr in self.progress.values() {
-            next = next.min(pr.last_sent_tick + self.cfg.heartbeat_interval_ticks);
+        for (&peer, pr) in &self.progress {
+            next = next.min(pr.last_sent_tick + self.heartbeat_interval_for(peer));
             if let Some(t) = pr.unacked_since {
-                next = next.min(t + self.cfg.retransmit_ticks);
+                next = next.min(t + pr.backoff_ticks);
             }
         }
         next

@@ -157,8 +157,14 @@ impl Server {
             }
             let id = self.next_req;
             self.next_req += 1;
+            // Retries of one logical request share client and key: the tag lets the
+            // driver notice a client bouncing between a dead leader and us.
+            let tag = affinity_tag(
+                &asker.client,
+                o.get("key").and_then(Value::as_str).unwrap_or(""),
+            );
             self.askers.insert(id, asker);
-            self.node.submit(self.now_ticks(), id, req);
+            self.node.submit_tagged(self.now_ticks(), id, req, tag);
             return Ok(());
         }
         let from = parse_id(src).ok_or("src is not a replica ID")?;
@@ -224,6 +230,13 @@ impl Server {
             }
         }
     }
+}
+
+fn affinity_tag(client: &str, key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (client, key).hash(&mut h);
+    h.finish()
 }
 
 /// Sleeps until the socket is readable or `timeout` passes (microsecond precision).

@@ -36,7 +36,7 @@ impl Tuning {
         Tuning {
             tick: Duration::from_micros(100),
             election_timeout: env_ms("RAFTKV_ELECTION_MS", 1000),
-            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 300),
+            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 500),
             lease: env_ms("RAFTKV_LEASE_MS", 900),
             retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 10),
             hold: env_ms("RAFTKV_HOLD_MS", 2000),
