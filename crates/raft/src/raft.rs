@@ -96,6 +96,11 @@ pub struct Raft {
     pub(crate) votes: BTreeMap<NodeId, bool>,
     /// When we last heard from the leader we follow (for the lease check on votes).
     pub(crate) last_leader_contact: Option<u64>,
+    /// Until this tick we refuse votes as if we heard from a leader. A node that restarts
+    /// has forgotten when it last heard from one, and a leader may still hold a lease that
+    /// counted on us; staying out of elections for one timeout keeps that lease safe.
+    /// Set on the first tick after construction.
+    pub(crate) vote_guard_until: Option<u64>,
 
     // Leadership.
     pub(crate) progress: BTreeMap<NodeId, Progress>,
@@ -148,6 +153,7 @@ impl Raft {
             election_deadline: 0,
             votes: BTreeMap::new(),
             last_leader_contact: None,
+            vote_guard_until: None,
             progress: BTreeMap::new(),
             stamps: StampClock::default(),
             term_start_index: 0,
@@ -228,6 +234,10 @@ impl Raft {
     pub fn tick(&mut self, now: u64) {
         if now > self.now {
             self.now = now;
+        }
+        if self.vote_guard_until.is_none() {
+            self.vote_guard_until = Some(self.now + self.cfg.election_timeout_ticks);
+            self.reset_election_timer();
         }
         match self.role {
             Role::Leader => self.tick_leader(),
@@ -501,6 +511,9 @@ impl Raft {
             return false;
         }
         if self.role == Role::Leader {
+            return true;
+        }
+        if self.vote_guard_until.is_some_and(|until| self.now < until) {
             return true;
         }
         match (self.leader, self.last_leader_contact) {

@@ -388,7 +388,9 @@ fn followers_refuse_proposals_naming_the_leader() {
 #[test]
 fn single_node_commits_alone() {
     let mut r = Raft::new(config(1), [1]);
-    r.tick(25);
+    for now in 1..=40 {
+        r.tick(now);
+    }
     assert!(r.is_leader());
     let rd = r.ready();
     let last = rd.entries.last().unwrap();
@@ -453,4 +455,40 @@ fn s5_3_heartbeat_ack_claims_no_more_than_prev_index() {
         }
         ref other => panic!("unexpected {other:?}"),
     }
+}
+
+/// §6.4 of the thesis, lease safety across restarts: a node that restarts has forgotten
+/// when it last heard from the leader, so it refuses votes for one election timeout.
+#[test]
+fn thesis_6_4_restarted_node_refuses_votes_for_a_timeout() {
+    let mut r = Raft::new(config(2), [1, 2, 3]);
+    r.tick(1);
+    r.step(raft::Message {
+        from: 3,
+        to: 2,
+        term: 5,
+        body: MessageBody::Vote {
+            last_index: 10,
+            last_term: 4,
+            transfer: false,
+        },
+    });
+    assert_eq!(r.term(), 0, "a vote request inside the guard is ignored");
+    r.tick(1 + config(2).election_timeout_ticks);
+    r.step(raft::Message {
+        from: 3,
+        to: 2,
+        term: 5,
+        body: MessageBody::Vote {
+            last_index: 10,
+            last_term: 4,
+            transfer: false,
+        },
+    });
+    assert_eq!(r.term(), 5);
+    let rd = r.ready();
+    assert!(rd
+        .persisted_messages
+        .iter()
+        .any(|m| matches!(m.body, MessageBody::VoteResp { granted: true })));
 }
