@@ -13,9 +13,12 @@ if ! need cargo; then
   echo "cargo is required (rustup toolchain)" >&2
   exit 1
 fi
-if ! need python3; then
-  # Used only by test fixtures that stand in for misbehaving replicas.
-  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+missing=()
+need python3 || missing+=(python3)          # test fixtures that stand in for bad replicas
+need redis-cli || missing+=(redis-tools)    # redis-cli and redis-benchmark against raftkv up
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 

@@ -40,6 +40,10 @@ pub struct Config {
     pub lease_ticks: u64,
     /// Re-send an unacknowledged append after this long.
     pub retransmit_ticks: u64,
+    /// Lower bound of the adaptive retransmission timeout: the leader measures round
+    /// trips and retransmits after `3 × smoothed RTT`, within
+    /// `[min_retransmit_ticks, retransmit_ticks]`.
+    pub min_retransmit_ticks: u64,
     /// Pre-Vote (§9.6 of the thesis): a node only starts a real election once a quorum
     /// says it could win, so a partitioned node cannot inflate terms.
     pub pre_vote: bool,
@@ -55,6 +59,12 @@ pub struct Config {
     /// Proposals are refused while the uncommitted tail of the log is larger than this.
     pub max_uncommitted_bytes: usize,
     pub fanout: Fanout,
+    /// Chain replication of new entries: with `Fanout::Quorum`, the leader sends a fresh
+    /// append to the first eager follower only, which passes it on (once durable) to the
+    /// next, and the last one answers for all of them. One message fewer per commit than
+    /// a star (3 instead of 4 with two eager followers); retransmissions fall back to
+    /// direct appends.
+    pub relay: bool,
     /// TEST ONLY (see [`PlantedBugs`]).
     pub planted_bugs: PlantedBugs,
 }
@@ -69,6 +79,7 @@ impl Config {
             heartbeat_interval_ticks: 100,
             lease_ticks: 900,
             retransmit_ticks: 200,
+            min_retransmit_ticks: 2,
             pre_vote: true,
             check_quorum: true,
             max_msg_bytes: 1 << 20,
@@ -76,6 +87,7 @@ impl Config {
             max_inflight_msgs: 256,
             max_uncommitted_bytes: 64 << 20,
             fanout: Fanout::All,
+            relay: false,
             planted_bugs: PlantedBugs::default(),
         }
     }
@@ -96,8 +108,8 @@ impl Config {
         if self.lease_ticks > 0 && !self.check_quorum {
             return Err("lease reads need check_quorum (followers must honour the lease)".into());
         }
-        if self.retransmit_ticks == 0 {
-            return Err("retransmit_ticks must be positive".into());
+        if self.min_retransmit_ticks == 0 || self.min_retransmit_ticks > self.retransmit_ticks {
+            return Err("need 0 < min_retransmit_ticks <= retransmit_ticks".into());
         }
         if self.max_msg_bytes == 0 || self.max_msg_entries == 0 || self.max_inflight_msgs == 0 {
             return Err("message and in-flight limits must be positive".into());

@@ -164,7 +164,7 @@ impl Raft {
         self.stamps = Default::default();
         let next = self.log.last_index() + 1;
         let now = self.now;
-        let backoff = self.cfg.retransmit_ticks;
+        let backoff = self.rto_ticks();
         self.progress = self
             .peers()
             .into_iter()

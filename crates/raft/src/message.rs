@@ -45,6 +45,13 @@ pub enum MessageBody {
         /// Opaque stamp echoed by the response; it lets the leader tell when a quorum heard
         /// it (lease and ReadIndex).
         stamp: u64,
+        /// The leader that wrote this append. Equal to `from` unless the append was
+        /// relayed by a follower (chain replication, see `Config::relay`).
+        leader: NodeId,
+        /// Followers to pass the append on to, in order, once it is durable here.
+        relay: Vec<NodeId>,
+        /// Followers that already accepted it (and made it durable) on its way here.
+        relayed_by: Vec<NodeId>,
     },
     AppendResp {
         success: bool,
@@ -56,6 +63,10 @@ pub enum MessageBody {
         /// On a rejection: the `prev_index` of the append that did not match.
         rejected: Index,
         stamp: u64,
+        /// On success of a relayed append: the followers it passed through, each of which
+        /// holds the leader's log up to `vouch_index` durably.
+        vouch: Vec<NodeId>,
+        vouch_index: Index,
     },
     /// One chunk of InstallSnapshot (§7).
     Snapshot {
@@ -77,6 +88,20 @@ pub enum MessageBody {
 }
 
 impl MessageBody {
+    /// What a node answers an append from an older term: its own (newer) term, in the
+    /// envelope, makes the stale leader step down. Carries no hint (stamp 0).
+    pub fn stale_term_reply() -> MessageBody {
+        MessageBody::AppendResp {
+            success: false,
+            index: 0,
+            hint_term: 0,
+            rejected: 0,
+            stamp: 0,
+            vouch: Vec::new(),
+            vouch_index: 0,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             MessageBody::PreVote { .. } => "PreVote",

@@ -110,6 +110,9 @@ pub struct Raft {
     pub(crate) check_quorum_deadline: u64,
     /// Since when the oldest uncommitted entry of this term has been waiting.
     pub(crate) commit_wait_since: Option<u64>,
+    /// Smoothed round trip of appends and its mean deviation, in ticks × 8 (leader only;
+    /// None until measured).
+    pub(crate) srtt_x8: Option<(u64, u64)>,
     pub(crate) pending_reads: VecDeque<PendingRead>,
     pub(crate) reads_awaiting_term_commit: Vec<u64>,
     pub(crate) read_broadcast_needed: bool,
@@ -159,6 +162,7 @@ impl Raft {
             term_start_index: 0,
             check_quorum_deadline: 0,
             commit_wait_since: None,
+            srtt_x8: None,
             pending_reads: VecDeque::new(),
             reads_awaiting_term_commit: Vec::new(),
             read_broadcast_needed: false,
@@ -302,20 +306,8 @@ impl Raft {
                 ..
             } => self.handle_vote(msg.from, last_index, last_term),
             MessageBody::VoteResp { granted } => self.handle_vote_resp(msg.from, granted),
-            MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                stamp,
-            } => self.handle_append(msg.from, prev_index, prev_term, entries, commit, stamp),
-            MessageBody::AppendResp {
-                success,
-                index,
-                hint_term,
-                rejected,
-                stamp,
-            } => self.handle_append_resp(msg.from, success, index, hint_term, rejected, stamp),
+            body @ MessageBody::Append { .. } => self.handle_append(body),
+            body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
                 if self.role != Role::Leader && self.membership.is_voter(self.cfg.id) {
                     self.campaign(true);
@@ -463,7 +455,8 @@ impl Raft {
                     }
                     self.become_follower(msg.term, None);
                 }
-                Append { .. } | Snapshot { .. } | TimeoutNow => {
+                Append { leader, .. } => self.become_follower(msg.term, Some(*leader)),
+                Snapshot { .. } | TimeoutNow => {
                     self.become_follower(msg.term, Some(msg.from));
                 }
                 VoteResp { .. } | AppendResp { .. } | SnapshotResp { .. } => {
@@ -476,16 +469,11 @@ impl Raft {
             match &msg.body {
                 // Tell a stale leader about the newer term so it steps down.
                 Append { .. } | Snapshot { .. } => {
-                    self.send(
-                        msg.from,
-                        AppendResp {
-                            success: false,
-                            index: 0,
-                            hint_term: 0,
-                            rejected: 0,
-                            stamp: 0,
-                        },
-                    );
+                    let stale_leader = match &msg.body {
+                        Append { leader, .. } => *leader,
+                        _ => msg.from,
+                    };
+                    self.send(stale_leader, MessageBody::stale_term_reply());
                 }
                 PreVote { .. } => {
                     let leader = self.leader;

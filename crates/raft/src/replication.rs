@@ -26,7 +26,14 @@ impl Raft {
 
     /// After a proposal: push the new entries to the followers that will commit them.
     pub(crate) fn replicate_new_entries(&mut self) {
-        for peer in self.eager_peers() {
+        let eager = self.eager_peers();
+        if self.cfg.relay
+            && matches!(self.cfg.fanout, Fanout::Quorum { .. })
+            && self.send_chained_append(&eager)
+        {
+            return;
+        }
+        for peer in eager {
             self.send_append(peer);
         }
     }
@@ -52,7 +59,7 @@ impl Raft {
         // caught up, then by ID. Ranking by match index keeps the set stable: followers
         // that get every entry stay ahead, so the others do not churn in and out.
         let now = self.now;
-        let recent = self.cfg.heartbeat_interval_ticks + self.cfg.retransmit_ticks;
+        let recent = self.cfg.heartbeat_interval_ticks + self.rto_ticks();
         voters.sort_by_key(|id| {
             let p = &self.progress[id];
             let healthy = matches!(p.state, ProgressState::Replicate)
@@ -122,6 +129,7 @@ impl Raft {
             }
         }
         let commit = self.log.committed;
+        let leader = self.cfg.id;
         self.send(
             peer,
             MessageBody::Append {
@@ -130,8 +138,61 @@ impl Raft {
                 entries,
                 commit,
                 stamp,
+                leader,
+                relay: Vec::new(),
+                relayed_by: Vec::new(),
             },
         );
+    }
+
+    /// Chain replication: one append to the first of `chain`, relayed by each follower to
+    /// the next once durable. Only when every follower in the chain expects the same next
+    /// index, so one `prev` fits all. Returns false (nothing sent) otherwise.
+    fn send_chained_append(&mut self, chain: &[NodeId]) -> bool {
+        let max_inflight = self.cfg.max_inflight_msgs;
+        let Some(first) = chain.first() else {
+            return false;
+        };
+        let next = self.progress[first].next_index;
+        let fits = chain.iter().all(|id| {
+            let p = &self.progress[id];
+            p.state == ProgressState::Replicate && p.next_index == next && p.can_send(max_inflight)
+        });
+        let Some(prev_term) = self.log.term(next - 1) else {
+            return false;
+        };
+        let entries = self
+            .log
+            .slice(next, self.cfg.max_msg_bytes, self.cfg.max_msg_entries);
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return false;
+        };
+        if !fits || chain.len() < 2 {
+            return false;
+        }
+        let now = self.now;
+        let stamp = self.stamps.issue(now);
+        for id in chain {
+            let pr = self.progress.get_mut(id).expect("peer progress");
+            pr.last_sent_tick = now;
+            pr.next_index = last + 1;
+            pr.inflight.push_back(last);
+            if pr.unacked_since.is_none() {
+                pr.unacked_since = Some(now);
+            }
+        }
+        let body = MessageBody::Append {
+            prev_index: next - 1,
+            prev_term,
+            entries,
+            commit: self.log.committed,
+            stamp,
+            leader: self.cfg.id,
+            relay: chain[1..].to_vec(),
+            relayed_by: Vec::new(),
+        };
+        self.send(*first, body);
+        true
     }
 
     /// An append to every peer, now (ReadIndex rounds).
@@ -153,23 +214,34 @@ impl Raft {
         }
     }
 
-    /// Follower side of AppendEntries (§5.3).
-    pub(crate) fn handle_append(
-        &mut self,
-        from: NodeId,
-        mut prev_index: Index,
-        mut prev_term: Term,
-        mut entries: Vec<Entry>,
-        commit: Index,
-        stamp: u64,
-    ) {
-        // Same term (handle_term ran): whoever sends appends in our term is the leader.
-        if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(self.term, Some(from));
+    /// Follower side of AppendEntries (§5.3), including relayed appends.
+    pub(crate) fn handle_append(&mut self, body: MessageBody) {
+        let MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            stamp,
+            leader,
+            relay,
+            relayed_by,
+        } = body
+        else {
+            return;
+        };
+        // Same term (handle_term ran): the append's author leads this term.
+        if self.role != Role::Follower || self.leader != Some(leader) {
+            self.become_follower(self.term, Some(leader));
         }
         self.last_leader_contact = Some(self.now);
         self.reset_election_timer();
 
+        // What a relayed copy must carry on unchanged, and the index every follower that
+        // accepts it holds the leader's log up to.
+        let msg_last = entries.last().map_or(prev_index, |e| e.index);
+        let forward = (!relay.is_empty()).then(|| (prev_index, prev_term, entries.clone()));
+
+        let (mut prev_index, mut prev_term, mut entries) = (prev_index, prev_term, entries);
         let committed = self.log.committed;
         if prev_index < committed {
             // Our committed prefix equals the leader's: skip the part of the append it covers.
@@ -189,8 +261,10 @@ impl Raft {
                 hint_term,
                 rejected: prev_index,
                 stamp,
+                vouch: Vec::new(),
+                vouch_index: 0,
             };
-            self.send_after_persist(from, term, body);
+            self.send_after_persist(leader, term, body);
             return;
         }
         // An empty append proves a match only up to `prev_index`: our log may hold more
@@ -201,88 +275,144 @@ impl Raft {
             self.log.merge(entries)
         };
         self.log.commit_to(commit.min(last_match));
+        if let (Some((prev_index, prev_term, entries)), Some((&next, rest))) =
+            (forward, relay.split_first())
+        {
+            // Pass it on, unchanged, once durable here: the next follower vouches for us.
+            let mut relayed_by = relayed_by;
+            relayed_by.push(self.cfg.id);
+            let body = MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+                leader,
+                relay: rest.to_vec(),
+                relayed_by,
+            };
+            self.send_after_persist(next, term, body);
+            return;
+        }
         // Acknowledge only once the entries are durable: the leader counts this reply
         // towards a commit.
+        let vouch_index = if relayed_by.is_empty() { 0 } else { msg_last };
         let body = MessageBody::AppendResp {
             success: true,
             index: last_match,
             hint_term: 0,
             rejected: 0,
             stamp,
+            vouch: relayed_by,
+            vouch_index,
         };
-        self.send_after_persist(from, term, body);
+        self.send_after_persist(leader, term, body);
     }
 
-    /// Leader side: a follower answered an append.
-    pub(crate) fn handle_append_resp(
-        &mut self,
-        from: NodeId,
-        success: bool,
-        index: Index,
-        hint_term: Term,
-        rejected: Index,
-        stamp: u64,
-    ) {
+    /// Leader side: a follower answered an append (for itself and any followers it
+    /// vouches for).
+    pub(crate) fn handle_append_resp(&mut self, from: NodeId, body: MessageBody) {
+        let MessageBody::AppendResp {
+            success,
+            index,
+            hint_term,
+            rejected,
+            stamp,
+            vouch,
+            vouch_index,
+        } = body
+        else {
+            return;
+        };
         if self.role != Role::Leader {
             return;
         }
+        if success {
+            for peer in vouch {
+                self.record_ack(peer, vouch_index, stamp);
+            }
+            self.record_ack(from, index, stamp);
+        } else {
+            self.record_rejection(from, index, hint_term, rejected, stamp);
+        }
+        self.check_pending_reads();
+    }
+
+    /// `peer` holds our log up to `index` durably, and saw the message stamped `stamp`.
+    fn record_ack(&mut self, peer: NodeId, index: Index, stamp: u64) {
         let now = self.now;
-        let eager = self.eager_peers().contains(&from);
+        let eager = self.eager_peers().contains(&peer);
         let last_index = self.log.last_index();
-        let retransmit = self.cfg.retransmit_ticks;
-        let Some(pr) = self.progress.get_mut(&from) else {
+        self.sample_rtt(stamp);
+        let retransmit = self.rto_ticks();
+        let Some(pr) = self.progress.get_mut(&peer) else {
             return;
         };
         pr.recent_active = true;
         pr.backoff_ticks = retransmit;
         pr.last_heard_tick = Some(now);
         pr.acked_stamp = pr.acked_stamp.max(stamp);
-
-        if success {
-            let advanced = pr.maybe_update(index);
-            if pr.state == ProgressState::Probe {
-                pr.become_replicate();
-            }
-            pr.unacked_since = if pr.inflight.is_empty() {
-                None
-            } else {
-                Some(now)
-            };
-            let backlog = last_index.saturating_sub(pr.next_index - 1);
-            if advanced {
-                self.maybe_commit();
-            }
-            // Keep pipelining to followers that commit entries, and to any follower with
-            // more than one message of backlog; others wait for the next heartbeat.
-            if backlog > 0 && (eager || backlog as usize >= self.cfg.max_msg_entries) {
-                self.send_append(from);
-            }
-        } else {
-            if stamp == 0 {
-                // A rejection from handle_term (stale leader) carries no hint: the term rule
-                // already made us step down if needed.
-                return;
-            }
-            let stale = match pr.state {
-                ProgressState::Replicate => rejected <= pr.match_index,
-                _ => rejected != pr.next_index - 1,
-            };
-            if stale {
-                return;
-            }
-            // Fast backup: skip every entry of a term the follower does not have.
-            let probe = if hint_term > 0 {
-                self.log.find_conflict_by_term(index, hint_term).0
-            } else {
-                index
-            };
-            let pr = self.progress.get_mut(&from).expect("peer progress");
-            pr.become_probe();
-            pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
-            pr.unacked_since = None;
-            self.send_append(from);
+        let advanced = pr.maybe_update(index);
+        if pr.state == ProgressState::Probe {
+            pr.become_replicate();
         }
-        self.check_pending_reads();
+        pr.unacked_since = if pr.inflight.is_empty() {
+            None
+        } else {
+            Some(now)
+        };
+        let backlog = last_index.saturating_sub(pr.next_index - 1);
+        if advanced {
+            self.maybe_commit();
+        }
+        // Keep pipelining to followers that commit entries, and to any follower with
+        // more than one message of backlog; others wait for the next heartbeat.
+        if backlog > 0 && (eager || backlog as usize >= self.cfg.max_msg_entries) {
+            self.send_append(peer);
+        }
+    }
+
+    /// `peer` refused an append whose `prev` (`rejected`) it does not hold.
+    fn record_rejection(
+        &mut self,
+        peer: NodeId,
+        index: Index,
+        hint_term: Term,
+        rejected: Index,
+        stamp: u64,
+    ) {
+        let now = self.now;
+        let retransmit = self.rto_ticks();
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        pr.recent_active = true;
+        pr.backoff_ticks = retransmit;
+        pr.last_heard_tick = Some(now);
+        pr.acked_stamp = pr.acked_stamp.max(stamp);
+        if stamp == 0 {
+            // A rejection from handle_term (stale leader) carries no hint: the term rule
+            // already made us step down if needed.
+            return;
+        }
+        let stale = match pr.state {
+            ProgressState::Replicate => rejected <= pr.match_index,
+            _ => rejected != pr.next_index - 1,
+        };
+        if stale {
+            return;
+        }
+        // Fast backup: skip every entry of a term the follower does not have.
+        let probe = if hint_term > 0 {
+            self.log.find_conflict_by_term(index, hint_term).0
+        } else {
+            index
+        };
+        let pr = self.progress.get_mut(&peer).expect("peer progress");
+        pr.become_probe();
+        pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
+        pr.unacked_since = None;
+        self.send_append(peer);
     }
 
     /// Raises the commit index to what a quorum holds, counting only entries of the
@@ -327,8 +457,8 @@ impl Raft {
             }
             self.check_quorum_deadline = now + self.cfg.election_timeout_ticks;
         }
-        let retransmit = self.cfg.retransmit_ticks;
-        // A commit stuck for a retransmit interval: widen the fan-out to everyone.
+        let retransmit = self.rto_ticks();
+        // A commit stuck for a retransmit interval: widen the fan-out by one follower.
         let commit_stuck = self
             .commit_wait_since
             .is_some_and(|t| now >= t + retransmit);
@@ -336,8 +466,14 @@ impl Raft {
             self.commit_wait_since = Some(now);
         }
         let max_backoff = self.max_backoff_ticks();
+        let mut retried = self.retry_lost_chain(max_backoff);
         let last_index = self.log.last_index();
+        // A chain retry already is this round's second chance.
+        let mut widened = !retried.is_empty();
         for peer in self.peers() {
+            if retried.contains(&peer) {
+                continue;
+            }
             let interval = self.heartbeat_interval_for(peer);
             let pr = self.progress.get_mut(&peer).expect("peer progress");
             if pr
@@ -350,15 +486,85 @@ impl Raft {
                 pr.become_probe();
                 pr.unacked_since = None;
                 self.send_append(peer);
+                retried.push(peer);
                 continue;
             }
             let widen = commit_stuck
+                && !widened
+                && pr.unacked_since.is_none()
                 && pr.match_index < last_index
                 && now >= pr.last_sent_tick + pr.backoff_ticks;
-            if now >= pr.last_sent_tick + interval || widen {
+            if widen || now >= pr.last_sent_tick + interval {
+                widened |= widen;
                 self.send_append_or_heartbeat(peer);
             }
         }
+    }
+
+    /// If the eager followers of a relayed append all timed out together at the same
+    /// point, the chain lost a message somewhere: send the chain again (one message, and
+    /// a follower that already has the entries just passes them on). Returns the
+    /// followers retried.
+    fn retry_lost_chain(&mut self, max_backoff: u64) -> Vec<NodeId> {
+        if !self.cfg.relay || !matches!(self.cfg.fanout, Fanout::Quorum { .. }) {
+            return Vec::new();
+        }
+        let now = self.now;
+        let chain = self.eager_peers();
+        let Some(first) = chain.first().map(|id| &self.progress[id]) else {
+            return Vec::new();
+        };
+        let (matched, backoff) = (first.match_index, first.backoff_ticks);
+        let all_lost = chain.len() >= 2
+            && chain.iter().all(|id| {
+                let p = &self.progress[id];
+                p.state == ProgressState::Replicate
+                    && p.match_index == matched
+                    && p.backoff_ticks == backoff
+                    && p.unacked_since.is_some_and(|t| now >= t + p.backoff_ticks)
+            });
+        if !all_lost {
+            return Vec::new();
+        }
+        for id in &chain {
+            let pr = self.progress.get_mut(id).expect("peer progress");
+            pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
+            pr.become_replicate();
+            pr.unacked_since = None;
+        }
+        if self.send_chained_append(&chain) {
+            chain
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Retransmission timeout, as TCP computes it (RFC 6298): smoothed round trip plus
+    /// four mean deviations, within the configured bounds (the configured maximum until a
+    /// round trip has been measured).
+    pub(crate) fn rto_ticks(&self) -> u64 {
+        let max = self.cfg.retransmit_ticks;
+        match self.srtt_x8 {
+            Some((srtt, rttvar)) => {
+                ((srtt + 4 * rttvar) / 8).clamp(self.cfg.min_retransmit_ticks, max)
+            }
+            None => max,
+        }
+    }
+
+    /// One round-trip sample from an acknowledged stamp.
+    fn sample_rtt(&mut self, stamp: u64) {
+        let Some(sent) = self.stamps.tick_of(stamp) else {
+            return;
+        };
+        let rtt = self.now.saturating_sub(sent) * 8;
+        self.srtt_x8 = Some(match self.srtt_x8 {
+            Some((srtt, rttvar)) => {
+                let rttvar = rttvar - rttvar / 4 + srtt.abs_diff(rtt) / 4;
+                (srtt - srtt / 8 + rtt / 8, rttvar)
+            }
+            None => (rtt, rtt / 2),
+        });
     }
 
     /// The longest a silent follower waits between our messages.
@@ -388,7 +594,7 @@ impl Raft {
             u64::MAX
         };
         if let Some(t) = self.commit_wait_since {
-            next = next.min(t + self.cfg.retransmit_ticks);
+            next = next.min(t + self.rto_ticks());
         }
         for (&peer, pr) in &self.progress {
             next = next.min(pr.last_sent_tick + self.heartbeat_interval_for(peer));

@@ -427,6 +427,9 @@ fn s5_3_heartbeat_ack_claims_no_more_than_prev_index() {
             entries: vec![bogus],
             commit,
             stamp: 4,
+            leader,
+            relay: vec![],
+            relayed_by: vec![],
         },
     });
     net.node_mut(f).ready();
@@ -441,6 +444,9 @@ fn s5_3_heartbeat_ack_claims_no_more_than_prev_index() {
             entries: vec![],
             commit: 0,
             stamp: 5,
+            leader,
+            relay: vec![],
+            relayed_by: vec![],
         },
     });
     let rd = net.node_mut(f).ready();
@@ -491,4 +497,64 @@ fn thesis_6_4_restarted_node_refuses_votes_for_a_timeout() {
         .persisted_messages
         .iter()
         .any(|m| matches!(m.body, MessageBody::VoteResp { granted: true })));
+}
+
+/// Chain replication (`Config::relay`): a fresh entry costs one append to the first eager
+/// follower, one relayed append, and one answer that vouches for both — and commits.
+#[test]
+fn relay_commits_with_three_messages() {
+    let mut net = Net::with_config(5, |id| {
+        let mut c = config(id);
+        c.fanout = Fanout::Quorum { extra: 0 };
+        c.relay = true;
+        c
+    });
+    let leader = net.elect(100);
+    net.tick(3);
+    let before = net.sent.len();
+    let idx = net.propose(leader, "x");
+    let sent = &net.sent[before..];
+    assert_eq!(
+        sent.len(),
+        3,
+        "append, relayed append, vouching answer: {sent:#?}"
+    );
+    assert!(
+        matches!(&sent[1].body, MessageBody::Append { relayed_by, .. } if relayed_by.len() == 1)
+    );
+    assert!(matches!(&sent[2].body, MessageBody::AppendResp { vouch, .. } if vouch.len() == 1));
+    assert!(net.node(leader).commit_index() >= idx);
+    net.tick(6);
+    for id in 1..=5 {
+        assert_eq!(
+            net.applied_data(id),
+            vec!["x".to_string()],
+            "node {id} catches up"
+        );
+    }
+    net.check_invariants();
+}
+
+/// A broken chain (the middle follower unreachable) falls back to direct appends after
+/// the retransmit interval, and still commits.
+#[test]
+fn relay_recovers_from_a_broken_chain() {
+    let mut net = Net::with_config(5, |id| {
+        let mut c = config(id);
+        c.fanout = Fanout::Quorum { extra: 0 };
+        c.relay = true;
+        c
+    });
+    let leader = net.elect(100);
+    net.tick(3);
+    let first = (1..=5).find(|&id| id != leader).unwrap();
+    net.cut_link(leader, first);
+    let idx = net
+        .node_mut(leader)
+        .propose(Bytes::from_static(b"y"))
+        .unwrap();
+    net.stabilize();
+    net.tick(10);
+    assert!(net.node(leader).commit_index() >= idx);
+    net.check_invariants();
 }

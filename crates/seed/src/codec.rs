@@ -62,11 +62,23 @@ pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
             entries,
             commit,
             stamp,
+            leader,
+            relay,
+            relayed_by,
         } => {
             o.insert("pi".into(), json!(prev_index));
             o.insert("pt".into(), json!(prev_term));
             o.insert("c".into(), json!(commit));
             o.insert("s".into(), json!(stamp));
+            if *leader != msg.from {
+                o.insert("ld".into(), json!(format_id(*leader)));
+            }
+            if !relay.is_empty() {
+                o.insert("rl".into(), id_list(relay));
+            }
+            if !relayed_by.is_empty() {
+                o.insert("rb".into(), id_list(relayed_by));
+            }
             if !entries.is_empty() {
                 o.insert(
                     "e".into(),
@@ -81,12 +93,18 @@ pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
             hint_term,
             rejected,
             stamp,
+            vouch,
+            vouch_index,
         } => {
             o.insert("ok".into(), json!(u8::from(*success)));
             o.insert("i".into(), json!(index));
             if !success {
                 o.insert("ht".into(), json!(hint_term));
                 o.insert("rj".into(), json!(rejected));
+            }
+            if !vouch.is_empty() {
+                o.insert("v".into(), id_list(vouch));
+                o.insert("vi".into(), json!(vouch_index));
             }
             o.insert("s".into(), json!(stamp));
             "ar"
@@ -152,22 +170,35 @@ pub fn decode(
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err("field e is not an array".into()),
             };
+            let leader = match o.get("ld") {
+                None => from,
+                Some(v) => v
+                    .as_str()
+                    .and_then(parse_id)
+                    .ok_or("field ld is not an ID")?,
+            };
             MessageBody::Append {
                 prev_index,
                 prev_term: num(o, "pt")?,
                 entries,
                 commit: num(o, "c")?,
                 stamp: num(o, "s")?,
+                leader,
+                relay: ids(o, "rl")?,
+                relayed_by: ids(o, "rb")?,
             }
         }
         "ar" => {
             let success = num(o, "ok")? == 1;
+            let vouch = ids(o, "v")?;
             MessageBody::AppendResp {
                 success,
                 index: num(o, "i")?,
                 hint_term: if success { 0 } else { num(o, "ht")? },
                 rejected: if success { 0 } else { num(o, "rj")? },
                 stamp: num(o, "s")?,
+                vouch_index: if vouch.is_empty() { 0 } else { num(o, "vi")? },
+                vouch,
             }
         }
         "tn" => MessageBody::TimeoutNow,
@@ -215,6 +246,29 @@ fn decode_entry(item: &Value, index: u64) -> Result<Entry, DecodeError> {
     })
 }
 
+fn id_list(ids: &[NodeId]) -> Value {
+    Value::Array(ids.iter().map(|&id| json!(format_id(id))).collect())
+}
+
+/// An optional list of replica IDs (absent = empty).
+fn ids(o: &Map<String, Value>, key: &str) -> Result<Vec<NodeId>, DecodeError> {
+    match o.get(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= MAX_RELAY => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(parse_id)
+                    .ok_or_else(|| format!("field {key} holds a non-ID"))
+            })
+            .collect(),
+        Some(_) => Err(format!("field {key} is not a short list of IDs")),
+    }
+}
+
+/// No chain is longer than a cluster (the harness allows 21 replicas).
+const MAX_RELAY: usize = 32;
+
 fn num(o: &Map<String, Value>, key: &str) -> Result<u64, DecodeError> {
     o.get(key)
         .and_then(Value::as_u64)
@@ -250,21 +304,28 @@ pub fn split_append(msg: Message) -> Vec<Message> {
         mut entries,
         commit,
         stamp,
+        leader,
+        relay,
+        relayed_by,
     } = msg.body
     else {
         return vec![msg];
     };
+    let part = |prev_index, prev_term, entries| Message {
+        body: MessageBody::Append {
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            stamp,
+            leader,
+            relay: relay.clone(),
+            relayed_by: relayed_by.clone(),
+        },
+        ..msg
+    };
     if entries.len() < 2 {
-        return vec![Message {
-            body: MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                stamp,
-            },
-            ..msg
-        }];
+        return vec![part(prev_index, prev_term, entries)];
     }
     let tail = entries.split_off(entries.len() / 2);
     let (mid_index, mid_term) = {
@@ -272,26 +333,8 @@ pub fn split_append(msg: Message) -> Vec<Message> {
         (last.index, last.term)
     };
     vec![
-        Message {
-            body: MessageBody::Append {
-                prev_index,
-                prev_term,
-                entries,
-                commit,
-                stamp,
-            },
-            ..msg
-        },
-        Message {
-            body: MessageBody::Append {
-                prev_index: mid_index,
-                prev_term: mid_term,
-                entries: tail,
-                commit,
-                stamp,
-            },
-            ..msg
-        },
+        part(prev_index, prev_term, entries),
+        part(mid_index, mid_term, tail),
     ]
 }
 
@@ -337,6 +380,8 @@ mod tests {
             hint_term: 1,
             rejected: 9,
             stamp: 11,
+            vouch: vec![],
+            vouch_index: 0,
         });
         roundtrip(MessageBody::AppendResp {
             success: true,
@@ -344,6 +389,8 @@ mod tests {
             hint_term: 0,
             rejected: 0,
             stamp: 11,
+            vouch: vec![3, 4],
+            vouch_index: 5,
         });
         roundtrip(MessageBody::TimeoutNow);
         let entries = vec![
@@ -369,9 +416,23 @@ mod tests {
         roundtrip(MessageBody::Append {
             prev_index: 4,
             prev_term: 6,
+            entries: entries.clone(),
+            commit: 3,
+            stamp: 9,
+            leader: 1,
+            relay: vec![],
+            relayed_by: vec![],
+        });
+        // A relayed append: sent by 1 on behalf of leader 3, to be passed on to 4.
+        roundtrip(MessageBody::Append {
+            prev_index: 4,
+            prev_term: 6,
             entries,
             commit: 3,
             stamp: 9,
+            leader: 3,
+            relay: vec![4],
+            relayed_by: vec![1],
         });
     }
 
@@ -412,6 +473,9 @@ mod tests {
                 entries,
                 commit: 0,
                 stamp: 1,
+                leader: 1,
+                relay: vec![],
+                relayed_by: vec![],
             },
         };
         let parts = split_append(msg);

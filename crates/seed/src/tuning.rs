@@ -13,9 +13,11 @@ pub struct Tuning {
     pub heartbeat: Duration,
     pub lease: Duration,
     pub retransmit: Duration,
+    pub min_retransmit: Duration,
     pub hold: Duration,
     pub fresh_leader: Duration,
     pub fanout_extra: usize,
+    pub relay: bool,
     pub seed: u64,
     pub unsafe_stale_reads: bool,
 }
@@ -39,12 +41,14 @@ impl Tuning {
             heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 500),
             lease: env_ms("RAFTKV_LEASE_MS", 900),
             retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 10),
+            min_retransmit: env_ms("RAFTKV_MIN_RETRANSMIT_MS", 3),
             hold: env_ms("RAFTKV_HOLD_MS", 2000),
             fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 450),
             fanout_extra: std::env::var("RAFTKV_FANOUT_EXTRA")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            relay: std::env::var("RAFTKV_RELAY").map_or(true, |v| v != "0"),
             seed,
             unsafe_stale_reads: std::env::var("RAFTKV_UNSAFE_STALE_READS").is_ok_and(|v| v == "1"),
         }
@@ -61,12 +65,14 @@ impl Tuning {
         cfg.heartbeat_interval_ticks = self.ticks(self.heartbeat);
         cfg.lease_ticks = self.ticks(self.lease);
         cfg.retransmit_ticks = self.ticks(self.retransmit);
+        cfg.min_retransmit_ticks = self.ticks(self.min_retransmit).min(cfg.retransmit_ticks);
         // Entry bytes per append; JSON escaping can inflate text up to 6x, and the
         // server splits any append that still overflows a datagram.
         cfg.max_msg_bytes = 64 * 1024;
         cfg.max_msg_entries = 512;
         cfg.max_inflight_msgs = 64;
         cfg.max_uncommitted_bytes = 8 << 20;
+        cfg.relay = self.relay;
         cfg.fanout = Fanout::Quorum {
             extra: self.fanout_extra,
         };

@@ -1,0 +1,9 @@
+//! kvbench: a closed-loop load generator for raftkv, etcd and Redis, and `compare`, which
+//! runs all three side by side on one machine and writes JSON, markdown and a chart.
+
+pub mod compare;
+pub mod drivers;
+pub mod orchestrate;
+pub mod report;
+pub mod runner;
+pub mod workload;

@@ -1,0 +1,336 @@
+//! The HTTP admin endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus text),
+//! `GET /health`.
+//!
+//! A deliberately small HTTP/1.1 server (one request per connection, `Connection:
+//! close`): three read-only GET routes do not justify an HTTP stack in the build. The
+//! request head is bounded (8 KiB) and must arrive within 5 s.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::metrics::{counter, gauge};
+use crate::node_loop::{LoopMetrics, NodeHandle, Status};
+
+const MAX_HEAD: usize = 8 << 10;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn accept_loop(listener: TcpListener, node: NodeHandle) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, &node).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("admin accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+struct Response {
+    code: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Response {
+    fn text(code: u16, body: impl Into<String>) -> Response {
+        Response {
+            code,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+    fn json(code: u16, v: &impl serde::Serialize) -> Response {
+        Response {
+            code,
+            content_type: "application/json",
+            body: serde_json::to_string_pretty(v)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                + "\n",
+        }
+    }
+}
+
+async fn serve(mut stream: TcpStream, node: &NodeHandle) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+        Ok(Ok(Some(h))) => h,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(()),
+    };
+    let resp = match head {
+        Head::TooLarge => Response::text(431, "request head too large\n"),
+        Head::Request { method, path } => route(&method, &path, node).await,
+    };
+    let reason = match resp.code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        resp.code,
+        resp.content_type,
+        resp.body.len()
+    );
+    out.push_str(&resp.body);
+    stream.write_all(out.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+enum Head {
+    Request { method: String, path: String },
+    TooLarge,
+}
+
+/// Reads up to the blank line ending the head; `None` if the client left first.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Head>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]);
+            let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let target = parts.next().unwrap_or("");
+            let path = target.split('?').next().unwrap_or("").to_string();
+            return Ok(Some(Head::Request { method, path }));
+        }
+        if buf.len() > MAX_HEAD {
+            return Ok(Some(Head::TooLarge));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn route(method: &str, path: &str, node: &NodeHandle) -> Response {
+    if method.is_empty() || path.is_empty() {
+        return Response::text(400, "bad request line\n");
+    }
+    if !matches!(path, "/status" | "/metrics" | "/health") {
+        return Response::text(404, "not found: try /status, /metrics or /health\n");
+    }
+    if method != "GET" {
+        return Response::text(405, "only GET\n");
+    }
+    let status = node.status().await;
+    match (path, status) {
+        ("/status", Ok(s)) => Response::json(200, &s),
+        ("/metrics", Ok(s)) => Response {
+            code: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: render_metrics(&s, &node.metrics),
+        },
+        ("/health", Ok(s)) => {
+            // Healthy: the loop answers, the log store works, and a leader is known.
+            let problem = match (&s.storage_failure, s.leader) {
+                (Some(f), _) => Some(format!("storage failure: {f}")),
+                (None, None) => Some("no leader".to_string()),
+                (None, Some(_)) => None,
+            };
+            let body = serde_json::json!({
+                "status": problem.as_deref().unwrap_or("ok"),
+                "id": s.id, "role": s.role, "leader": s.leader, "term": s.term,
+            });
+            Response::json(if problem.is_none() { 200 } else { 503 }, &body)
+        }
+        (_, Err(e)) => Response::json(503, &serde_json::json!({ "status": e.to_string() })),
+        _ => Response::text(404, "not found\n"),
+    }
+}
+
+pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
+    let mut o = String::with_capacity(8 << 10);
+    gauge(&mut o, "raftkv_node_id", "This node's ID.", s.id);
+    gauge(&mut o, "raftkv_term", "Current Raft term.", s.term);
+    gauge(
+        &mut o,
+        "raftkv_is_leader",
+        "1 if this node leads.",
+        u8::from(s.role == "leader"),
+    );
+    gauge(
+        &mut o,
+        "raftkv_leader_id",
+        "The leader this node knows (0: none).",
+        s.leader.unwrap_or(0),
+    );
+    gauge(
+        &mut o,
+        "raftkv_commit_index",
+        "Highest log index known committed.",
+        s.commit_index,
+    );
+    gauge(
+        &mut o,
+        "raftkv_applied_index",
+        "Highest log index applied.",
+        s.applied_index,
+    );
+    gauge(
+        &mut o,
+        "raftkv_log_first_index",
+        "First index held in the log.",
+        s.first_index,
+    );
+    gauge(
+        &mut o,
+        "raftkv_log_last_index",
+        "Last index in the log.",
+        s.last_index,
+    );
+    gauge(
+        &mut o,
+        "raftkv_log_entries",
+        "Entries held in the log.",
+        s.log_entries,
+    );
+    gauge(
+        &mut o,
+        "raftkv_log_bytes",
+        "Bytes of entries held in the log.",
+        s.log_bytes,
+    );
+    gauge(&mut o, "raftkv_keys", "Keys in the state machine.", s.keys);
+    gauge(
+        &mut o,
+        "raftkv_kv_bytes",
+        "Bytes of keys and values in the state machine.",
+        s.kv_bytes,
+    );
+    counter(
+        &mut o,
+        "raftkv_proposals_total",
+        "Entries proposed by this node as leader.",
+        s.proposals,
+    );
+    counter(
+        &mut o,
+        "raftkv_applied_entries_total",
+        "Log entries applied.",
+        s.applied_entries,
+    );
+    counter(
+        &mut o,
+        "raftkv_reads_served_total",
+        "Linearizable reads served as leader.",
+        s.reads_served,
+    );
+    counter(
+        &mut o,
+        "raftkv_client_requests_total",
+        "Requests from this node's clients.",
+        m.client_requests.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_stale_reads_total",
+        "Reads served locally in stale mode.",
+        m.stale_reads.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_forwarded_out_total",
+        "Requests forwarded to the leader.",
+        m.forwarded_out.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_forwarded_in_total",
+        "Requests forwarded to us by followers.",
+        m.forwarded_in.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_forward_timeouts_total",
+        "Forwarded requests that got no answer in time.",
+        m.forward_timeouts.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_elections_total",
+        "Elections this node started (as candidate).",
+        m.elections.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_leader_changes_total",
+        "Times this node saw a new leader.",
+        m.leader_changes.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_peer_messages_dropped_inbound_total",
+        "Peer messages dropped: node loop busy.",
+        m.dropped_inbound.get(),
+    );
+    let _ = writeln!(
+        o,
+        "# HELP raftkv_peer_connected 1 if the connection to the peer is up."
+    );
+    let _ = writeln!(o, "# TYPE raftkv_peer_connected gauge");
+    for p in &s.peers {
+        let _ = writeln!(
+            o,
+            "raftkv_peer_connected{{peer=\"{}\"}} {}",
+            p.id,
+            u8::from(p.connected)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP raftkv_peer_frames_dropped_total Frames dropped from a full send queue."
+    );
+    let _ = writeln!(o, "# TYPE raftkv_peer_frames_dropped_total counter");
+    for p in &s.peers {
+        let _ = writeln!(
+            o,
+            "raftkv_peer_frames_dropped_total{{peer=\"{}\"}} {}",
+            p.id, p.dropped_frames
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP raftkv_peer_lag Entries the peer is behind the leader's log (leader only)."
+    );
+    let _ = writeln!(o, "# TYPE raftkv_peer_lag gauge");
+    for p in &s.peers {
+        if let Some(lag) = p.lag {
+            let _ = writeln!(o, "raftkv_peer_lag{{peer=\"{}\"}} {lag}", p.id);
+        }
+    }
+    m.commit_latency.render(
+        "raftkv_commit_latency_seconds",
+        "Client write latency, from arrival here to the committed answer.",
+        &mut o,
+    );
+    m.read_latency.render(
+        "raftkv_read_latency_seconds",
+        "Client read latency, from arrival here to the answer.",
+        &mut o,
+    );
+    m.fsync_latency.render(
+        "raftkv_fsync_latency_seconds",
+        "Time spent in fdatasync of the log (empty until the log is on disk).",
+        &mut o,
+    );
+    o
+}

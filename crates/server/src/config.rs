@@ -1,0 +1,529 @@
+//! `raftkv serve` configuration: a TOML file, overridden key by key by command-line
+//! flags, then validated into a [`Config`].
+//!
+//! Every error names the key it is about (`config key `read_mode`: ...`), whether it came
+//! from the file or a flag: unknown keys are refused (`deny_unknown_fields`), and values
+//! are checked here rather than where they are used, so a bad config never half-starts a
+//! node.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raft::NodeId;
+use serde::Deserialize;
+
+/// Defaults, in one place so README and code agree.
+pub const DEFAULT_CLIENT_ADDR: &str = "127.0.0.1:6379";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9379";
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_KEY_BYTES: u64 = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// How reads (GET, MGET, EXISTS) are served. Writes always go through the leader's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex: the leader confirms with a quorum round after the read arrives, then
+    /// serves from a state machine at least at the commit index it saw. Linearizable
+    /// whatever the clocks do.
+    Linearizable,
+    /// Leader lease: the leader serves locally while a quorum acknowledged it within the
+    /// lease (0.9 × election timeout). Linearizable as long as clock drift between nodes
+    /// stays under the remaining 10% of the election timeout; saves a round trip.
+    Lease,
+    /// Any node serves from its own state machine, which may lag the leader: no
+    /// linearizability, no read-your-writes across nodes; monotonic on one node.
+    Stale,
+}
+
+impl ReadMode {
+    pub fn parse(s: &str) -> Option<ReadMode> {
+        match s {
+            "linearizable" => Some(ReadMode::Linearizable),
+            "lease" => Some(ReadMode::Lease),
+            "stale" => Some(ReadMode::Stale),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadMode::Linearizable => "linearizable",
+            ReadMode::Lease => "lease",
+            ReadMode::Stale => "stale",
+        }
+    }
+}
+
+impl fmt::Display for ReadMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The file as written: every key optional (flags may supply it), nothing unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub id: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    /// Node ID (as a string: TOML keys are strings) to `host:port` of its peer listener.
+    /// May include this node itself, so every node can share one list.
+    pub peers: Option<BTreeMap<String, String>>,
+    pub peer_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub admin_addr: Option<String>,
+    pub max_value_bytes: Option<u64>,
+    pub max_key_bytes: Option<u64>,
+    pub read_mode: Option<String>,
+    #[serde(default)]
+    pub raft: RaftFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftFile {
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_ms: Option<u64>,
+    pub retransmit_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_request_bytes: Option<u64>,
+    pub max_pipeline: Option<u64>,
+    pub max_clients: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub peer_queue_messages: Option<u64>,
+}
+
+/// What flags can override. `None` leaves the file's value (or the default).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub id: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    /// `ID=host:port,ID=host:port`
+    pub peers: Option<String>,
+    pub peer_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub admin_addr: Option<String>,
+    pub max_value_bytes: Option<u64>,
+    pub read_mode: Option<String>,
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RaftTuning {
+    pub election_timeout: Duration,
+    pub heartbeat: Duration,
+    pub retransmit: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest RESP command accepted (all its arguments); above it the connection closes.
+    pub max_request_bytes: usize,
+    /// Commands read ahead of their replies per client connection.
+    pub max_pipeline: usize,
+    pub max_clients: usize,
+    /// A forwarded request gets no answer from the leader after this long: error reply.
+    pub request_timeout: Duration,
+    /// Messages queued per peer; beyond it the oldest are dropped (raft retransmits).
+    pub peer_queue_messages: usize,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    /// The other members: ID to `host:port` of their peer listener. Never contains `id`.
+    pub peers: BTreeMap<NodeId, String>,
+    pub peer_addr: String,
+    pub client_addr: String,
+    pub admin_addr: String,
+    pub max_value_bytes: usize,
+    pub max_key_bytes: usize,
+    pub read_mode: ReadMode,
+    pub raft: RaftTuning,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Reads `path` (if any), applies `flags`, validates.
+    pub fn load(path: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => parse_file(p)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(file, flags)
+    }
+
+    pub fn resolve(file: FileConfig, flags: &Overrides) -> Result<Config, ConfigError> {
+        let id = flags
+            .id
+            .or(file.id)
+            .ok_or_else(|| key_err("id", "missing (set it in the file or with --id)"))?;
+        if id == 0 {
+            return Err(key_err("id", "must be a positive integer"));
+        }
+
+        let mut members = match &flags.peers {
+            Some(list) => parse_peer_list(list)?,
+            None => parse_peer_table(file.peers.unwrap_or_default())?,
+        };
+        let own_entry = members.remove(&id);
+        let peer_addr = flags
+            .peer_addr
+            .clone()
+            .or(file.peer_addr)
+            .or_else(|| own_entry.clone())
+            .ok_or_else(|| {
+                key_err(
+                    "peer_addr",
+                    "missing (set it, or list this node's own ID in `peers`)",
+                )
+            })?;
+        check_addr("peer_addr", &peer_addr, true)?;
+        if let Some(own) = &own_entry {
+            if *own != peer_addr {
+                return Err(key_err(
+                    format!("peers.{id}"),
+                    format!("this node's entry {own} differs from peer_addr {peer_addr}"),
+                ));
+            }
+        }
+
+        let client_addr = flags
+            .client_addr
+            .clone()
+            .or(file.client_addr)
+            .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string());
+        check_addr("client_addr", &client_addr, true)?;
+        let admin_addr = flags
+            .admin_addr
+            .clone()
+            .or(file.admin_addr)
+            .unwrap_or_else(|| DEFAULT_ADMIN_ADDR.to_string());
+        check_addr("admin_addr", &admin_addr, true)?;
+
+        let max_value_bytes = flags
+            .max_value_bytes
+            .or(file.max_value_bytes)
+            .unwrap_or(DEFAULT_MAX_VALUE_BYTES);
+        if !(1..=(256 << 20)).contains(&max_value_bytes) {
+            return Err(key_err("max_value_bytes", "must be in 1..=268435456"));
+        }
+        let max_key_bytes = file.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES);
+        if !(1..=(1 << 20)).contains(&max_key_bytes) {
+            return Err(key_err("max_key_bytes", "must be in 1..=1048576"));
+        }
+
+        let read_mode = match flags.read_mode.clone().or(file.read_mode) {
+            None => ReadMode::Linearizable,
+            Some(s) => ReadMode::parse(&s).ok_or_else(|| {
+                key_err(
+                    "read_mode",
+                    format!("unknown mode {s:?} (expected linearizable, lease or stale)"),
+                )
+            })?,
+        };
+
+        let election = flags
+            .election_timeout_ms
+            .or(file.raft.election_timeout_ms)
+            .unwrap_or(1000);
+        if !(10..=60_000).contains(&election) {
+            return Err(key_err("raft.election_timeout_ms", "must be in 10..=60000"));
+        }
+        let heartbeat = flags
+            .heartbeat_ms
+            .or(file.raft.heartbeat_ms)
+            .unwrap_or((election / 10).max(1));
+        if heartbeat == 0 || heartbeat >= election {
+            return Err(key_err(
+                "raft.heartbeat_ms",
+                format!("must be in 1..{election} (below the election timeout)"),
+            ));
+        }
+        let retransmit = file.raft.retransmit_ms.unwrap_or(2 * heartbeat);
+        if retransmit == 0 {
+            return Err(key_err("raft.retransmit_ms", "must be positive"));
+        }
+
+        let default_request = (4 * max_value_bytes).max(8 << 20);
+        let max_request_bytes = file.limits.max_request_bytes.unwrap_or(default_request);
+        if max_request_bytes < max_value_bytes + max_key_bytes + 64 {
+            return Err(key_err(
+                "limits.max_request_bytes",
+                "must leave room for one key and one value of the maximum sizes",
+            ));
+        }
+        let max_pipeline = file.limits.max_pipeline.unwrap_or(1024);
+        if !(1..=1_000_000).contains(&max_pipeline) {
+            return Err(key_err("limits.max_pipeline", "must be in 1..=1000000"));
+        }
+        let max_clients = file.limits.max_clients.unwrap_or(10_000);
+        if max_clients == 0 {
+            return Err(key_err("limits.max_clients", "must be positive"));
+        }
+        let request_timeout = file.limits.request_timeout_ms.unwrap_or(10_000);
+        if request_timeout < election {
+            return Err(key_err(
+                "limits.request_timeout_ms",
+                "must be at least the election timeout (a request may wait out an election)",
+            ));
+        }
+        let peer_queue = file.limits.peer_queue_messages.unwrap_or(4096);
+        if peer_queue == 0 {
+            return Err(key_err("limits.peer_queue_messages", "must be positive"));
+        }
+
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(format!("data/{id}")));
+
+        Ok(Config {
+            id,
+            data_dir,
+            peers: members,
+            peer_addr,
+            client_addr,
+            admin_addr,
+            max_value_bytes: max_value_bytes as usize,
+            max_key_bytes: max_key_bytes as usize,
+            read_mode,
+            raft: RaftTuning {
+                election_timeout: Duration::from_millis(election),
+                heartbeat: Duration::from_millis(heartbeat),
+                retransmit: Duration::from_millis(retransmit),
+            },
+            limits: Limits {
+                max_request_bytes: max_request_bytes as usize,
+                max_pipeline: max_pipeline as usize,
+                max_clients: max_clients as usize,
+                request_timeout: Duration::from_millis(request_timeout),
+                peer_queue_messages: peer_queue as usize,
+            },
+        })
+    }
+
+    /// Every voter, this node included.
+    pub fn voters(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self.peers.keys().copied().collect();
+        v.push(self.id);
+        v.sort_unstable();
+        v
+    }
+
+    /// Bytes of entry data in one append, and so the largest command the log accepts: a
+    /// maximal key and value with room for the command encoding.
+    pub fn raft_max_msg_bytes(&self) -> usize {
+        (self.max_value_bytes + self.max_key_bytes + 1024).max(1 << 20)
+    }
+
+    /// Largest peer frame: one append holds at most `raft_max_msg_bytes` of entries, or a
+    /// single entry of at most that size, plus per-entry headers.
+    pub fn max_peer_frame_bytes(&self) -> usize {
+        2 * self.raft_max_msg_bytes() + (1 << 20)
+    }
+}
+
+pub fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// toml's messages already name the offending key and position (`unknown field `x``,
+/// `invalid type ... for key `id``).
+pub fn parse_str(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+fn parse_peer_table(
+    table: BTreeMap<String, String>,
+) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, addr) in table {
+        let key = format!("peers.{k}");
+        let id: NodeId = k
+            .parse()
+            .ok()
+            .filter(|&id| id > 0)
+            .ok_or_else(|| key_err(&key, "peer IDs must be positive integers"))?;
+        check_addr(&key, &addr, false)?;
+        out.insert(id, addr);
+    }
+    Ok(out)
+}
+
+/// `1=127.0.0.1:7001,2=127.0.0.1:7002` (the `--peers` flag).
+pub fn parse_peer_list(list: &str) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| key_err("peers", format!("{item:?} is not ID=host:port")))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&id| id > 0)
+            .ok_or_else(|| key_err("peers", format!("{id:?} is not a positive integer ID")))?;
+        let addr = addr.trim().to_string();
+        check_addr(&format!("peers.{id}"), &addr, false)?;
+        if out.insert(id, addr).is_some() {
+            return Err(key_err("peers", format!("node {id} is listed twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// `host:port` or `[v6]:port`. Resolution happens at bind/connect time (names may only
+/// resolve later), so this checks the shape only.
+fn check_addr(key: &str, addr: &str, allow_port_zero: bool) -> Result<(), ConfigError> {
+    let bad = |why: &str| key_err(key, format!("{addr:?} is not host:port ({why})"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+    if port == 0 && !allow_port_zero {
+        return Err(bad("port 0"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str, flags: &Overrides) -> Result<Config, String> {
+        let file = parse_str(text)?;
+        Config::resolve(file, flags).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+        id = 2
+        data_dir = "/tmp/x"
+        client_addr = "127.0.0.1:6380"
+        read_mode = "lease"
+        [peers]
+        1 = "127.0.0.1:7001"
+        2 = "127.0.0.1:7002"
+        3 = "localhost:7003"
+        [raft]
+        election_timeout_ms = 500
+    "#;
+
+    #[test]
+    fn full_file_resolves() {
+        let c = resolve(GOOD, &Overrides::default()).unwrap();
+        assert_eq!(c.id, 2);
+        assert_eq!(c.peer_addr, "127.0.0.1:7002");
+        assert_eq!(c.peers.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(c.voters(), vec![1, 2, 3]);
+        assert_eq!(c.read_mode, ReadMode::Lease);
+        assert_eq!(c.raft.heartbeat, Duration::from_millis(50));
+        assert_eq!(c.max_value_bytes, 1 << 20);
+        assert_eq!(c.admin_addr, DEFAULT_ADMIN_ADDR);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let flags = Overrides {
+            id: Some(3),
+            read_mode: Some("stale".into()),
+            max_value_bytes: Some(10),
+            ..Overrides::default()
+        };
+        let c = resolve(GOOD, &flags).unwrap();
+        assert_eq!(c.id, 3);
+        assert_eq!(c.peer_addr, "localhost:7003");
+        assert_eq!(c.read_mode, ReadMode::Stale);
+        assert_eq!(c.max_value_bytes, 10);
+        let flags = Overrides {
+            id: Some(1),
+            peers: Some("1=h:1,2=h:2".into()),
+            ..Overrides::default()
+        };
+        let c = resolve(GOOD, &flags).unwrap();
+        assert_eq!(c.peers.get(&2).map(String::as_str), Some("h:2"));
+        assert!(!c.peers.contains_key(&3));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("id = 1\npeer_addr = \"h:1\"\nbogus = 3", "bogus"),
+            ("id = 1\npeer_addr = \"h:1\"\n[raft]\nfoo = 1", "foo"),
+            ("id = \"one\"", "id"),
+            ("id = 1\npeer_addr = \"h:1\"\nread_mode = \"fast\"", "read_mode"),
+            ("id = 1\npeer_addr = \"nope\"", "peer_addr"),
+            ("id = 1\npeer_addr = \"h:1\"\n[peers]\nx = \"h:2\"", "peers.x"),
+            ("id = 1\npeer_addr = \"h:1\"\n[peers]\n2 = \"h:0\"", "peers.2"),
+            ("id = 1\npeer_addr = \"h:1\"\nmax_value_bytes = 0", "max_value_bytes"),
+            ("peer_addr = \"h:1\"", "id"),
+            ("id = 1", "peer_addr"),
+            (
+                "id = 1\npeer_addr = \"h:1\"\n[raft]\nelection_timeout_ms = 100\nheartbeat_ms = 100",
+                "raft.heartbeat_ms",
+            ),
+            ("id = 1\npeer_addr = \"h:1\"\n[peers]\n1 = \"h:9\"", "peers.1"),
+        ];
+        for (text, key) in cases {
+            let err = resolve(text, &Overrides::default()).unwrap_err();
+            assert!(
+                err.contains(key),
+                "{text:?}: error {err:?} does not name {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let c = resolve(include_str!("../example.toml"), &Overrides::default()).unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.peer_addr, "127.0.0.1:7101");
+        assert_eq!(c.voters(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn peer_list_flag() {
+        assert_eq!(parse_peer_list("1=a:1, 2=b:2").unwrap().len(), 2);
+        assert!(parse_peer_list("1=a:1,1=b:2").is_err());
+        assert!(parse_peer_list("a:1").is_err());
+        assert!(parse_peer_list("0=a:1").is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! `raftkv`: the cluster-mode server, its CLI and the local-cluster launcher.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use server::cli::{self, DEFAULT_CLUSTER};
+use server::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "raftkv",
+    version,
+    about = "A Raft-replicated key-value database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node.
+    Serve(ServeArgs),
+    /// Start a local cluster (three processes, data under ./data) until Ctrl-C.
+    Up {
+        /// Where the nodes keep their data and logs.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Node i serves RESP on base+i-1, peers on base+100+i-1, HTTP on base+200+i-1.
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// linearizable (default), lease or stale.
+        #[arg(long)]
+        read_mode: Option<String>,
+    },
+    /// Read a key.
+    Get {
+        key: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Write a key.
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Delete keys.
+    Del {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+    /// Role, term, leader and indexes of every node.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArg,
+    },
+}
+
+#[derive(Args)]
+struct ClusterArg {
+    /// RESP addresses of the nodes to try, in order.
+    #[arg(long, default_value = DEFAULT_CLUSTER)]
+    cluster: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file; the flags below override its keys.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    id: Option<u64>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Every member's peer address: ID=host:port,ID=host:port (may include this node).
+    #[arg(long)]
+    peers: Option<String>,
+    /// Where this node listens for peers (default: its own entry in --peers).
+    #[arg(long)]
+    peer_addr: Option<String>,
+    /// Where this node listens for Redis-protocol clients.
+    #[arg(long)]
+    client_addr: Option<String>,
+    /// Where this node serves /status, /metrics and /health.
+    #[arg(long)]
+    admin_addr: Option<String>,
+    #[arg(long)]
+    max_value_bytes: Option<u64>,
+    /// linearizable (default), lease or stale.
+    #[arg(long)]
+    read_mode: Option<String>,
+    #[arg(long)]
+    election_timeout_ms: Option<u64>,
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Up {
+            data,
+            base_port,
+            nodes,
+            read_mode,
+        } => server::up::run(server::up::UpOptions {
+            data,
+            base_port,
+            nodes,
+            read_mode,
+        }),
+        Cmd::Get { key, cluster } => one_shot(&cluster, &[b"GET", key.as_bytes()]),
+        Cmd::Set {
+            key,
+            value,
+            cluster,
+        } => one_shot(&cluster, &[b"SET", key.as_bytes(), value.as_bytes()]),
+        Cmd::Del { keys, cluster } => {
+            let mut args: Vec<&[u8]> = vec![b"DEL"];
+            args.extend(keys.iter().map(|k| k.as_bytes()));
+            one_shot(&cluster, &args)
+        }
+        Cmd::Status { cluster } => match cli::status(&cli::split_cluster(&cluster.cluster)) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("raftkv: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn one_shot(cluster: &ClusterArg, args: &[&[u8]]) -> ExitCode {
+    match cli::call_any(&cli::split_cluster(&cluster.cluster), args) {
+        Ok((_, v)) => {
+            println!("{}", cli::show(&v));
+            if matches!(v, server::resp::codec::Value::Error(_)) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("raftkv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(a: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = Overrides {
+        id: a.id,
+        data_dir: a.data_dir,
+        peers: a.peers,
+        peer_addr: a.peer_addr,
+        client_addr: a.client_addr,
+        admin_addr: a.admin_addr,
+        max_value_bytes: a.max_value_bytes,
+        read_mode: a.read_mode,
+        election_timeout_ms: a.election_timeout_ms,
+        heartbeat_ms: a.heartbeat_ms,
+    };
+    let cfg = match Config::load(a.config.as_deref(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raftkv serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftkv serve: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listeners = match server::server::Listeners::bind(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("raftkv serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let id = cfg.id;
+        let (mode, peers) = (cfg.read_mode, cfg.peers.clone());
+        let running = match server::server::start(cfg, listeners).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("raftkv serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            "node {id}: RESP on {}, admin on http://{}/status, peers on {}; read mode {mode}; \
+             peers {peers:?}",
+            running.client_addr,
+            running.admin_addr,
+            running.peer_addr
+        );
+        let mut running = running;
+        let code = tokio::select! {
+            _ = wait_for_signal() => ExitCode::SUCCESS,
+            _ = running.node_stopped() => {
+                tracing::error!("node {id}: the node loop stopped unexpectedly");
+                ExitCode::FAILURE
+            }
+        };
+        tracing::info!("node {id}: shutting down");
+        running.shutdown().await;
+        code
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,717 @@
+//! The node loop: one OS thread owns the [`Node`] and everything it touches.
+//!
+//! It is fed by one bounded channel of [`Event`]s (peer messages, client requests with a
+//! reply channel, forwarded requests and their answers, status queries) and sleeps until
+//! the next event or the earliest deadline (the core's timers, a forwarded request's
+//! timeout): no periodic ticking, no CPU when idle. A thread rather than a task because
+//! persisting a `Ready` blocks on `fdatasync` and must not stall the async runtime.
+//!
+//! Each wake-up: advance the clock, take up to `MAX_BATCH` events (so a burst of
+//! requests is proposed as one batch and persisted with one sync), run `process()`, then
+//! route the answers.
+//!
+//! Routing (a follower forwards): a request always goes to the local node first. If the
+//! node answers `Redirect(Some(leader))`, the request is sent to that leader over the
+//! peer connection as a `ForwardReq`; the leader runs it as its own client request and
+//! sends a `ForwardResp` back over its connection to us. A `Redirect` coming back (the
+//! leader moved) is followed up to `MAX_HOPS` times. A `Redirect` means the request was
+//! not executed, so following it never applies a write twice. A request is only sent
+//! over a live connection; otherwise it is parked until a leader is reachable (requests
+//! still queued for a leader that was replaced are taken back and parked too). A
+//! forwarded request that was sent and gets no answer within `request_timeout` fails
+//! with an "outcome unknown" error; a parked one with "no leader" (never executed).
+//! Invariant: every request that enters the loop gets exactly one reply, unless its
+//! client went away.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use node::{Node, NodeOptions, ReqId, Request};
+use raft::{Membership, Message, NodeId, Role};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{Config, ReadMode};
+use crate::metrics::{Counter, Histogram};
+use crate::reply::Reply;
+use crate::store::TimedStore;
+use crate::transport::codec::Frame;
+use crate::transport::peer::PeerRouter;
+
+/// Events taken per wake-up before the node runs.
+const MAX_BATCH: usize = 512;
+/// How many times one client request may follow a redirect.
+const MAX_HOPS: u8 = 3;
+
+pub enum Event {
+    Peer(Message),
+    Client {
+        req: Request,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A request a peer forwarded to us (we are, it thinks, the leader).
+    Forwarded {
+        from: NodeId,
+        id: u64,
+        req: Request,
+    },
+    /// The answer to a request we forwarded.
+    ForwardReply {
+        id: u64,
+        reply: Reply,
+    },
+    Status(oneshot::Sender<Status>),
+    Shutdown,
+}
+
+/// Counters and histograms the loop and the network tasks update.
+#[derive(Default)]
+pub struct LoopMetrics {
+    pub client_requests: Counter,
+    pub forwarded_out: Counter,
+    pub forwarded_in: Counter,
+    pub forward_timeouts: Counter,
+    pub elections: Counter,
+    pub leader_changes: Counter,
+    pub dropped_inbound: Counter,
+    pub stale_reads: Counter,
+    /// Submit to answer, for writes answered here (forwarding included).
+    pub commit_latency: Histogram,
+    pub read_latency: Histogram,
+    /// Time in `fdatasync`; stays empty until the node persists to a file store.
+    pub fsync_latency: Histogram,
+}
+
+impl LoopMetrics {
+    pub fn inc_dropped_inbound(&self) {
+        self.dropped_inbound.inc();
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub connected: bool,
+    /// Known on the leader only.
+    pub match_index: Option<u64>,
+    pub lag: Option<u64>,
+    pub queued: usize,
+    pub sent_frames: u64,
+    pub dropped_frames: u64,
+}
+
+/// A consistent view of the node, taken inside the loop.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub log_entries: u64,
+    pub log_bytes: u64,
+    pub read_mode: &'static str,
+    pub keys: u64,
+    pub kv_bytes: u64,
+    pub proposals: u64,
+    pub applied_entries: u64,
+    pub reads_served: u64,
+    pub pending_requests: usize,
+    pub uptime_ms: u64,
+    /// Set once the log store failed: the node no longer takes part or serves.
+    pub storage_failure: Option<String>,
+    pub peers: Vec<PeerStatus>,
+}
+
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre-candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("node is shutting down")]
+    Stopped,
+    #[error("timed out: the outcome is unknown")]
+    Timeout,
+}
+
+/// The async side's way into the loop. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Event>,
+    /// A safety net above the loop's own timeouts: a reply always comes before this.
+    timeout: Duration,
+    pub metrics: Arc<LoopMetrics>,
+}
+
+impl NodeHandle {
+    pub fn new(tx: mpsc::Sender<Event>, timeout: Duration, metrics: Arc<LoopMetrics>) -> Self {
+        NodeHandle {
+            tx,
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Runs one request; waits for room in the channel (back-pressure on clients).
+    pub async fn call(&self, req: Request) -> Result<Reply, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Client { req, reply })
+            .await
+            .map_err(|_| CallError::Stopped)?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(CallError::Stopped),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    pub async fn status(&self) -> Result<Status, CallError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Status(tx))
+            .await
+            .map_err(|_| CallError::Stopped)?;
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(_)) => Err(CallError::Stopped),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<Event> {
+        self.tx.clone()
+    }
+}
+
+/// A cluster node: peers over TCP, log in files.
+pub type ClusterNode = Node<PeerRouter, TimedStore>;
+
+/// The single place a node is built from the config: opens the log under
+/// `data_dir/log` (recovering it: a torn tail is cut with a warning, corruption refuses
+/// to start with an error naming file and offset) and restores the node from it.
+pub fn open_node(
+    cfg: &Config,
+    router: PeerRouter,
+    metrics: Arc<LoopMetrics>,
+) -> Result<ClusterNode, String> {
+    let ms = |d: Duration| (d.as_millis() as u64).max(1);
+    let election = ms(cfg.raft.election_timeout);
+    let mut rc = raft::Config::new(cfg.id);
+    rc.seed = election_seed(cfg.id);
+    rc.election_timeout_ticks = election;
+    rc.heartbeat_interval_ticks = ms(cfg.raft.heartbeat);
+    rc.retransmit_ticks = ms(cfg.raft.retransmit);
+    // Lease reads only in lease mode: linearizable mode takes a ReadIndex round for
+    // every read, so it does not depend on bounded clock drift. 10% of the election
+    // timeout is the drift margin.
+    rc.lease_ticks = match cfg.read_mode {
+        ReadMode::Lease => election * 9 / 10,
+        ReadMode::Linearizable | ReadMode::Stale => 0,
+    };
+    rc.max_msg_bytes = cfg.raft_max_msg_bytes();
+    rc.max_uncommitted_bytes = (64 << 20).max(4 * rc.max_msg_bytes);
+    rc.fanout = raft::Fanout::All;
+    rc.validate().map_err(|e| format!("raft settings: {e}"))?;
+    let dir = cfg.data_dir.join("log");
+    let (store, report) = TimedStore::open(&dir, metrics)
+        .map_err(|e| format!("cannot open the log in {}: {e}", dir.display()))?;
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(
+            file = %torn.file.display(),
+            offset = torn.offset,
+            dropped_bytes = torn.dropped_bytes,
+            "recovery cut a torn final record: {}",
+            torn.reason
+        );
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        created = report.created,
+        first_index = report.first_index,
+        last_index = report.last_index,
+        term = report.hard_state.term,
+        commit = report.hard_state.commit,
+        segments = report.segments,
+        bytes = report.bytes,
+        "log recovered in {:?}",
+        report.elapsed
+    );
+    let hold = (2 * election).min(cfg.limits.request_timeout.as_millis() as u64 / 2);
+    let opts = NodeOptions {
+        hold_ticks: hold.max(1),
+        fresh_leader_ticks: (3 * ms(cfg.raft.heartbeat)).max(election / 2),
+        ..NodeOptions::default()
+    };
+    Node::open(rc, Membership::new(cfg.voters()), router, store, opts)
+        .map_err(|e| format!("cannot restore the node from {}: {e}", dir.display()))
+}
+
+/// Election timeouts must differ between nodes and between restarts.
+fn election_seed(id: NodeId) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+enum Origin {
+    Local(oneshot::Sender<Reply>),
+    Peer { from: NodeId, id: u64 },
+}
+
+/// A request handed to another node (or waiting for one to be reachable).
+struct Forward {
+    p: Pending,
+    /// Where it was sent; `None` while parked (never sent, so safe to route anywhere).
+    to: Option<NodeId>,
+}
+
+struct Pending {
+    origin: Origin,
+    /// Kept to follow a redirect.
+    req: Request,
+    started: Instant,
+    hops: u8,
+}
+
+pub struct NodeLoop {
+    me: NodeId,
+    node: ClusterNode,
+    router: PeerRouter,
+    peer_addrs: Vec<(NodeId, String)>,
+    rx: mpsc::Receiver<Event>,
+    rt: tokio::runtime::Handle,
+    start: Instant,
+    read_mode: ReadMode,
+    request_timeout_ms: u64,
+    metrics: Arc<LoopMetrics>,
+    next_id: u64,
+    /// Submitted to our node, by request ID.
+    pending: HashMap<ReqId, Pending>,
+    /// Sent to another node, by forward ID; deadlines in insertion (= deadline) order.
+    forwarded: HashMap<u64, Forward>,
+    /// Forwarded requests not sent yet (no reachable leader), oldest first.
+    parked: Vec<u64>,
+    forward_deadlines: VecDeque<(u64, u64)>,
+    last_role: Role,
+    last_leader: Option<NodeId>,
+}
+
+impl NodeLoop {
+    pub fn new(
+        cfg: &Config,
+        node: ClusterNode,
+        router: PeerRouter,
+        rx: mpsc::Receiver<Event>,
+        rt: tokio::runtime::Handle,
+        metrics: Arc<LoopMetrics>,
+    ) -> NodeLoop {
+        NodeLoop {
+            me: cfg.id,
+            last_role: node.raft().role(),
+            last_leader: node.leader(),
+            node,
+            router,
+            peer_addrs: cfg.peers.iter().map(|(&i, a)| (i, a.clone())).collect(),
+            rx,
+            rt,
+            start: Instant::now(),
+            read_mode: cfg.read_mode,
+            request_timeout_ms: cfg.limits.request_timeout.as_millis() as u64,
+            metrics,
+            next_id: 1,
+            pending: HashMap::new(),
+            forwarded: HashMap::new(),
+            parked: Vec::new(),
+            forward_deadlines: VecDeque::new(),
+        }
+    }
+
+    /// Milliseconds since start: the node's tick.
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone.
+    pub fn run(mut self) {
+        let mut first: Option<Event> = None;
+        loop {
+            // Time first: the core stamps what it does with the clock (leases,
+            // retransmission), so it must never act on a stale one.
+            let now = self.now();
+            self.node.tick(now);
+            self.expire_forwards(now);
+            let mut taken = 0;
+            while taken < MAX_BATCH {
+                let ev = match first.take() {
+                    Some(ev) => ev,
+                    None => match self.rx.try_recv() {
+                        Ok(ev) => ev,
+                        Err(_) => break,
+                    },
+                };
+                taken += 1;
+                if !self.handle(ev) {
+                    return;
+                }
+            }
+            self.process();
+            if taken == MAX_BATCH {
+                continue; // more may be waiting: no sleep
+            }
+            let wait = self.wait_time();
+            let rx = &mut self.rx;
+            let got = self.rt.block_on(async {
+                match wait {
+                    Some(w) => tokio::time::timeout(w, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            });
+            match got {
+                Some(Some(ev)) => first = Some(ev),
+                Some(None) => return, // every sender gone
+                None => {}            // timed out: a deadline is due
+            }
+        }
+    }
+
+    /// Until the earliest deadline; `None` waits for an event alone.
+    fn wait_time(&self) -> Option<Duration> {
+        // A node whose store failed no longer ticks: its deadlines stay in the past and
+        // must not make this loop spin.
+        let node = if self.node.storage_failure().is_some() {
+            u64::MAX
+        } else {
+            self.node.next_deadline()
+        };
+        let fwd = self.forward_deadlines.front().map_or(u64::MAX, |&(d, _)| d);
+        let deadline = node.min(fwd);
+        if deadline == u64::MAX {
+            return None;
+        }
+        let at = self.start + Duration::from_millis(deadline);
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Returns false to stop.
+    fn handle(&mut self, ev: Event) -> bool {
+        let now = self.now();
+        match ev {
+            Event::Peer(msg) => self.node.step(now, msg),
+            Event::Client { req, reply } => {
+                self.metrics.client_requests.inc();
+                let p = Pending {
+                    origin: Origin::Local(reply),
+                    req,
+                    started: Instant::now(),
+                    hops: 0,
+                };
+                if self.read_mode == ReadMode::Stale {
+                    if let Request::Get { key } = &p.req {
+                        let v = self.node.kv().get(key).cloned();
+                        self.metrics.stale_reads.inc();
+                        self.deliver(p, Reply::Value(v));
+                        return true;
+                    }
+                }
+                self.submit(p);
+            }
+            Event::Forwarded { from, id, req } => {
+                self.metrics.forwarded_in.inc();
+                let p = Pending {
+                    origin: Origin::Peer { from, id },
+                    req,
+                    started: Instant::now(),
+                    hops: 0,
+                };
+                self.submit(p);
+            }
+            Event::ForwardReply { id, reply } => self.on_forward_reply(id, reply),
+            Event::Status(tx) => {
+                let _ = tx.send(self.status());
+            }
+            Event::Shutdown => return false,
+        }
+        true
+    }
+
+    fn submit(&mut self, p: Pending) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = p.req.clone();
+        self.pending.insert(id, p);
+        let now = self.now();
+        self.node.submit(now, id, req);
+    }
+
+    /// Runs the node and routes its answers until nothing is left to do (routing can
+    /// submit again, when a redirect names this node).
+    fn process(&mut self) {
+        for _ in 0..8 {
+            self.node.process();
+            self.observe_role();
+            let responses = self.node.take_responses();
+            let idle = responses.is_empty();
+            for (id, resp) in responses {
+                if let Some(p) = self.pending.remove(&id) {
+                    self.on_node_answer(p, Reply::from(resp));
+                }
+            }
+            // Routing may have submitted (a parked request, a redirect to us): run it now
+            // rather than at the next wake-up.
+            if idle && !self.node.raft().has_ready() {
+                break;
+            }
+        }
+    }
+
+    fn observe_role(&mut self) {
+        let role = self.node.raft().role();
+        if role == Role::Candidate && self.last_role != Role::Candidate {
+            self.metrics.elections.inc();
+        }
+        if role != self.last_role {
+            tracing::debug!(
+                term = self.node.raft().term(),
+                "role {:?} -> {:?}",
+                self.last_role,
+                role
+            );
+        }
+        self.last_role = role;
+        let leader = self.node.leader();
+        let mut changed_from = None;
+        if leader != self.last_leader && leader.is_some() {
+            self.metrics.leader_changes.inc();
+            tracing::info!(
+                term = self.node.raft().term(),
+                "leader is now node {}",
+                leader.unwrap_or(0)
+            );
+            changed_from = self.last_leader;
+        }
+        self.last_leader = leader;
+        self.retry_parked(changed_from);
+    }
+
+    fn on_node_answer(&mut self, p: Pending, reply: Reply) {
+        match (reply, &p.origin) {
+            (Reply::Redirect(Some(leader)), Origin::Local(_)) if leader != self.me => {
+                self.forward(p, leader)
+            }
+            (Reply::Redirect(_), Origin::Local(_)) => self.deliver(
+                p,
+                Reply::Fail("CLUSTERDOWN no leader elected; try again".into()),
+            ),
+            // A peer's request: it follows the redirect itself (it owns the retries).
+            (reply, _) => self.deliver(p, reply),
+        }
+    }
+
+    /// Sends `p` to the leader `to`, or parks it if `to` is unreachable right now.
+    fn forward(&mut self, mut p: Pending, to: NodeId) {
+        if p.hops >= MAX_HOPS {
+            self.deliver(
+                p,
+                Reply::Fail("CLUSTERDOWN leader keeps moving; try again".into()),
+            );
+            return;
+        }
+        if self.router.queue(to).is_none() {
+            self.deliver(p, Reply::Fail(format!("leader {to} is not a known peer")));
+            return;
+        }
+        p.hops += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.forwarded.insert(id, Forward { p, to: None });
+        self.forward_deadlines
+            .push_back((self.now() + self.request_timeout_ms, id));
+        if !self.send_forward(id, to) {
+            self.parked.push(id);
+        }
+    }
+
+    /// Puts forwarded request `id` on the wire to `to` if the connection is up. A request
+    /// is only sent over a live connection: one queued for a dead peer could never be
+    /// answered, while one never sent is safe to route elsewhere later.
+    fn send_forward(&mut self, id: u64, to: NodeId) -> bool {
+        let Some(q) = self.router.queue(to) else {
+            return false;
+        };
+        if !q.connected() {
+            return false;
+        }
+        let Some(f) = self.forwarded.get_mut(&id) else {
+            return true; // answered meanwhile: nothing to send
+        };
+        f.to = Some(to);
+        let req = f.p.req.clone();
+        self.router.send_frame(to, Frame::ForwardReq { id, req });
+        self.metrics.forwarded_out.inc();
+        true
+    }
+
+    /// Routes parked requests to the current leader, if one is reachable. On a leader
+    /// change, requests still queued (unsent) for the old leader are taken back first.
+    fn retry_parked(&mut self, leader_changed_from: Option<NodeId>) {
+        if let Some(old) = leader_changed_from {
+            if let Some(q) = self.router.queue(old) {
+                for id in q.retract_forwards() {
+                    if let Some(f) = self.forwarded.get_mut(&id) {
+                        f.to = None;
+                        self.parked.push(id);
+                    }
+                }
+            }
+        }
+        if self.parked.is_empty() {
+            return;
+        }
+        let leading = self.node.raft().is_leader();
+        let Some(leader) = self.node.leader() else {
+            return;
+        };
+        for id in std::mem::take(&mut self.parked) {
+            if leading {
+                if let Some(f) = self.forwarded.remove(&id) {
+                    self.submit(f.p);
+                }
+            } else if !self.send_forward(id, leader) {
+                self.parked.push(id);
+            }
+        }
+    }
+
+    fn on_forward_reply(&mut self, id: u64, reply: Reply) {
+        let Some(Forward { mut p, .. }) = self.forwarded.remove(&id) else {
+            return; // timed out already
+        };
+        match reply {
+            Reply::Redirect(Some(leader)) if leader == self.me => {
+                // We won an election meanwhile: serve it here.
+                p.hops += 1;
+                if p.hops > MAX_HOPS {
+                    self.deliver(
+                        p,
+                        Reply::Fail("CLUSTERDOWN leader keeps moving; try again".into()),
+                    );
+                } else {
+                    self.submit(p);
+                }
+            }
+            Reply::Redirect(Some(leader)) => self.forward(p, leader),
+            Reply::Redirect(None) => self.deliver(
+                p,
+                Reply::Fail("CLUSTERDOWN no leader elected; try again".into()),
+            ),
+            other => self.deliver(p, other),
+        }
+    }
+
+    fn expire_forwards(&mut self, now: u64) {
+        while let Some(&(deadline, id)) = self.forward_deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.forward_deadlines.pop_front();
+            if let Some(f) = self.forwarded.remove(&id) {
+                self.metrics.forward_timeouts.inc();
+                let why = if f.to.is_some() {
+                    "TIMEOUT no answer from the leader; the outcome is unknown"
+                } else {
+                    // Never sent: certainly not executed.
+                    "CLUSTERDOWN no reachable leader; try again"
+                };
+                self.deliver(f.p, Reply::Fail(why.into()));
+            }
+        }
+        if !self.parked.is_empty() {
+            let forwarded = &self.forwarded;
+            self.parked.retain(|id| forwarded.contains_key(id));
+        }
+    }
+
+    fn deliver(&mut self, p: Pending, reply: Reply) {
+        match &reply {
+            Reply::Done | Reply::Deleted(_) | Reply::Cas { .. } => {
+                self.metrics.commit_latency.observe(p.started.elapsed())
+            }
+            Reply::Value(_) => self.metrics.read_latency.observe(p.started.elapsed()),
+            _ => {}
+        }
+        match p.origin {
+            Origin::Local(tx) => {
+                let _ = tx.send(reply); // the client may have gone: fine
+            }
+            Origin::Peer { from, id } => {
+                self.router
+                    .send_frame(from, Frame::ForwardResp { id, reply });
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let raft = self.node.raft();
+        let log = raft.log();
+        let last = log.last_index();
+        let matches: HashMap<NodeId, u64> = if raft.is_leader() {
+            raft.follower_matches().into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        let peers = self
+            .peer_addrs
+            .iter()
+            .map(|(id, addr)| {
+                let q = self.router.queue(*id);
+                let m = matches.get(id).copied();
+                PeerStatus {
+                    id: *id,
+                    addr: addr.clone(),
+                    connected: q.is_some_and(|q| q.connected()),
+                    match_index: m,
+                    lag: m.map(|m| last.saturating_sub(m)),
+                    queued: q.map_or(0, |q| q.len()),
+                    sent_frames: q.map_or(0, |q| q.sent()),
+                    dropped_frames: q.map_or(0, |q| q.dropped()),
+                }
+            })
+            .collect();
+        let stats = self.node.stats();
+        Status {
+            id: self.me,
+            role: role_name(raft.role()),
+            term: raft.term(),
+            leader: raft.leader(),
+            commit_index: raft.commit_index(),
+            applied_index: log.applied,
+            first_index: log.first_index(),
+            last_index: last,
+            log_entries: last + 1 - log.first_index(),
+            log_bytes: log.bytes_after(log.first_index() - 1) as u64,
+            read_mode: self.read_mode.as_str(),
+            keys: self.node.kv().len() as u64,
+            kv_bytes: self.node.kv().size_bytes() as u64,
+            proposals: stats.proposals,
+            applied_entries: stats.applied,
+            reads_served: stats.reads_served,
+            pending_requests: self.pending.len() + self.forwarded.len(),
+            uptime_ms: self.now(),
+            storage_failure: self.node.storage_failure().map(String::from),
+            peers,
+        }
+    }
+}

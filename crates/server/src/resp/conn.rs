@@ -1,0 +1,272 @@
+//! One client connection: a reader task that parses commands, and this task, which runs
+//! them and writes the replies in order.
+//!
+//! Pipelining keeps Redis's per-connection ordering: a command sees the effects of every
+//! command sent before it on the same connection. Commands are grouped as they arrive:
+//! consecutive reads run concurrently; consecutive single-request writes to distinct keys
+//! run concurrently (they are proposed in order, so the log keeps their order);
+//! anything else (INCR, SET XX, INFO, QUIT, a write after a read...) waits for the group
+//! before it. So `SET k 1; GET k` pipelined returns 1, and `redis-benchmark -P 16` still
+//! gets 16 requests per round trip.
+//!
+//! Memory per client is bounded: the read buffer by `max_request_bytes` (plus one read),
+//! commands read ahead of their replies by `max_pipeline` and by a byte budget of
+//! `2 × max_request_bytes` (the reader waits when either is used up).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::codec::{parse_command, ProtoError, Value};
+use super::commands::{classify, execute, Class, Outcome, RespCtx};
+
+/// Most commands run together in one group.
+const MAX_GROUP: usize = 256;
+/// Replies are written once this much is buffered, even if more commands are queued.
+const WRITE_CHUNK: usize = 64 << 10;
+
+enum Item {
+    Cmd {
+        args: Vec<Bytes>,
+        class: Class,
+        _budget: OwnedSemaphorePermit,
+    },
+    /// A protocol error, answered in order; `close` once it is sent.
+    Error { msg: String, close: bool },
+}
+
+pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel(ctx.max_pipeline);
+    let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
+    let budget = Arc::new(Semaphore::new(budget_bytes));
+    let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
+    if let Err(e) = write_loop(wr, rx, ctx).await {
+        tracing::debug!(%peer, "client connection ended: {e}");
+    }
+    reader.abort();
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    tx: mpsc::Sender<Item>,
+    ctx: Arc<RespCtx>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+) {
+    let mut buf = BytesMut::with_capacity(16 << 10);
+    loop {
+        loop {
+            match parse_command(&mut buf, ctx.max_request_bytes) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => {
+                    let size: usize = args.iter().map(|a| a.len() + 16).sum();
+                    let permits = size.clamp(1, budget_bytes) as u32;
+                    let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
+                        return;
+                    };
+                    let class = classify(&args);
+                    let item = Item::Cmd {
+                        args,
+                        class,
+                        _budget: permit,
+                    };
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(ProtoError::Recoverable { msg, skip }) => {
+                    buf.advance(skip);
+                    if tx.send(Item::Error { msg, close: false }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(ProtoError::Fatal(msg)) => {
+                    let _ = tx.send(Item::Error { msg, close: true }).await;
+                    return;
+                }
+            }
+        }
+        buf.reserve(16 << 10);
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return, // the writer finishes what was read, then closes
+            Ok(_) => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    Barrier,
+}
+
+/// Commands that may run concurrently. Invariant: at most one `Kind` besides free
+/// commands; a barrier is alone; writes touch distinct keys.
+#[derive(Default)]
+struct Group {
+    items: Vec<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    kind: Option<Kind>,
+    keys: HashSet<Bytes>,
+}
+
+type Cmd = (Vec<Bytes>, Class, OwnedSemaphorePermit);
+
+impl Group {
+    /// Adds the command if it may run with the group; gives it back if not.
+    fn try_add(&mut self, cmd: Cmd) -> Option<Cmd> {
+        let (args, class, permit) = cmd;
+        if !self.items.is_empty() {
+            let fits = !self.closed()
+                && match (&class, self.kind) {
+                    (Class::Free, _) => true,
+                    (Class::Read, None | Some(Kind::Read)) => true,
+                    (Class::Write(keys), None | Some(Kind::Write)) => {
+                        keys.iter().all(|k| !self.keys.contains(k))
+                    }
+                    _ => false,
+                };
+            if !fits {
+                return Some((args, class, permit));
+            }
+        }
+        match class {
+            Class::Free => {}
+            Class::Read => self.kind = Some(Kind::Read),
+            Class::Write(keys) => {
+                self.kind = Some(Kind::Write);
+                self.keys.extend(keys);
+            }
+            Class::Barrier => self.kind = Some(Kind::Barrier),
+        }
+        self.items.push((args, permit));
+        None
+    }
+
+    fn closed(&self) -> bool {
+        self.kind == Some(Kind::Barrier) || self.items.len() >= MAX_GROUP
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Item>,
+    ctx: Arc<RespCtx>,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(16 << 10);
+    let mut carry: Option<Item> = None;
+    loop {
+        let item = match carry.take() {
+            Some(i) => i,
+            None => match rx.recv().await {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let (args, class, permit) = match item {
+            Item::Error { msg, close } => {
+                Value::err(msg).encode(&mut out);
+                if close {
+                    break;
+                }
+                if rx.is_empty() {
+                    wr.write_all(&out).await?;
+                    out.clear();
+                }
+                continue;
+            }
+            Item::Cmd {
+                args,
+                class,
+                _budget,
+            } => (args, class, _budget),
+        };
+        let mut group = Group::default();
+        let _ = group.try_add((args, class, permit));
+        while !group.closed() {
+            match rx.try_recv() {
+                Ok(Item::Cmd {
+                    args,
+                    class,
+                    _budget,
+                }) => {
+                    if let Some((args, class, _budget)) = group.try_add((args, class, _budget)) {
+                        carry = Some(Item::Cmd {
+                            args,
+                            class,
+                            _budget,
+                        });
+                        break;
+                    }
+                }
+                Ok(other) => {
+                    carry = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let close = run_group(&ctx, group.items, &mut out).await;
+        if close {
+            break;
+        }
+        if (carry.is_none() && rx.is_empty()) || out.len() >= WRITE_CHUNK {
+            wr.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    wr.write_all(&out).await?;
+    let _ = wr.shutdown().await;
+    Ok(())
+}
+
+/// Runs a group's commands concurrently and encodes the replies in order. Returns true
+/// if the connection must close (QUIT).
+async fn run_group(
+    ctx: &Arc<RespCtx>,
+    items: Vec<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    out: &mut BytesMut,
+) -> bool {
+    let outcomes: Vec<Outcome> = if items.len() == 1 {
+        let (args, _permit) = items.into_iter().next().expect("one item");
+        vec![execute(ctx.clone(), args).await]
+    } else {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|(args, permit)| {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let o = execute(ctx, args).await;
+                    drop(permit);
+                    o
+                })
+            })
+            .collect();
+        let mut v = Vec::with_capacity(handles.len());
+        for h in handles {
+            v.push(
+                h.await
+                    .unwrap_or_else(|e| Value::err(format!("internal error: {e}")).into()),
+            );
+        }
+        v
+    };
+    let mut close = false;
+    for o in outcomes {
+        o.value.encode(out);
+        close |= o.close;
+    }
+    close
+}

@@ -1,0 +1,187 @@
+//! Wires one node together: listeners, the node loop thread, peer writers, the RESP and
+//! admin accept loops. Used by `raftkv serve` and, in-process, by the tests.
+//!
+//! Needs a multi-threaded tokio runtime: the node loop thread waits on its channel
+//! through the runtime's timer, which a current-thread runtime only drives while its
+//! own thread is inside `block_on`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::node_loop::{open_node, Event, LoopMetrics, NodeHandle, NodeLoop};
+use crate::resp::commands::RespCtx;
+use crate::transport::inbound::{self, Inbound};
+use crate::transport::peer::{spawn_writers, PeerRouter};
+
+/// Bound on the node loop's event channel.
+const EVENT_QUEUE: usize = 16 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open node: {0}")]
+    Node(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The three listening sockets, bound before anything starts (tests bind port 0 first
+/// and hand the real addresses to every node's config).
+pub struct Listeners {
+    pub peer: std::net::TcpListener,
+    pub client: std::net::TcpListener,
+    pub admin: std::net::TcpListener,
+}
+
+impl Listeners {
+    pub fn bind(cfg: &Config) -> Result<Listeners, ServerError> {
+        let bind = |what: &'static str, addr: &str| {
+            std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind {
+                what,
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        Ok(Listeners {
+            peer: bind("peer_addr", &cfg.peer_addr)?,
+            client: bind("client_addr", &cfg.client_addr)?,
+            admin: bind("admin_addr", &cfg.admin_addr)?,
+        })
+    }
+}
+
+pub struct Running {
+    pub id: u64,
+    pub peer_addr: SocketAddr,
+    pub client_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub node: NodeHandle,
+    tasks: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    node_done: tokio::sync::oneshot::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a node on `listeners`. Call from within a multi-threaded tokio runtime.
+pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerError> {
+    let peer_addr = listeners.peer.local_addr()?;
+    let client_addr = listeners.client.local_addr()?;
+    let admin_addr = listeners.admin.local_addr()?;
+    let to_tokio = |l: std::net::TcpListener| {
+        l.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(l)
+    };
+    let peer_l = to_tokio(listeners.peer)?;
+    let client_l = to_tokio(listeners.client)?;
+    let admin_l = to_tokio(listeners.admin)?;
+
+    let max_frame = cfg.max_peer_frame_bytes();
+    let queue_bytes = (64 << 20).max(4 * max_frame);
+    let router = PeerRouter::new(
+        cfg.peers.keys().copied(),
+        cfg.limits.peer_queue_messages,
+        queue_bytes,
+    );
+    let metrics = Arc::new(LoopMetrics::default());
+    let node = open_node(&cfg, router.clone(), metrics.clone()).map_err(ServerError::Node)?;
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let handle = NodeHandle::new(
+        tx.clone(),
+        cfg.limits.request_timeout + std::time::Duration::from_secs(2),
+        metrics.clone(),
+    );
+
+    let node_loop = NodeLoop::new(
+        &cfg,
+        node,
+        router.clone(),
+        rx,
+        tokio::runtime::Handle::current(),
+        metrics.clone(),
+    );
+    // Dropped when the loop returns or panics: `Running::node_stopped` wakes either way.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!("node-{}", cfg.id))
+        .spawn(move || {
+            let _done = done_tx;
+            node_loop.run();
+        })?;
+
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut tasks = spawn_writers(cfg.id, &router, &cfg.peers, max_frame);
+    let inbound = Arc::new(Inbound {
+        me: cfg.id,
+        peers: cfg.peers.keys().copied().collect::<BTreeSet<_>>(),
+        events: tx,
+        router,
+        max_frame,
+        metrics,
+        stop: stop.clone(),
+    });
+    tasks.push(tokio::spawn(inbound::accept_loop(peer_l, inbound)));
+    let resp_ctx = Arc::new(RespCtx {
+        node: handle.clone(),
+        me: cfg.id,
+        max_value_bytes: cfg.max_value_bytes,
+        max_key_bytes: cfg.max_key_bytes,
+        max_request_bytes: cfg.limits.max_request_bytes,
+        max_pipeline: cfg.limits.max_pipeline,
+        client_port: client_addr.port(),
+        started: Instant::now(),
+    });
+    tasks.push(tokio::spawn(crate::resp::accept_loop(
+        client_l,
+        resp_ctx,
+        cfg.limits.max_clients,
+        stop,
+    )));
+    tasks.push(tokio::spawn(crate::admin::accept_loop(
+        admin_l,
+        handle.clone(),
+    )));
+
+    Ok(Running {
+        id: cfg.id,
+        peer_addr,
+        client_addr,
+        admin_addr,
+        node: handle,
+        tasks,
+        thread: Some(thread),
+        stop: stop_tx,
+        node_done: done_rx,
+    })
+}
+
+impl Running {
+    /// Resolves if the node loop ends on its own (it panicked): the process should exit
+    /// rather than keep accepting clients it cannot serve.
+    pub async fn node_stopped(&mut self) {
+        let _ = (&mut self.node_done).await;
+    }
+
+    /// Stops accepting, stops the node loop and waits for its thread. Connections
+    /// already accepted end when their peer or client does (or at process exit).
+    pub async fn shutdown(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.stop.send(true);
+        let _ = self.node.sender().send(Event::Shutdown).await;
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}

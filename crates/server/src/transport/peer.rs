@@ -1,0 +1,379 @@
+//! Outbound peer connections: one bounded queue and one writer task per peer.
+//!
+//! The node loop pushes frames into a peer's queue and never waits: when the queue is
+//! full the *oldest* frame is dropped, because Raft retransmits and a newer message
+//! carries newer state (a fresher commit index, a later term). The writer task owns the
+//! TCP connection: it connects, says `Hello`, then writes batches of frames; on any error
+//! it reconnects with exponential backoff (with jitter, so two nodes restarting together
+//! do not keep colliding). Frames queued while disconnected are sent after reconnecting.
+//!
+//! The connection is one-way: the peer answers over its own connection to us. Anything
+//! read from this socket therefore means the peer closed it (or broke the protocol),
+//! which we treat as a broken connection.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use node::Transport;
+use raft::{Message, MessageBody, NodeId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::codec::{encode_frame, Frame};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Frames encoded into one write.
+const MAX_BATCH: usize = 256;
+
+/// A bounded queue of frames for one peer, by count and by (approximate) bytes.
+pub struct PeerQueue {
+    frames: Mutex<Queued>,
+    notify: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+    dropped: AtomicU64,
+    sent: AtomicU64,
+    connected: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queued {
+    frames: VecDeque<(Frame, usize)>,
+    bytes: usize,
+}
+
+/// Payload bytes a frame holds, for the byte bound (headers are noise next to data).
+fn approx_size(f: &Frame) -> usize {
+    64 + match f {
+        Frame::Raft(Message {
+            body: MessageBody::Append { entries, .. },
+            ..
+        }) => entries.iter().map(|e| e.size_bytes()).sum(),
+        Frame::Raft(Message {
+            body: MessageBody::Snapshot { data, .. },
+            ..
+        }) => data.len(),
+        Frame::ForwardReq { req, .. } => match req {
+            node::Request::Put { key, value } => key.len() + value.len(),
+            node::Request::Cas { key, expected, new } => {
+                key.len() + new.len() + expected.as_ref().map_or(0, |e| e.len())
+            }
+            node::Request::Get { key } | node::Request::Delete { key } => key.len(),
+        },
+        Frame::ForwardResp { reply, .. } => match reply {
+            crate::reply::Reply::Value(Some(v)) => v.len(),
+            crate::reply::Reply::Cas {
+                current: Some(v), ..
+            } => v.len(),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+impl PeerQueue {
+    pub fn new(max_frames: usize, max_bytes: usize) -> PeerQueue {
+        PeerQueue {
+            frames: Mutex::new(Queued::default()),
+            notify: Notify::new(),
+            max_frames: max_frames.max(1),
+            max_bytes,
+            dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues `frame`, dropping the oldest frames while over either bound (the newest
+    /// frame is always kept, even if alone it exceeds the byte bound).
+    pub fn push(&self, frame: Frame) {
+        let size = approx_size(&frame);
+        {
+            let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+            while !q.frames.is_empty()
+                && (q.frames.len() >= self.max_frames || q.bytes + size > self.max_bytes)
+            {
+                if let Some((_, s)) = q.frames.pop_front() {
+                    q.bytes -= s;
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            q.bytes += size;
+            q.frames.push_back((frame, size));
+        }
+        // Stores a permit if the writer is not waiting yet: no lost wake-ups.
+        self.notify.notify_one();
+    }
+
+    /// Waits until at least one frame is queued, then takes up to `max`.
+    async fn pop_batch(&self, out: &mut Vec<Frame>, max: usize) {
+        loop {
+            {
+                let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+                if !q.frames.is_empty() {
+                    let n = q.frames.len().min(max);
+                    let mut taken = 0;
+                    for (f, s) in q.frames.drain(..n) {
+                        taken += s;
+                        out.push(f);
+                    }
+                    q.bytes -= taken;
+                    return;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Takes back the forwarded requests still queued (never written to the socket),
+    /// returning their IDs, so the node loop can route them to a new leader.
+    pub fn retract_forwards(&self) -> Vec<u64> {
+        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = Vec::new();
+        let mut freed = 0;
+        q.frames.retain(|(f, size)| match f {
+            Frame::ForwardReq { id, .. } => {
+                ids.push(*id);
+                freed += size;
+                false
+            }
+            _ => true,
+        });
+        q.bytes -= freed;
+        ids
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.lock().map_or(0, |q| q.frames.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// The peers' queues, shared by the node loop (which pushes) and the writer tasks.
+/// Implements the driver's [`Transport`]: sending never blocks.
+#[derive(Clone)]
+pub struct PeerRouter {
+    queues: Arc<BTreeMap<NodeId, Arc<PeerQueue>>>,
+}
+
+impl PeerRouter {
+    pub fn new(
+        peers: impl IntoIterator<Item = NodeId>,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> PeerRouter {
+        let queues = peers
+            .into_iter()
+            .map(|id| (id, Arc::new(PeerQueue::new(max_frames, max_bytes))))
+            .collect();
+        PeerRouter {
+            queues: Arc::new(queues),
+        }
+    }
+
+    /// Queues `frame` for `to`; false if `to` is not a peer.
+    pub fn send_frame(&self, to: NodeId, frame: Frame) -> bool {
+        match self.queues.get(&to) {
+            Some(q) => {
+                q.push(frame);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn queue(&self, id: NodeId) -> Option<&Arc<PeerQueue>> {
+        self.queues.get(&id)
+    }
+
+    pub fn queues(&self) -> impl Iterator<Item = (NodeId, &Arc<PeerQueue>)> {
+        self.queues.iter().map(|(&id, q)| (id, q))
+    }
+}
+
+impl Transport for PeerRouter {
+    fn send(&mut self, msg: Message) {
+        let to = msg.to;
+        if !self.send_frame(to, Frame::Raft(msg)) {
+            tracing::debug!(to, "dropping message for a node that is not a peer");
+        }
+    }
+}
+
+/// Starts one writer task per peer. `addrs` gives each peer's listener address.
+pub fn spawn_writers(
+    me: NodeId,
+    router: &PeerRouter,
+    addrs: &BTreeMap<NodeId, String>,
+    max_frame: usize,
+) -> Vec<JoinHandle<()>> {
+    router
+        .queues()
+        .filter_map(|(id, q)| {
+            let addr = addrs.get(&id)?.clone();
+            let q = q.clone();
+            Some(tokio::spawn(run_writer(me, id, addr, q, max_frame)))
+        })
+        .collect()
+}
+
+async fn run_writer(
+    me: NodeId,
+    peer: NodeId,
+    addr: String,
+    queue: Arc<PeerQueue>,
+    max_frame: usize,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let mut failures: u64 = 0;
+    let mut jitter = me.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ peer;
+    loop {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                if failures > 0 {
+                    tracing::info!(peer, %addr, "connected to peer after {failures} failed attempts");
+                } else {
+                    tracing::debug!(peer, %addr, "connected to peer");
+                }
+                failures = 0;
+                backoff = MIN_BACKOFF;
+                queue.connected.store(true, Ordering::Relaxed);
+                let err = pump(me, peer, stream, &queue, max_frame).await;
+                queue.connected.store(false, Ordering::Relaxed);
+                tracing::warn!(peer, %addr, "connection to peer lost: {err}");
+            }
+            Ok(Err(e)) => {
+                failures += 1;
+                // The first failure is news; the rest of an outage is noise.
+                if failures == 1 {
+                    tracing::warn!(peer, %addr, "cannot connect to peer (will retry): {e}");
+                } else {
+                    tracing::debug!(peer, %addr, failures, "cannot connect to peer: {e}");
+                }
+            }
+            Err(_) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(peer, %addr, "connecting to peer timed out (will retry)");
+                }
+            }
+        }
+        // xorshift jitter: sleep between backoff/2 and backoff.
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        let half = backoff.as_millis() as u64 / 2;
+        let sleep = Duration::from_millis(half + jitter % (half + 1));
+        tokio::time::sleep(sleep).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Sends `Hello`, then queued frames until the connection fails; returns why.
+async fn pump(
+    me: NodeId,
+    peer: NodeId,
+    stream: TcpStream,
+    queue: &PeerQueue,
+    max_frame: usize,
+) -> String {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    if let Err(e) = encode_frame(&Frame::Hello { from: me, to: peer }, max_frame, &mut buf) {
+        return format!("cannot encode hello: {e}");
+    }
+    if let Err(e) = wr.write_all(&buf).await {
+        return format!("write: {e}");
+    }
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut probe = [0u8; 64];
+    loop {
+        batch.clear();
+        tokio::select! {
+            _ = queue.pop_batch(&mut batch, MAX_BATCH) => {}
+            r = rd.read(&mut probe) => {
+                return match r {
+                    Ok(0) => "closed by peer".to_string(),
+                    Ok(_) => "peer sent data on a one-way connection".to_string(),
+                    Err(e) => format!("read: {e}"),
+                };
+            }
+        }
+        buf.clear();
+        let n = batch.len() as u64;
+        for frame in batch.drain(..) {
+            if let Err(e) = encode_frame(&frame, max_frame, &mut buf) {
+                // Cannot happen with a consistent config (proposals are size-checked);
+                // dropping is safe, the receiver would have refused it anyway.
+                tracing::error!(peer, "dropping unencodable frame: {e}");
+            }
+        }
+        if let Err(e) = wr.write_all(&buf).await {
+            return format!("write: {e}");
+        }
+        queue.sent.fetch_add(n, Ordering::Relaxed);
+        // Keep big buffers from living forever after one large append.
+        if buf.capacity() > (4 << 20) {
+            buf = BytesMut::with_capacity(64 << 10);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(n: u64) -> Frame {
+        Frame::Hello { from: n, to: 0 }
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_the_oldest() {
+        let q = PeerQueue::new(3, usize::MAX);
+        for i in 0..5 {
+            q.push(hello(i));
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.dropped(), 2);
+        let mut out = Vec::new();
+        q.pop_batch(&mut out, 10).await;
+        assert_eq!(out, vec![hello(2), hello(3), hello(4)]);
+    }
+
+    #[tokio::test]
+    async fn byte_bound_keeps_the_newest() {
+        let big = |id| Frame::ForwardReq {
+            id,
+            req: node::Request::Put {
+                key: bytes::Bytes::from_static(b"k"),
+                value: bytes::Bytes::from(vec![0u8; 1000]),
+            },
+        };
+        let q = PeerQueue::new(100, 1500);
+        q.push(big(1));
+        q.push(big(2));
+        assert_eq!(q.len(), 1);
+        let mut out = Vec::new();
+        q.pop_batch(&mut out, 10).await;
+        assert_eq!(out, vec![big(2)]);
+    }
+}

@@ -1,0 +1,328 @@
+//! A three-node cluster in one process on loopback ports, driven through its real
+//! interfaces: RESP over TCP, HTTP admin, TCP between peers, logs on disk.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bulk, http_get, ok, Cluster};
+use server::resp::codec::Value;
+
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn follower_of(c: &Cluster, leader: u64) -> u64 {
+    c.running_ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("a follower")
+}
+
+#[test]
+fn follower_forwards_and_commands_behave() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    let f = follower_of(&c, leader);
+    let mut cl = c.client(f);
+
+    assert_eq!(cl.call(&["PING"]).unwrap(), Value::Simple("PONG".into()));
+    assert_eq!(cl.call(&["ECHO", "hi"]).unwrap(), bulk("hi"));
+    assert_eq!(cl.call(&["SET", "k", "v1"]).unwrap(), ok());
+    assert_eq!(cl.call(&["GET", "k"]).unwrap(), bulk("v1"));
+    assert_eq!(cl.call(&["GET", "missing"]).unwrap(), Value::Bulk(None));
+    // Every node sees the write (reads are linearizable: they go through the leader).
+    for id in c.running_ids() {
+        assert_eq!(
+            c.client(id).call(&["GET", "k"]).unwrap(),
+            bulk("v1"),
+            "node {id}"
+        );
+    }
+
+    assert_eq!(
+        cl.call(&["SET", "k", "x", "NX"]).unwrap(),
+        Value::Bulk(None)
+    );
+    assert_eq!(
+        cl.call(&["SET", "n", "x", "XX"]).unwrap(),
+        Value::Bulk(None)
+    );
+    assert_eq!(cl.call(&["SET", "k", "v2", "XX"]).unwrap(), ok());
+    assert_eq!(cl.call(&["SET", "new", "1", "NX"]).unwrap(), ok());
+    assert_eq!(
+        cl.call(&["CAS", "k", "wrong", "v3"]).unwrap(),
+        Value::Int(0)
+    );
+    assert_eq!(cl.call(&["CAS", "k", "v2", "v3"]).unwrap(), Value::Int(1));
+    assert_eq!(cl.call(&["GET", "k"]).unwrap(), bulk("v3"));
+    assert_eq!(cl.call(&["INCR", "ctr"]).unwrap(), Value::Int(1));
+    assert_eq!(cl.call(&["INCRBY", "ctr", "10"]).unwrap(), Value::Int(11));
+    assert_eq!(cl.call(&["DECR", "ctr"]).unwrap(), Value::Int(10));
+    assert!(
+        matches!(cl.call(&["INCR", "k"]).unwrap(), Value::Error(e) if e.contains("not an integer"))
+    );
+    assert_eq!(cl.call(&["MSET", "a", "1", "b", "2"]).unwrap(), ok());
+    assert_eq!(
+        cl.call(&["MGET", "a", "b", "zz"]).unwrap(),
+        Value::Array(Some(vec![bulk("1"), bulk("2"), Value::Bulk(None)]))
+    );
+    assert_eq!(cl.call(&["EXISTS", "a", "b", "zz"]).unwrap(), Value::Int(2));
+    assert_eq!(cl.call(&["DEL", "a", "zz"]).unwrap(), Value::Int(1));
+    // DBSIZE counts the local state machine: exact on the leader (writes are answered
+    // once applied there), possibly behind on a follower.
+    assert_eq!(c.client(leader).call(&["DBSIZE"]).unwrap(), Value::Int(4)); // k, new, ctr, b
+    assert!(
+        matches!(cl.call(&["SCAN", "0"]).unwrap(), Value::Error(e) if e.contains("not available"))
+    );
+    assert!(
+        matches!(cl.call(&["NOPE"]).unwrap(), Value::Error(e) if e.contains("unknown command"))
+    );
+    assert!(matches!(cl.call(&["GET"]).unwrap(), Value::Error(e) if e.contains("wrong number")));
+    assert_eq!(
+        cl.call(&["COMMAND", "DOCS"]).unwrap(),
+        Value::Array(Some(vec![]))
+    );
+    assert_eq!(cl.call(&["CLIENT", "SETNAME", "t"]).unwrap(), ok());
+
+    // Pipelining: replies in order, and a read sees the writes before it.
+    let mut pipe = c.client(f);
+    let cmds: &[&[&str]] = &[
+        &["SET", "p", "1"],
+        &["GET", "p"],
+        &["SET", "p", "2"],
+        &["SET", "q", "3"],
+        &["GET", "p"],
+        &["INCR", "pc"],
+        &["INCR", "pc"],
+        &["GET", "pc"],
+        &["PING"],
+    ];
+    for cmd in cmds {
+        pipe.send(cmd).unwrap();
+    }
+    let replies: Vec<Value> = cmds.iter().map(|_| pipe.read().unwrap()).collect();
+    assert_eq!(
+        replies,
+        vec![
+            ok(),
+            bulk("1"),
+            ok(),
+            ok(),
+            bulk("2"),
+            Value::Int(1),
+            Value::Int(2),
+            bulk("2"),
+            Value::Simple("PONG".into())
+        ]
+    );
+
+    // INFO on a follower names its role, the leader and the indexes.
+    let Value::Bulk(Some(info)) = cl.call(&["INFO"]).unwrap() else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8_lossy(&info);
+    assert!(info.contains("role:follower"), "{info}");
+    assert!(info.contains(&format!("leader:{leader}")), "{info}");
+    assert!(info.contains("commit_index:"), "{info}");
+    assert!(info.contains("applied_index:"), "{info}");
+    assert_eq!(cl.call(&["QUIT"]).unwrap(), ok());
+    assert!(cl.read().is_err(), "QUIT closes the connection");
+}
+
+#[test]
+fn admin_endpoints() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    assert_eq!(c.client(leader).call(&["SET", "x", "1"]).unwrap(), ok());
+
+    let (code, body) = http_get(c.node(leader).admin_addr, "/status");
+    assert_eq!(code, 200);
+    let s: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    assert_eq!(s["id"], leader);
+    assert_eq!(s["role"], "leader");
+    assert_eq!(s["leader"], leader);
+    assert!(s["term"].as_u64().unwrap() >= 1);
+    assert!(s["commit_index"].as_u64().unwrap() >= 2, "{s}");
+    assert!(s["applied_index"].as_u64().is_some());
+    let peers = s["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 2);
+    for p in peers {
+        assert!(
+            p["match_index"].as_u64().is_some(),
+            "leader knows match: {p}"
+        );
+        assert!(p["lag"].as_u64().is_some(), "{p}");
+    }
+
+    let f = follower_of(&c, leader);
+    let (code, body) = http_get(c.node(f).admin_addr, "/status");
+    assert_eq!(code, 200);
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["role"], "follower");
+    assert_eq!(s["leader"], leader);
+
+    let (code, metrics) = http_get(c.node(leader).admin_addr, "/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "raftkv_proposals_total",
+        "raftkv_commit_index",
+        "raftkv_elections_total",
+        "raftkv_log_entries",
+        "raftkv_log_bytes",
+        "raftkv_commit_latency_seconds_bucket",
+        "raftkv_fsync_latency_seconds_count",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    let (code, _) = http_get(c.node(f).admin_addr, "/health");
+    assert_eq!(code, 200);
+    let (code, _) = http_get(c.node(f).admin_addr, "/nope");
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn malformed_frames_and_oversized_values() {
+    let c = Cluster::start(3, |cfg| cfg.max_value_bytes = 1000);
+    let leader = c.wait_leader(SETTLE);
+    let f = follower_of(&c, leader);
+    let mut cl = c.client(f);
+
+    // A bad array header: error reply, and the connection keeps working.
+    cl.send_raw(b"*x\r\n").unwrap();
+    assert!(matches!(cl.read().unwrap(), Value::Error(e) if e.contains("Protocol error")));
+    assert_eq!(cl.call(&["PING"]).unwrap(), Value::Simple("PONG".into()));
+    cl.send_raw(b"SET inline \"a b\"\r\n").unwrap();
+    assert_eq!(cl.read().unwrap(), ok());
+    assert_eq!(cl.call(&["GET", "inline"]).unwrap(), bulk("a b"));
+
+    // A value over the limit is refused; smaller ones still go through.
+    let big = "x".repeat(1001);
+    let r = cl.call(&["SET", "big", big.as_str()]).unwrap();
+    assert!(
+        matches!(&r, Value::Error(e) if e.contains("value too large")),
+        "{r:?}"
+    );
+    assert!(matches!(
+        cl.call(&["MSET", "a", "1", "big", big.as_str()]).unwrap(),
+        Value::Error(_)
+    ));
+    assert_eq!(cl.call(&["GET", "big"]).unwrap(), Value::Bulk(None));
+    assert_eq!(
+        cl.call(&["GET", "a"]).unwrap(),
+        Value::Bulk(None),
+        "MSET is checked before any write"
+    );
+    let fits = "y".repeat(1000);
+    assert_eq!(cl.call(&["SET", "big", fits.as_str()]).unwrap(), ok());
+    assert_eq!(cl.call(&["GET", "big"]).unwrap(), bulk(&fits));
+
+    // Garbage inside an array cannot be resynchronised: error, then close.
+    cl.send_raw(b"*2\r\n$3\r\nGET\r\n+oops\r\n").unwrap();
+    assert!(matches!(cl.read().unwrap(), Value::Error(e) if e.contains("Protocol error")));
+    assert!(
+        cl.read().is_err(),
+        "connection closed after a fatal protocol error"
+    );
+
+    // A command over the request size limit is refused before it is buffered.
+    let mut cl = c.client(f);
+    cl.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$999999999\r\n")
+        .unwrap();
+    assert!(matches!(cl.read().unwrap(), Value::Error(e) if e.contains("size limit")));
+    // Other clients are unaffected.
+    assert_eq!(c.client(f).call(&["GET", "inline"]).unwrap(), bulk("a b"));
+}
+
+#[test]
+fn leader_failover_and_restart_keep_data() {
+    let mut c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    let f = follower_of(&c, leader);
+    for i in 0..20 {
+        let v = i.to_string();
+        assert_eq!(
+            c.client(f).call(&["SET", &format!("k{i}"), &v]).unwrap(),
+            ok()
+        );
+    }
+    c.stop(leader);
+    // Straight after the crash the follower still believes in the old leader: the request
+    // must not be sent into the void but wait for the new leader.
+    std::thread::sleep(Duration::from_millis(50));
+    let t = std::time::Instant::now();
+    assert_eq!(
+        c.client(f).call(&["SET", "during", "election"]).unwrap(),
+        ok()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t.elapsed()
+    );
+    let new_leader = c.wait_leader(SETTLE);
+    assert_ne!(new_leader, leader);
+    let f2 = follower_of(&c, new_leader);
+    let mut cl = c.client(f2);
+    assert_eq!(cl.call(&["GET", "k7"]).unwrap(), bulk("7"));
+    assert_eq!(cl.call(&["SET", "after", "failover"]).unwrap(), ok());
+
+    // Every node down, then up again on the same data (new ports): nothing is lost.
+    c.stop_all();
+    c.boot(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    let mut cl = c.client(follower_of(&c, leader));
+    assert_eq!(cl.call(&["GET", "k19"]).unwrap(), bulk("19"));
+    assert_eq!(cl.call(&["GET", "after"]).unwrap(), bulk("failover"));
+    assert_eq!(cl.call(&["GET", "during"]).unwrap(), bulk("election"));
+    assert_eq!(c.client(leader).call(&["DBSIZE"]).unwrap(), Value::Int(22));
+}
+
+#[test]
+fn stale_reads_are_served_locally() {
+    let c = Cluster::start(3, |cfg| cfg.read_mode = server::config::ReadMode::Stale);
+    let leader = c.wait_leader(SETTLE);
+    let f = follower_of(&c, leader);
+    assert_eq!(c.client(f).call(&["SET", "s", "1"]).unwrap(), ok());
+    // Read-your-writes holds on the node that forwarded the write once it applied it;
+    // poll, since a stale read may lag.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        if c.client(f).call(&["GET", "s"]).unwrap() == bulk("1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        c.status(leader).reads_served,
+        0,
+        "no read went to the leader"
+    );
+}
+
+#[test]
+fn concurrent_incr_from_every_node_counts_exactly() {
+    let c = Cluster::start(3, |_| {});
+    c.wait_leader(SETTLE);
+    let addrs: Vec<String> = c
+        .running_ids()
+        .iter()
+        .map(|&i| c.client_addr(i).to_string())
+        .collect();
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let addr = addrs[t % addrs.len()].clone();
+            std::thread::spawn(move || {
+                let mut cl =
+                    server::cli::RespClient::connect(&addr, Duration::from_secs(2)).unwrap();
+                for _ in 0..25 {
+                    let r = cl.call(&["INCR", "shared"]).unwrap();
+                    assert!(matches!(r, Value::Int(_)), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    assert_eq!(c.client(1).call(&["GET", "shared"]).unwrap(), bulk("150"));
+}

@@ -1,0 +1,250 @@
+//! The `raftkv` binary as a user runs it: `raftkv up` (three processes), unmodified
+//! `redis-cli` and `redis-benchmark` (Debian's redis-tools; skipped with a note when not
+//! installed), and the `raftkv get|set|del|status` CLI.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const RAFTKV: &str = env!("CARGO_BIN_EXE_raftkv");
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A base port whose nine `raftkv up` ports are free.
+fn free_base() -> u16 {
+    let start = 20_000 + (std::process::id() % 300) as u16 * 100;
+    for base in (start..60_000).step_by(300) {
+        let free = (0..3u16).all(|i| {
+            [base + i, base + 100 + i, base + 200 + i]
+                .iter()
+                .all(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+struct Up {
+    child: Child,
+    base: u16,
+}
+
+impl Up {
+    /// Starts `raftkv up` and waits for its banner (it prints it once a leader is known).
+    fn start(data: &Path, base: u16) -> Up {
+        let mut child = Command::new(RAFTKV)
+            .arg("up")
+            .arg("--data")
+            .arg(data)
+            .args(["--base-port", &base.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn raftkv up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut banner = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains("Ctrl-C stops the cluster");
+                    banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => panic!("raftkv up printed no banner: {banner:?}"),
+            }
+        }
+        let banner = banner.join("\n");
+        assert!(banner.contains(&format!("redis-cli -p {base}")), "{banner}");
+        assert!(banner.contains("leader: node"), "{banner}");
+        Up { child, base }
+    }
+
+    /// SIGTERM, as Ctrl-C would; `raftkv up` stops its children and exits 0.
+    fn stop(mut self) {
+        // SAFETY: kill(2) of the child we spawned, by its PID.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "raftkv up exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "raftkv up did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The nodes are gone: their ports are free again.
+        for i in 0..3 {
+            let port = self.base + i;
+            assert!(
+                TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                "port {port} still in use"
+            );
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().expect("run command")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn cli(args: &[&str]) -> String {
+    let o = run("redis-cli", args);
+    assert!(o.status.success(), "redis-cli {args:?}: {o:?}");
+    stdout(&o)
+}
+
+#[test]
+fn up_with_redis_cli_benchmark_and_our_cli() {
+    if !have("redis-cli") {
+        eprintln!("NOTE: skipping: redis-cli is not installed (apt-get install redis-tools)");
+        return;
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let base = free_base();
+    let up = Up::start(data.path(), base);
+    let (p1, p2, p3) = (
+        base.to_string(),
+        (base + 1).to_string(),
+        (base + 2).to_string(),
+    );
+
+    assert_eq!(cli(&["-p", &p1, "PING"]), "PONG");
+    assert_eq!(cli(&["-p", &p1, "SET", "greeting", "hello"]), "OK");
+    assert_eq!(cli(&["-p", &p2, "GET", "greeting"]), "hello");
+    assert_eq!(cli(&["-p", &p3, "INCR", "visits"]), "1");
+    assert_eq!(cli(&["-p", &p2, "INCR", "visits"]), "2");
+    assert_eq!(cli(&["-p", &p3, "SET", "greeting", "x", "NX"]), "");
+    assert_eq!(cli(&["-p", &p3, "EXISTS", "greeting", "nope"]), "1");
+    let info = cli(&["-p", &p2, "INFO"]);
+    assert!(
+        info.contains("role:") && info.contains("commit_index:"),
+        "{info}"
+    );
+    // redis-cli reading commands from stdin, pipelined in one go.
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &p1, "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli --pipe");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        for i in 0..200 {
+            write!(stdin, "SET piped:{i} {i}\r\n").unwrap();
+        }
+    }
+    let out = child.wait_with_output().expect("redis-cli --pipe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("errors: 0, replies: 200"), "{text}");
+    assert_eq!(cli(&["-p", &p3, "GET", "piped:199"]), "199");
+
+    if have("redis-benchmark") {
+        let o = run(
+            "redis-benchmark",
+            &[
+                "-p", &p2, "-t", "set,get", "-n", "2000", "-c", "8", "-P", "4", "-q",
+            ],
+        );
+        let text = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{text}");
+        assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
+        assert!(text.contains("requests per second"), "{text}");
+        println!("redis-benchmark via a follower:\n{text}");
+    } else {
+        eprintln!("NOTE: redis-benchmark is not installed; skipped");
+    }
+
+    // Our own CLI against the same cluster.
+    let cluster = format!("127.0.0.1:{p1},127.0.0.1:{p2},127.0.0.1:{p3}");
+    let o = run(RAFTKV, &["get", "greeting", "--cluster", &cluster]);
+    assert_eq!(stdout(&o), "hello");
+    let o = run(RAFTKV, &["set", "cli", "value", "--cluster", &cluster]);
+    assert_eq!(stdout(&o), "OK");
+    let o = run(RAFTKV, &["del", "cli", "nope", "--cluster", &cluster]);
+    assert_eq!(stdout(&o), "(integer) 1");
+    let o = run(RAFTKV, &["status", "--cluster", &cluster]);
+    let table = stdout(&o);
+    assert!(o.status.success(), "{table}");
+    assert!(
+        table.lines().skip(1).any(|l| l.contains(" leader ")),
+        "one node is the leader: {table}"
+    );
+    assert_eq!(table.lines().count(), 4, "{table}");
+
+    up.stop();
+
+    // Next start on the same data finds it again.
+    let up = Up::start(data.path(), base);
+    assert_eq!(cli(&["-p", &p3, "GET", "greeting"]), "hello");
+    assert_eq!(cli(&["-p", &p1, "GET", "visits"]), "2");
+    up.stop();
+}
+
+#[test]
+fn cli_says_when_no_node_answers() {
+    // Port 1 on loopback: nothing listens there.
+    let o = run(
+        RAFTKV,
+        &["get", "k", "--cluster", "127.0.0.1:1,127.0.0.1:2"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no node answered"), "{err}");
+    assert!(err.contains("127.0.0.1:1, 127.0.0.1:2"), "{err}");
+    let o = run(RAFTKV, &["status", "--cluster", "127.0.0.1:1"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn serve_refuses_bad_config_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    std::fs::write(
+        &path,
+        "id = 1\npeer_addr = \"127.0.0.1:1\"\nread_mode = \"fast\"\n",
+    )
+    .unwrap();
+    let o = run(RAFTKV, &["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("read_mode"), "{err}");
+    std::fs::write(&path, "id = 1\npeer_adr = \"127.0.0.1:1\"\n").unwrap();
+    let o = run(RAFTKV, &["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("peer_adr"), "{err}");
+}
