@@ -54,7 +54,7 @@ fn outbox(r: &mut Raft) -> Vec<Message> {
 }
 
 /// The first message of a kind (nodes ticked far ahead may also be campaigning).
-fn first<'a>(out: &'a [Message], pred: impl Fn(&MessageBody) -> bool) -> &'a Message {
+fn first(out: &[Message], pred: impl Fn(&MessageBody) -> bool) -> &Message {
     out.iter()
         .find(|m| pred(&m.body))
         .expect("expected message")
