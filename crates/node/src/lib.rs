@@ -4,4 +4,4 @@ mod node;
 mod request;
 
 pub use node::{Node, NodeOptions, NodeStats, PlantedDriverBugs, Transport};
-pub use request::{ReqId, Request, Response};
+pub use request::{ReqId, Request, Response, MAX_SCAN_LIMIT};

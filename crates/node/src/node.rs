@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use bytes::Bytes;
 use kv::{Command, KvStore, Outcome};
 use raft::{
     Config, EntryKind, Index, Membership, Message, NodeId, ProposeError, Raft, RaftLog, Term,
@@ -256,12 +255,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     }
 
     fn dispatch(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
-        if self.opts.unsafe_local_reads {
-            if let Request::Get { key } = &req {
-                let value = self.kv.get(key).cloned();
-                self.respond(id, Response::Value(value));
-                return;
-            }
+        if self.opts.unsafe_local_reads && req.is_read() {
+            let resp = self.read_local(&req);
+            self.respond(id, resp);
+            return;
         }
         if self.raft.is_leader() {
             self.serve_as_leader(id, req);
@@ -325,7 +322,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         let cmd = match req {
-            Request::Get { .. } => {
+            Request::Get { .. } | Request::Scan { .. } => {
                 let ctx = self.next_read_ctx;
                 self.next_read_ctx += 1;
                 match self.raft.read(ctx) {
@@ -498,11 +495,25 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                 break;
             }
             let (_, id, req) = self.reads_awaiting_apply.pop_front().expect("front exists");
-            if let Request::Get { key } = req {
-                let value: Option<Bytes> = self.kv.get(&key).cloned();
-                self.stats.reads_served += 1;
-                self.respond(id, Response::Value(value));
+            let resp = self.read_local(&req);
+            self.stats.reads_served += 1;
+            self.respond(id, resp);
+        }
+    }
+
+    /// Answers a read from this node's state machine as it is now.
+    fn read_local(&self, req: &Request) -> Response {
+        match req {
+            Request::Get { key } => Response::Value(self.kv.get(key).cloned()),
+            Request::Scan {
+                prefix,
+                after,
+                limit,
+            } => {
+                let limit = (*limit).min(crate::request::MAX_SCAN_LIMIT) as usize;
+                Response::Entries(self.kv.scan(prefix, after.as_deref(), limit))
             }
+            _ => Response::Fail("not a read"),
         }
     }
 

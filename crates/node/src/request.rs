@@ -23,11 +23,20 @@ pub enum Request {
         expected: Option<Bytes>,
         new: Bytes,
     },
+    /// Up to `limit` keys starting with `prefix`, in key order, after `after` if given.
+    Scan {
+        prefix: Bytes,
+        after: Option<Bytes>,
+        limit: u32,
+    },
 }
+
+/// Upper bound on keys one scan returns, whatever the caller asks.
+pub const MAX_SCAN_LIMIT: u32 = 10_000;
 
 impl Request {
     pub fn is_read(&self) -> bool {
-        matches!(self, Request::Get { .. })
+        matches!(self, Request::Get { .. } | Request::Scan { .. })
     }
 }
 
@@ -42,6 +51,8 @@ pub enum Response {
         swapped: bool,
         current: Option<Bytes>,
     },
+    /// A scan's keys and values, in key order.
+    Entries(Vec<(Bytes, Bytes)>),
     /// Not the leader: ask this one (or anyone, if `None`).
     Redirect(Option<NodeId>),
     /// The request cannot be served (the reason is for logs and error replies).

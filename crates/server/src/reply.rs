@@ -21,6 +21,8 @@ pub enum Reply {
     /// loop resolves redirects by forwarding; a client sees [`Reply::Fail`] if that fails.
     Redirect(Option<NodeId>),
     Fail(String),
+    /// A scan's keys and values, in key order.
+    Entries(Vec<(Bytes, Bytes)>),
 }
 
 impl From<Response> for Reply {
@@ -32,6 +34,7 @@ impl From<Response> for Reply {
             Response::Cas { swapped, current } => Reply::Cas { swapped, current },
             Response::Redirect(l) => Reply::Redirect(l),
             Response::Fail(why) => Reply::Fail(why.to_string()),
+            Response::Entries(kvs) => Reply::Entries(kvs),
         }
     }
 }

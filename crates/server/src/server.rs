@@ -140,6 +140,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         max_pipeline: cfg.limits.max_pipeline,
         client_port: client_addr.port(),
         started: Instant::now(),
+        cursors: Default::default(),
     });
     tasks.push(tokio::spawn(crate::resp::accept_loop(
         client_l,

@@ -326,3 +326,55 @@ fn concurrent_incr_from_every_node_counts_exactly() {
     }
     assert_eq!(c.client(1).call(&["GET", "shared"]).unwrap(), bulk("150"));
 }
+
+/// SCAN pages through keys by prefix (MATCH) with numeric cursors, from any node; KEYS
+/// returns every match.
+#[test]
+fn scan_and_keys_page_through_prefixes() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    let mut cl = c.client(follower_of(&c, leader));
+    for i in 0..25 {
+        assert_eq!(
+            cl.call(&["SET", &format!("user:{i:02}"), "x"]).unwrap(),
+            ok()
+        );
+    }
+    assert_eq!(cl.call(&["SET", "other", "y"]).unwrap(), ok());
+
+    let mut cursor = "0".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let reply = cl
+            .call(&["SCAN", &cursor, "MATCH", "user:*", "COUNT", "10"])
+            .unwrap();
+        let Value::Array(Some(parts)) = reply else {
+            panic!("bad reply {reply:?}")
+        };
+        let (Value::Bulk(Some(next)), Value::Array(Some(keys))) = (&parts[0], &parts[1]) else {
+            panic!("bad reply {parts:?}")
+        };
+        for k in keys {
+            let Value::Bulk(Some(k)) = k else {
+                panic!("bad key {k:?}")
+            };
+            seen.push(String::from_utf8(k.to_vec()).unwrap());
+        }
+        cursor = String::from_utf8(next.to_vec()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("user:{i:02}")).collect();
+    assert_eq!(seen, expected, "every key once, in order");
+
+    let Value::Array(Some(keys)) = cl.call(&["KEYS", "user:1?"]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(keys.len(), 10);
+    let reply = cl.call(&["SCAN", "987654321"]).unwrap();
+    assert!(
+        matches!(reply, Value::Error(_)),
+        "unknown cursor is an error: {reply:?}"
+    );
+}

@@ -30,6 +30,8 @@ pub struct RespCtx {
     pub max_pipeline: usize,
     pub client_port: u16,
     pub started: Instant,
+    /// SCAN cursors in flight (see `scan.rs`).
+    pub cursors: super::scan::Cursors,
 }
 
 /// How a command orders against its neighbours in a pipeline (see `conn.rs`).
@@ -195,6 +197,114 @@ pub async fn execute(ctx: Arc<RespCtx>, args: Vec<Bytes>) -> Outcome {
     }
 }
 
+impl RespCtx {
+    /// One page of keys starting with `prefix` after `after` (a linearizable read).
+    async fn scan_page(
+        &self,
+        prefix: Bytes,
+        after: Option<Bytes>,
+        limit: u32,
+    ) -> Res<Vec<(Bytes, Bytes)>> {
+        match self
+            .call(Request::Scan {
+                prefix,
+                after,
+                limit,
+            })
+            .await?
+        {
+            Reply::Entries(kvs) => Ok(kvs),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
+async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+    use super::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT};
+    let Some(cursor) = a.first() else {
+        return Err(Failed(wrong_args("SCAN")));
+    };
+    let cursor: u64 = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| Failed(Value::err("invalid cursor")))?;
+    let (mut pattern, mut count) = (None, DEFAULT_COUNT);
+    let mut rest = a[1..].chunks(2);
+    for opt in rest.by_ref() {
+        let [name, value] = opt else {
+            return Err(Failed(Value::err("syntax error")));
+        };
+        match upper(name).as_str() {
+            "MATCH" => pattern = Some(value.clone()),
+            "COUNT" => {
+                count = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .filter(|&c| c > 0)
+                    .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))?
+                    .min(MAX_COUNT)
+            }
+            // Every value here is a string.
+            "TYPE" if upper(value) == "STRING" => {}
+            "TYPE" => {
+                return Ok(Value::Array(Some(vec![
+                    Value::bulk("0"),
+                    Value::Array(Some(Vec::new())),
+                ])))
+            }
+            _ => return Err(Failed(Value::err("syntax error"))),
+        }
+    }
+    let after = ctx
+        .cursors
+        .resume(cursor)
+        .map_err(|e| Failed(Value::err(e)))?;
+    let prefix = pattern.as_deref().map_or_else(Bytes::new, literal_prefix);
+    let page = ctx.scan_page(prefix, after, count).await?;
+    let next = match page.last() {
+        Some((last, _)) if page.len() as u32 == count => ctx.cursors.save(last.clone()),
+        _ => 0,
+    };
+    let keys = page
+        .into_iter()
+        .filter(|(k, _)| pattern.as_deref().is_none_or(|p| glob_match(p, k)))
+        .map(|(k, _)| Value::bulk(k))
+        .collect();
+    Ok(Value::Array(Some(vec![
+        Value::bulk(next.to_string()),
+        Value::Array(Some(keys)),
+    ])))
+}
+
+/// `KEYS pattern`: every matching key, refused beyond a bound (use SCAN for more).
+async fn keys_command(ctx: &RespCtx, pattern: &Bytes) -> Res<Value> {
+    use super::scan::{glob_match, literal_prefix, MAX_COUNT, MAX_KEYS};
+    let prefix = literal_prefix(pattern);
+    let mut after = None;
+    let mut keys = Vec::new();
+    loop {
+        let page = ctx
+            .scan_page(prefix.clone(), after.clone(), MAX_COUNT)
+            .await?;
+        let full = page.len() as u32 == MAX_COUNT;
+        after = page.last().map(|(k, _)| k.clone());
+        keys.extend(
+            page.into_iter()
+                .filter(|(k, _)| glob_match(pattern, k))
+                .map(|(k, _)| Value::bulk(k)),
+        );
+        if keys.len() > MAX_KEYS {
+            return Err(Failed(Value::err(format!(
+                "more than {MAX_KEYS} keys match; use SCAN"
+            ))));
+        }
+        if !full {
+            return Ok(Value::Array(Some(keys)));
+        }
+    }
+}
+
 async fn run(ctx: &RespCtx, name: &str, a: &[Bytes]) -> Res<Value> {
     let n = a.len();
     let arity = |ok: bool| {
@@ -302,10 +412,11 @@ async fn run(ctx: &RespCtx, name: &str, a: &[Bytes]) -> Res<Value> {
             };
             incr_by(ctx, &a[0], by).await
         }
-        "SCAN" | "KEYS" => Err(Failed(Value::err(format!(
-            "{name} is not available yet: the replicated state machine has no prefix scan \
-             request (Request::Scan) to serve it linearizably"
-        )))),
+        "SCAN" => scan_command(ctx, a).await,
+        "KEYS" => {
+            arity(n == 1)?;
+            keys_command(ctx, &a[0]).await
+        }
         "DBSIZE" => {
             arity(n == 0)?;
             Ok(Value::Int(status(ctx).await?.keys as i64))

@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod commands;
 pub mod conn;
+pub mod scan;
 
 use std::sync::Arc;
 

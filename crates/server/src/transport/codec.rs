@@ -298,6 +298,7 @@ const R_GET: u8 = 1;
 const R_PUT: u8 = 2;
 const R_DELETE: u8 = 3;
 const R_CAS: u8 = 4;
+const R_SCAN: u8 = 5;
 
 fn encode_request(req: &Request, out: &mut BytesMut) {
     match req {
@@ -320,6 +321,16 @@ fn encode_request(req: &Request, out: &mut BytesMut) {
             put_opt_bytes(out, expected);
             put_bytes(out, new);
         }
+        Request::Scan {
+            prefix,
+            after,
+            limit,
+        } => {
+            out.put_u8(R_SCAN);
+            put_bytes(out, prefix);
+            put_opt_bytes(out, after);
+            put_varint(out, u64::from(*limit));
+        }
     }
 }
 
@@ -329,6 +340,7 @@ const A_DELETED: u8 = 3;
 const A_CAS: u8 = 4;
 const A_REDIRECT: u8 = 5;
 const A_FAIL: u8 = 6;
+const A_ENTRIES: u8 = 7;
 
 fn encode_reply(reply: &Reply, out: &mut BytesMut) {
     match reply {
@@ -353,6 +365,14 @@ fn encode_reply(reply: &Reply, out: &mut BytesMut) {
         Reply::Fail(why) => {
             out.put_u8(A_FAIL);
             put_bytes(out, why.as_bytes());
+        }
+        Reply::Entries(kvs) => {
+            out.put_u8(A_ENTRIES);
+            put_varint(out, kvs.len() as u64);
+            for (k, v) in kvs {
+                put_bytes(out, k);
+                put_bytes(out, v);
+            }
         }
     }
 }
@@ -632,6 +652,11 @@ fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
             expected: r.opt_bytes("expected")?,
             new: r.bytes("new")?,
         },
+        R_SCAN => Request::Scan {
+            prefix: r.bytes("prefix")?,
+            after: r.opt_bytes("after")?,
+            limit: u32::try_from(r.varint("limit")?).unwrap_or(u32::MAX),
+        },
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "request",
@@ -652,6 +677,15 @@ fn decode_reply(r: &mut Reader) -> Result<Reply, CodecError> {
         },
         A_REDIRECT => Reply::Redirect(r.opt_id("redirect")?),
         A_FAIL => Reply::Fail(String::from_utf8_lossy(&r.bytes("fail")?).into_owned()),
+        A_ENTRIES => {
+            let n = r.varint("entries")?;
+            // Not preallocated from the untrusted count: a short frame just runs out.
+            let mut kvs = Vec::new();
+            for _ in 0..n {
+                kvs.push((r.bytes("entry key")?, r.bytes("entry value")?));
+            }
+            Reply::Entries(kvs)
+        }
         tag => return Err(CodecError::UnknownTag { what: "reply", tag }),
     })
 }

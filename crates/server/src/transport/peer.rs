@@ -66,9 +66,13 @@ fn approx_size(f: &Frame) -> usize {
                 key.len() + new.len() + expected.as_ref().map_or(0, |e| e.len())
             }
             node::Request::Get { key } | node::Request::Delete { key } => key.len(),
+            node::Request::Scan { prefix, after, .. } => {
+                prefix.len() + after.as_ref().map_or(0, |a| a.len())
+            }
         },
         Frame::ForwardResp { reply, .. } => match reply {
             crate::reply::Reply::Value(Some(v)) => v.len(),
+            crate::reply::Reply::Entries(kvs) => kvs.iter().map(|(k, v)| k.len() + v.len()).sum(),
             crate::reply::Reply::Cas {
                 current: Some(v), ..
             } => v.len(),
