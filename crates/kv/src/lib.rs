@@ -1,7 +1,9 @@
 //! kv — the replicated state machine of raftkv.
 
 pub mod command;
+pub mod session;
 pub mod store;
 
 pub use command::{Command, DecodeError};
+pub use session::{encode_session_write, MAX_SESSIONS, SESSION_WINDOW};
 pub use store::{KvStore, Outcome};

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::command::Command;
+use crate::command::{Command, DecodeError};
+use crate::session::{decode_entry, Seen, Sessions};
 
 /// What applying a command produced, returned to the client that proposed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum Outcome {
         swapped: bool,
         current: Option<Bytes>,
     },
+    /// A session write older than the window of outcomes kept: not applied, since we can
+    /// no longer tell whether it already was.
+    Expired,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -24,6 +28,7 @@ pub struct KvStore {
     map: BTreeMap<Bytes, Bytes>,
     /// Bytes of keys and values held (for limits and metrics).
     size_bytes: usize,
+    sessions: Sessions,
 }
 
 impl KvStore {
@@ -54,6 +59,27 @@ impl KvStore {
                 }
             }
         }
+    }
+
+    /// Applies a log entry's payload: a command, exactly once per session write.
+    pub fn apply_entry(&mut self, data: &Bytes) -> Result<Outcome, DecodeError> {
+        let (session, cmd) = decode_entry(data)?;
+        let Some((client, seq)) = session else {
+            return Ok(self.apply(cmd));
+        };
+        match self.sessions.check(client, seq) {
+            Seen::Duplicate(outcome) => Ok(outcome),
+            Seen::Expired => Ok(Outcome::Expired),
+            Seen::New => {
+                let outcome = self.apply(cmd);
+                self.sessions.record(client, seq, outcome.clone());
+                Ok(outcome)
+            }
+        }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {

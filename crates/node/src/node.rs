@@ -110,6 +110,8 @@ pub struct Node<T: Transport, S: LogStore> {
     /// [`Node::submit_tagged`]); pruned after `hold_ticks`.
     redirected: HashMap<u64, u64>,
     applied: Index,
+    /// Writes submitted with a session: (client, seq), until answered.
+    write_sessions: HashMap<ReqId, (u64, u64)>,
     responses: Vec<(ReqId, Response)>,
     stats: NodeStats,
 }
@@ -154,6 +156,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             held: VecDeque::new(),
             redirected: HashMap::new(),
             applied: 0,
+            write_sessions: HashMap::new(),
             responses: Vec::new(),
             stats: NodeStats::default(),
         }
@@ -254,6 +257,16 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.dispatch(id, req, Some(tag));
     }
 
+    /// A write with an exactly-once session: `seq` is the client's sequence number for
+    /// it. Submitting the same (`client`, `seq`) again — after a timeout, to any node —
+    /// applies it at most once and answers with the first outcome (§6.3 of the thesis).
+    pub fn submit_session(&mut self, now: u64, id: ReqId, req: Request, client: u64, seq: u64) {
+        if !req.is_read() {
+            self.write_sessions.insert(id, (client, seq));
+        }
+        self.submit(now, id, req);
+    }
+
     fn dispatch(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
         if self.opts.unsafe_local_reads && req.is_read() {
             let resp = self.read_local(&req);
@@ -337,7 +350,11 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             Request::Delete { key } => Command::Delete { key },
             Request::Cas { key, expected, new } => Command::Cas { key, expected, new },
         };
-        match self.raft.propose(cmd.encode()) {
+        let data = match self.write_sessions.get(&id) {
+            Some(&(client, seq)) => kv::encode_session_write(client, seq, &cmd),
+            None => cmd.encode(),
+        };
+        match self.raft.propose(data) {
             Ok(index) => {
                 self.stats.proposals += 1;
                 self.proposals.insert(index, (self.raft.term(), id));
@@ -448,7 +465,9 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// The planted "apply twice" bug: the state machine sees the entry an extra time.
     fn apply_unchecked(&mut self, entry: raft::Entry) {
-        if let (EntryKind::Normal, Ok(cmd)) = (entry.kind, Command::decode(&entry.data)) {
+        if let (EntryKind::Normal, Ok((_, cmd))) =
+            (entry.kind, kv::session::decode_entry(&entry.data))
+        {
             self.kv.apply(cmd);
         }
     }
@@ -462,10 +481,8 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.applied = entry.index;
         self.stats.applied += 1;
         let outcome = match entry.kind {
-            EntryKind::Normal => match Command::decode(&entry.data) {
-                Ok(cmd) => Some(self.kv.apply(cmd)),
-                Err(_) => None, // Never proposed by us; logged by the server if it matters.
-            },
+            // A payload that does not decode was never proposed by a driver of ours.
+            EntryKind::Normal => self.kv.apply_entry(&entry.data).ok(),
             EntryKind::Noop | EntryKind::ConfChange => None,
         };
         // Resolve our proposals at or below this index.
@@ -479,6 +496,9 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     Some(Outcome::Done) => Response::Done,
                     Some(Outcome::Deleted(existed)) => Response::Deleted(existed),
                     Some(Outcome::Cas { swapped, current }) => Response::Cas { swapped, current },
+                    Some(Outcome::Expired) => Response::Fail(
+                        "session write too old: whether it applied is no longer known",
+                    ),
                     None => Response::Fail("entry could not be applied"),
                 }
             } else {
@@ -546,6 +566,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     }
 
     fn respond(&mut self, id: ReqId, resp: Response) {
+        self.write_sessions.remove(&id);
         self.responses.push((id, resp));
     }
 

@@ -254,3 +254,41 @@ fn a_deposed_leaders_lost_proposal_is_answered_with_a_redirect() {
     assert!(matches!(resp[0], (5, Response::Redirect(_))), "{resp:?}");
     assert!(c.node(old).kv().get(b"lost").is_none());
 }
+
+#[test]
+fn a_session_write_submitted_twice_applies_once_and_answers_with_the_first_outcome() {
+    let mut c = Cluster::new();
+    let l = c.elect();
+    c.submit(l, 1, put("k", "v"));
+    c.run(3);
+    c.responses(l);
+    let del = Request::Delete {
+        key: Bytes::from_static(b"k"),
+    };
+    let now = c.now;
+    c.node(l).submit_session(now, 2, del.clone(), 9, 1);
+    c.deliver();
+    c.run(3);
+    assert_eq!(c.responses(l), vec![(2, Response::Deleted(true))]);
+    // Someone writes the key again; then the first delete is retried (same session and
+    // sequence number, say after a timeout): it must not delete the new value.
+    c.submit(l, 3, put("k", "v2"));
+    c.run(3);
+    c.responses(l);
+    let now = c.now;
+    c.node(l).submit_session(now, 4, del, 9, 1);
+    c.deliver();
+    c.run(3);
+    assert_eq!(
+        c.responses(l),
+        vec![(4, Response::Deleted(true))],
+        "the first outcome, replayed"
+    );
+    for id in 1..=3 {
+        assert_eq!(
+            c.node(id).kv().get(b"k"),
+            Some(&Bytes::from_static(b"v2")),
+            "node {id}"
+        );
+    }
+}
