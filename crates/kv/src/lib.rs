@@ -5,5 +5,5 @@ pub mod session;
 pub mod store;
 
 pub use command::{Command, DecodeError};
-pub use session::{encode_session_write, MAX_SESSIONS, SESSION_WINDOW};
+pub use session::{encode_session_write, SessionTag, MAX_SESSIONS, SESSION_WINDOW};
 pub use store::{KvStore, Outcome};

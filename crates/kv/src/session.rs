@@ -5,10 +5,14 @@
 //! and a sequence number lets the state machine apply it once and answer every copy with
 //! the first outcome.
 //!
-//! Entry layout for a session write: `b'S'`, varint client, varint seq, then the command
-//! as `Command::encode` writes it. Every replica applies the same log, so the session table
-//! (including which sessions are evicted) is the same everywhere: eviction is driven by a
-//! counter of session writes applied, never by wall time.
+//! Entry layout for a session write: `b'S'`, varint client, varint seq, varint
+//! `first_outstanding`, then the command as `Command::encode` writes it.
+//! `first_outstanding` is the client's lowest sequence number still awaiting an answer:
+//! the client will never send anything below it again, so outcomes below it are dropped
+//! (§6.3 of the thesis) — a session remembers only what is in flight, however many writes
+//! it has in flight. Every replica applies the same log, so the session table (including
+//! which sessions are evicted) is the same everywhere: eviction is driven by a counter of
+//! session writes applied, never by wall time.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,35 +25,54 @@ const TAG_SESSION: u8 = b'S';
 
 /// Sessions remembered; the least recently used is forgotten beyond this.
 pub const MAX_SESSIONS: usize = 100_000;
-/// Outcomes remembered per session: a client may have this many writes in flight.
-pub const SESSION_WINDOW: usize = 64;
+/// Hard bound on outcomes remembered per session (a client that never advances
+/// `first_outstanding` loses its oldest ones first).
+pub const SESSION_WINDOW: usize = 65_536;
 
-/// Encodes `cmd` as write number `seq` of session `client`.
-pub fn encode_session_write(client: u64, seq: u64, cmd: &Command) -> Bytes {
+/// A write's place in its client's session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionTag {
+    pub client: u64,
+    pub seq: u64,
+    /// The client's lowest sequence number still awaiting an answer (`<= seq`).
+    pub first_outstanding: u64,
+}
+
+/// Encodes `cmd` as a session write.
+pub fn encode_session_write(tag: SessionTag, cmd: &Command) -> Bytes {
     let inner = cmd.encode();
-    let mut buf = BytesMut::with_capacity(inner.len() + 21);
+    let mut buf = BytesMut::with_capacity(inner.len() + 31);
     buf.put_u8(TAG_SESSION);
-    put_varint(&mut buf, client);
-    put_varint(&mut buf, seq);
+    put_varint(&mut buf, tag.client);
+    put_varint(&mut buf, tag.seq);
+    put_varint(&mut buf, tag.first_outstanding);
     buf.put_slice(&inner);
     buf.freeze()
 }
 
 /// A log entry's payload: a command, with its session if it has one.
-pub fn decode_entry(data: &Bytes) -> Result<(Option<(u64, u64)>, Command), DecodeError> {
+pub fn decode_entry(data: &Bytes) -> Result<(Option<SessionTag>, Command), DecodeError> {
     if data.first() != Some(&TAG_SESSION) {
         return Ok((None, Command::decode(data)?));
     }
     let mut pos = 1;
     let client = take_varint(data, &mut pos)?;
     let seq = take_varint(data, &mut pos)?;
-    Ok((Some((client, seq)), Command::decode(&data.slice(pos..))?))
+    let first_outstanding = take_varint(data, &mut pos)?;
+    let tag = SessionTag {
+        client,
+        seq,
+        first_outstanding,
+    };
+    Ok((Some(tag), Command::decode(&data.slice(pos..))?))
 }
 
 #[derive(Clone, Debug, Default)]
 struct Session {
     last_used: u64,
-    /// Outcomes of the newest writes, by sequence number.
+    /// Below this the client waits for nothing: those outcomes are gone.
+    first_outstanding: u64,
+    /// Outcomes of writes the client may still be waiting for, by sequence number.
     outcomes: BTreeMap<u64, Outcome>,
 }
 
@@ -67,39 +90,46 @@ pub enum Seen {
     New,
     /// Applied before: here is what it did.
     Duplicate(Outcome),
-    /// Older than the window we keep: we cannot tell, so it must not be applied.
+    /// Below what the client still waits for (a stale duplicate), or older than the
+    /// window kept: it must not be applied.
     Expired,
 }
 
 impl Sessions {
-    pub fn check(&self, client: u64, seq: u64) -> Seen {
-        let Some(s) = self.by_client.get(&client) else {
+    pub fn check(&self, tag: SessionTag) -> Seen {
+        let Some(s) = self.by_client.get(&tag.client) else {
             return Seen::New;
         };
-        if let Some(o) = s.outcomes.get(&seq) {
+        if let Some(o) = s.outcomes.get(&tag.seq) {
             return Seen::Duplicate(o.clone());
         }
-        match s.outcomes.first_key_value() {
-            Some((&oldest, _)) if seq < oldest && s.outcomes.len() >= SESSION_WINDOW => {
-                Seen::Expired
-            }
-            _ => Seen::New,
+        let oldest_kept = s.outcomes.first_key_value().map(|(&k, _)| k);
+        let beyond_window =
+            s.outcomes.len() >= SESSION_WINDOW && oldest_kept.is_some_and(|o| tag.seq < o);
+        if tag.seq < s.first_outstanding || beyond_window {
+            Seen::Expired
+        } else {
+            Seen::New
         }
     }
 
-    pub fn record(&mut self, client: u64, seq: u64, outcome: Outcome) {
+    /// Records what a new session write did, and forgets what the client no longer waits for.
+    pub fn record(&mut self, tag: SessionTag, outcome: Outcome) {
         self.clock += 1;
         let clock = self.clock;
-        let s = self.by_client.entry(client).or_default();
+        let s = self.by_client.entry(tag.client).or_default();
         if s.last_used != 0 {
             self.lru.remove(&s.last_used);
         }
         s.last_used = clock;
-        s.outcomes.insert(seq, outcome);
+        s.first_outstanding = s.first_outstanding.max(tag.first_outstanding.min(tag.seq));
+        s.outcomes.insert(tag.seq, outcome);
+        let keep_from = s.first_outstanding;
+        s.outcomes.retain(|&seq, _| seq >= keep_from);
         while s.outcomes.len() > SESSION_WINDOW {
             s.outcomes.pop_first();
         }
-        self.lru.insert(clock, client);
+        self.lru.insert(clock, tag.client);
         while self.by_client.len() > MAX_SESSIONS {
             let Some((_, old)) = self.lru.pop_first() else {
                 break;
@@ -146,13 +176,21 @@ fn take_varint(data: &Bytes, pos: &mut usize) -> Result<u64, DecodeError> {
 mod tests {
     use super::*;
 
+    fn tag(client: u64, seq: u64, first_outstanding: u64) -> SessionTag {
+        SessionTag {
+            client,
+            seq,
+            first_outstanding,
+        }
+    }
+
     #[test]
     fn session_writes_roundtrip_and_plain_commands_still_decode() {
         let cmd = Command::Delete {
             key: Bytes::from_static(b"k"),
         };
-        let data = encode_session_write(300, 7, &cmd);
-        assert_eq!(decode_entry(&data), Ok((Some((300, 7)), cmd.clone())));
+        let data = encode_session_write(tag(300, 7, 5), &cmd);
+        assert_eq!(decode_entry(&data), Ok((Some(tag(300, 7, 5)), cmd.clone())));
         assert_eq!(decode_entry(&cmd.encode()), Ok((None, cmd)));
         assert_eq!(
             decode_entry(&Bytes::from_static(&[b'S', 0x80])),
@@ -161,33 +199,38 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_get_the_first_outcome_and_old_ones_expire() {
+    fn duplicates_get_the_first_outcome_until_the_client_moves_past_them() {
         let mut s = Sessions::default();
-        assert!(matches!(s.check(1, 1), Seen::New));
-        s.record(1, 1, Outcome::Deleted(true));
+        assert!(matches!(s.check(tag(1, 1, 1)), Seen::New));
+        s.record(tag(1, 1, 1), Outcome::Deleted(true));
         assert!(matches!(
-            s.check(1, 1),
+            s.check(tag(1, 1, 1)),
             Seen::Duplicate(Outcome::Deleted(true))
         ));
-        for seq in 2..=(SESSION_WINDOW as u64 + 1) {
-            s.record(1, seq, Outcome::Done);
+        // Many writes in flight at once: all remembered while outstanding.
+        for seq in 2..=1000 {
+            s.record(tag(1, seq, 1), Outcome::Done);
         }
-        assert!(matches!(s.check(1, 1), Seen::Expired));
+        assert!(matches!(s.check(tag(1, 1, 1)), Seen::Duplicate(_)));
+        // The client got every answer below 1001: those outcomes go.
+        s.record(tag(1, 1001, 1001), Outcome::Done);
+        assert!(matches!(s.check(tag(1, 1, 1001)), Seen::Expired));
+        assert!(matches!(s.check(tag(1, 1001, 1001)), Seen::Duplicate(_)));
     }
 
     #[test]
     fn least_recently_used_sessions_are_forgotten_past_the_bound() {
         let mut s = Sessions::default();
         for client in 0..(MAX_SESSIONS as u64 + 5) {
-            s.record(client, 1, Outcome::Done);
+            s.record(tag(client, 1, 1), Outcome::Done);
         }
         assert_eq!(s.len(), MAX_SESSIONS);
         assert!(
-            matches!(s.check(0, 1), Seen::New),
+            matches!(s.check(tag(0, 1, 1)), Seen::New),
             "the oldest session was evicted"
         );
         assert!(matches!(
-            s.check(MAX_SESSIONS as u64 + 4, 1),
+            s.check(tag(MAX_SESSIONS as u64 + 4, 1, 1)),
             Seen::Duplicate(_)
         ));
     }

@@ -64,15 +64,15 @@ impl KvStore {
     /// Applies a log entry's payload: a command, exactly once per session write.
     pub fn apply_entry(&mut self, data: &Bytes) -> Result<Outcome, DecodeError> {
         let (session, cmd) = decode_entry(data)?;
-        let Some((client, seq)) = session else {
+        let Some(tag) = session else {
             return Ok(self.apply(cmd));
         };
-        match self.sessions.check(client, seq) {
+        match self.sessions.check(tag) {
             Seen::Duplicate(outcome) => Ok(outcome),
             Seen::Expired => Ok(Outcome::Expired),
             Seen::New => {
                 let outcome = self.apply(cmd);
-                self.sessions.record(client, seq, outcome.clone());
+                self.sessions.record(tag, outcome.clone());
                 Ok(outcome)
             }
         }

@@ -111,7 +111,7 @@ pub struct Node<T: Transport, S: LogStore> {
     redirected: HashMap<u64, u64>,
     applied: Index,
     /// Writes submitted with a session: (client, seq), until answered.
-    write_sessions: HashMap<ReqId, (u64, u64)>,
+    write_sessions: HashMap<ReqId, kv::SessionTag>,
     responses: Vec<(ReqId, Response)>,
     stats: NodeStats,
 }
@@ -260,9 +260,9 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     /// A write with an exactly-once session: `seq` is the client's sequence number for
     /// it. Submitting the same (`client`, `seq`) again — after a timeout, to any node —
     /// applies it at most once and answers with the first outcome (§6.3 of the thesis).
-    pub fn submit_session(&mut self, now: u64, id: ReqId, req: Request, client: u64, seq: u64) {
+    pub fn submit_session(&mut self, now: u64, id: ReqId, req: Request, session: kv::SessionTag) {
         if !req.is_read() {
-            self.write_sessions.insert(id, (client, seq));
+            self.write_sessions.insert(id, session);
         }
         self.submit(now, id, req);
     }
@@ -351,7 +351,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             Request::Cas { key, expected, new } => Command::Cas { key, expected, new },
         };
         let data = match self.write_sessions.get(&id) {
-            Some(&(client, seq)) => kv::encode_session_write(client, seq, &cmd),
+            Some(&session) => kv::encode_session_write(session, &cmd),
             None => cmd.encode(),
         };
         match self.raft.propose(data) {

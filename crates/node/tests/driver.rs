@@ -140,6 +140,14 @@ impl Cluster {
     }
 }
 
+fn session(client: u64, seq: u64) -> kv::SessionTag {
+    kv::SessionTag {
+        client,
+        seq,
+        first_outstanding: seq,
+    }
+}
+
 fn put(k: &str, v: &str) -> Request {
     Request::Put {
         key: Bytes::copy_from_slice(k.as_bytes()),
@@ -266,7 +274,7 @@ fn a_session_write_submitted_twice_applies_once_and_answers_with_the_first_outco
         key: Bytes::from_static(b"k"),
     };
     let now = c.now;
-    c.node(l).submit_session(now, 2, del.clone(), 9, 1);
+    c.node(l).submit_session(now, 2, del.clone(), session(9, 1));
     c.deliver();
     c.run(3);
     assert_eq!(c.responses(l), vec![(2, Response::Deleted(true))]);
@@ -276,7 +284,7 @@ fn a_session_write_submitted_twice_applies_once_and_answers_with_the_first_outco
     c.run(3);
     c.responses(l);
     let now = c.now;
-    c.node(l).submit_session(now, 4, del, 9, 1);
+    c.node(l).submit_session(now, 4, del, session(9, 1));
     c.deliver();
     c.run(3);
     assert_eq!(

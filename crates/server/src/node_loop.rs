@@ -43,18 +43,73 @@ use crate::transport::peer::PeerRouter;
 const MAX_BATCH: usize = 512;
 /// How many times one client request may follow a redirect.
 const MAX_HOPS: u8 = 3;
+/// How many times a forwarded write with a session is re-sent after a timeout.
+const MAX_SESSION_RETRIES: u8 = 2;
+
+/// Sequence numbers of one session: the next to hand out, and those still in flight.
+#[derive(Debug)]
+pub struct SessionSeqs {
+    next: u64,
+    in_flight: std::collections::BTreeSet<u64>,
+}
+
+impl Default for SessionSeqs {
+    fn default() -> Self {
+        SessionSeqs {
+            next: 1,
+            in_flight: Default::default(),
+        }
+    }
+}
+
+impl SessionSeqs {
+    fn start(&mut self, client: u64) -> kv::SessionTag {
+        let seq = self.next;
+        self.next += 1;
+        self.in_flight.insert(seq);
+        let first_outstanding = *self.in_flight.first().expect("just inserted");
+        kv::SessionTag {
+            client,
+            seq,
+            first_outstanding,
+        }
+    }
+
+    fn finish(&mut self, seq: u64) {
+        self.in_flight.remove(&seq);
+    }
+}
+
+/// A session ID no other handle, on any node, in any run, will pick: hashed from the
+/// process, the time and a per-process counter with the standard library's random keys.
+fn fresh_session_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish()
+}
 
 pub enum Event {
     Peer(Message),
     Client {
         req: Request,
         reply: oneshot::Sender<Reply>,
+        /// A write's exactly-once session (client, seq): retries reuse it.
+        session: Option<kv::SessionTag>,
     },
     /// A request a peer forwarded to us (we are, it thinks, the leader).
     Forwarded {
         from: NodeId,
         id: u64,
         req: Request,
+        session: Option<kv::SessionTag>,
     },
     /// The answer to a request we forwarded.
     ForwardReply {
@@ -149,6 +204,11 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct NodeHandle {
     tx: mpsc::Sender<Event>,
+    /// This handle's exactly-once session: every write it sends gets the next sequence
+    /// number; the set holds those still awaiting an answer (its minimum tells the state
+    /// machine which outcomes it may forget).
+    session_client: u64,
+    session_seqs: Arc<std::sync::Mutex<SessionSeqs>>,
     /// A safety net above the loop's own timeouts: a reply always comes before this.
     timeout: Duration,
     pub metrics: Arc<LoopMetrics>,
@@ -158,6 +218,8 @@ impl NodeHandle {
     pub fn new(tx: mpsc::Sender<Event>, timeout: Duration, metrics: Arc<LoopMetrics>) -> Self {
         NodeHandle {
             tx,
+            session_client: fresh_session_id(),
+            session_seqs: Arc::default(),
             timeout,
             metrics,
         }
@@ -166,8 +228,34 @@ impl NodeHandle {
     /// Runs one request; waits for room in the channel (back-pressure on clients).
     pub async fn call(&self, req: Request) -> Result<Reply, CallError> {
         let (reply, rx) = oneshot::channel();
+        // Writes carry a session, so the loop may retry one whose outcome it does not know
+        // without ever applying it twice.
+        let session = (!req.is_read()).then(|| {
+            self.session_seqs
+                .lock()
+                .expect("session")
+                .start(self.session_client)
+        });
+        let result = self.send_and_wait(req, reply, rx, session).await;
+        if let Some(tag) = session {
+            self.session_seqs.lock().expect("session").finish(tag.seq);
+        }
+        result
+    }
+
+    async fn send_and_wait(
+        &self,
+        req: Request,
+        reply: oneshot::Sender<Reply>,
+        rx: oneshot::Receiver<Reply>,
+        session: Option<kv::SessionTag>,
+    ) -> Result<Reply, CallError> {
         self.tx
-            .send(Event::Client { req, reply })
+            .send(Event::Client {
+                req,
+                reply,
+                session,
+            })
             .await
             .map_err(|_| CallError::Stopped)?;
         match tokio::time::timeout(self.timeout, rx).await {
@@ -282,8 +370,13 @@ struct Pending {
     origin: Origin,
     /// Kept to follow a redirect.
     req: Request,
+    /// Exactly-once session of a write: lets a forward whose outcome is unknown be sent
+    /// again (the state machine applies it at most once).
+    session: Option<kv::SessionTag>,
     started: Instant,
     hops: u8,
+    /// Forwards re-sent after a timeout.
+    retries: u8,
 }
 
 pub struct NodeLoop {
@@ -410,13 +503,19 @@ impl NodeLoop {
         let now = self.now();
         match ev {
             Event::Peer(msg) => self.node.step(now, msg),
-            Event::Client { req, reply } => {
+            Event::Client {
+                req,
+                reply,
+                session,
+            } => {
                 self.metrics.client_requests.inc();
                 let p = Pending {
                     origin: Origin::Local(reply),
                     req,
+                    session,
                     started: Instant::now(),
                     hops: 0,
+                    retries: 0,
                 };
                 if self.read_mode == ReadMode::Stale {
                     if let Request::Get { key } = &p.req {
@@ -428,13 +527,20 @@ impl NodeLoop {
                 }
                 self.submit(p);
             }
-            Event::Forwarded { from, id, req } => {
+            Event::Forwarded {
+                from,
+                id,
+                req,
+                session,
+            } => {
                 self.metrics.forwarded_in.inc();
                 let p = Pending {
                     origin: Origin::Peer { from, id },
                     req,
+                    session,
                     started: Instant::now(),
                     hops: 0,
+                    retries: 0,
                 };
                 self.submit(p);
             }
@@ -451,9 +557,13 @@ impl NodeLoop {
         let id = self.next_id;
         self.next_id += 1;
         let req = p.req.clone();
+        let session = p.session;
         self.pending.insert(id, p);
         let now = self.now();
-        self.node.submit(now, id, req);
+        match session {
+            Some(tag) => self.node.submit_session(now, id, req, tag),
+            None => self.node.submit(now, id, req),
+        }
     }
 
     /// Runs the node and routes its answers until nothing is left to do (routing can
@@ -558,8 +668,9 @@ impl NodeLoop {
             return true; // answered meanwhile: nothing to send
         };
         f.to = Some(to);
-        let req = f.p.req.clone();
-        self.router.send_frame(to, Frame::ForwardReq { id, req });
+        let (req, session) = (f.p.req.clone(), f.p.session);
+        self.router
+            .send_frame(to, Frame::ForwardReq { id, req, session });
         self.metrics.forwarded_out.inc();
         true
     }
@@ -629,6 +740,19 @@ impl NodeLoop {
             self.forward_deadlines.pop_front();
             if let Some(f) = self.forwarded.remove(&id) {
                 self.metrics.forward_timeouts.inc();
+                if f.to.is_some() && f.p.session.is_some() && f.p.retries < MAX_SESSION_RETRIES {
+                    // Outcome unknown, but the write has a session: send it again to
+                    // whoever leads now; it applies at most once.
+                    let mut p = f.p;
+                    p.retries += 1;
+                    let retry = self.next_id;
+                    self.next_id += 1;
+                    self.forwarded.insert(retry, Forward { p, to: None });
+                    self.forward_deadlines
+                        .push_back((now + self.request_timeout_ms, retry));
+                    self.parked.push(retry);
+                    continue;
+                }
                 let why = if f.to.is_some() {
                     "TIMEOUT no answer from the leader; the outcome is unknown"
                 } else {

@@ -21,7 +21,8 @@ use raft::{Entry, EntryKind, Membership, Message, MessageBody, NodeId, SnapshotM
 
 use crate::reply::Reply;
 
-pub const VERSION: u8 = 1;
+/// 2: forwarded requests carry their exactly-once session.
+pub const VERSION: u8 = 2;
 /// The length prefix.
 pub const LEN_BYTES: usize = 4;
 
@@ -43,6 +44,8 @@ pub enum Frame {
     ForwardReq {
         id: u64,
         req: Request,
+        /// The write's exactly-once session, if it has one.
+        session: Option<kv::SessionTag>,
     },
     /// The answer, sent back over the leader's own connection to the follower.
     ForwardResp {
@@ -97,10 +100,16 @@ pub fn encode_frame(
             out.put_u8(KIND_RAFT);
             encode_message(msg, out);
         }
-        Frame::ForwardReq { id, req } => {
+        Frame::ForwardReq { id, req, session } => {
             out.put_u8(KIND_FORWARD_REQ);
             put_varint(out, *id);
             encode_request(req, out);
+            put_bool(out, session.is_some());
+            if let Some(tag) = session {
+                put_varint(out, tag.client);
+                put_varint(out, tag.seq);
+                put_varint(out, tag.first_outstanding);
+            }
         }
         Frame::ForwardResp { id, reply } => {
             out.put_u8(KIND_FORWARD_RESP);
@@ -427,6 +436,15 @@ pub fn decode_body(body: Bytes) -> Result<Frame, CodecError> {
         KIND_FORWARD_REQ => Frame::ForwardReq {
             id: r.varint("forward id")?,
             req: decode_request(&mut r)?,
+            session: if r.bool("session")? {
+                Some(kv::SessionTag {
+                    client: r.varint("session client")?,
+                    seq: r.varint("session seq")?,
+                    first_outstanding: r.varint("session first outstanding")?,
+                })
+            } else {
+                None
+            },
         },
         KIND_FORWARD_RESP => Frame::ForwardResp {
             id: r.varint("forward id")?,
@@ -804,19 +822,27 @@ mod tests {
             Frame::ForwardReq {
                 id: 1,
                 req: Request::Get { key: b("k") },
+                session: None,
             },
             Frame::ForwardReq {
                 id: 2,
+                session: Some(kv::SessionTag {
+                    client: u64::MAX,
+                    seq: 7,
+                    first_outstanding: 3,
+                }),
                 req: Request::Put {
                     key: b("k"),
                     value: Bytes::new(),
                 },
             },
             Frame::ForwardReq {
+                session: None,
                 id: 3,
                 req: Request::Delete { key: b("") },
             },
             Frame::ForwardReq {
+                session: None,
                 id: 4,
                 req: Request::Cas {
                     key: b("k"),
@@ -825,6 +851,7 @@ mod tests {
                 },
             },
             Frame::ForwardReq {
+                session: None,
                 id: 5,
                 req: Request::Cas {
                     key: b("k"),
@@ -910,6 +937,7 @@ mod tests {
     #[test]
     fn oversized_frames_are_refused() {
         let big = Frame::ForwardReq {
+            session: None,
             id: 1,
             req: Request::Put {
                 key: b("k"),

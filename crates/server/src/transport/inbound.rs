@@ -134,8 +134,13 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
                     ctx.metrics.inc_dropped_inbound();
                 }
             }
-            Frame::ForwardReq { id, req } => {
-                let ev = Event::Forwarded { from, id, req };
+            Frame::ForwardReq { id, req, session } => {
+                let ev = Event::Forwarded {
+                    from,
+                    id,
+                    req,
+                    session,
+                };
                 if let Err(TrySendError::Full(_)) = ctx.events.try_send(ev) {
                     // Tell the asker at once rather than let it time out.
                     ctx.router.send_frame(

@@ -367,6 +367,7 @@ mod tests {
     async fn byte_bound_keeps_the_newest() {
         let big = |id| Frame::ForwardReq {
             id,
+            session: None,
             req: node::Request::Put {
                 key: bytes::Bytes::from_static(b"k"),
                 value: bytes::Bytes::from(vec![0u8; 1000]),
