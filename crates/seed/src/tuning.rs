@@ -40,8 +40,8 @@ impl Tuning {
             election_timeout: env_ms("RAFTKV_ELECTION_MS", 1000),
             heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 500),
             lease: env_ms("RAFTKV_LEASE_MS", 900),
-            retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 10),
-            min_retransmit: env_ms("RAFTKV_MIN_RETRANSMIT_MS", 3),
+            retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 4),
+            min_retransmit: env_ms("RAFTKV_MIN_RETRANSMIT_MS", 2),
             hold: env_ms("RAFTKV_HOLD_MS", 2000),
             fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 450),
             fanout_extra: std::env::var("RAFTKV_FANOUT_EXTRA")
