@@ -453,7 +453,13 @@ impl Raft {
                         // thesis). Neither vote nor adopt its term.
                         return false;
                     }
+                    // Adopt the newer term, but keep our election timer: Figure 2 restarts
+                    // it only when we grant the vote (handle_vote), and restarting it on
+                    // a refusal lets a candidate with a stale log hold back the nodes that
+                    // could win.
+                    let deadline = self.election_deadline;
                     self.become_follower(msg.term, None);
+                    self.election_deadline = deadline;
                 }
                 Append { leader, .. } => self.become_follower(msg.term, Some(*leader)),
                 Snapshot { .. } | TimeoutNow => {

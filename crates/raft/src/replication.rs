@@ -356,11 +356,14 @@ impl Raft {
         if pr.state == ProgressState::Probe {
             pr.become_replicate();
         }
-        pr.unacked_since = if pr.inflight.is_empty() {
-            None
-        } else {
-            Some(now)
-        };
+        // The retransmit clock restarts only on progress: an answer that advances nothing
+        // (say, to a bare heartbeat while every append in flight was lost) must not keep
+        // postponing the retransmission forever.
+        if pr.inflight.is_empty() {
+            pr.unacked_since = None;
+        } else if advanced {
+            pr.unacked_since = Some(now);
+        }
         let backlog = last_index.saturating_sub(pr.next_index - 1);
         if advanced {
             self.maybe_commit();

@@ -2,6 +2,9 @@
 //!
 //! `kvsim harness [OPTIONS] CONFIG|all` runs the course harness (see
 //! crates/sim/HARNESS.md).
+//!
+//! `kvsim simulate --seeds N | --seed S [OPTIONS]` runs the deterministic cluster
+//! simulator (see crates/sim/SIMULATE.md).
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -15,6 +18,8 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod simulate_cmd;
+
 #[derive(Parser)]
 #[command(name = "kvsim", version, about = "raftkv simulation and test tools")]
 struct Cli {
@@ -27,6 +32,9 @@ enum Cmd {
     /// Run a scenario (or `all` of them) against real replica processes,
     /// exactly as the course harness does.
     Harness(HarnessArgs),
+    /// Deterministic simulation of whole clusters (real core and driver, virtual time):
+    /// many seeds in parallel, or one seed replayed bit for bit.
+    Simulate(simulate_cmd::SimulateArgs),
 }
 
 #[derive(Args)]
@@ -88,6 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Harness(a) => harness(a),
+        Cmd::Simulate(a) => simulate_cmd::simulate(a),
     }
 }
 

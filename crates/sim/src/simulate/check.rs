@@ -1,0 +1,167 @@
+//! End-of-run checks: convergence, the state machine against a replay of the committed
+//! log, acknowledged writes against the log, and linearizability of the history.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv::{Command, KvStore, Outcome};
+use lincheck::{Call, Operation, Ret, Verdict};
+use raft::EntryKind;
+
+use super::world::World;
+
+/// Every key and value of a store, in order.
+pub fn kv_contents(kv: &KvStore) -> Vec<(Bytes, Bytes)> {
+    kv.scan(b"", None, usize::MAX)
+}
+
+/// All nodes up, none paused, with one commit index that every node has applied, that
+/// covers a leader's whole log, and with equal state machines.
+pub fn converged(w: &World) -> bool {
+    let Some(l) = w.leader() else { return false };
+    let Some(lr) = w.machines[l].raft() else {
+        return false;
+    };
+    let target = lr.commit_index();
+    if target != lr.log().last_index() {
+        return false;
+    }
+    let mut first: Option<Vec<(Bytes, Bytes)>> = None;
+    for m in &w.machines {
+        let (Some(node), false) = (&m.node, m.paused) else {
+            return false;
+        };
+        let log = node.raft().log();
+        if log.committed != target || log.applied != target || log.last_index() != target {
+            return false;
+        }
+        if node.raft().leader() != Some(l as u64 + 1) {
+            return false;
+        }
+        let contents = kv_contents(node.kv());
+        match &first {
+            None => first = Some(contents),
+            Some(f) if *f != contents => return false,
+            Some(_) => {}
+        }
+    }
+    true
+}
+
+/// A converged cluster: the log's Put/CAS entries against the acknowledged writes, and
+/// every node's state machine against a replay of the committed log.
+pub fn check_final_state(w: &World) -> Result<(), String> {
+    let l = w.leader().ok_or("no leader at the end")?;
+    let node = w.machines[l].node.as_ref().ok_or("leader down")?;
+    let log = node.raft().log();
+    let mut replay = KvStore::new();
+    // (key, value written) → how many committed entries wrote it, and whether a CAS swapped.
+    let mut writes: BTreeMap<(Bytes, Bytes), (u32, bool)> = BTreeMap::new();
+    for index in 1..=log.committed {
+        let e = log.entry(index).ok_or("log hole")?;
+        if e.kind != EntryKind::Normal {
+            continue;
+        }
+        let cmd = Command::decode(&e.data).map_err(|err| format!("entry {index}: {err}"))?;
+        let written = match &cmd {
+            Command::Put { key, value } => Some((key.clone(), value.clone())),
+            Command::Cas { key, new, .. } => Some((key.clone(), new.clone())),
+            Command::Delete { .. } => None,
+        };
+        let outcome = replay.apply(cmd);
+        if let Some(kv) = written {
+            let swapped = matches!(outcome, Outcome::Done | Outcome::Cas { swapped: true, .. });
+            let slot = writes.entry(kv).or_default();
+            slot.0 += 1;
+            slot.1 |= swapped;
+        }
+    }
+    let expected = kv_contents(&replay);
+    for m in &w.machines {
+        let n = m.node.as_ref().ok_or("a node is down at the end")?;
+        if kv_contents(n.kv()) != expected {
+            return Err(format!(
+                "node {}: state machine differs from a replay of the committed log",
+                m.id
+            ));
+        }
+        w.inv.full_pass(n.raft())?;
+    }
+    for op in &w.clients.ops {
+        // What the client was told: Some(true) = the write took effect.
+        let (value, told) = match (&op.call, &op.ret) {
+            (Call::Put(v), r) => (v, r.as_ref().map(|_| true)),
+            (Call::Cas { new, .. }, Some((_, Ret::Cas(swapped)))) => (new, Some(*swapped)),
+            (Call::Cas { new, .. }, _) => (new, None),
+            _ => continue,
+        };
+        let key = (
+            Bytes::copy_from_slice(&op.key),
+            Bytes::copy_from_slice(value),
+        );
+        let (count, took_effect) = writes.get(&key).copied().unwrap_or((0, false));
+        let what = || {
+            format!(
+                "{} of {:?} to {:?} (client {}, invoked at {} µs)",
+                if matches!(op.call, Call::Put(_)) {
+                    "put"
+                } else {
+                    "cas"
+                },
+                String::from_utf8_lossy(value),
+                String::from_utf8_lossy(&op.key),
+                op.client,
+                op.invoke
+            )
+        };
+        if count > 1 {
+            return Err(format!("{} is in the committed log {count} times", what()));
+        }
+        match told {
+            Some(true) if !took_effect => {
+                return Err(format!(
+                    "acknowledged {} vanished: no committed entry makes it take effect",
+                    what()
+                ))
+            }
+            Some(false) if took_effect => {
+                return Err(format!(
+                    "{} was answered \"not swapped\" but swaps in a replay of the committed log",
+                    what()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The history in lincheck's form (times in simulated µs).
+pub fn history(w: &World) -> Vec<Operation> {
+    w.clients
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(id, op)| Operation {
+            id: id as u64,
+            client: op.client as u64,
+            key: op.key.clone(),
+            call: op.call.clone(),
+            ret: op.ret.as_ref().map(|(_, r)| r.clone()),
+            invoke_ns: op.invoke,
+            complete_ns: op.ret.as_ref().map(|(t, _)| *t),
+        })
+        .collect()
+}
+
+pub fn check_linearizable(w: &World, budget: Duration) -> Result<(), String> {
+    match lincheck::check(&history(w), budget) {
+        Verdict::Linearizable => Ok(()),
+        Verdict::NotLinearizable(v) => Err(format!("not linearizable: {v}")),
+        Verdict::Unknown { key, reason } => Err(format!(
+            "linearizability unknown on key {:?}: {reason}",
+            String::from_utf8_lossy(&key)
+        )),
+    }
+}

@@ -1,0 +1,301 @@
+//! What one run looks like: the cluster, its configuration, the fault profile and the
+//! client load, all drawn from the seed (`Params::draw`), or fixed for scripted tests
+//! (`Params::quiet`).
+
+use super::clock::{MS, SEC};
+use super::rng::SimRng;
+
+/// TEST ONLY: the planted bugs a run turns on (all off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// `NodeOptions.unsafe_local_reads`: every node answers gets from its own state.
+    pub unsafe_local_reads: bool,
+    /// `Config.planted_bugs.commit_old_term_by_count` (Figure 8).
+    pub commit_old_term_by_count: bool,
+    /// `Config.planted_bugs.vote_without_log_check`.
+    pub vote_without_log_check: bool,
+    /// `PlantedDriverBugs.ack_before_persist`.
+    pub ack_before_persist: bool,
+    /// `PlantedDriverBugs.apply_twice`.
+    pub apply_twice: bool,
+}
+
+/// Command-line names of the planted bugs, in `Bugs` field order.
+pub const BUG_NAMES: [&str; 5] = [
+    "unsafe-local-reads",
+    "commit-old-term-by-count",
+    "vote-without-log-check",
+    "ack-before-persist",
+    "apply-twice",
+];
+
+impl Bugs {
+    pub fn none() -> Bugs {
+        Bugs::default()
+    }
+
+    /// Turns on the bug called `name` (one of [`BUG_NAMES`]).
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "unsafe-local-reads" => self.unsafe_local_reads = true,
+            "commit-old-term-by-count" => self.commit_old_term_by_count = true,
+            "vote-without-log-check" => self.vote_without_log_check = true,
+            "ack-before-persist" => self.ack_before_persist = true,
+            "apply-twice" => self.apply_twice = true,
+            _ => {
+                return Err(format!(
+                    "unknown bug {name:?} (one of: {})",
+                    BUG_NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let on = [
+            self.unsafe_local_reads,
+            self.commit_old_term_by_count,
+            self.vote_without_log_check,
+            self.ack_before_persist,
+            self.apply_twice,
+        ];
+        BUG_NAMES
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// Relative weights of the fault kinds the scheduler picks from.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultMix {
+    pub partition: u32,
+    pub clog: u32,
+    pub crash: u32,
+    /// Power loss in the middle of an fsync (the next sync of the node fails, the node
+    /// stops, and restarts from what reached the disk).
+    pub crash_in_sync: u32,
+    pub pause: u32,
+    /// Leader churn (Figure 8 conditions): for a while, every node that becomes leader is
+    /// crashed or cut off soon after, often before its first entries reach a quorum.
+    pub churn: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub seed: u64,
+    pub nodes: usize,
+    pub bugs: Bugs,
+
+    // ----- timeline (global µs) -----
+    /// Faults run in `[0, safety_us)`; then they heal and the liveness phase starts.
+    pub safety_us: u64,
+    /// Clients keep going this long into the liveness phase, then stop.
+    pub liveness_load_us: u64,
+    /// A new write must commit within this long after the heal.
+    pub liveness_commit_bound_us: u64,
+    /// All nodes must have converged within this long after the clients stop.
+    pub converge_bound_us: u64,
+
+    // ----- network -----
+    pub loss: f64,
+    pub dup: f64,
+    pub lat_min_us: u64,
+    pub lat_max_us: u64,
+    /// Probability a message takes the slow path (reordering across many others).
+    pub slow_p: f64,
+    pub slow_max_us: u64,
+
+    // ----- faults -----
+    /// Random faults at all (false for scripted tests).
+    pub faults: bool,
+    pub fault_gap_mean_us: u64,
+    pub mix: FaultMix,
+    /// Clock rates differ by up to this many parts per million either way.
+    pub max_skew_ppm: i64,
+
+    // ----- clients -----
+    pub clients: usize,
+    pub keys: usize,
+    pub think_mean_us: u64,
+    pub op_timeout_us: u64,
+    /// Probability a client sends an op to a random node rather than the leader it knows.
+    pub random_node_p: f64,
+
+    // ----- Raft configuration -----
+    pub election_timeout_ticks: u64,
+    pub lease_ticks: u64,
+    pub pre_vote: bool,
+    pub fanout_quorum: bool,
+    /// Chain replication (`Config::relay`, with the quorum fan-out only).
+    pub relay: bool,
+    pub max_msg_entries: usize,
+    pub max_inflight_msgs: usize,
+}
+
+/// Open findings in code the simulator does not own (the core), with the seed that
+/// shows each. The default draws steer clear of them; `--known-issues` draws them again.
+/// Remove an entry (and its avoidance in [`Params::draw`]) once it is fixed.
+pub const KNOWN_ISSUES: [(&str, &str); 0] = [];
+
+/// The lease must stay below the election timeout by the worst clock-rate ratio: a
+/// follower that heard the leader at (its) time t refuses votes until t + ET on its clock,
+/// while the leader trusts its lease until t' + lease on its own (t' ≤ t in real time).
+/// With rates within ±MAX_SKEW_PPM, ET·(1−s)/(1+s) must exceed lease plus two ticks of
+/// rounding: 1000 · 0.98/1.02 = 960.8 > 900 + 2 for s = 2 %.
+pub const MAX_SKEW_PPM: i64 = 20_000;
+pub const ELECTION_TIMEOUT_TICKS: u64 = 1_000;
+pub const LEASE_TICKS: u64 = 900;
+
+impl Params {
+    /// A quiet, reliable cluster for scripted tests: fixed small latency, no faults, no
+    /// clients, no skew, default Raft settings.
+    pub fn quiet(seed: u64, nodes: usize) -> Params {
+        Params {
+            seed,
+            nodes,
+            bugs: Bugs::none(),
+            safety_us: 0,
+            liveness_load_us: 0,
+            liveness_commit_bound_us: 10 * SEC,
+            converge_bound_us: 10 * SEC,
+            loss: 0.0,
+            dup: 0.0,
+            lat_min_us: 500,
+            lat_max_us: 2 * MS,
+            slow_p: 0.0,
+            slow_max_us: 0,
+            faults: false,
+            fault_gap_mean_us: 2 * SEC,
+            mix: FaultMix {
+                partition: 0,
+                clog: 0,
+                crash: 0,
+                crash_in_sync: 0,
+                pause: 0,
+                churn: 0,
+            },
+            max_skew_ppm: 0,
+            clients: 0,
+            keys: 4,
+            think_mean_us: 20 * MS,
+            op_timeout_us: 2 * SEC,
+            random_node_p: 0.0,
+            election_timeout_ticks: ELECTION_TIMEOUT_TICKS,
+            lease_ticks: LEASE_TICKS,
+            pre_vote: true,
+            fanout_quorum: false,
+            relay: false,
+            max_msg_entries: 4096,
+            max_inflight_msgs: 256,
+        }
+    }
+
+    /// The randomized profile of seed `seed` (drawn from `rng`, the run's only RNG).
+    /// With `known_issues` false, configurations that hit an open finding (see
+    /// [`KNOWN_ISSUES`]) are replaced by the nearest safe one; the RNG stream is the same
+    /// either way.
+    pub fn draw(
+        seed: u64,
+        nodes: usize,
+        bugs: Bugs,
+        known_issues: bool,
+        rng: &mut SimRng,
+    ) -> Params {
+        let mut p = Params::quiet(seed, nodes);
+        p.bugs = bugs;
+        p.faults = true;
+        p.safety_us = 48 * SEC;
+        p.liveness_load_us = 4 * SEC;
+        p.converge_bound_us = 5 * ELECTION_TIMEOUT_TICKS * MS;
+
+        // Network: 0–30 % loss (a third of runs lossless), up to 5 % duplication.
+        p.loss = match rng.below(3) {
+            0 => 0.0,
+            _ => rng.unit() * 0.30,
+        };
+        p.dup = if rng.chance(0.5) {
+            rng.unit() * 0.05
+        } else {
+            0.0
+        };
+        // A LAN mostly; one run in ten a WAN (round trips up to 300 ms).
+        if rng.chance(0.1) {
+            p.lat_min_us = rng.range(10 * MS, 50 * MS);
+            p.lat_max_us = p.lat_min_us + rng.range(MS, 100 * MS);
+        } else {
+            p.lat_min_us = rng.range(100, 1_000);
+            p.lat_max_us = p.lat_min_us + rng.range(500, 20 * MS);
+        }
+        p.slow_p = rng.unit() * 0.05;
+        p.slow_max_us = rng.range(50 * MS, 1_500 * MS);
+
+        p.fault_gap_mean_us = rng.range(300 * MS, 3 * SEC);
+        p.mix = FaultMix {
+            partition: rng.range(0, 6) as u32,
+            clog: rng.range(0, 4) as u32,
+            crash: rng.range(0, 6) as u32,
+            crash_in_sync: rng.range(0, 4) as u32,
+            pause: rng.range(0, 3) as u32,
+            churn: rng.range(0, 3) as u32,
+        };
+        p.max_skew_ppm = rng.range(0, MAX_SKEW_PPM as u64 + 1) as i64;
+
+        p.clients = rng.range(2, 10) as usize;
+        p.keys = rng.range(2, 9) as usize;
+        p.think_mean_us = rng.range(5 * MS, 100 * MS);
+        p.op_timeout_us = rng.range(1_500 * MS, 4 * SEC);
+        p.random_node_p = rng.unit() * 0.3;
+
+        p.lease_ticks = if rng.chance(0.2) { 0 } else { LEASE_TICKS };
+        p.pre_vote = !rng.chance(0.15);
+        // Without Pre-Vote a node with a stale log keeps calling elections it cannot win;
+        // since refusing its vote no longer restarts our timer, the same bound holds.
+        p.liveness_commit_bound_us = 5 * ELECTION_TIMEOUT_TICKS * MS;
+        p.fanout_quorum = rng.chance(0.5);
+        p.relay = p.fanout_quorum && rng.chance(0.5);
+        p.max_msg_entries = *rng.pick(&[4096, 64, 4, 4]);
+        p.max_inflight_msgs = *rng.pick(&[256, 8, 1]);
+        // No open findings today (see KNOWN_ISSUES); the switch stays for the next one.
+        let _ = known_issues;
+        p
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} nodes, loss {:.0}%, dup {:.1}%, latency {}–{} µs (slow {:.1}% up to {} ms), \
+             fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {}), \
+             skew ±{} ppm, {} clients on {} keys, lease {} ticks, pre-vote {}, fan-out {}, \
+             {} entries/msg, {} in flight",
+            self.nodes,
+            self.loss * 100.0,
+            self.dup * 100.0,
+            self.lat_min_us,
+            self.lat_max_us,
+            self.slow_p * 100.0,
+            self.slow_max_us / MS,
+            self.fault_gap_mean_us / MS,
+            self.mix.partition,
+            self.mix.clog,
+            self.mix.crash,
+            self.mix.crash_in_sync,
+            self.mix.pause,
+            self.mix.churn,
+            self.max_skew_ppm,
+            self.clients,
+            self.keys,
+            self.lease_ticks,
+            self.pre_vote,
+            match (self.fanout_quorum, self.relay) {
+                (true, true) => "quorum, relayed",
+                (true, false) => "quorum",
+                _ => "all",
+            },
+            self.max_msg_entries,
+            self.max_inflight_msgs,
+        )
+    }
+}
