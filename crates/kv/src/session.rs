@@ -68,21 +68,37 @@ pub fn decode_entry(data: &Bytes) -> Result<(Option<SessionTag>, Command), Decod
 }
 
 #[derive(Clone, Debug, Default)]
-struct Session {
-    last_used: u64,
+pub(crate) struct Session {
+    /// The value of `Sessions::clock` when this session last recorded a write (>= 1).
+    pub(crate) last_used: u64,
     /// Below this the client waits for nothing: those outcomes are gone.
-    first_outstanding: u64,
+    pub(crate) first_outstanding: u64,
     /// Outcomes of writes the client may still be waiting for, by sequence number.
-    outcomes: BTreeMap<u64, Outcome>,
+    pub(crate) outcomes: BTreeMap<u64, Outcome>,
 }
 
 /// What the state machine remembers of each session.
+///
+/// Invariant: `lru` holds exactly one `(last_used, client)` for each session in
+/// `by_client`, and every `last_used` is distinct, in `1..=clock`.
 #[derive(Clone, Debug, Default)]
 pub struct Sessions {
     by_client: HashMap<u64, Session>,
     /// (last_used, client): least recently used first.
     lru: BTreeMap<u64, u64>,
+    /// Session writes recorded so far; drives LRU eviction.
     clock: u64,
+}
+
+/// Why `Sessions::push_restored` refused a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RestoreError {
+    DuplicateClient,
+    /// `last_used` must exceed the previous session's and be at most the clock.
+    LastUsedOutOfOrder {
+        previous: u64,
+        clock: u64,
+    },
 }
 
 /// Whether a session write is new.
@@ -142,12 +158,59 @@ impl Sessions {
         self.by_client.len()
     }
 
+    /// The session write counter (see `Session::last_used`).
+    pub(crate) fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Every session with its client, least recently used first: a deterministic order,
+    /// unlike `by_client`'s.
+    pub(crate) fn lru_order(&self) -> impl Iterator<Item = (u64, &Session)> + '_ {
+        self.lru.values().map(|client| {
+            let session = self.by_client.get(client);
+            (
+                *client,
+                session.expect("lru and by_client hold the same clients"),
+            )
+        })
+    }
+
+    /// An empty table about to be refilled by `push_restored` (from a snapshot).
+    pub(crate) fn restoring(clock: u64) -> Sessions {
+        Sessions {
+            clock,
+            ..Sessions::default()
+        }
+    }
+
+    /// Adds a restored session. Sessions must come in `lru_order`, so each `last_used`
+    /// must exceed the previous one (and 0) and not exceed the clock: that keeps the
+    /// type's invariant, and with it eviction order, exactly as it was.
+    pub(crate) fn push_restored(
+        &mut self,
+        client: u64,
+        session: Session,
+    ) -> Result<(), RestoreError> {
+        let previous = self.lru.last_key_value().map_or(0, |(&used, _)| used);
+        if session.last_used <= previous || session.last_used > self.clock {
+            let clock = self.clock;
+            return Err(RestoreError::LastUsedOutOfOrder { previous, clock });
+        }
+        if self.by_client.contains_key(&client) {
+            return Err(RestoreError::DuplicateClient);
+        }
+        self.lru.insert(session.last_used, client);
+        self.by_client.insert(client, session);
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_client.is_empty()
     }
 }
 
-fn put_varint(buf: &mut BytesMut, mut v: u64) {
+/// Appends `v` as a LEB128 varint (7 bits a byte, low bits first, at most 10 bytes).
+pub(crate) fn put_varint(buf: &mut impl BufMut, mut v: u64) {
     loop {
         let byte = (v & 0x7f) as u8;
         v >>= 7;
@@ -159,17 +222,33 @@ fn put_varint(buf: &mut BytesMut, mut v: u64) {
     }
 }
 
-fn take_varint(data: &Bytes, pos: &mut usize) -> Result<u64, DecodeError> {
+/// Why `get_varint` could not read a varint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VarintError {
+    /// The input ended inside it.
+    Truncated,
+    /// Ten bytes all had their continuation bit set.
+    TooLong,
+}
+
+/// Reads a varint at `*pos`, advancing `*pos` past every byte read (on error too).
+/// Bits past the 64th in a tenth byte are ignored, as they always have been for
+/// session entries (callers wanting stricter input check that themselves).
+pub(crate) fn get_varint(data: &[u8], pos: &mut usize) -> Result<u64, VarintError> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
-        let &byte = data.get(*pos).ok_or(DecodeError::Truncated)?;
+        let &byte = data.get(*pos).ok_or(VarintError::Truncated)?;
         *pos += 1;
         v |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             return Ok(v);
         }
     }
-    Err(DecodeError::Truncated)
+    Err(VarintError::TooLong)
+}
+
+fn take_varint(data: &Bytes, pos: &mut usize) -> Result<u64, DecodeError> {
+    get_varint(data, pos).map_err(|_| DecodeError::Truncated)
 }
 
 #[cfg(test)]

@@ -78,6 +78,22 @@ impl KvStore {
         }
     }
 
+    /// A store holding `map` and `sessions` (restored from a snapshot); `size_bytes` is
+    /// recomputed here so it cannot disagree with the map.
+    pub(crate) fn from_parts(map: BTreeMap<Bytes, Bytes>, sessions: Sessions) -> KvStore {
+        let size_bytes = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+        KvStore {
+            map,
+            size_bytes,
+            sessions,
+        }
+    }
+
+    /// Every key and value, in key order.
+    pub(crate) fn entries(&self) -> &BTreeMap<Bytes, Bytes> {
+        &self.map
+    }
+
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
     }

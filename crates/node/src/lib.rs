@@ -2,6 +2,7 @@
 
 mod node;
 mod request;
+mod snapshots;
 
-pub use node::{Node, NodeOptions, NodeStats, PlantedDriverBugs, Transport};
+pub use node::{Node, NodeOptions, NodeStats, PlantedDriverBugs, SnapshotPolicy, Transport};
 pub use request::{ReqId, Request, Response, MAX_SCAN_LIMIT};

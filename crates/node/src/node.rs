@@ -13,7 +13,7 @@ use kv::{Command, KvStore, Outcome};
 use raft::{
     Config, EntryKind, Index, Membership, Message, NodeId, ProposeError, Raft, RaftLog, Term,
 };
-use storage::{LogStore, StorageError};
+use storage::{LogStore, SnapshotStorage, StorageError};
 
 use crate::request::{ReqId, Request, Response};
 
@@ -47,8 +47,30 @@ pub struct NodeOptions {
     /// TEST ONLY: answer reads from the local state machine with no lease or ReadIndex,
     /// on any node. Breaks linearizability on purpose, to prove our checkers catch it.
     pub unsafe_local_reads: bool,
+    /// When to snapshot the state machine and compact the log (needs a snapshot store:
+    /// [`Node::open_with_snapshots`]).
+    pub snapshot: SnapshotPolicy,
     /// TEST ONLY (see [`PlantedDriverBugs`]).
     pub planted_bugs: PlantedDriverBugs,
+}
+
+/// Log compaction (§7 of the paper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Snapshot once this many entries were applied since the last snapshot (0: never).
+    pub every_entries: u64,
+    /// Entries kept in the log behind a snapshot, so a follower that lags a little
+    /// catches up with appends rather than a whole snapshot.
+    pub keep_entries: u64,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            every_entries: 10_000,
+            keep_entries: 1_000,
+        }
+    }
 }
 
 impl Default for NodeOptions {
@@ -59,6 +81,7 @@ impl Default for NodeOptions {
             max_held: 10_000,
             max_in_flight: 100_000,
             unsafe_local_reads: false,
+            snapshot: SnapshotPolicy::default(),
             planted_bugs: PlantedDriverBugs::default(),
         }
     }
@@ -85,20 +108,30 @@ pub struct NodeStats {
     pub reads_served: u64,
     pub redirects: u64,
     pub held: u64,
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
+    /// Snapshots that could not be saved (the log is kept, so nothing is lost).
+    pub snapshot_failures: u64,
 }
 
 pub struct Node<T: Transport, S: LogStore> {
-    raft: Raft,
-    kv: KvStore,
+    pub(crate) raft: Raft,
+    pub(crate) kv: KvStore,
     transport: T,
-    store: S,
+    pub(crate) store: S,
+    /// Where snapshots go (`None`: never snapshot; the log grows without bound).
+    pub(crate) snapshots: Option<Box<dyn SnapshotStorage + Send>>,
+    /// Applied index of the last snapshot saved or installed.
+    pub(crate) snapshot_index: Index,
+    /// Where to compact the log at the start of the next batch.
+    pub(crate) pending_compaction: Option<Index>,
     /// Set when the store failed: from then on the node takes no part in consensus
     /// (it cannot promise durability) and fails every request.
     storage_failure: Option<String>,
-    opts: NodeOptions,
+    pub(crate) opts: NodeOptions,
     now: u64,
     /// Our proposals by log index: the term we proposed in and who asked.
-    proposals: BTreeMap<Index, (Term, ReqId)>,
+    pub(crate) proposals: BTreeMap<Index, (Term, ReqId)>,
     /// Reads waiting for the core to confirm them, by read context.
     reads: HashMap<u64, (ReqId, Request)>,
     next_read_ctx: u64,
@@ -109,16 +142,16 @@ pub struct Node<T: Transport, S: LogStore> {
     /// When we last redirected each client-supplied affinity tag (see
     /// [`Node::submit_tagged`]); pruned after `hold_ticks`.
     redirected: HashMap<u64, u64>,
-    applied: Index,
+    pub(crate) applied: Index,
     /// Writes submitted with a session: (client, seq), until answered.
-    write_sessions: HashMap<ReqId, kv::SessionTag>,
+    pub(crate) write_sessions: HashMap<ReqId, kv::SessionTag>,
     responses: Vec<(ReqId, Response)>,
-    stats: NodeStats,
+    pub(crate) stats: NodeStats,
 }
 
 impl<T: Transport, S: LogStore> Node<T, S> {
-    /// A node whose durable state is in `store` (empty for a new node). The state machine
-    /// is rebuilt by re-applying the committed log.
+    /// A node whose durable state is in `store` (empty for a new node), without
+    /// snapshots. The state machine is rebuilt by re-applying the committed log.
     pub fn open(
         cfg: Config,
         membership: Membership,
@@ -126,6 +159,35 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         store: S,
         opts: NodeOptions,
     ) -> Result<Node<T, S>, StorageError> {
+        Node::open_inner(cfg, membership, transport, store, None, opts)
+    }
+
+    /// A node that snapshots its state machine into `snapshots` and compacts its log, as
+    /// `opts.snapshot` says. At start the state machine is the latest snapshot plus the
+    /// committed log after it.
+    pub fn open_with_snapshots(
+        cfg: Config,
+        membership: Membership,
+        transport: T,
+        store: S,
+        snapshots: Box<dyn SnapshotStorage + Send>,
+        opts: NodeOptions,
+    ) -> Result<Node<T, S>, StorageError> {
+        Node::open_inner(cfg, membership, transport, store, Some(snapshots), opts)
+    }
+
+    fn open_inner(
+        cfg: Config,
+        membership: Membership,
+        transport: T,
+        mut store: S,
+        snapshots: Option<Box<dyn SnapshotStorage + Send>>,
+        opts: NodeOptions,
+    ) -> Result<Node<T, S>, StorageError> {
+        let restored = match &snapshots {
+            Some(snaps) => crate::snapshots::restore(snaps.as_ref(), &mut store)?,
+            None => None,
+        };
         let hs = store.hard_state();
         let first = store.first_index();
         let last = store.last_index();
@@ -137,7 +199,15 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         };
         let log = RaftLog::restore(first - 1, snapshot_term, entries, hs.commit);
         let raft = Raft::restore(cfg, membership, hs, log);
-        Ok(Node::with_raft(raft, transport, store, opts))
+        let mut node = Node::with_raft(raft, transport, store, opts);
+        node.snapshots = snapshots;
+        if let Some((snapshot, kv)) = restored {
+            node.applied = snapshot.meta.index;
+            node.snapshot_index = snapshot.meta.index;
+            node.kv = kv;
+            node.raft.set_snapshot(snapshot);
+        }
+        Ok(node)
     }
 
     fn with_raft(raft: Raft, transport: T, store: S, opts: NodeOptions) -> Node<T, S> {
@@ -146,6 +216,9 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             kv: KvStore::new(),
             transport,
             store,
+            snapshots: None,
+            snapshot_index: 0,
+            pending_compaction: None,
             storage_failure: None,
             opts,
             now: 0,
@@ -374,6 +447,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// Runs every pending Ready of the core. Call after a batch of inputs.
     pub fn process(&mut self) {
+        if let Err(e) = self.compact_pending() {
+            self.fail_storage(e);
+            return;
+        }
         while self.storage_failure.is_none() && self.raft.has_ready() {
             let rd = self.raft.ready();
             // The leader's appends may leave before its own write is durable (§10.2.1 of
@@ -385,6 +462,14 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             if self.opts.planted_bugs.ack_before_persist {
                 for msg in persisted_messages.drain(..) {
                     self.transport.send(msg);
+                }
+            }
+            // A snapshot from the leader replaces the state machine and the log prefix
+            // before anything after it is persisted or applied.
+            if let Some(snapshot) = rd.snapshot {
+                if let Err(e) = self.install_snapshot(snapshot) {
+                    self.fail_storage(e);
+                    return;
                 }
             }
             if let Err(e) = self.persist(&rd.entries, rd.hard_state) {
@@ -403,6 +488,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     self.apply_unchecked(entry.clone());
                 }
                 self.apply(entry);
+            }
+            if let Err(e) = self.maybe_snapshot() {
+                self.fail_storage(e);
+                return;
             }
             for rs in rd.read_states {
                 if let Some((id, req)) = self.reads.remove(&rs.ctx) {
@@ -439,7 +528,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         Ok(())
     }
 
-    fn fail_storage(&mut self, e: StorageError) {
+    pub(crate) fn fail_storage(&mut self, e: StorageError) {
         // Without durable storage we may not vote, acknowledge or answer: stop, and let
         // every waiting client know.
         self.storage_failure = Some(e.to_string());
@@ -565,7 +654,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         }
     }
 
-    fn respond(&mut self, id: ReqId, resp: Response) {
+    pub(crate) fn respond(&mut self, id: ReqId, resp: Response) {
         self.write_sessions.remove(&id);
         self.responses.push((id, resp));
     }

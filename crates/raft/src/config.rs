@@ -58,6 +58,12 @@ pub struct Config {
     pub max_inflight_msgs: usize,
     /// Proposals are refused while the uncommitted tail of the log is larger than this.
     pub max_uncommitted_bytes: usize,
+    /// Bytes of snapshot data in one InstallSnapshot chunk (the leader keeps up to
+    /// `max_inflight_msgs` chunks in flight to one follower).
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot a follower accepts; a bigger transfer is refused (and retried
+    /// from the start), so a confused or hostile leader cannot exhaust its memory.
+    pub max_snapshot_bytes: u64,
     pub fanout: Fanout,
     /// Chain replication of new entries: with `Fanout::Quorum`, the leader sends a fresh
     /// append to the first eager follower only, which passes it on (once durable) to the
@@ -86,6 +92,8 @@ impl Config {
             max_msg_entries: 4096,
             max_inflight_msgs: 256,
             max_uncommitted_bytes: 64 << 20,
+            snapshot_chunk_bytes: 1 << 20,
+            max_snapshot_bytes: 8 << 30,
             fanout: Fanout::All,
             relay: false,
             planted_bugs: PlantedBugs::default(),
@@ -111,7 +119,11 @@ impl Config {
         if self.min_retransmit_ticks == 0 || self.min_retransmit_ticks > self.retransmit_ticks {
             return Err("need 0 < min_retransmit_ticks <= retransmit_ticks".into());
         }
-        if self.max_msg_bytes == 0 || self.max_msg_entries == 0 || self.max_inflight_msgs == 0 {
+        if self.max_msg_bytes == 0
+            || self.max_msg_entries == 0
+            || self.max_inflight_msgs == 0
+            || self.snapshot_chunk_bytes == 0
+        {
             return Err("message and in-flight limits must be positive".into());
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! from the seeded generator it is given, so a run is a function of its inputs.
 //!
 //! Files follow the paper: `election.rs` (§5.2, Pre-Vote), `replication.rs` (§5.3–5.4),
-//! `read.rs` (§6.4 of the thesis), `log.rs`, `progress.rs`, `quorum.rs`.
+//! `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7, InstallSnapshot), `log.rs`, `progress.rs`, `quorum.rs`.
 
 pub mod config;
 mod election;
@@ -18,6 +18,7 @@ mod raft;
 mod read;
 mod replication;
 pub mod rng;
+mod snapshot;
 pub mod stamp;
 pub mod types;
 
@@ -26,4 +27,4 @@ pub use log::RaftLog;
 pub use membership::Membership;
 pub use message::{Message, MessageBody};
 pub use raft::{ProposeError, Raft, ReadState, Ready, Role};
-pub use types::{Entry, EntryKind, HardState, Index, NodeId, SnapshotMeta, Term};
+pub use types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};

@@ -248,6 +248,29 @@ impl RaftLog {
         self.offset_term = term;
     }
 
+    /// A follower installs a snapshot cut at (`index`, `term`), newer than its commit
+    /// index. As §7 of the paper says: if the log holds that entry, the entries after it
+    /// are kept (they may be the leader's, already acknowledged); otherwise the whole log
+    /// is replaced. Either way everything up to `index` counts as committed, applied (the
+    /// state machine is replaced) and durable (the driver saves the snapshot before it
+    /// acknowledges). Returns whether a suffix was kept.
+    pub fn install_snapshot(&mut self, index: Index, term: Term) -> bool {
+        debug_assert!(index > self.committed, "installing an older snapshot");
+        if !self.matches(index, term) || index <= self.offset {
+            self.reset_to_snapshot(index, term);
+            return false;
+        }
+        let drop = (index - self.offset) as usize;
+        self.entries.drain(..drop);
+        self.offset = index;
+        self.offset_term = term;
+        self.unstable_from = self.unstable_from.max(index + 1);
+        self.persisted = self.persisted.max(index);
+        self.committed = index;
+        self.applied = index;
+        true
+    }
+
     /// Replaces the whole log with a snapshot's cut point (follower installing a snapshot).
     pub fn reset_to_snapshot(&mut self, index: Index, term: Term) {
         self.entries.clear();
@@ -377,6 +400,24 @@ mod tests {
         assert_eq!(log.term(2), Some(2));
         assert_eq!(log.term(1), None);
         assert_eq!(log.slice(3, usize::MAX, 10).len(), 1);
+    }
+
+    #[test]
+    fn installing_a_snapshot_keeps_a_matching_suffix_only() {
+        let mut log = log_with(&[1, 1, 2, 2]);
+        log.take_unstable();
+        log.mark_persisted(4, 2);
+        assert!(log.install_snapshot(2, 1));
+        assert_eq!((log.first_index(), log.last_index()), (3, 4));
+        assert_eq!((log.committed, log.applied, log.persisted()), (2, 2, 4));
+        assert!(!log.has_unstable());
+
+        let mut log = log_with(&[1, 1, 2]);
+        assert!(!log.install_snapshot(3, 3), "term differs: replace the log");
+        assert_eq!((log.first_index(), log.last_index()), (4, 3));
+        assert_eq!(log.term(3), Some(3));
+        assert_eq!((log.committed, log.applied, log.persisted()), (3, 3, 3));
+        assert!(log.take_unstable().is_empty());
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub enum ProgressState {
     Probe,
     /// The follower is in sync: appends are pipelined optimistically.
     Replicate,
-    /// Entries it needs were compacted: a snapshot is on its way.
+    /// Entries it needs were compacted: the snapshot cut at `index` is streaming to it in
+    /// chunks (`snapshot_sent`, `snapshot_acked`).
     Snapshot { index: Index },
 }
 
@@ -39,6 +40,13 @@ pub struct Progress {
     /// the configured value as soon as it answers (a dead or cut-off follower costs a
     /// message per backoff interval, not one per retransmit interval).
     pub backoff_ticks: u64,
+    /// Snapshot state: offset of the next chunk to send. Invariant:
+    /// `snapshot_acked <= snapshot_sent`, and the bytes in between are in flight.
+    pub snapshot_sent: u64,
+    /// Snapshot state: bytes the follower confirmed it holds.
+    pub snapshot_acked: u64,
+    /// Snapshot state: the last chunk (`done`) went out and no rewind happened since.
+    pub snapshot_last_sent: bool,
 }
 
 impl Progress {
@@ -55,6 +63,9 @@ impl Progress {
             recent_active: false,
             probe_sent: false,
             backoff_ticks,
+            snapshot_sent: 0,
+            snapshot_acked: 0,
+            snapshot_last_sent: false,
         }
     }
 
@@ -67,6 +78,21 @@ impl Progress {
         self.state = ProgressState::Probe;
         self.inflight.clear();
         self.probe_sent = false;
+    }
+
+    /// Starts streaming the snapshot cut at `index` from its first byte.
+    pub fn become_snapshot(&mut self, index: Index) {
+        self.state = ProgressState::Snapshot { index };
+        self.inflight.clear();
+        self.probe_sent = false;
+        self.rewind_snapshot(0);
+    }
+
+    /// Snapshot state: the follower holds exactly `offset` bytes; send again from there.
+    pub fn rewind_snapshot(&mut self, offset: u64) {
+        self.snapshot_sent = offset;
+        self.snapshot_acked = offset;
+        self.snapshot_last_sent = false;
     }
 
     pub fn become_replicate(&mut self) {

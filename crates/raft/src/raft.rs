@@ -13,8 +13,9 @@ use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::rng::Rng;
+use crate::snapshot::IncomingSnapshot;
 use crate::stamp::StampClock;
-use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Term};
+use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -41,13 +42,15 @@ pub enum ProposeError {
     TooLarge,
 }
 
-/// Everything the driver must do, in this order: persist `hard_state` and `entries`
-/// (then report with [`Raft::on_persisted`]), send `messages` (these may go before the
-/// persist completes) and `persisted_messages` (only after it), apply
-/// `committed_entries`, serve `read_states` once applied, and answer `aborted_reads` with
-/// "not leader".
+/// Everything the driver must do, in this order: install `snapshot` (save it durably,
+/// align the log store to it, replace the state machine with it), persist `hard_state`
+/// and `entries` (then report with [`Raft::on_persisted`]), send `messages` (these may go
+/// before the persist completes) and `persisted_messages` (only after it), apply
+/// `committed_entries` (they follow the snapshot), serve `read_states` once applied, and
+/// answer `aborted_reads` with "not leader".
 #[derive(Debug, Default)]
 pub struct Ready {
+    pub snapshot: Option<Snapshot>,
     pub hard_state: Option<HardState>,
     pub entries: Vec<Entry>,
     pub messages: Vec<Message>,
@@ -59,7 +62,8 @@ pub struct Ready {
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
+        self.snapshot.is_none()
+            && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.messages.is_empty()
             && self.persisted_messages.is_empty()
@@ -119,6 +123,15 @@ pub struct Raft {
     /// New entries were proposed since the last Ready: send them out once, batched.
     pub(crate) replicate_needed: bool,
 
+    // Snapshots (§7).
+    /// The latest snapshot of our state machine, sent to followers that need entries we
+    /// compacted away.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// A snapshot arriving from the leader, chunk by chunk.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// A received snapshot the driver must install (next Ready).
+    pub(crate) snapshot_to_install: Option<Snapshot>,
+
     // Effects collected for the next Ready.
     pub(crate) msgs: Vec<Message>,
     pub(crate) persisted_msgs: Vec<Message>,
@@ -167,6 +180,9 @@ impl Raft {
             reads_awaiting_term_commit: Vec::new(),
             read_broadcast_needed: false,
             replicate_needed: false,
+            snapshot: None,
+            incoming_snapshot: None,
+            snapshot_to_install: None,
             msgs: Vec::new(),
             persisted_msgs: Vec::new(),
             read_states: Vec::new(),
@@ -313,8 +329,19 @@ impl Raft {
                     self.campaign(true);
                 }
             }
-            // InstallSnapshot arrives with log compaction in cluster mode.
-            MessageBody::Snapshot { .. } | MessageBody::SnapshotResp { .. } => {}
+            MessageBody::Snapshot {
+                meta,
+                offset,
+                data,
+                done,
+                stamp,
+            } => self.handle_snapshot(msg.from, meta, offset, data, done, stamp),
+            MessageBody::SnapshotResp {
+                index,
+                next_offset,
+                success,
+                stamp,
+            } => self.handle_snapshot_resp(msg.from, index, next_offset, success, stamp),
         }
     }
 
@@ -326,13 +353,47 @@ impl Raft {
         }
     }
 
-    /// The state machine has a snapshot covering `index`: drop the log up to it.
+    /// Where a snapshot of the state machine at applied index `index` cuts the log, or
+    /// `None` if `index` is not applied or no longer in the log.
+    pub fn snapshot_meta(&self, index: Index) -> Option<SnapshotMeta> {
+        if index > self.log.applied {
+            return None;
+        }
+        Some(SnapshotMeta {
+            index,
+            term: self.log.term(index)?,
+            membership: self.membership.clone(),
+        })
+    }
+
+    /// The driver saved `snapshot` durably (taken locally, or loaded at restart): it is
+    /// what lagging followers get from now on. Older snapshots are ignored.
+    pub fn set_snapshot(&mut self, snapshot: Snapshot) {
+        let newer = self
+            .snapshot
+            .as_ref()
+            .is_none_or(|s| s.meta.index < snapshot.meta.index);
+        if newer {
+            self.snapshot = Some(snapshot);
+        }
+    }
+
+    /// The latest snapshot the core knows of.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Drops the log up to `index`, which a durable snapshot must cover (see
+    /// [`Raft::set_snapshot`]); a compaction past the snapshot is ignored, since followers
+    /// needing those entries could then be sent neither entries nor a snapshot.
     pub fn compact(&mut self, index: Index) {
-        self.log.compact(index);
+        let covered = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
+        self.log.compact(index.min(covered));
     }
 
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
+            || self.snapshot_to_install.is_some()
             || !self.persisted_msgs.is_empty()
             || !self.read_states.is_empty()
             || !self.aborted_reads.is_empty()
@@ -361,6 +422,7 @@ impl Raft {
             hs
         });
         Ready {
+            snapshot: self.snapshot_to_install.take(),
             hard_state,
             entries: self.log.take_unstable(),
             messages: std::mem::take(&mut self.msgs),

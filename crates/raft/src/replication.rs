@@ -82,14 +82,17 @@ impl Raft {
         let Some(pr) = self.progress.get(&peer) else {
             return false;
         };
+        if matches!(pr.state, ProgressState::Snapshot { .. }) {
+            return self.send_snapshot_chunks(peer);
+        }
         if !pr.can_send(max_inflight) {
             return false;
         }
         let next = pr.next_index;
         let prev_index = next - 1;
         let Some(prev_term) = self.log.term(prev_index) else {
-            // Compacted away: the follower needs a snapshot (cluster mode).
-            return false;
+            // Compacted away: the follower needs our snapshot.
+            return self.send_snapshot_chunks(peer);
         };
         let entries = self
             .log
@@ -338,30 +341,43 @@ impl Raft {
         self.check_pending_reads();
     }
 
+    /// Bookkeeping shared by every answer from `peer`: it is alive (CheckQuorum), saw
+    /// the message stamped `stamp` (leases, ReadIndex), and its retransmission backoff
+    /// resets. Returns false if `peer` is not one we track.
+    pub(crate) fn note_answer(&mut self, peer: NodeId, stamp: u64) -> bool {
+        let now = self.now;
+        let retransmit = self.rto_ticks();
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return false;
+        };
+        pr.recent_active = true;
+        pr.backoff_ticks = retransmit;
+        pr.last_heard_tick = Some(now);
+        pr.acked_stamp = pr.acked_stamp.max(stamp);
+        true
+    }
+
     /// `peer` holds our log up to `index` durably, and saw the message stamped `stamp`.
     fn record_ack(&mut self, peer: NodeId, index: Index, stamp: u64) {
         let now = self.now;
         let eager = self.eager_peers().contains(&peer);
         let last_index = self.log.last_index();
         self.sample_rtt(stamp);
-        let retransmit = self.rto_ticks();
-        let Some(pr) = self.progress.get_mut(&peer) else {
+        if !self.note_answer(peer, stamp) {
             return;
-        };
-        pr.recent_active = true;
-        pr.backoff_ticks = retransmit;
-        pr.last_heard_tick = Some(now);
-        pr.acked_stamp = pr.acked_stamp.max(stamp);
+        }
+        let pr = self.progress.get_mut(&peer).expect("note_answer checked");
         let advanced = pr.maybe_update(index);
         if pr.state == ProgressState::Probe {
             pr.become_replicate();
         }
         // The retransmit clock restarts only on progress: an answer that advances nothing
         // (say, to a bare heartbeat while every append in flight was lost) must not keep
-        // postponing the retransmission forever.
-        if pr.inflight.is_empty() {
+        // postponing the retransmission forever. A snapshot transfer keeps its own clock.
+        let snapshotting = matches!(pr.state, ProgressState::Snapshot { .. });
+        if !snapshotting && pr.inflight.is_empty() {
             pr.unacked_since = None;
-        } else if advanced {
+        } else if !snapshotting && advanced {
             pr.unacked_since = Some(now);
         }
         let backlog = last_index.saturating_sub(pr.next_index - 1);
@@ -384,15 +400,10 @@ impl Raft {
         rejected: Index,
         stamp: u64,
     ) {
-        let now = self.now;
-        let retransmit = self.rto_ticks();
-        let Some(pr) = self.progress.get_mut(&peer) else {
+        if !self.note_answer(peer, stamp) {
             return;
-        };
-        pr.recent_active = true;
-        pr.backoff_ticks = retransmit;
-        pr.last_heard_tick = Some(now);
-        pr.acked_stamp = pr.acked_stamp.max(stamp);
+        }
+        let pr = self.progress.get_mut(&peer).expect("note_answer checked");
         if stamp == 0 {
             // A rejection from handle_term (stale leader) carries no hint: the term rule
             // already made us step down if needed.
@@ -486,7 +497,11 @@ impl Raft {
                 // Assume the in-flight appends were lost: resend from the match point,
                 // and wait longer next time if it stays silent.
                 pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
-                pr.become_probe();
+                if matches!(pr.state, ProgressState::Snapshot { .. }) {
+                    pr.rewind_snapshot(pr.snapshot_acked);
+                } else {
+                    pr.become_probe();
+                }
                 pr.unacked_since = None;
                 self.send_append(peer);
                 retried.push(peer);

@@ -75,3 +75,11 @@ pub struct SnapshotMeta {
     /// Voters and learners as of `index`.
     pub membership: crate::Membership,
 }
+
+/// A state-machine snapshot: the application's bytes for everything up to `meta.index`.
+/// `data` is opaque to the core; it is cheap to clone and slice (InstallSnapshot chunks).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Bytes,
+}

@@ -86,6 +86,9 @@ impl Tuning {
             max_held: 10_000,
             max_in_flight: 100_000,
             unsafe_local_reads: self.unsafe_stale_reads,
+            // The seed replica keeps everything in memory and never restarts: no
+            // snapshot store (Node::open), so this policy is never used.
+            snapshot: Default::default(),
             planted_bugs: Default::default(),
         }
     }

@@ -179,7 +179,7 @@ fn first_line(s: &str) -> &str {
 fn summary(r: &RunReport) -> String {
     format!(
         "{:.1} s simulated, {} events, {} ops ({} acked, {} indeterminate), {} committed, \
-         {} leaders, {} crashes, {} messages, recovery {} ms, {:.2} s wall (lincheck {:.0} ms), \
+         {} leaders, {} crashes, {} snapshots ({} installed from a leader), {} messages, recovery {} ms, {:.2} s wall (lincheck {:.0} ms), \
          trace hash {:016x}",
         r.sim_us as f64 / 1e6,
         r.events,
@@ -189,6 +189,8 @@ fn summary(r: &RunReport) -> String {
         r.committed,
         r.elections,
         r.crashes,
+        r.snapshots_taken,
+        r.snapshots_installed,
         r.msgs_sent,
         r.recovery_us
             .map_or("-".to_string(), |us| (us / 1000).to_string()),

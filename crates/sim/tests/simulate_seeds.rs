@@ -55,15 +55,26 @@ fn a_thousand_seeds_pass() {
         batch.by_size
     );
     assert!(batch.sim_us >= seeds * 60_000_000, "runs shorter than 60 s");
+    // Log compaction and InstallSnapshot are exercised, not just compiled: in most runs
+    // some follower (a restarted or cut-off one) catches up through a snapshot.
+    assert!(
+        seeds < 30 || batch.runs_with_installs > seeds / 4,
+        "only {} of {seeds} runs installed a snapshot",
+        batch.runs_with_installs
+    );
     println!(
         "{seeds} seeds ({:?} × 3/5/7 nodes) in {:.1} s on {} threads: {:.1} seeds/s; \
-         {} events, {} client ops; slowest seed {} ({:.2} s); longest recovery {} ms",
+         {} events, {} client ops; {} snapshots taken, {} installed (in {} runs); \
+         slowest seed {} ({:.2} s); longest recovery {} ms",
         batch.by_size,
         start.elapsed().as_secs_f64(),
         opts.jobs,
         batch.seeds_per_sec(),
         batch.events,
         batch.ops,
+        batch.snapshots_taken,
+        batch.snapshots_installed,
+        batch.runs_with_installs,
         batch.slowest.1,
         batch.slowest.0.as_secs_f64(),
         batch.max_recovery_us / 1000

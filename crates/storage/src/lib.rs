@@ -6,7 +6,9 @@
 //!   simulator uses to lose unsynced writes on a simulated crash;
 //! - [`FileLogStore`]: a segmented write-ahead log with CRC32C-framed records, a
 //!   double-slot hard state file, and recovery that cuts torn tails but refuses corruption;
-//! - [`SnapshotStore`]: CRC-checked snapshot files, streamed in chunks.
+//! - [`SnapshotStore`]: CRC-checked snapshot files, streamed in chunks;
+//! - [`SnapshotStorage`]: what the driver needs of snapshots, for files and (in the
+//!   simulator) memory.
 //!
 //! Byte layouts and recovery rules: `crates/storage/README.md`.
 
@@ -21,6 +23,7 @@ pub mod mem_store;
 mod record;
 mod segment;
 pub mod snapshot;
+pub mod snapshot_storage;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -34,3 +37,4 @@ pub use file_store::{
 pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};
+pub use snapshot_storage::{MemSnapshotStore, SnapshotStorage};

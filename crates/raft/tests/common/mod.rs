@@ -5,7 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use raft::{Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, ReadState, Role};
+use raft::{
+    Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, ReadState, Role, Snapshot,
+};
+
+/// Decides which messages the network loses.
+pub type DropFilter = Box<dyn FnMut(&Message) -> bool>;
 
 pub struct Net {
     pub nodes: BTreeMap<NodeId, Raft>,
@@ -15,6 +20,10 @@ pub struct Net {
     pub applied: BTreeMap<NodeId, Vec<Entry>>,
     pub reads: BTreeMap<NodeId, Vec<ReadState>>,
     pub sent: Vec<Message>,
+    /// Snapshots each node was told to install, in order.
+    pub installed: BTreeMap<NodeId, Vec<Snapshot>>,
+    /// Messages for which this returns true are lost.
+    pub drop_if: Option<DropFilter>,
 }
 
 pub fn config(id: NodeId) -> Config {
@@ -46,6 +55,8 @@ impl Net {
             applied: BTreeMap::new(),
             reads: BTreeMap::new(),
             sent: Vec::new(),
+            installed: BTreeMap::new(),
+            drop_if: None,
         }
     }
 
@@ -67,6 +78,9 @@ impl Net {
             if self.cut.contains(&(msg.from, msg.to)) {
                 continue;
             }
+            if self.drop_if.as_mut().is_some_and(|drop| drop(&msg)) {
+                continue;
+            }
             if let Some(node) = self.nodes.get_mut(&msg.to) {
                 node.step(msg);
             }
@@ -77,6 +91,9 @@ impl Net {
         for (&id, node) in self.nodes.iter_mut() {
             while node.has_ready() {
                 let rd = node.ready();
+                if let Some(snap) = rd.snapshot {
+                    self.installed.entry(id).or_default().push(snap);
+                }
                 if let Some(last) = rd.entries.last() {
                     node.on_persisted(last.index, last.term);
                 }
@@ -187,7 +204,10 @@ impl Net {
                 let last = a.log().last_index().min(b.log().last_index());
                 for i in (1..=last).rev() {
                     if a.log().term(i).is_some() && a.log().term(i) == b.log().term(i) {
-                        for j in 1..=i {
+                        // Below a snapshot point the entries are gone (and were
+                        // committed, so they matched).
+                        let first = a.log().first_index().max(b.log().first_index());
+                        for j in first..=i {
                             assert_eq!(
                                 a.log().entry(j),
                                 b.log().entry(j),

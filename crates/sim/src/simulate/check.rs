@@ -54,12 +54,19 @@ pub fn converged(w: &World) -> bool {
 pub fn check_final_state(w: &World) -> Result<(), String> {
     let l = w.leader().ok_or("no leader at the end")?;
     let node = w.machines[l].node.as_ref().ok_or("leader down")?;
-    let log = node.raft().log();
+    let committed = node.raft().log().committed;
+    let log = w.inv.committed_log();
+    if (log.len() as u64) < committed {
+        return Err(format!(
+            "the leader's commit index {committed} is beyond the {} entries seen committed",
+            log.len()
+        ));
+    }
     let mut replay = KvStore::new();
     // (key, value written) → how many committed entries wrote it, and whether a CAS swapped.
     let mut writes: BTreeMap<(Bytes, Bytes), (u32, bool)> = BTreeMap::new();
-    for index in 1..=log.committed {
-        let e = log.entry(index).ok_or("log hole")?;
+    for e in &log[..committed as usize] {
+        let index = e.index;
         if e.kind != EntryKind::Normal {
             continue;
         }

@@ -66,6 +66,8 @@ struct Shadow {
     leader_of: Option<Term>,
     /// The node restarted since the last check: its volatile state starts over.
     restarted: bool,
+    /// The log's snapshot point as last seen.
+    snapshot_index: Index,
 }
 
 #[derive(Default)]
@@ -73,6 +75,9 @@ pub struct Invariants {
     leaders: BTreeMap<Term, NodeId>,
     registry: HashMap<(Index, Term), (u64, Term)>,
     committed: Vec<Committed>,
+    /// The committed entries themselves, in order (logs are compacted, so the end-of-run
+    /// replay cannot read them from any node).
+    committed_log: Vec<Entry>,
     applied: Vec<Slot>,
     nodes: Vec<Shadow>,
     pub checks: u64,
@@ -95,6 +100,11 @@ impl Invariants {
         let s = &mut self.nodes[i];
         s.restarted = true;
         s.leader_of = None;
+    }
+
+    /// Every entry ever committed, from index 1.
+    pub fn committed_log(&self) -> &[Entry] {
+        &self.committed_log
     }
 
     /// Highest index known committed anywhere.
@@ -147,10 +157,17 @@ impl Invariants {
             ));
         }
 
+        // ----- the snapshot point: entries up to it are gone from the log -----
+        let snap = log.snapshot_index();
+        if snap != sh.snapshot_index || restarted {
+            self.check_snapshot_prefix(id, snap, log.committed, sh)?;
+            sh.snapshot_index = snap;
+        }
+
         // ----- the log: find what changed since the last look -----
         let last = log.last_index();
         let mut same = (last as usize).min(sh.log.len()) as Index;
-        while same > 0 && log.term(same) != Some(sh.log[same as usize - 1].term) {
+        while same > snap && log.term(same) != Some(sh.log[same as usize - 1].term) {
             same -= 1;
         }
         let rewrote = (same as usize) < sh.log.len();
@@ -246,6 +263,12 @@ impl Invariants {
                 Some(_) => {}
                 None => {
                     debug_assert_eq!(self.committed.len() as Index, index - 1);
+                    // First seen committed, in this step: not compacted yet (see
+                    // `check_snapshot_prefix`), so the entry itself is at hand.
+                    let entry = log.entry(index).ok_or_else(|| {
+                        format!("node {id}: committed entry {index} is not in its log")
+                    })?;
+                    self.committed_log.push(entry.clone());
                     self.committed.push(Committed {
                         slot,
                         commit_term: term,
@@ -318,11 +341,53 @@ impl Invariants {
         Ok(())
     }
 
+    /// A snapshot may only cover committed entries, and then the node's log prefix up to
+    /// it *is* the committed prefix: the shadow takes it (keeping the node's suffix if its
+    /// prefix already matched — the log kept it). Entries this node commits in the very
+    /// step it snapshots them are checked by the commit pass below, from the shadow, so
+    /// they must have been seen in an earlier step (the driver compacts a step later).
+    fn check_snapshot_prefix(
+        &self,
+        id: NodeId,
+        snap: Index,
+        commit: Index,
+        sh: &mut Shadow,
+    ) -> Result<(), String> {
+        let known = self.committed_len();
+        if snap > commit {
+            return Err(format!(
+                "node {id}: its snapshot covers index {snap} beyond its commit index {commit}"
+            ));
+        }
+        if snap > known {
+            if (sh.log.len() as Index) < snap {
+                return Err(format!(
+                    "node {id}: its log was compacted to {snap} before entries {}..={snap} \
+                     were ever seen committed",
+                    known.max(sh.log.len() as Index) + 1
+                ));
+            }
+            // Seen in earlier steps; the commit pass records them.
+            return Ok(());
+        }
+        let n = snap as usize;
+        let matches = sh.log.len() >= n
+            && sh.log[..n]
+                .iter()
+                .zip(&self.committed[..n])
+                .all(|(s, c)| *s == c.slot);
+        if !matches {
+            sh.log.clear();
+            sh.log.extend(self.committed[..n].iter().map(|c| c.slot));
+        }
+        Ok(())
+    }
+
     /// The end-of-run pass: every live node's whole log against the registry (catches an
     /// entry rewritten in place with the same term, which the incremental check skips).
     pub fn full_pass(&self, raft: &Raft) -> Result<(), String> {
         let log = raft.log();
-        for index in 1..=log.last_index() {
+        for index in log.first_index()..=log.last_index() {
             let e = log.entry(index).expect("contiguous log");
             let prev_term = log.term(index - 1).unwrap_or(0);
             match self.registry.get(&(index, e.term)) {

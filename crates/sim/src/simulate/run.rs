@@ -71,6 +71,8 @@ pub struct RunReport {
     pub indeterminate: usize,
     pub elections: u64,
     pub crashes: u32,
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
     pub msgs_sent: u64,
     pub committed: u64,
     /// From the heal to the first acknowledged new write.
@@ -172,6 +174,8 @@ fn run_inner(opts: RunOptions, nodes: usize) -> RunReport {
         indeterminate,
         elections: w.inv.elections,
         crashes: w.machines.iter().map(|m| m.crashes).sum(),
+        snapshots_taken: w.machines.iter().map(|m| m.snapshots().0).sum(),
+        snapshots_installed: w.machines.iter().map(|m| m.snapshots().1).sum(),
         msgs_sent: w.net.stats.sent,
         committed: w.inv.committed_len(),
         recovery_us,

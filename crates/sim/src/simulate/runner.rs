@@ -54,6 +54,11 @@ pub struct BatchReport {
     pub slowest: (Duration, u64),
     /// Longest recovery (heal → new write acknowledged), µs.
     pub max_recovery_us: u64,
+    /// Snapshots taken, and installed by followers from a leader (InstallSnapshot).
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
+    /// Runs in which some follower caught up through a snapshot.
+    pub runs_with_installs: u64,
 }
 
 impl BatchReport {
@@ -108,6 +113,9 @@ pub fn run_batch(opts: &BatchOptions, mut each: impl FnMut(&RunReport)) -> Batch
             report.sim_us += r.sim_us;
             report.events += r.events;
             report.ops += r.ops as u64;
+            report.snapshots_taken += r.snapshots_taken;
+            report.snapshots_installed += r.snapshots_installed;
+            report.runs_with_installs += u64::from(r.snapshots_installed > 0);
             if let Some(k) = [3, 5, 7].iter().position(|&n| n == r.nodes) {
                 report.by_size[k] += 1;
             }

@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use node::{Node, NodeOptions, PlantedDriverBugs, ReqId, Request, Response, Transport};
+use node::{
+    Node, NodeOptions, PlantedDriverBugs, ReqId, Request, Response, SnapshotPolicy, Transport,
+};
 use raft::{Config, Fanout, Membership, Message, MessageBody, NodeId, PlantedBugs, Raft, Role};
-use storage::{FaultInjector, MemLogStore};
+use storage::{FaultInjector, MemLogStore, MemSnapshotStore};
 
 use super::client::Clients;
 use super::clock::Clock;
@@ -37,6 +39,9 @@ pub struct Machine {
     pub node: Option<SimNode>,
     /// The disk while the node is down.
     pub disk: Option<MemLogStore>,
+    /// Its saved snapshots (shared with the running node; saves are atomic, so they
+    /// survive any crash).
+    pub snapshots: MemSnapshotStore,
     pub paused: bool,
     /// Inputs that arrived while paused, delivered on resume.
     pub inbox: Vec<Ev>,
@@ -47,11 +52,20 @@ pub struct Machine {
     /// Bumped on every crash and pause, so stale restart/resume events are ignored.
     pub incarnation: u32,
     pub crashes: u32,
+    /// Snapshots (taken, installed) by the node's earlier incarnations.
+    pub past_snapshots: (u64, u64),
 }
 
 impl Machine {
     pub fn is_up(&self) -> bool {
         self.node.is_some()
+    }
+    /// Snapshots (taken, installed) over all incarnations.
+    pub fn snapshots(&self) -> (u64, u64) {
+        let now = self.node.as_ref().map_or((0, 0), |n| {
+            (n.stats().snapshots_taken, n.stats().snapshots_installed)
+        });
+        (self.past_snapshots.0 + now.0, self.past_snapshots.1 + now.1)
     }
     pub fn raft(&self) -> Option<&Raft> {
         self.node.as_ref().map(|n| n.raft())
@@ -118,6 +132,7 @@ impl World {
             cfg.relay = p.relay;
             cfg.max_msg_entries = p.max_msg_entries;
             cfg.max_inflight_msgs = p.max_inflight_msgs;
+            cfg.snapshot_chunk_bytes = p.snapshot_chunk_bytes;
             cfg.planted_bugs = PlantedBugs {
                 commit_old_term_by_count: p.bugs.commit_old_term_by_count,
                 vote_without_log_check: p.bugs.vote_without_log_check,
@@ -135,6 +150,7 @@ impl World {
                 id,
                 node: None,
                 disk: Some(MemLogStore::with_durability_model()),
+                snapshots: MemSnapshotStore::new(),
                 paused: false,
                 inbox: Vec::new(),
                 clock,
@@ -142,10 +158,15 @@ impl World {
                 faults: FaultInjector::new(),
                 incarnation: 0,
                 crashes: 0,
+                past_snapshots: (0, 0),
             });
         }
         let opts = NodeOptions {
             unsafe_local_reads: p.bugs.unsafe_local_reads,
+            snapshot: SnapshotPolicy {
+                every_entries: p.snapshot_every,
+                keep_entries: p.snapshot_keep,
+            },
             planted_bugs: PlantedDriverBugs {
                 ack_before_persist: p.bugs.ack_before_persist,
                 apply_twice: p.bugs.apply_twice,
@@ -280,11 +301,12 @@ impl World {
             cfg.seed = self.rng.next_u64();
         }
         let disk = disk.with_faults(Arc::clone(&m.faults));
-        match Node::open(
+        match Node::open_with_snapshots(
             cfg,
             self.membership.clone(),
             Outbox::default(),
             disk,
+            Box::new(m.snapshots.clone()),
             self.opts.clone(),
         ) {
             Ok(node) => m.node = Some(node),
@@ -312,6 +334,8 @@ impl World {
     pub fn crash_node(&mut self, i: usize, keep: usize, why: &str) {
         let m = &mut self.machines[i];
         let Some(node) = m.node.take() else { return };
+        m.past_snapshots.0 += node.stats().snapshots_taken;
+        m.past_snapshots.1 += node.stats().snapshots_installed;
         let mut disk = node.into_store();
         let unsynced = disk.unsynced_entries();
         disk.crash_keeping(keep);

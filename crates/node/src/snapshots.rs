@@ -1,0 +1,126 @@
+//! The driver's side of snapshots (§7 of the paper): taking them as the log grows,
+//! installing the leader's, and starting from the latest one.
+//!
+//! Order of durable steps, so a crash at any point loses nothing:
+//! - taking: save the snapshot (atomic, durable), *then* compact the log, never past the
+//!   oldest snapshot retained (so a corrupt newest one can fall back);
+//! - installing: save the snapshot, *then* align the log store to it, then replace the
+//!   state machine; the core acknowledges the install only after this Ready.
+
+use bytes::Bytes;
+use kv::KvStore;
+use raft::{Snapshot, SnapshotMeta};
+use storage::{LogStore, SnapshotStorage, StorageError};
+
+use crate::node::{Node, Transport};
+use crate::request::Response;
+
+/// At start: the latest usable snapshot, with the log store aligned to it, and the state
+/// machine decoded from it. `Ok(None)`: no snapshot, the log starts at 1.
+pub(crate) fn restore<S: LogStore>(
+    snapshots: &(dyn SnapshotStorage + Send),
+    store: &mut S,
+) -> Result<Option<(Snapshot, KvStore)>, StorageError> {
+    let Some((meta, data)) = snapshots.load_latest(store.first_index())? else {
+        return Ok(None);
+    };
+    store.align_to_snapshot(&meta)?;
+    let kv = decode(&meta, &data)?;
+    let snapshot = Snapshot {
+        meta,
+        data: Bytes::from(data),
+    };
+    Ok(Some((snapshot, kv)))
+}
+
+fn decode(meta: &SnapshotMeta, data: &[u8]) -> Result<KvStore, StorageError> {
+    KvStore::decode_snapshot(data).map_err(|e| {
+        StorageError::Snapshot(format!(
+            "snapshot at index {} (term {}) does not decode: {e}",
+            meta.index, meta.term
+        ))
+    })
+}
+
+impl<T: Transport, S: LogStore> Node<T, S> {
+    /// Snapshots the state machine if the policy says it is time, then compacts the log.
+    /// A failed save is counted and retried after another `every_entries`: the log is
+    /// intact, so nothing is lost. A failed compaction is a log store failure.
+    pub(crate) fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
+        let every = self.opts.snapshot.every_entries;
+        let due = self.snapshot_index + every;
+        if every == 0 || self.applied < due || self.snapshots.is_none() {
+            return Ok(());
+        }
+        let Some(meta) = self.raft.snapshot_meta(self.applied) else {
+            return Ok(());
+        };
+        let data = self.kv.encode_snapshot();
+        let snaps = self.snapshots.as_mut().expect("checked above");
+        if snaps.save(&meta, &data).is_err() {
+            self.stats.snapshot_failures += 1;
+            // Try again after another `every` entries.
+            self.snapshot_index = self.applied;
+            return Ok(());
+        }
+        let floor = snaps.compaction_floor()?.unwrap_or(0);
+        self.stats.snapshots_taken += 1;
+        self.snapshot_index = meta.index;
+        let upto = meta
+            .index
+            .saturating_sub(self.opts.snapshot.keep_entries)
+            .min(floor);
+        self.raft.set_snapshot(Snapshot {
+            meta,
+            data: Bytes::from(data),
+        });
+        self.pending_compaction = Some(upto);
+        Ok(())
+    }
+
+    /// Compacts the log up to where the last snapshot allowed. Runs at the start of the
+    /// batch after the snapshot, not in the same one: entries that arrive, commit and are
+    /// snapshotted in one batch stay visible for one step to whoever watches the log
+    /// (the simulator's invariant checker verifies every entry it sees, and a snapshot may
+    /// only cover entries it saw commit).
+    pub(crate) fn compact_pending(&mut self) -> Result<(), StorageError> {
+        let Some(upto) = self.pending_compaction.take() else {
+            return Ok(());
+        };
+        if upto >= self.store.first_index() {
+            self.raft.compact(upto);
+            self.store.compact(upto)?;
+        }
+        Ok(())
+    }
+
+    /// Installs a snapshot the core received from the leader.
+    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StorageError> {
+        let meta = &snapshot.meta;
+        let kv = decode(meta, &snapshot.data)?;
+        if let Some(snaps) = self.snapshots.as_mut() {
+            snaps.save(meta, &snapshot.data)?;
+        }
+        self.store.align_to_snapshot(meta)?;
+        self.kv = kv;
+        self.applied = meta.index;
+        self.snapshot_index = meta.index;
+        self.stats.snapshots_installed += 1;
+        // Our proposals the snapshot covers (we led once): whether they committed is not
+        // known here. A session write is safe to retry (it applies once), so it is sent
+        // on to the leader; any other write gets an honest "unknown".
+        while let Some((&index, &(_, id))) = self.proposals.first_key_value() {
+            if index > meta.index {
+                break;
+            }
+            self.proposals.pop_first();
+            let resp = if self.write_sessions.contains_key(&id) {
+                Response::Redirect(self.raft.leader())
+            } else {
+                Response::Fail("outcome unknown: this node caught up from a snapshot")
+            };
+            self.respond(id, resp);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! InstallSnapshot (§7 of the paper): how a leader brings a follower up to date when the
+//! entries it lacks were compacted away.
+//!
+//! The leader streams its latest snapshot in chunks of `snapshot_chunk_bytes`, keeping at
+//! most `max_inflight_msgs` of them in flight; the follower acknowledges every chunk with
+//! the number of bytes it now holds, and the leader resumes from that point after a loss
+//! (retransmission timer, as for appends). The follower buffers the chunks in memory (up
+//! to `max_snapshot_bytes`) and, on the last one, hands the snapshot to its driver in
+//! [`crate::Ready::snapshot`]; it acknowledges the install only after the driver made it
+//! durable (a persisted message), with the snapshot's index as its new match point.
+//!
+//! Invariants:
+//! - a follower never installs a snapshot at or below its commit index (it already has
+//!   all of it, identically); it answers such a transfer at once with its commit index;
+//! - chunks are accepted only in order: the follower's buffer is always a prefix of the
+//!   leader's snapshot data for the same `meta`.
+
+use bytes::Bytes;
+
+use crate::message::MessageBody;
+use crate::progress::ProgressState;
+use crate::raft::{Raft, Role};
+use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
+
+/// A snapshot being received: the leader's chunks so far, in order.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+impl Raft {
+    /// Follower: one chunk of the leader's snapshot (same term: `handle_term` ran).
+    pub(crate) fn handle_snapshot(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Bytes,
+        done: bool,
+        stamp: u64,
+    ) {
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        }
+        self.last_leader_contact = Some(self.now);
+        self.reset_election_timer();
+        let term = self.term;
+
+        if meta.index <= self.log.committed {
+            // Everything it covers is committed here already, hence identical: our commit
+            // index is a match point. Durable once this Ready is persisted.
+            self.incoming_snapshot = None;
+            let index = self.log.committed;
+            let body = snapshot_resp(index, 0, true, stamp);
+            self.send_after_persist(from, term, body);
+            return;
+        }
+
+        if offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                meta: meta.clone(),
+                data: Vec::new(),
+            });
+        }
+        let held = match &self.incoming_snapshot {
+            Some(inc) if inc.meta == meta => inc.data.len() as u64,
+            // A chunk of a transfer we did not see start (or of an older snapshot).
+            _ => {
+                self.send(from, snapshot_resp(0, 0, false, stamp));
+                return;
+            }
+        };
+        if offset != held {
+            // A duplicate is acknowledged; a gap (lost chunk) asks for a resend from what
+            // we hold.
+            let duplicate = offset < held;
+            self.send(from, snapshot_resp(0, held, duplicate, stamp));
+            return;
+        }
+        if held + data.len() as u64 > self.cfg.max_snapshot_bytes {
+            self.incoming_snapshot = None;
+            self.send(from, snapshot_resp(0, 0, false, stamp));
+            return;
+        }
+        let inc = self.incoming_snapshot.as_mut().expect("matched above");
+        inc.data.extend_from_slice(&data);
+        let held = inc.data.len() as u64;
+        if !done {
+            // Nothing durable is promised by a chunk acknowledgement: it may go now.
+            self.send(from, snapshot_resp(0, held, true, stamp));
+            return;
+        }
+        let inc = self.incoming_snapshot.take().expect("matched above");
+        self.install_received_snapshot(Snapshot {
+            meta: inc.meta,
+            data: Bytes::from(inc.data),
+        });
+        self.send_after_persist(from, term, snapshot_resp(meta.index, held, true, stamp));
+    }
+
+    /// Replaces our log prefix and state with a complete snapshot from the leader.
+    fn install_received_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = &snapshot.meta;
+        self.log.install_snapshot(meta.index, meta.term);
+        if !meta.membership.voters.is_empty() {
+            self.membership = meta.membership.clone();
+        }
+        self.snapshot = Some(snapshot.clone());
+        self.snapshot_to_install = Some(snapshot);
+    }
+
+    /// Leader: sends `peer` the next chunks of our snapshot, as many as the window allows,
+    /// starting a transfer if it is not in one (or is in one of an older snapshot).
+    /// Returns whether a chunk went out.
+    pub(crate) fn send_snapshot_chunks(&mut self, peer: NodeId) -> bool {
+        let Some(snapshot) = self.snapshot.clone() else {
+            // Cannot happen: the log is compacted only up to a snapshot we hold.
+            return false;
+        };
+        let chunk = self.cfg.snapshot_chunk_bytes as u64;
+        let window = chunk.saturating_mul(self.cfg.max_inflight_msgs as u64);
+        let total = snapshot.data.len() as u64;
+        let now = self.now;
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return false;
+        };
+        if pr.state
+            != (ProgressState::Snapshot {
+                index: snapshot.meta.index,
+            })
+        {
+            pr.become_snapshot(snapshot.meta.index);
+        }
+        let mut sent_any = false;
+        loop {
+            let pr = self.progress.get_mut(&peer).expect("checked above");
+            let offset = pr.snapshot_sent;
+            let all_sent = offset >= total && (sent_any || pr.snapshot_last_sent);
+            if all_sent || offset - pr.snapshot_acked >= window {
+                break;
+            }
+            let end = (offset + chunk).min(total);
+            let done = end == total;
+            pr.snapshot_sent = end;
+            pr.snapshot_last_sent = done;
+            pr.last_sent_tick = now;
+            if pr.unacked_since.is_none() {
+                pr.unacked_since = Some(now);
+            }
+            let stamp = self.stamps.issue(now);
+            let data = snapshot.data.slice(offset as usize..end as usize);
+            let body = MessageBody::Snapshot {
+                meta: snapshot.meta.clone(),
+                offset,
+                data,
+                done,
+                stamp,
+            };
+            self.send(peer, body);
+            sent_any = true;
+            if done {
+                break;
+            }
+        }
+        sent_any
+    }
+
+    /// Leader: a follower answered a snapshot chunk.
+    pub(crate) fn handle_snapshot_resp(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        next_offset: u64,
+        success: bool,
+        stamp: u64,
+    ) {
+        if self.role != Role::Leader || !self.note_answer(from, stamp) {
+            return;
+        }
+        let now = self.now;
+        let pr = self.progress.get_mut(&from).expect("note_answer checked");
+        if !matches!(pr.state, ProgressState::Snapshot { .. }) {
+            // A late answer from a transfer that already ended.
+            return;
+        }
+        if success && index > 0 {
+            // Installed (or it already held everything the snapshot covers): its log now
+            // matches ours up to `index`.
+            let advanced = pr.maybe_update(index);
+            pr.become_replicate();
+            pr.unacked_since = None;
+            if advanced {
+                self.maybe_commit();
+            }
+            self.send_append(from);
+            self.check_pending_reads();
+            return;
+        }
+        if success {
+            pr.snapshot_acked = pr.snapshot_acked.max(next_offset);
+            pr.snapshot_sent = pr.snapshot_sent.max(pr.snapshot_acked);
+            pr.unacked_since = (pr.snapshot_acked < pr.snapshot_sent).then_some(now);
+        } else {
+            // It holds exactly `next_offset` bytes of the transfer: resume there.
+            pr.rewind_snapshot(next_offset);
+            pr.unacked_since = None;
+        }
+        self.send_snapshot_chunks(from);
+        self.check_pending_reads();
+    }
+}
+
+fn snapshot_resp(index: Index, next_offset: u64, success: bool, stamp: u64) -> MessageBody {
+    MessageBody::SnapshotResp {
+        index,
+        next_offset,
+        success,
+        stamp,
+    }
+}

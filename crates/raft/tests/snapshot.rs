@@ -1,0 +1,193 @@
+//! InstallSnapshot (§7 of the Raft paper): a follower whose missing entries were compacted
+//! away catches up from the leader's snapshot, streamed in chunks.
+
+mod common;
+
+use bytes::Bytes;
+use common::{config, Net};
+use raft::{Message, MessageBody, NodeId, Snapshot};
+
+const DATA: &[u8] = b"0123456789abcdefghij"; // 20 bytes: 5 chunks of 4
+
+fn small_chunks(id: NodeId) -> raft::Config {
+    let mut c = config(id);
+    c.snapshot_chunk_bytes = 4;
+    c.max_inflight_msgs = 2;
+    c
+}
+
+fn is_chunk(m: &Message) -> bool {
+    matches!(m.body, MessageBody::Snapshot { .. })
+}
+
+/// Elects a leader, cuts off one follower, commits `n` entries without it, and has the
+/// leader snapshot (with `DATA` as its state) and compact its whole log.
+fn lagging_follower(n: usize) -> (Net, NodeId, NodeId) {
+    let mut net = Net::with_config(3, small_chunks);
+    let leader = net.elect(100);
+    let lagging = (1..=3).find(|&id| id != leader).unwrap();
+    net.isolate(lagging);
+    for i in 0..n {
+        net.propose(leader, &format!("w{i}"));
+    }
+    net.tick(1);
+    let l = net.node_mut(leader);
+    let applied = l.log().applied;
+    assert!(
+        applied as usize > n,
+        "entries committed without the lagging node"
+    );
+    let meta = l
+        .snapshot_meta(applied)
+        .expect("applied index is in the log");
+    l.set_snapshot(Snapshot {
+        meta,
+        data: Bytes::from_static(DATA),
+    });
+    l.compact(applied);
+    assert_eq!(l.log().first_index(), applied + 1);
+    (net, leader, lagging)
+}
+
+#[test]
+fn lagging_follower_catches_up_through_a_chunked_snapshot() {
+    let (mut net, leader, lagging) = lagging_follower(10);
+    let snap_index = net.node(leader).log().first_index() - 1;
+    net.sent.clear();
+    net.heal();
+    net.tick(30);
+
+    let installed = &net.installed[&lagging];
+    assert_eq!(installed.len(), 1, "one install");
+    assert_eq!(installed[0].data, Bytes::from_static(DATA));
+    assert_eq!(installed[0].meta.index, snap_index);
+    assert_eq!(
+        net.count_sent(is_chunk),
+        5,
+        "20 bytes in 4-byte chunks, none resent"
+    );
+    let f = net.node(lagging);
+    assert_eq!(f.log().first_index(), snap_index + 1);
+    assert_eq!(f.commit_index(), net.node(leader).commit_index());
+
+    // Replication goes on from the snapshot: a new entry reaches the follower's state
+    // machine after it.
+    let before = net.applied_data(lagging).len();
+    net.propose(leader, "after");
+    net.tick(5);
+    assert_eq!(
+        net.applied_data(lagging)[before..],
+        ["after".to_string()],
+        "applied after the snapshot"
+    );
+    net.check_invariants();
+}
+
+#[test]
+fn a_lost_chunk_is_resent_from_what_the_follower_holds() {
+    let (mut net, leader, lagging) = lagging_follower(10);
+    let mut dropped = false;
+    net.drop_if = Some(Box::new(move |m| {
+        let second = matches!(m.body, MessageBody::Snapshot { offset: 4, .. });
+        if second && !dropped {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    net.sent.clear();
+    net.heal();
+    net.tick(40);
+    let installed = &net.installed[&lagging];
+    assert_eq!(installed.len(), 1);
+    assert_eq!(
+        installed[0].data,
+        Bytes::from_static(DATA),
+        "reassembled in order"
+    );
+    assert!(
+        net.count_sent(is_chunk) > 5,
+        "the lost chunk was sent again"
+    );
+    assert_eq!(
+        net.node(lagging).commit_index(),
+        net.node(leader).commit_index()
+    );
+}
+
+#[test]
+fn window_bounds_chunks_in_flight() {
+    let (mut net, leader, lagging) = lagging_follower(10);
+    // Lose every answer from the follower: the leader may send only its window (2
+    // chunks), then waits for retransmission timeouts.
+    net.drop_if = Some(Box::new(move |m| m.from == lagging && m.to == leader));
+    net.sent.clear();
+    net.heal();
+    net.tick(3);
+    let chunks = net.count_sent(is_chunk);
+    assert!(
+        (1..=2).contains(&chunks),
+        "{chunks} chunks in flight with a window of 2"
+    );
+}
+
+#[test]
+fn a_snapshot_at_or_below_the_commit_index_is_not_installed() {
+    let mut net = Net::new(3);
+    let leader = net.elect(100);
+    for i in 0..5 {
+        net.propose(leader, &format!("w{i}"));
+    }
+    net.tick(3);
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let committed = net.node(follower).commit_index();
+    let meta = net.node(leader).snapshot_meta(3).unwrap();
+    let term = net.node(leader).term();
+    net.sent.clear();
+    net.node_mut(follower).step(Message {
+        from: leader,
+        to: follower,
+        term,
+        body: MessageBody::Snapshot {
+            meta,
+            offset: 0,
+            data: Bytes::from_static(b"x"),
+            done: true,
+            stamp: 1,
+        },
+    });
+    net.stabilize();
+    assert!(!net.installed.contains_key(&follower), "nothing to install");
+    let answered = net.count_sent(|m| {
+        matches!(
+            m.body,
+            MessageBody::SnapshotResp { index, success: true, .. } if index == committed
+        )
+    });
+    assert_eq!(answered, 1, "answers with its commit index");
+    net.check_invariants();
+}
+
+#[test]
+fn compaction_never_passes_the_snapshot() {
+    let mut net = Net::new(3);
+    let leader = net.elect(100);
+    for i in 0..5 {
+        net.propose(leader, &format!("w{i}"));
+    }
+    net.tick(3);
+    let l = net.node_mut(leader);
+    l.compact(4);
+    assert_eq!(l.log().first_index(), 1, "no snapshot: nothing compacted");
+    let meta = l.snapshot_meta(2).unwrap();
+    l.set_snapshot(Snapshot {
+        meta,
+        data: Bytes::new(),
+    });
+    l.compact(4);
+    assert_eq!(
+        l.log().first_index(),
+        3,
+        "compacted up to the snapshot only"
+    );
+}

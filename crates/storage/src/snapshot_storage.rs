@@ -1,0 +1,136 @@
+//! [`SnapshotStorage`]: the narrow interface the driver saves and loads state-machine
+//! snapshots through, with a file implementation ([`SnapshotStore`]) and an in-memory one
+//! for the simulator ([`MemSnapshotStore`]).
+
+use std::sync::{Arc, Mutex};
+
+use raft::{Index, SnapshotMeta};
+
+use crate::error::{Result, StorageError};
+use crate::snapshot::SnapshotStore;
+
+/// Durable snapshots of the state machine.
+///
+/// Contract: [`save`](SnapshotStorage::save) is atomic and durable on return — after a
+/// crash, the store holds either the new snapshot or what it held before, never a part.
+/// The driver compacts the log only up to [`compaction_floor`](SnapshotStorage::compaction_floor),
+/// so [`load_latest`](SnapshotStorage::load_latest) can fall back to an older snapshot if
+/// the newest turns out unreadable.
+pub trait SnapshotStorage {
+    fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()>;
+
+    /// The newest readable snapshot the log continues (`log_first_index <= index + 1`);
+    /// `Ok(None)` when there is none and the log starts at 1; an error when the log starts
+    /// later and no snapshot covers the gap.
+    fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>>;
+
+    /// The index of the oldest snapshot retained (`None`: no snapshot yet).
+    fn compaction_floor(&self) -> Result<Option<Index>>;
+}
+
+impl SnapshotStorage for SnapshotStore {
+    fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        SnapshotStore::save(self, meta, data).map(|_| ())
+    }
+
+    fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        SnapshotStore::load_latest(self, log_first_index)
+    }
+
+    fn compaction_floor(&self) -> Result<Option<Index>> {
+        SnapshotStore::compaction_floor(self)
+    }
+}
+
+/// Snapshots in memory, shared between clones: a simulator keeps one handle while the
+/// node holding the other "crashes", and gives it to the restarted node. Saves are atomic,
+/// so a crash never loses a saved snapshot. Keeps the newest two, like the file store.
+#[derive(Clone, Debug, Default)]
+pub struct MemSnapshotStore {
+    saved: Arc<Mutex<Vec<SavedSnapshot>>>,
+}
+
+const MEM_RETAIN: usize = 2;
+
+type SavedSnapshot = (SnapshotMeta, Arc<Vec<u8>>);
+
+impl MemSnapshotStore {
+    pub fn new() -> MemSnapshotStore {
+        MemSnapshotStore::default()
+    }
+
+    /// How many snapshots are held.
+    pub fn len(&self) -> usize {
+        self.saved.lock().expect("not poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SnapshotStorage for MemSnapshotStore {
+    fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        let mut saved = self.saved.lock().expect("not poisoned");
+        saved.retain(|(m, _)| m.index != meta.index);
+        saved.push((meta.clone(), Arc::new(data.to_vec())));
+        saved.sort_by_key(|(m, _)| m.index);
+        let excess = saved.len().saturating_sub(MEM_RETAIN);
+        saved.drain(..excess);
+        Ok(())
+    }
+
+    fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        let saved = self.saved.lock().expect("not poisoned");
+        match saved.last() {
+            Some((meta, _)) if log_first_index > meta.index + 1 => {
+                Err(StorageError::Snapshot(format!(
+                    "snapshot at index {} but the log starts at {log_first_index}",
+                    meta.index
+                )))
+            }
+            Some((meta, data)) => Ok(Some((meta.clone(), data.as_ref().clone()))),
+            None if log_first_index > 1 => Err(StorageError::Snapshot(format!(
+                "no snapshot but the log starts at {log_first_index}"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn compaction_floor(&self) -> Result<Option<Index>> {
+        let saved = self.saved.lock().expect("not poisoned");
+        Ok(saved.first().map(|(m, _)| m.index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(index: Index) -> SnapshotMeta {
+        SnapshotMeta {
+            index,
+            term: 1,
+            membership: Default::default(),
+        }
+    }
+
+    #[test]
+    fn mem_store_keeps_the_newest_two_and_survives_clones() {
+        let mut a = MemSnapshotStore::new();
+        let b = a.clone();
+        assert_eq!(b.load_latest(1).unwrap(), None);
+        assert!(
+            b.load_latest(2).is_err(),
+            "a compacted log needs a snapshot"
+        );
+        for i in [5, 10, 15] {
+            a.save(&meta(i), &[i as u8]).unwrap();
+        }
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.compaction_floor().unwrap(), Some(10));
+        let (m, data) = b.load_latest(16).unwrap().unwrap();
+        assert_eq!((m.index, data), (15, vec![15]));
+        assert!(b.load_latest(17).is_err(), "entries 16..17 missing");
+    }
+}
