@@ -209,6 +209,24 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "Bytes of entries held in the log.",
         s.log_bytes,
     );
+    gauge(
+        &mut o,
+        "raftkv_snapshot_index",
+        "Log index covered by the latest snapshot (0: none).",
+        s.snapshot_index,
+    );
+    counter(
+        &mut o,
+        "raftkv_snapshots_taken_total",
+        "Snapshots of the state machine taken here.",
+        s.snapshots_taken,
+    );
+    counter(
+        &mut o,
+        "raftkv_snapshots_installed_total",
+        "Snapshots received from a leader and installed.",
+        s.snapshots_installed,
+    );
     gauge(&mut o, "raftkv_keys", "Keys in the state machine.", s.keys);
     gauge(
         &mut o,

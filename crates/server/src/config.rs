@@ -99,6 +99,17 @@ pub struct FileConfig {
     pub raft: RaftFile,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub snapshot: SnapshotFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    pub every_entries: Option<u64>,
+    pub keep_entries: Option<u64>,
+    pub chunk_bytes: Option<u64>,
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +166,20 @@ pub struct Limits {
     pub peer_queue_messages: usize,
 }
 
+/// Log compaction (§7 of the Raft paper).
+#[derive(Clone, Debug)]
+pub struct SnapshotSettings {
+    /// Snapshot the state machine every this many applied entries (0: never; the log
+    /// then grows without bound).
+    pub every_entries: u64,
+    /// Entries kept behind a snapshot, so a follower slightly behind gets appends.
+    pub keep_entries: u64,
+    /// InstallSnapshot chunk size.
+    pub chunk_bytes: usize,
+    /// Largest snapshot this node accepts from a leader.
+    pub max_bytes: u64,
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -170,6 +195,7 @@ pub struct Config {
     pub read_mode: ReadMode,
     pub raft: RaftTuning,
     pub limits: Limits,
+    pub snapshot: SnapshotSettings,
 }
 
 impl Config {
@@ -302,6 +328,8 @@ impl Config {
             return Err(key_err("limits.peer_queue_messages", "must be positive"));
         }
 
+        let snapshot = resolve_snapshot(&file.snapshot)?;
+
         let data_dir = flags
             .data_dir
             .clone()
@@ -330,6 +358,7 @@ impl Config {
                 request_timeout: Duration::from_millis(request_timeout),
                 peer_queue_messages: peer_queue as usize,
             },
+            snapshot,
         })
     }
 
@@ -352,6 +381,24 @@ impl Config {
     pub fn max_peer_frame_bytes(&self) -> usize {
         2 * self.raft_max_msg_bytes() + (1 << 20)
     }
+}
+
+fn resolve_snapshot(file: &SnapshotFile) -> Result<SnapshotSettings, ConfigError> {
+    let chunk_bytes = file.chunk_bytes.unwrap_or(1 << 20);
+    // A chunk travels in one peer frame, whose limit leaves room for 1 MiB of data.
+    if !(1..=(1 << 20)).contains(&chunk_bytes) {
+        return Err(key_err("snapshot.chunk_bytes", "must be in 1..=1048576"));
+    }
+    let max_bytes = file.max_bytes.unwrap_or(8 << 30);
+    if max_bytes == 0 {
+        return Err(key_err("snapshot.max_bytes", "must be positive"));
+    }
+    Ok(SnapshotSettings {
+        every_entries: file.every_entries.unwrap_or(10_000),
+        keep_entries: file.keep_entries.unwrap_or(1_000),
+        chunk_bytes: chunk_bytes as usize,
+        max_bytes,
+    })
 }
 
 pub fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {

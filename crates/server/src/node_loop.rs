@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::{Node, NodeOptions, ReqId, Request};
+use node::{Node, NodeOptions, ReqId, Request, SnapshotPolicy};
 use raft::{Membership, Message, NodeId, Role};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +38,7 @@ use crate::reply::Reply;
 use crate::store::TimedStore;
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
+use storage::SnapshotStore;
 
 /// Events taken per wake-up before the node runs.
 const MAX_BATCH: usize = 512;
@@ -170,6 +171,11 @@ pub struct Status {
     pub last_index: u64,
     pub log_entries: u64,
     pub log_bytes: u64,
+    /// Index of the latest snapshot (0: none).
+    pub snapshot_index: u64,
+    pub snapshots_taken: u64,
+    /// Snapshots received from a leader (InstallSnapshot) and installed.
+    pub snapshots_installed: u64,
     pub read_mode: &'static str,
     pub keys: u64,
     pub kv_bytes: u64,
@@ -311,6 +317,8 @@ pub fn open_node(
     rc.max_msg_bytes = cfg.raft_max_msg_bytes();
     rc.max_uncommitted_bytes = (64 << 20).max(4 * rc.max_msg_bytes);
     rc.fanout = raft::Fanout::All;
+    rc.snapshot_chunk_bytes = cfg.snapshot.chunk_bytes;
+    rc.max_snapshot_bytes = cfg.snapshot.max_bytes;
     rc.validate().map_err(|e| format!("raft settings: {e}"))?;
     let dir = cfg.data_dir.join("log");
     let (store, report) = TimedStore::open(&dir, metrics)
@@ -340,10 +348,37 @@ pub fn open_node(
     let opts = NodeOptions {
         hold_ticks: hold.max(1),
         fresh_leader_ticks: (3 * ms(cfg.raft.heartbeat)).max(election / 2),
+        snapshot: SnapshotPolicy {
+            every_entries: cfg.snapshot.every_entries,
+            keep_entries: cfg.snapshot.keep_entries,
+        },
         ..NodeOptions::default()
     };
-    Node::open(rc, Membership::new(cfg.voters()), router, store, opts)
-        .map_err(|e| format!("cannot restore the node from {}: {e}", dir.display()))
+    let snap_dir = cfg.data_dir.join("snap");
+    let snapshots = SnapshotStore::open(&snap_dir)
+        .map_err(|e| format!("cannot open snapshots in {}: {e}", snap_dir.display()))?;
+    let started = Instant::now();
+    let node = Node::open_with_snapshots(
+        rc,
+        Membership::new(cfg.voters()),
+        router,
+        store,
+        Box::new(snapshots),
+        opts,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot restore the node from {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    tracing::info!(
+        snapshot_index = node.raft().snapshot().map_or(0, |s| s.meta.index),
+        keys = node.kv().len(),
+        "state machine restored in {:?}",
+        started.elapsed()
+    );
+    Ok(node)
 }
 
 /// Election timeouts must differ between nodes and between restarts.
@@ -826,6 +861,9 @@ impl NodeLoop {
             last_index: last,
             log_entries: last + 1 - log.first_index(),
             log_bytes: log.bytes_after(log.first_index() - 1) as u64,
+            snapshot_index: raft.snapshot().map_or(0, |s| s.meta.index),
+            snapshots_taken: stats.snapshots_taken,
+            snapshots_installed: stats.snapshots_installed,
             read_mode: self.read_mode.as_str(),
             keys: self.node.kv().len() as u64,
             kv_bytes: self.node.kv().size_bytes() as u64,

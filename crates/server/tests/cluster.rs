@@ -379,3 +379,63 @@ fn scan_and_keys_page_through_prefixes() {
         "unknown cursor is an error: {reply:?}"
     );
 }
+
+#[test]
+fn far_behind_follower_catches_up_through_a_snapshot() {
+    // Small thresholds so a few hundred writes compact the log several times, and small
+    // chunks so the transfer takes many InstallSnapshot messages.
+    let tweak = |c: &mut server::config::Config| {
+        c.snapshot.every_entries = 50;
+        c.snapshot.keep_entries = 10;
+        c.snapshot.chunk_bytes = 4096;
+    };
+    let mut c = Cluster::start(3, tweak);
+    let leader = c.wait_leader(SETTLE);
+    let lagging = follower_of(&c, leader);
+    c.stop(lagging);
+
+    let value = |i: usize| format!("{i:0>200}");
+    let mut cl = c.client(leader);
+    for i in 0..300 {
+        assert_eq!(
+            cl.call(&["SET", &format!("k{i}"), &value(i)]).unwrap(),
+            ok()
+        );
+    }
+    let ls = c.status(leader);
+    assert!(ls.snapshots_taken >= 5, "leader snapshots: {ls:?}");
+    assert!(
+        ls.first_index > 200,
+        "the leader compacted away what the stopped node lacks: {ls:?}"
+    );
+
+    c.restart(lagging);
+    let target = ls.commit_index;
+    let s = c.wait_status(lagging, SETTLE, |s| s.applied_index >= target);
+    assert!(
+        s.snapshots_installed >= 1,
+        "caught up through a snapshot: {s:?}"
+    );
+    assert_eq!(s.keys, 300, "the snapshot carried every key");
+    assert!(
+        s.first_index > 200,
+        "its log starts after the snapshot: {s:?}"
+    );
+
+    // Replication goes on after the snapshot, and the node restarts from its own copy.
+    assert_eq!(cl.call(&["SET", "after", "snapshot"]).unwrap(), ok());
+    let target = c.status(leader).commit_index;
+    c.wait_status(lagging, SETTLE, |s| s.applied_index >= target);
+    c.stop(lagging);
+    c.restart(lagging);
+    let s = c.wait_status(lagging, SETTLE, |s| s.applied_index >= target);
+    assert_eq!(s.keys, 301);
+    // Its state is the leader's: read every key through it (forwarded, linearizable).
+    let mut via = c.client(lagging);
+    for i in (0..300).step_by(37) {
+        assert_eq!(
+            via.call(&["GET", &format!("k{i}")]).unwrap(),
+            bulk(&value(i))
+        );
+    }
+}

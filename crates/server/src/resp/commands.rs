@@ -546,7 +546,8 @@ pub fn info(ctx: &RespCtx, s: &Status) -> String {
     let _ = write!(
         o,
         "# Raft\r\nrole:{}\r\nnode_id:{}\r\nterm:{}\r\nleader:{}\r\ncommit_index:{}\r\n\
-         applied_index:{}\r\nfirst_index:{}\r\nlast_index:{}\r\nread_mode:{}\r\n",
+         applied_index:{}\r\nfirst_index:{}\r\nlast_index:{}\r\nsnapshot_index:{}\r\n\
+         snapshots_taken:{}\r\nsnapshots_installed:{}\r\nread_mode:{}\r\n",
         s.role,
         s.id,
         s.term,
@@ -555,6 +556,9 @@ pub fn info(ctx: &RespCtx, s: &Status) -> String {
         s.applied_index,
         s.first_index,
         s.last_index,
+        s.snapshot_index,
+        s.snapshots_taken,
+        s.snapshots_installed,
         s.read_mode,
     );
     for p in &s.peers {

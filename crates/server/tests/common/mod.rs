@@ -139,6 +139,41 @@ impl Cluster {
         }
     }
 
+    /// Starts a stopped node again on its data, at its old peer address (so the others
+    /// find it), with `cfg` as it was at boot.
+    pub fn restart(&mut self, id: u64) {
+        let cfg = self.configs[(id - 1) as usize].clone();
+        let peer = TcpListener::bind(&cfg.peer_addr).expect("rebind the peer address");
+        let ls = Listeners {
+            peer,
+            client: listener(),
+            admin: listener(),
+        };
+        let running = self.rt.block_on(start(cfg, ls)).expect("node restarts");
+        self.nodes[(id - 1) as usize] = Some(running);
+    }
+
+    /// Polls `id`'s status until `done` holds (panics after `timeout`).
+    pub fn wait_status(
+        &self,
+        id: u64,
+        timeout: Duration,
+        done: impl Fn(&Status) -> bool,
+    ) -> Status {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status(id);
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id}: condition not met: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stop_all(&mut self) {
         for id in self.running_ids() {
             self.stop(id);
