@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod drivers;
+pub mod floor;
 pub mod orchestrate;
 pub mod report;
 pub mod runner;

@@ -28,6 +28,15 @@ enum Cmd {
     Run(RunArgs),
     /// Start etcd, Redis and raftkv on loopback, run every workload on each, write a report.
     Compare(CompareArgs),
+    /// Measure the hardware floor of a durable commit here: one fdatasync of a small
+    /// append, and one loopback TCP round trip.
+    Floor {
+        /// Directory on the disk to measure (default: $TMPDIR, where `compare` keeps data).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+    },
     /// Re-render results.md and results.png from a results.json.
     Report {
         /// The results.json to read.
@@ -138,6 +147,12 @@ fn main() -> ExitCode {
         })
         .map(|_| ()),
         Cmd::Report { json, out } => rerender(&json, out),
+        Cmd::Floor { dir, samples } => {
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            bench::floor::measure(&dir, samples.max(1)).map(|f| {
+                println!("{}", bench::floor::describe(&f));
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,7 +67,7 @@ pub struct SnapshotPolicy {
 impl Default for SnapshotPolicy {
     fn default() -> Self {
         SnapshotPolicy {
-            every_entries: 10_000,
+            every_entries: 100_000,
             keep_entries: 1_000,
         }
     }

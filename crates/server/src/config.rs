@@ -394,7 +394,7 @@ fn resolve_snapshot(file: &SnapshotFile) -> Result<SnapshotSettings, ConfigError
         return Err(key_err("snapshot.max_bytes", "must be positive"));
     }
     Ok(SnapshotSettings {
-        every_entries: file.every_entries.unwrap_or(10_000),
+        every_entries: file.every_entries.unwrap_or(100_000),
         keep_entries: file.keep_entries.unwrap_or(1_000),
         chunk_bytes: chunk_bytes as usize,
         max_bytes,
