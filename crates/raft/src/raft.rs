@@ -122,6 +122,8 @@ pub struct Raft {
     pub(crate) read_broadcast_needed: bool,
     /// New entries were proposed since the last Ready: send them out once, batched.
     pub(crate) replicate_needed: bool,
+    /// Times a follower was found to have lost entries it had acknowledged.
+    pub(crate) followers_lost_log: u64,
 
     // Snapshots (§7).
     /// The latest snapshot of our state machine, sent to followers that need entries we
@@ -180,6 +182,7 @@ impl Raft {
             reads_awaiting_term_commit: Vec::new(),
             read_broadcast_needed: false,
             replicate_needed: false,
+            followers_lost_log: 0,
             snapshot: None,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -239,6 +242,11 @@ impl Raft {
         self.leader?;
         self.last_leader_contact
             .map(|at| self.now.saturating_sub(at))
+    }
+    /// How often, while leading, a follower turned out to have lost log entries it had
+    /// acknowledged (a wiped or replaced disk): worth an operator's attention.
+    pub fn followers_lost_log(&self) -> u64 {
+        self.followers_lost_log
     }
     /// A leader's view of each follower: (id, match index).
     pub fn follower_matches(&self) -> Vec<(NodeId, Index)> {

@@ -424,6 +424,14 @@ impl Raft {
         };
         let pr = self.progress.get_mut(&peer).expect("peer progress");
         pr.become_probe();
+        if probe < pr.match_index {
+            // A current rejection below what the follower acknowledged: it lost entries
+            // it had made durable (its disk was wiped or replaced). Raft cannot make that
+            // safe in general (the node also forgot its vote), but probing the same index
+            // forever would spin; start again from what it holds now.
+            pr.match_index = probe;
+            self.followers_lost_log += 1;
+        }
         pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
         pr.unacked_since = None;
         self.send_append(peer);

@@ -191,3 +191,62 @@ fn compaction_never_passes_the_snapshot() {
         "compacted up to the snapshot only"
     );
 }
+
+#[test]
+fn a_follower_with_an_empty_log_gets_the_snapshot() {
+    let (mut net, leader, lagging) = lagging_follower(10);
+    // The lagging node's disk is replaced: it starts over, empty, in term 0.
+    let voters: Vec<NodeId> = (1..=3).collect();
+    net.nodes
+        .insert(lagging, raft::Raft::new(small_chunks(lagging), voters));
+    net.sent.clear();
+    net.heal();
+    net.tick(40);
+    assert_eq!(
+        net.installed.get(&lagging).map(Vec::len),
+        Some(1),
+        "installed; sent {} messages",
+        net.sent.len()
+    );
+    assert_eq!(
+        net.node(lagging).commit_index(),
+        net.node(leader).commit_index()
+    );
+}
+
+#[test]
+fn a_follower_that_lost_its_acknowledged_log_is_caught_up_not_probed_forever() {
+    let mut net = Net::with_config(3, small_chunks);
+    let leader = net.elect(100);
+    for i in 0..10 {
+        net.propose(leader, &format!("w{i}"));
+    }
+    net.tick(3);
+    let wiped = (1..=3).find(|&id| id != leader).unwrap();
+    let l = net.node_mut(leader);
+    let applied = l.log().applied;
+    let meta = l.snapshot_meta(applied).unwrap();
+    l.set_snapshot(Snapshot {
+        meta,
+        data: Bytes::from_static(DATA),
+    });
+    l.compact(applied);
+    // It had acknowledged everything; now its disk is replaced by an empty one.
+    let voters: Vec<NodeId> = (1..=3).collect();
+    net.nodes
+        .insert(wiped, raft::Raft::new(small_chunks(wiped), voters));
+    net.sent.clear();
+    net.propose(leader, "after");
+    net.tick(40);
+    assert_eq!(net.installed.get(&wiped).map(Vec::len), Some(1));
+    assert_eq!(net.node(leader).followers_lost_log(), 1);
+    assert_eq!(
+        net.node(wiped).commit_index(),
+        net.node(leader).commit_index()
+    );
+    assert!(
+        net.sent.len() < 200,
+        "{} messages: the leader spun on the rejection",
+        net.sent.len()
+    );
+}

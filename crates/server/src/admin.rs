@@ -227,6 +227,12 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "Snapshots received from a leader and installed.",
         s.snapshots_installed,
     );
+    counter(
+        &mut o,
+        "raftkv_followers_lost_log_total",
+        "Followers found (while leading) to have lost log entries they had acknowledged.",
+        s.followers_lost_log,
+    );
     gauge(&mut o, "raftkv_keys", "Keys in the state machine.", s.keys);
     gauge(
         &mut o,

@@ -176,6 +176,9 @@ pub struct Status {
     pub snapshots_taken: u64,
     /// Snapshots received from a leader (InstallSnapshot) and installed.
     pub snapshots_installed: u64,
+    /// While leading: followers found to have lost entries they had acknowledged (a
+    /// wiped or replaced disk; such a node should rejoin as a new member).
+    pub followers_lost_log: u64,
     pub read_mode: &'static str,
     pub keys: u64,
     pub kv_bytes: u64,
@@ -864,6 +867,7 @@ impl NodeLoop {
             snapshot_index: raft.snapshot().map_or(0, |s| s.meta.index),
             snapshots_taken: stats.snapshots_taken,
             snapshots_installed: stats.snapshots_installed,
+            followers_lost_log: raft.followers_lost_log(),
             read_mode: self.read_mode.as_str(),
             keys: self.node.kv().len() as u64,
             kv_bytes: self.node.kv().size_bytes() as u64,

@@ -380,16 +380,17 @@ fn scan_and_keys_page_through_prefixes() {
     );
 }
 
+/// Small thresholds so a few hundred writes compact the log several times, and small
+/// chunks so a transfer takes many InstallSnapshot messages.
+fn snapshot_often(c: &mut server::config::Config) {
+    c.snapshot.every_entries = 50;
+    c.snapshot.keep_entries = 10;
+    c.snapshot.chunk_bytes = 4096;
+}
+
 #[test]
 fn far_behind_follower_catches_up_through_a_snapshot() {
-    // Small thresholds so a few hundred writes compact the log several times, and small
-    // chunks so the transfer takes many InstallSnapshot messages.
-    let tweak = |c: &mut server::config::Config| {
-        c.snapshot.every_entries = 50;
-        c.snapshot.keep_entries = 10;
-        c.snapshot.chunk_bytes = 4096;
-    };
-    let mut c = Cluster::start(3, tweak);
+    let mut c = Cluster::start(3, snapshot_often);
     let leader = c.wait_leader(SETTLE);
     let lagging = follower_of(&c, leader);
     c.stop(lagging);
@@ -438,4 +439,34 @@ fn far_behind_follower_catches_up_through_a_snapshot() {
             bulk(&value(i))
         );
     }
+}
+
+#[test]
+fn a_replaced_follower_with_an_empty_disk_is_rebuilt_from_a_snapshot() {
+    let mut c = Cluster::start(3, snapshot_often);
+    let leader = c.wait_leader(SETTLE);
+    let replaced = follower_of(&c, leader);
+    let mut cl = c.client(leader);
+    for i in 0..200 {
+        assert_eq!(cl.call(&["SET", &format!("k{i}"), "v"]).unwrap(), ok());
+    }
+    // The machine is replaced: same ID and address, nothing on disk.
+    c.stop(replaced);
+    let dir = c.configs[(replaced - 1) as usize].data_dir.clone();
+    std::fs::remove_dir_all(&dir).expect("wipe the node's data");
+    assert_eq!(cl.call(&["SET", "while", "away"]).unwrap(), ok());
+
+    c.restart(replaced);
+    let target = c.status(leader).commit_index;
+    let s = c.wait_status(replaced, SETTLE, |s| s.applied_index >= target);
+    assert!(s.snapshots_installed >= 1, "rebuilt from a snapshot: {s:?}");
+    assert_eq!(s.keys, 201);
+    assert!(
+        dir.join("snap").read_dir().unwrap().count() >= 1,
+        "the installed snapshot is on its disk"
+    );
+    assert!(
+        c.status(leader).followers_lost_log >= 1,
+        "the leader reports the lost log"
+    );
 }

@@ -70,7 +70,16 @@ impl Net {
 
     /// Runs every node's Ready and delivers messages until the network is quiet.
     pub fn stabilize(&mut self) {
+        // A healthy exchange settles in far fewer: more means nodes answer each other
+        // forever (a livelock), which should fail the test rather than exhaust memory.
+        const MAX_DELIVERIES: usize = 100_000;
+        let mut delivered = 0;
         loop {
+            delivered += 1;
+            assert!(
+                delivered <= MAX_DELIVERIES,
+                "the network never went quiet: {MAX_DELIVERIES} deliveries in one step"
+            );
             self.collect_ready();
             let Some(msg) = self.queue.pop_front() else {
                 break;
