@@ -125,11 +125,14 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&peer) else {
             return false;
         };
-        if pr.state
-            != (ProgressState::Snapshot {
+        let same = pr.state
+            == ProgressState::Snapshot {
                 index: snapshot.meta.index,
-            })
-        {
+            };
+        // Answers carry no snapshot identity: a late one from a transfer of an older
+        // (longer) snapshot can point past the end of this one. Start over then; any
+        // other mix-up is corrected by the follower, which reports what it holds.
+        if !same || pr.snapshot_sent > total {
             pr.become_snapshot(snapshot.meta.index);
         }
         let mut sent_any = false;
@@ -137,7 +140,7 @@ impl Raft {
             let pr = self.progress.get_mut(&peer).expect("checked above");
             let offset = pr.snapshot_sent;
             let all_sent = offset >= total && (sent_any || pr.snapshot_last_sent);
-            if all_sent || offset - pr.snapshot_acked >= window {
+            if all_sent || offset.saturating_sub(pr.snapshot_acked) >= window {
                 break;
             }
             let end = (offset + chunk).min(total);

@@ -250,3 +250,45 @@ fn a_follower_that_lost_its_acknowledged_log_is_caught_up_not_probed_forever() {
         net.sent.len()
     );
 }
+
+#[test]
+fn a_late_answer_about_an_older_longer_snapshot_restarts_the_transfer() {
+    let (mut net, leader, lagging) = lagging_follower(10);
+    // The leader starts streaming DATA (20 bytes) to the cut-off follower...
+    net.tick(20);
+    // ...then takes a newer, shorter snapshot and streams that instead.
+    for i in 0..3 {
+        net.propose(leader, &format!("more{i}"));
+    }
+    net.tick(1);
+    let l = net.node_mut(leader);
+    let applied = l.log().applied;
+    let meta = l.snapshot_meta(applied).unwrap();
+    l.set_snapshot(Snapshot {
+        meta,
+        data: Bytes::from_static(b"short"),
+    });
+    l.compact(applied);
+    net.tick(40);
+    // A late acknowledgement from the first transfer: 16 bytes held, past the new end.
+    let term = net.node(leader).term();
+    net.node_mut(leader).step(Message {
+        from: lagging,
+        to: leader,
+        term,
+        body: MessageBody::SnapshotResp {
+            index: 0,
+            next_offset: 16,
+            success: true,
+            stamp: 1,
+        },
+    });
+    net.heal();
+    net.tick(40);
+    let installed = &net.installed[&lagging];
+    assert_eq!(installed.last().unwrap().data, Bytes::from_static(b"short"));
+    assert_eq!(
+        net.node(lagging).commit_index(),
+        net.node(leader).commit_index()
+    );
+}
