@@ -2,9 +2,9 @@
 //! entries it lacks were compacted away.
 //!
 //! The leader streams its latest snapshot in chunks of `snapshot_chunk_bytes`, keeping at
-//! most `max_inflight_msgs` of them in flight; the follower acknowledges every chunk with
-//! the number of bytes it now holds, and the leader resumes from that point after a loss
-//! (retransmission timer, as for appends). The follower buffers the chunks in memory (up
+//! most 8 (or `max_inflight_msgs`, if lower) of them in flight; the follower acknowledges
+//! every chunk with the number of bytes it now holds, and the leader resumes from that
+//! point after a loss (retransmission timer, as for appends). The follower buffers the chunks in memory (up
 //! to `max_snapshot_bytes`) and, on the last one, hands the snapshot to its driver in
 //! [`crate::Ready::snapshot`]; it acknowledges the install only after the driver made it
 //! durable (a persisted message), with the snapshot's index as its new match point.
@@ -21,6 +21,11 @@ use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, Role};
 use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
+
+/// Chunks in flight to one follower at most (fewer if `max_inflight_msgs` says so):
+/// enough to fill a LAN round trip with 1 MiB chunks, few enough that a transfer does not
+/// flood the bounded peer queues.
+const MAX_CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A snapshot being received: the leader's chunks so far, in order.
 #[derive(Debug)]
@@ -119,7 +124,8 @@ impl Raft {
             return false;
         };
         let chunk = self.cfg.snapshot_chunk_bytes as u64;
-        let window = chunk.saturating_mul(self.cfg.max_inflight_msgs as u64);
+        let chunks_in_flight = self.cfg.max_inflight_msgs.min(MAX_CHUNKS_IN_FLIGHT) as u64;
+        let window = chunk.saturating_mul(chunks_in_flight);
         let total = snapshot.data.len() as u64;
         let now = self.now;
         let Some(pr) = self.progress.get_mut(&peer) else {
