@@ -141,7 +141,8 @@ fn simulate_inner(a: SimulateArgs) -> Result<bool, String> {
     println!(
         "{} seeds ({} × 3 nodes, {} × 5, {} × 7) in {:.1} s: {:.2} seeds/s on {} threads; \
          {:.0} s simulated per seed, {} events, {} client ops; slowest seed {} ({:.2} s); \
-         longest recovery after heal {} ms",
+         longest recovery after heal {} ms; {} snapshots taken, {} installed from a leader \
+         (in {} runs)",
         report.runs,
         report.by_size[0],
         report.by_size[1],
@@ -155,6 +156,9 @@ fn simulate_inner(a: SimulateArgs) -> Result<bool, String> {
         report.slowest.1,
         report.slowest.0.as_secs_f64(),
         report.max_recovery_us / 1000,
+        report.snapshots_taken,
+        report.snapshots_installed,
+        report.runs_with_installs,
     );
     if report.failures.is_empty() {
         println!("all {} seeds passed", report.runs);
