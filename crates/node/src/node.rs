@@ -125,6 +125,8 @@ pub struct Node<T: Transport, S: LogStore> {
     pub(crate) snapshot_index: Index,
     /// Where to compact the log at the start of the next batch.
     pub(crate) pending_compaction: Option<Index>,
+    /// A snapshot we took whose save is running in the background.
+    pub(crate) snapshot_saving: Option<raft::Snapshot>,
     /// Set when the store failed: from then on the node takes no part in consensus
     /// (it cannot promise durability) and fails every request.
     storage_failure: Option<String>,
@@ -219,6 +221,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             snapshots: None,
             snapshot_index: 0,
             pending_compaction: None,
+            snapshot_saving: None,
             storage_failure: None,
             opts,
             now: 0,
@@ -447,7 +450,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// Runs every pending Ready of the core. Call after a batch of inputs.
     pub fn process(&mut self) {
-        if let Err(e) = self.compact_pending() {
+        if let Err(e) = self
+            .compact_pending()
+            .and_then(|()| self.poll_snapshot_save())
+        {
             self.fail_storage(e);
             return;
         }

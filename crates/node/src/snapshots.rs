@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use kv::KvStore;
 use raft::{Snapshot, SnapshotMeta};
-use storage::{LogStore, SnapshotStorage, StorageError};
+use storage::{LogStore, SaveStarted, SnapshotStorage, StorageError};
 
 use crate::node::{Node, Transport};
 use crate::request::Response;
@@ -43,38 +43,77 @@ fn decode(meta: &SnapshotMeta, data: &[u8]) -> Result<KvStore, StorageError> {
 }
 
 impl<T: Transport, S: LogStore> Node<T, S> {
-    /// Snapshots the state machine if the policy says it is time, then compacts the log.
-    /// A failed save is counted and retried after another `every_entries`: the log is
-    /// intact, so nothing is lost. A failed compaction is a log store failure.
+    /// Snapshots the state machine if the policy says it is time and no save is in
+    /// flight. The save may finish now or in the background (see
+    /// [`SnapshotStorage::start_save`]); either way the log is compacted only after it is
+    /// durable. A failed save is counted and the next is due `every_entries` later: the
+    /// log is intact, so nothing is lost.
     pub(crate) fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
         let every = self.opts.snapshot.every_entries;
         let due = self.snapshot_index + every;
-        if every == 0 || self.applied < due || self.snapshots.is_none() {
+        let idle = self.snapshot_saving.is_none();
+        if every == 0 || self.applied < due || !idle || self.snapshots.is_none() {
             return Ok(());
         }
         let Some(meta) = self.raft.snapshot_meta(self.applied) else {
             return Ok(());
         };
-        let data = self.kv.encode_snapshot();
+        let data = Bytes::from(self.kv.encode_snapshot());
+        self.snapshot_index = meta.index;
         let snaps = self.snapshots.as_mut().expect("checked above");
-        if snaps.save(&meta, &data).is_err() {
-            self.stats.snapshot_failures += 1;
-            // Try again after another `every` entries.
-            self.snapshot_index = self.applied;
+        let snapshot = Snapshot { meta, data };
+        match snaps.start_save(&snapshot.meta, snapshot.data.clone()) {
+            Ok(SaveStarted::Done) => self.snapshot_saved(snapshot),
+            Ok(SaveStarted::Pending) => {
+                self.snapshot_saving = Some(snapshot);
+                Ok(())
+            }
+            Err(_) => {
+                self.stats.snapshot_failures += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// At the start of a batch: the outcome of a background save, if it is known.
+    pub(crate) fn poll_snapshot_save(&mut self) -> Result<(), StorageError> {
+        if self.snapshot_saving.is_none() {
             return Ok(());
         }
+        let Some(snaps) = self.snapshots.as_mut() else {
+            return Ok(());
+        };
+        let Some(result) = snaps.finished_save() else {
+            return Ok(());
+        };
+        let snapshot = self.snapshot_saving.take().expect("checked above");
+        match result {
+            Ok(meta) if meta == snapshot.meta => self.snapshot_saved(snapshot),
+            Ok(meta) => Err(StorageError::Snapshot(format!(
+                "background save reported snapshot {} but {} was in flight",
+                meta.index, snapshot.meta.index
+            ))),
+            Err(_) => {
+                self.stats.snapshot_failures += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A snapshot we took is durable: lagging followers get it from now on, and the log
+    /// is compacted (at the next batch) to `keep_entries` behind it, never past the
+    /// oldest snapshot retained.
+    fn snapshot_saved(&mut self, snapshot: Snapshot) -> Result<(), StorageError> {
+        let snaps = self.snapshots.as_ref().expect("saved through it");
         let floor = snaps.compaction_floor()?.unwrap_or(0);
         self.stats.snapshots_taken += 1;
-        self.snapshot_index = meta.index;
-        let upto = meta
+        let upto = snapshot
+            .meta
             .index
             .saturating_sub(self.opts.snapshot.keep_entries)
             .min(floor);
-        self.raft.set_snapshot(Snapshot {
-            meta,
-            data: Bytes::from(data),
-        });
-        self.pending_compaction = Some(upto);
+        self.raft.set_snapshot(snapshot);
+        self.pending_compaction = Some(upto.max(self.pending_compaction.unwrap_or(0)));
         Ok(())
     }
 

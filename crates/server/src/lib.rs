@@ -13,6 +13,7 @@ pub mod node_loop;
 pub mod reply;
 pub mod resp;
 pub mod server;
+pub mod snapshots;
 pub mod store;
 pub mod transport;
 pub mod up;

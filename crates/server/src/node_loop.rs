@@ -40,6 +40,8 @@ use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
 use storage::SnapshotStore;
 
+use crate::snapshots::BackgroundSnapshots;
+
 /// Events taken per wake-up before the node runs.
 const MAX_BATCH: usize = 512;
 /// How many times one client request may follow a redirect.
@@ -118,6 +120,8 @@ pub enum Event {
         reply: Reply,
     },
     Status(oneshot::Sender<Status>),
+    /// A background snapshot save finished: process, so the node compacts its log.
+    SnapshotSaved,
     Shutdown,
 }
 
@@ -302,6 +306,7 @@ pub fn open_node(
     cfg: &Config,
     router: PeerRouter,
     metrics: Arc<LoopMetrics>,
+    events: mpsc::Sender<Event>,
 ) -> Result<ClusterNode, String> {
     let ms = |d: Duration| (d.as_millis() as u64).max(1);
     let election = ms(cfg.raft.election_timeout);
@@ -366,7 +371,7 @@ pub fn open_node(
         Membership::new(cfg.voters()),
         router,
         store,
-        Box::new(snapshots),
+        Box::new(BackgroundSnapshots::new(snapshots, events)),
         opts,
     )
     .map_err(|e| {
@@ -586,6 +591,8 @@ impl NodeLoop {
             Event::Status(tx) => {
                 let _ = tx.send(self.status());
             }
+            // Nothing to do here: `process` (after this batch) picks up the outcome.
+            Event::SnapshotSaved => {}
             Event::Shutdown => return false,
         }
         true

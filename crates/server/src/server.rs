@@ -94,8 +94,9 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         queue_bytes,
     );
     let metrics = Arc::new(LoopMetrics::default());
-    let node = open_node(&cfg, router.clone(), metrics.clone()).map_err(ServerError::Node)?;
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let node =
+        open_node(&cfg, router.clone(), metrics.clone(), tx.clone()).map_err(ServerError::Node)?;
     let handle = NodeHandle::new(
         tx.clone(),
         cfg.limits.request_timeout + std::time::Duration::from_secs(2),

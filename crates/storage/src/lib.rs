@@ -37,4 +37,4 @@ pub use file_store::{
 pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
 pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};
-pub use snapshot_storage::{MemSnapshotStore, SnapshotStorage};
+pub use snapshot_storage::{MemSnapshotStore, SaveStarted, SnapshotStorage};

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use raft::{Index, SnapshotMeta};
 
 use crate::error::{Result, StorageError};
@@ -26,6 +27,30 @@ pub trait SnapshotStorage {
 
     /// The index of the oldest snapshot retained (`None`: no snapshot yet).
     fn compaction_floor(&self) -> Result<Option<Index>>;
+
+    /// Starts saving a snapshot the node took itself. By default it is saved at once
+    /// ([`SaveStarted::Done`]); a store that writes in the background returns
+    /// [`SaveStarted::Pending`] and reports through [`finished_save`](Self::finished_save),
+    /// so a large snapshot's write and `fdatasync` do not stall the node. At most one save
+    /// is in flight: the driver starts the next only after the last finished.
+    fn start_save(&mut self, meta: &SnapshotMeta, data: Bytes) -> Result<SaveStarted> {
+        self.save(meta, &data)?;
+        Ok(SaveStarted::Done)
+    }
+
+    /// The outcome of the background save in flight, once it is known (taken once).
+    fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
+        None
+    }
+}
+
+/// What [`SnapshotStorage::start_save`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveStarted {
+    /// Durable already.
+    Done,
+    /// Being written; ask `finished_save` later.
+    Pending,
 }
 
 impl SnapshotStorage for SnapshotStore {
@@ -48,6 +73,11 @@ impl SnapshotStorage for SnapshotStore {
 #[derive(Clone, Debug, Default)]
 pub struct MemSnapshotStore {
     saved: Arc<Mutex<Vec<SavedSnapshot>>>,
+    /// Model a background writer: `start_save` returns `Pending` and the save lands (and
+    /// is reported) at the next `finished_save`. A crash in between loses it, as it would
+    /// lose a half-written file.
+    deferred: bool,
+    in_flight: Option<(SnapshotMeta, Bytes)>,
 }
 
 const MEM_RETAIN: usize = 2;
@@ -57,6 +87,12 @@ type SavedSnapshot = (SnapshotMeta, Arc<Vec<u8>>);
 impl MemSnapshotStore {
     pub fn new() -> MemSnapshotStore {
         MemSnapshotStore::default()
+    }
+
+    /// Saves of snapshots the node took itself finish one step later (see the field).
+    pub fn with_deferred_saves(mut self, deferred: bool) -> MemSnapshotStore {
+        self.deferred = deferred;
+        self
     }
 
     /// How many snapshots are held.
@@ -100,6 +136,20 @@ impl SnapshotStorage for MemSnapshotStore {
     fn compaction_floor(&self) -> Result<Option<Index>> {
         let saved = self.saved.lock().expect("not poisoned");
         Ok(saved.first().map(|(m, _)| m.index))
+    }
+
+    fn start_save(&mut self, meta: &SnapshotMeta, data: Bytes) -> Result<SaveStarted> {
+        if !self.deferred {
+            self.save(meta, &data)?;
+            return Ok(SaveStarted::Done);
+        }
+        self.in_flight = Some((meta.clone(), data));
+        Ok(SaveStarted::Pending)
+    }
+
+    fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
+        let (meta, data) = self.in_flight.take()?;
+        Some(self.save(&meta, &data).map(|()| meta))
     }
 }
 

@@ -143,7 +143,18 @@ impl Cluster {
     /// find it), with `cfg` as it was at boot.
     pub fn restart(&mut self, id: u64) {
         let cfg = self.configs[(id - 1) as usize].clone();
-        let peer = TcpListener::bind(&cfg.peer_addr).expect("rebind the peer address");
+        // The stopped node's listener closes asynchronously: retry for a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let peer = loop {
+            match TcpListener::bind(&cfg.peer_addr) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("rebind the peer address {}: {e}", cfg.peer_addr),
+            }
+        };
         let ls = Listeners {
             peer,
             client: listener(),

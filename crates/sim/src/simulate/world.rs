@@ -150,7 +150,7 @@ impl World {
                 id,
                 node: None,
                 disk: Some(MemLogStore::with_durability_model()),
-                snapshots: MemSnapshotStore::new(),
+                snapshots: MemSnapshotStore::new().with_deferred_saves(p.snapshot_deferred),
                 paused: false,
                 inbox: Vec::new(),
                 clock,

@@ -1,0 +1,89 @@
+//! The node's snapshots: a [`SnapshotStore`] under `data_dir/snap`, with the snapshots the
+//! node takes itself written and synced on a background thread, so a large state machine
+//! does not stall the node loop for the length of a multi-megabyte write and `fdatasync`.
+//!
+//! Snapshots received from a leader are saved synchronously (`save`): the follower
+//! acknowledges the install only once it is durable. At most one background save runs at
+//! a time (the driver waits for its outcome before taking the next snapshot).
+
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use raft::{Index, SnapshotMeta};
+use storage::{Result, SaveStarted, SnapshotStorage, SnapshotStore, StorageError};
+use tokio::sync::mpsc;
+
+use crate::node_loop::Event;
+
+pub struct BackgroundSnapshots {
+    store: Arc<SnapshotStore>,
+    done_tx: std_mpsc::Sender<Result<SnapshotMeta>>,
+    done_rx: std_mpsc::Receiver<Result<SnapshotMeta>>,
+    /// Wakes the node loop when a save finishes, so it compacts without waiting for
+    /// other traffic.
+    wake: mpsc::Sender<Event>,
+}
+
+impl BackgroundSnapshots {
+    pub fn new(store: SnapshotStore, wake: mpsc::Sender<Event>) -> BackgroundSnapshots {
+        let (done_tx, done_rx) = std_mpsc::channel();
+        BackgroundSnapshots {
+            store: Arc::new(store),
+            done_tx,
+            done_rx,
+            wake,
+        }
+    }
+}
+
+impl SnapshotStorage for BackgroundSnapshots {
+    fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
+        self.store.save(meta, data).map(|_| ())
+    }
+
+    fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
+        self.store.load_latest(log_first_index)
+    }
+
+    fn compaction_floor(&self) -> Result<Option<Index>> {
+        self.store.compaction_floor()
+    }
+
+    fn start_save(&mut self, meta: &SnapshotMeta, data: Bytes) -> Result<SaveStarted> {
+        let store = Arc::clone(&self.store);
+        let done = self.done_tx.clone();
+        let wake = self.wake.clone();
+        let meta = meta.clone();
+        std::thread::Builder::new()
+            .name("snapshot-save".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = store.save(&meta, &data).map(|_| meta.clone());
+                match &result {
+                    Ok(_) => tracing::info!(
+                        index = meta.index,
+                        bytes = data.len(),
+                        "snapshot saved in {:?}",
+                        started.elapsed()
+                    ),
+                    Err(e) => tracing::warn!(
+                        index = meta.index,
+                        "snapshot save failed (the log is kept): {e}"
+                    ),
+                }
+                let _ = done.send(result);
+                // The loop may be gone (shutting down): then nobody needs waking.
+                let _ = wake.blocking_send(Event::SnapshotSaved);
+            })
+            .map_err(|e| {
+                StorageError::Snapshot(format!("cannot start the snapshot writer: {e}"))
+            })?;
+        Ok(SaveStarted::Pending)
+    }
+
+    fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
+        self.done_rx.try_recv().ok()
+    }
+}
