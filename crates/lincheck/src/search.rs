@@ -17,6 +17,7 @@
 //! narrowed without losing completeness in `canonical.rs`.
 
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use crate::budget::Budget;
 use crate::canonical::Canonical;
@@ -74,10 +75,16 @@ pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
     // canonical constraint on the next op (`Canonical::advance`).
     let words = ops.len().div_ceil(64);
     let mut memo_key = vec![0u64; words + 2];
-    let mut seen: HashSet<Vec<u64>> = HashSet::new();
-    // Per entry: the key's words, its `Vec` header in the table, and
-    // allocator and hash table overhead.
-    let max_entries = MEMO_LIMIT_BYTES / (memo_key.len() * 8 + 48);
+    // The memo holds a 128-bit fingerprint of each key rather than the key:
+    // 16 bytes instead of `8 × words + 48`, so four to eight times as many
+    // configurations fit in the limit on long histories. Two different keys
+    // share a fingerprint with probability about n²/2¹²⁹ — below 10⁻²² for
+    // the ~30 million entries that fit — and a false match could only prune a
+    // branch (a spurious "not linearizable"), never accept a bad history.
+    let mut seen: HashSet<u128> = HashSet::new();
+    // Per entry: 16 bytes, the table's control byte, and room for its load
+    // factor and doubling.
+    let max_entries = MEMO_LIMIT_BYTES / 40;
     let mut stack: Vec<Frame> = Vec::new();
     let mut state = ABSENT;
     let mut must_not_fit: Option<Val> = None;
@@ -112,11 +119,12 @@ pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
             memo_key[op / 64] |= 1 << (op % 64);
             memo_key[words] = u64::from(after);
             memo_key[words + 1] = next_must_not_fit.map_or(0, |v| u64::from(v) + 1);
-            if !seen.contains(memo_key.as_slice()) {
+            let print = fingerprint(&memo_key);
+            if !seen.contains(&print) {
                 if seen.len() >= max_entries {
                     return Outcome::GaveUp(Limit::Memory);
                 }
-                seen.insert(memo_key.clone());
+                seen.insert(print);
                 stack.push(Frame {
                     op,
                     state,
@@ -140,6 +148,18 @@ pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
         }
         node = events.next[node];
     }
+}
+
+/// Two independent 64-bit SipHash values of `words` (the std hasher with
+/// fixed keys, so runs are reproducible).
+fn fingerprint(words: &[u64]) -> u128 {
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        words.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(half(0xc2b2_ae3d_27d4_eb4f))
 }
 
 /// Tracks the longest stack that ends in a completed op, copying each stack
