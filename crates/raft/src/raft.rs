@@ -98,6 +98,8 @@ pub struct Raft {
     // Elections.
     pub(crate) election_deadline: u64,
     pub(crate) votes: BTreeMap<NodeId, bool>,
+    /// While a (pre-)vote round waits for answers: when to ask the silent voters again.
+    pub(crate) vote_retry: Option<crate::election::VoteRetry>,
     /// When we last heard from the leader we follow (for the lease check on votes).
     pub(crate) last_leader_contact: Option<u64>,
     /// Until this tick we refuse votes as if we heard from a leader. A node that restarts
@@ -170,6 +172,7 @@ impl Raft {
             log,
             election_deadline: 0,
             votes: BTreeMap::new(),
+            vote_retry: None,
             last_leader_contact: None,
             vote_guard_until: None,
             progress: BTreeMap::new(),
@@ -277,7 +280,10 @@ impl Raft {
     pub fn next_deadline(&self) -> u64 {
         match self.role {
             Role::Leader => self.leader_deadline(),
-            _ => self.election_deadline,
+            _ => {
+                let retry = self.vote_retry.map_or(u64::MAX, |r| r.at);
+                self.election_deadline.min(retry)
+            }
         }
     }
 
@@ -496,6 +502,7 @@ impl Raft {
         self.role = Role::Follower;
         self.leader = leader;
         self.votes.clear();
+        self.vote_retry = None;
         self.progress.clear();
         self.commit_wait_since = None;
         if leader.is_some() {

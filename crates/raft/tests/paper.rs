@@ -558,3 +558,26 @@ fn relay_recovers_from_a_broken_chain() {
     assert!(net.node(leader).commit_index() >= idx);
     net.check_invariants();
 }
+
+/// A lost vote request (or answer) is asked again within the round, after the
+/// retransmission timeout, instead of costing a whole election timeout and a new term.
+#[test]
+fn lost_vote_requests_are_retried_within_the_round() {
+    let mut net = Net::new(3);
+    let mut seen = std::collections::BTreeSet::new();
+    // Every (pre-)vote request is lost the first time it goes from one node to another.
+    net.drop_if = Some(Box::new(move |m: &raft::Message| {
+        let request = matches!(
+            m.body,
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. }
+        );
+        request && seen.insert((m.from, m.to, m.body.name()))
+    }));
+    let leader = net.elect(100);
+    assert_eq!(
+        net.node(leader).term(),
+        1,
+        "elected in the first round, not after a timeout and a new term"
+    );
+    net.check_invariants();
+}
