@@ -22,6 +22,9 @@ pub struct PlantedBugs {
     pub commit_old_term_by_count: bool,
     /// Grant votes without the §5.4.1 "log at least as up to date" check.
     pub vote_without_log_check: bool,
+    /// Run a pending ReadIndex broadcast in `ready()` even after stepping down in the
+    /// same batch (the deposed leader's crash: it indexes progress it no longer has).
+    pub read_round_after_step_down: bool,
 }
 
 #[derive(Clone, Debug)]

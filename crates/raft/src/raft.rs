@@ -428,7 +428,11 @@ impl Raft {
         }
         if self.read_broadcast_needed {
             self.read_broadcast_needed = false;
-            self.broadcast_heartbeat();
+            // A step-down taken in the same batch as the read already handed the read
+            // back (aborted_reads) and dropped the followers' progress.
+            if self.role == Role::Leader || self.cfg.planted_bugs.read_round_after_step_down {
+                self.broadcast_heartbeat();
+            }
         }
         let hs = self.hard_state();
         let hard_state = (hs != self.last_hard_state).then(|| {

@@ -479,3 +479,36 @@ fn followers_refuse_reads_and_proposals() {
         Err(raft::ProposeError::NotLeader { leader: Some(1) })
     );
 }
+
+/// A read and a higher-term message taken in one batch (the server takes many inputs per
+/// Ready; a paused leader resuming gets a backlog at once): the read starts a ReadIndex
+/// round, the message deposes the leader, and the Ready after both must not try to
+/// broadcast that round to followers it no longer tracks. Found by the nemesis of real
+/// processes (a panic at `self.progress[&peer]`); the simulator missed it while it ran a
+/// Ready after every single input.
+#[test]
+fn a_read_and_a_step_down_in_one_batch_send_no_read_round() {
+    let mut net = common::Net::with_config(3, |id| {
+        let mut c = config(id);
+        c.lease_ticks = 0; // every read takes a ReadIndex round
+        c
+    });
+    let leader = net.elect(200);
+    net.tick(3);
+    let peer = if leader == 1 { 2 } else { 1 };
+    let term = net.node(leader).term();
+    let r = net.node_mut(leader);
+    r.read(42).unwrap();
+    let newer = msg(peer, leader, term + 1, MessageBody::stale_term_reply());
+    r.step(newer);
+    assert_eq!(r.role(), Role::Follower);
+    let rd = r.ready();
+    assert!(
+        rd.messages
+            .iter()
+            .all(|m| !matches!(m.body, MessageBody::Append { .. })),
+        "a deposed leader sends no appends: {:?}",
+        rd.messages
+    );
+    assert_eq!(rd.aborted_reads, vec![42], "the read is handed back");
+}

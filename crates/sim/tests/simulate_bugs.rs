@@ -71,6 +71,18 @@ fn finds_entry_applied_twice() {
     assert!(!failure(&r).starts_with("panic"), "{}", failure(&r));
 }
 
+/// The deposed leader's crash (issue 10): found only since nodes take inputs in batches
+/// between Readys, as the server does (150,000 seeds of one-input Readys missed it).
+#[test]
+fn finds_read_round_after_step_down() {
+    let r = find("read-round-after-step-down");
+    assert!(
+        failure(&r).contains("no entry found for key"),
+        "{}",
+        failure(&r)
+    );
+}
+
 /// The same seed with the bug off passes: what failed was the bug, not the seed.
 #[test]
 fn the_failing_seeds_pass_without_the_bugs() {

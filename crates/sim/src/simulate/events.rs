@@ -56,6 +56,9 @@ pub enum Ev {
         op: usize,
     },
     Fault(FaultEv),
+    /// Node slot `node` runs its Ready over the inputs it has taken so far (input
+    /// batching; ignored if the node crashed or paused since: `incarnation`).
+    Flush { node: usize, incarnation: u32 },
 }
 
 struct Item {

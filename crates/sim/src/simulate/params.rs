@@ -18,15 +18,18 @@ pub struct Bugs {
     pub ack_before_persist: bool,
     /// `PlantedDriverBugs.apply_twice`.
     pub apply_twice: bool,
+    /// `Config.planted_bugs.read_round_after_step_down` (the deposed leader's crash).
+    pub read_round_after_step_down: bool,
 }
 
 /// Command-line names of the planted bugs, in `Bugs` field order.
-pub const BUG_NAMES: [&str; 5] = [
+pub const BUG_NAMES: [&str; 6] = [
     "unsafe-local-reads",
     "commit-old-term-by-count",
     "vote-without-log-check",
     "ack-before-persist",
     "apply-twice",
+    "read-round-after-step-down",
 ];
 
 impl Bugs {
@@ -42,6 +45,7 @@ impl Bugs {
             "vote-without-log-check" => self.vote_without_log_check = true,
             "ack-before-persist" => self.ack_before_persist = true,
             "apply-twice" => self.apply_twice = true,
+            "read-round-after-step-down" => self.read_round_after_step_down = true,
             _ => {
                 return Err(format!(
                     "unknown bug {name:?} (one of: {})",
@@ -59,6 +63,7 @@ impl Bugs {
             self.vote_without_log_check,
             self.ack_before_persist,
             self.apply_twice,
+            self.read_round_after_step_down,
         ];
         BUG_NAMES
             .iter()
@@ -145,11 +150,21 @@ pub struct Params {
     /// Saves of a node's own snapshots finish a step later, as the server's background
     /// writer does (`MemSnapshotStore::with_deferred_saves`).
     pub snapshot_deferred: bool,
+
+    // ----- input batching (as the server's node loop) -----
+    /// Inputs a node may take before it runs its Ready: 1 runs a Ready after every
+    /// input; above 1, each batch's size is drawn from 1..=`batch_max`, as the server's
+    /// loop takes every event waiting (up to 512) before it processes.
+    pub batch_max: u32,
+    /// How long a node sits on a partial batch before it runs its Ready anyway (µs).
+    pub batch_delay_us: u64,
 }
 
 /// Snapshot settings come from their own stream (seeded from the run's seed), so adding
 /// them left every earlier seed's draws — and the runs the docs cite — unchanged.
 const SNAPSHOT_STREAM: u64 = 0x5AA9_5B07_0000_0001;
+/// Seeds the draw of the input batching (see `Params::batch_max`).
+const BATCH_STREAM: u64 = 0xBA7C_4000_0000_0002;
 
 /// Open findings in code the simulator does not own (the core), with the seed that
 /// shows each. The default draws steer clear of them; `--known-issues` draws them again.
@@ -210,6 +225,8 @@ impl Params {
             snapshot_keep: 0,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_deferred: false,
+            batch_max: 1,
+            batch_delay_us: 0,
         }
     }
 
@@ -288,6 +305,13 @@ impl Params {
         p.snapshot_keep = *side.pick(&[0, 0, 3, 50]);
         p.snapshot_chunk_bytes = *side.pick(&[16, 256, 4096, 1 << 20]);
         p.snapshot_deferred = side.chance(0.5);
+        // Batching too has its own stream: a Ready after every input in a quarter of the
+        // runs, batches of up to 4–64 inputs in the rest (a deposed leader's crash that
+        // only a batch of a read and a step-down triggers escaped 150,000 seeds of
+        // one-input Readys).
+        let mut batch = SimRng::new(seed ^ BATCH_STREAM);
+        p.batch_max = *batch.pick(&[1, 4, 16, 64]);
+        p.batch_delay_us = *batch.pick(&[0, 50, 300, 1000]);
         // No open findings today (see KNOWN_ISSUES); the switch stays for the next one.
         let _ = known_issues;
         p
@@ -298,7 +322,8 @@ impl Params {
             "{} nodes, loss {:.0}%, dup {:.1}%, latency {}–{} µs (slow {:.1}% up to {} ms), \
              fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {}), \
              skew ±{} ppm, {} clients on {} keys, lease {} ticks, pre-vote {}, fan-out {}, \
-             {} entries/msg, {} in flight, snapshot every {} entries (keep {}, {}-byte chunks{})",
+             {} entries/msg, {} in flight, snapshot every {} entries (keep {}, {}-byte chunks{}), \
+             up to {} inputs per Ready (flushed after {} µs)",
             self.nodes,
             self.loss * 100.0,
             self.dup * 100.0,
@@ -333,6 +358,8 @@ impl Params {
             } else {
                 ""
             },
+            self.batch_max,
+            self.batch_delay_us,
         )
     }
 }

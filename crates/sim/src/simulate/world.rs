@@ -54,6 +54,12 @@ pub struct Machine {
     pub crashes: u32,
     /// Snapshots (taken, installed) by the node's earlier incarnations.
     pub past_snapshots: (u64, u64),
+    /// Inputs taken since the node last ran its Ready (input batching).
+    pub unprocessed: u32,
+    /// Size of the batch being gathered: the Ready runs once `unprocessed` reaches it.
+    pub batch_target: u32,
+    /// An `Ev::Flush` is queued for this incarnation.
+    pub flush_queued: bool,
 }
 
 impl Machine {
@@ -107,6 +113,8 @@ pub struct World {
     pub churn_until: u64,
     /// The newest term whose leader churn already scheduled to fall.
     pub churn_term: u64,
+    /// Draws batch sizes (its own stream, so batching leaves the other draws alone).
+    batch_rng: SimRng,
 }
 
 impl World {
@@ -136,6 +144,7 @@ impl World {
             cfg.planted_bugs = PlantedBugs {
                 commit_old_term_by_count: p.bugs.commit_old_term_by_count,
                 vote_without_log_check: p.bugs.vote_without_log_check,
+                read_round_after_step_down: p.bugs.read_round_after_step_down,
             };
             let clock = if p.max_skew_ppm > 0 {
                 Clock {
@@ -159,6 +168,9 @@ impl World {
                 incarnation: 0,
                 crashes: 0,
                 past_snapshots: (0, 0),
+                unprocessed: 0,
+                batch_target: 1,
+                flush_queued: false,
             });
         }
         let opts = NodeOptions {
@@ -174,6 +186,7 @@ impl World {
             ..NodeOptions::default()
         };
         let clients = Clients::new(&p);
+        let batch_seed = p.seed ^ 0xBA7C_4000_0000_0003;
         let mut w = World {
             net: Network::new(&p),
             inv: Invariants::new(n),
@@ -195,6 +208,7 @@ impl World {
             fault_log: Vec::new(),
             churn_until: 0,
             churn_term: 0,
+            batch_rng: SimRng::new(batch_seed),
         };
         for i in 0..n {
             w.start_node(i);
@@ -287,6 +301,15 @@ impl World {
             Ev::ClientWake { client, token } => self.client_wake(client, token),
             Ev::ClientTimeout { client, op } => self.client_timeout(client, op),
             Ev::Fault(f) => self.fault_event(f),
+            Ev::Flush { node, incarnation } => {
+                let m = &mut self.machines[node];
+                if m.incarnation == incarnation {
+                    m.flush_queued = false;
+                    if m.unprocessed > 0 && !m.paused {
+                        self.run_ready(node);
+                    }
+                }
+            }
         }
     }
 
@@ -346,6 +369,8 @@ impl World {
         m.wake = u64::MAX;
         m.incarnation += 1;
         m.crashes += 1;
+        m.unprocessed = 0;
+        m.flush_queued = false;
         let id = m.id;
         self.inv.on_crash(i);
         let now = self.now;
@@ -436,10 +461,40 @@ impl World {
         req_id
     }
 
-    /// After any input to node `i`: run its Ready, route what it sent, check invariants,
-    /// and work out when it next needs a tick.
+    /// After any input to node `i`: run its Ready now, or (input batching) once the batch
+    /// is full or its flush falls due, as the server's loop takes every waiting event
+    /// before it processes.
     fn after_node(&mut self, i: usize) {
-        let Some(node) = self.machines[i].node.as_mut() else {
+        let (batch_max, delay) = (self.p.batch_max, self.p.batch_delay_us);
+        let now = self.now;
+        let m = &mut self.machines[i];
+        if m.node.is_none() {
+            return;
+        }
+        m.unprocessed += 1;
+        if batch_max > 1 && m.unprocessed < m.batch_target {
+            if !m.flush_queued {
+                m.flush_queued = true;
+                let at = now + self.batch_rng.range(0, delay + 1);
+                let incarnation = m.incarnation;
+                self.queue.push(at, Ev::Flush { node: i, incarnation });
+            }
+            self.update_wake(i);
+            return;
+        }
+        self.run_ready(i);
+    }
+
+    /// Runs node `i`'s Ready over every input taken so far, routes what it sent, checks
+    /// invariants, and works out when it next needs a tick.
+    fn run_ready(&mut self, i: usize) {
+        let batch_max = self.p.batch_max;
+        let m = &mut self.machines[i];
+        m.unprocessed = 0;
+        if batch_max > 1 {
+            m.batch_target = self.batch_rng.range(1, u64::from(batch_max) + 1) as u32;
+        }
+        let Some(node) = m.node.as_mut() else {
             return;
         };
         node.process();
@@ -548,6 +603,7 @@ impl World {
         m.paused = true;
         m.incarnation += 1;
         m.wake = u64::MAX;
+        m.flush_queued = false;
         let (now, id) = (self.now, m.id);
         self.trace
             .event(now, "pause", &[id], || format!("node {id} pauses"));
@@ -569,12 +625,21 @@ impl World {
         if let Some(node) = self.machines[i].node.as_mut() {
             node.tick(t);
         }
+        // With batching, the backlog is one batch, as a process resumed from SIGSTOP
+        // finds every queued event at once.
+        let batched = self.p.batch_max > 1;
+        if batched {
+            self.machines[i].batch_target = u32::MAX;
+        }
         self.after_node(i);
         for ev in inbox {
             if self.failure.is_some() || !self.machines[i].is_up() {
                 break;
             }
             self.handle(ev);
+        }
+        if batched && self.machines[i].is_up() && self.failure.is_none() {
+            self.run_ready(i);
         }
     }
 
