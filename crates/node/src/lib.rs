@@ -2,7 +2,9 @@
 
 mod node;
 mod request;
+mod routing;
 mod snapshots;
 
 pub use node::{Node, NodeOptions, NodeStats, PlantedDriverBugs, SnapshotPolicy, Transport};
-pub use request::{ReqId, Request, Response, MAX_SCAN_LIMIT};
+pub use request::{scan_entry_bytes, scan_page_is_full, ReqId, Request, Response, MAX_SCAN_LIMIT};
+pub use routing::{Forward, PlantedRoutingBugs, RoutedNode, RoutingOptions, RoutingStats};

@@ -274,6 +274,13 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         self.now = now.max(self.now);
+        // Compaction waits for the next input, not the next `process` (which may run
+        // several times for one input): entries that commit and are snapshotted in one
+        // step stay visible to whoever watches the log until the step is over.
+        if let Err(e) = self.compact_pending() {
+            self.fail_storage(e);
+            return;
+        }
         self.raft.tick(self.now);
         while self.held.front().is_some_and(|h| h.deadline <= self.now) {
             let held = self.held.pop_front().expect("front exists");
@@ -450,10 +457,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// Runs every pending Ready of the core. Call after a batch of inputs.
     pub fn process(&mut self) {
-        if let Err(e) = self
-            .compact_pending()
-            .and_then(|()| self.poll_snapshot_save())
-        {
+        if let Err(e) = self.poll_snapshot_save() {
             self.fail_storage(e);
             return;
         }
@@ -538,11 +542,18 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         // Without durable storage we may not vote, acknowledge or answer: stop, and let
         // every waiting client know.
         self.storage_failure = Some(e.to_string());
+        // A proposal may be replicated and commit without us: its outcome is unknown.
+        let proposed: Vec<ReqId> = self.proposals.values().map(|&(_, id)| id).collect();
+        for id in proposed {
+            self.respond(
+                id,
+                Response::Unknown("storage failure: the outcome is unknown"),
+            );
+        }
         let waiting: Vec<ReqId> = self
-            .proposals
+            .reads
             .values()
-            .map(|&(_, id)| id)
-            .chain(self.reads.values().map(|(id, _)| *id))
+            .map(|(id, _)| *id)
             .chain(self.reads_awaiting_apply.iter().map(|(_, id, _)| *id))
             .chain(self.held.iter().map(|h| h.id))
             .collect();
@@ -591,7 +602,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     Some(Outcome::Done) => Response::Done,
                     Some(Outcome::Deleted(existed)) => Response::Deleted(existed),
                     Some(Outcome::Cas { swapped, current }) => Response::Cas { swapped, current },
-                    Some(Outcome::Expired) => Response::Fail(
+                    Some(Outcome::Expired) => Response::Unknown(
                         "session write too old: whether it applied is no longer known",
                     ),
                     None => Response::Fail("entry could not be applied"),
@@ -624,9 +635,21 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                 prefix,
                 after,
                 limit,
+                max_bytes,
+                keys_only,
             } => {
                 let limit = (*limit).min(crate::request::MAX_SCAN_LIMIT) as usize;
-                Response::Entries(self.kv.scan(prefix, after.as_deref(), limit))
+                let mut bytes = 0usize;
+                let mut page = Vec::new();
+                for (k, v) in self.kv.scan(prefix, after.as_deref(), limit) {
+                    let v = if *keys_only { bytes::Bytes::new() } else { v };
+                    bytes += crate::request::scan_entry_bytes(&k, &v);
+                    page.push((k, v));
+                    if bytes >= *max_bytes as usize {
+                        break;
+                    }
+                }
+                Response::Entries(page)
             }
             _ => Response::Fail("not a read"),
         }

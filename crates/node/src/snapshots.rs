@@ -117,8 +117,8 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         Ok(())
     }
 
-    /// Compacts the log up to where the last snapshot allowed. Runs at the start of the
-    /// batch after the snapshot, not in the same one: entries that arrive, commit and are
+    /// Compacts the log up to where the last snapshot allowed. Runs at the next input
+    /// after the snapshot (`Node::tick`), not in the same step: entries that arrive, commit and are
     /// snapshotted in one batch stay visible for one step to whoever watches the log
     /// (the simulator's invariant checker verifies every entry it sees, and a snapshot may
     /// only cover entries it saw commit).
@@ -146,18 +146,15 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.snapshot_index = meta.index;
         self.stats.snapshots_installed += 1;
         // Our proposals the snapshot covers (we led once): whether they committed is not
-        // known here. A session write is safe to retry (it applies once), so it is sent
-        // on to the leader; any other write gets an honest "unknown".
+        // known here.
         while let Some((&index, &(_, id))) = self.proposals.first_key_value() {
             if index > meta.index {
                 break;
             }
             self.proposals.pop_first();
-            let resp = if self.write_sessions.contains_key(&id) {
-                Response::Redirect(self.raft.leader())
-            } else {
-                Response::Fail("outcome unknown: this node caught up from a snapshot")
-            };
+            // Unknown, not a redirect: a redirect promises "not executed". The router
+            // resends a session write on this answer (it applies at most once).
+            let resp = Response::Unknown("outcome unknown: this node caught up from a snapshot");
             self.respond(id, resp);
         }
         Ok(())

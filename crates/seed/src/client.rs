@@ -79,7 +79,7 @@ pub fn encode_reply(me: NodeId, leader: Option<NodeId>, asker: &Asker, resp: &Re
             "redirect"
         }
         // The seed protocol has no scans; a reply we cannot express is a failure.
-        Response::Fail(_) | Response::Entries(_) => "fail",
+        Response::Fail(_) | Response::Unknown(_) | Response::Entries(_) => "fail",
     };
     o.insert("type".into(), json!(ty));
     serde_json::to_vec(&v).expect("json encodes")

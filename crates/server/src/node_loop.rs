@@ -10,24 +10,18 @@
 //! requests is proposed as one batch and persisted with one sync), run `process()`, then
 //! route the answers.
 //!
-//! Routing (a follower forwards): a request always goes to the local node first. If the
-//! node answers `Redirect(Some(leader))`, the request is sent to that leader over the
-//! peer connection as a `ForwardReq`; the leader runs it as its own client request and
-//! sends a `ForwardResp` back over its connection to us. A `Redirect` coming back (the
-//! leader moved) is followed up to `MAX_HOPS` times. A `Redirect` means the request was
-//! not executed, so following it never applies a write twice. A request is only sent
-//! over a live connection; otherwise it is parked until a leader is reachable (requests
-//! still queued for a leader that was replaced are taken back and parked too). A
-//! forwarded request that was sent and gets no answer within `request_timeout` fails
-//! with an "outcome unknown" error; a parked one with "no leader" (never executed).
+//! Routing (a follower forwards to its leader, parks while none is known, follows the
+//! leader when it moves, retries with the request's session) is the driver's
+//! ([`node::RoutedNode`], so the simulator runs it too); this loop only carries its
+//! messages as `ForwardReq`/`ForwardResp` frames and answers local clients.
 //! Invariant: every request that enters the loop gets exactly one reply, unless its
 //! client went away.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::{Node, NodeOptions, ReqId, Request, SnapshotPolicy};
+use node::{Node, NodeOptions, ReqId, Request, RoutedNode, RoutingOptions, SnapshotPolicy};
 use raft::{Membership, Message, NodeId, Role};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -44,10 +38,6 @@ use crate::snapshots::BackgroundSnapshots;
 
 /// Events taken per wake-up before the node runs.
 const MAX_BATCH: usize = 512;
-/// How many times one client request may follow a redirect.
-const MAX_HOPS: u8 = 3;
-/// How many times a forwarded write with a session is re-sent after a timeout.
-const MAX_SESSION_RETRIES: u8 = 2;
 
 /// Sequence numbers of one session: the next to hand out, and those still in flight.
 #[derive(Debug)]
@@ -114,8 +104,9 @@ pub enum Event {
         req: Request,
         session: Option<kv::SessionTag>,
     },
-    /// The answer to a request we forwarded.
+    /// The answer to a request we forwarded, from the node that sent it.
     ForwardReply {
+        from: NodeId,
         id: u64,
         reply: Reply,
     },
@@ -132,6 +123,10 @@ pub struct LoopMetrics {
     pub forwarded_out: Counter,
     pub forwarded_in: Counter,
     pub forward_timeouts: Counter,
+    /// Forwards sent again (the leader moved, or no answer within the retry time).
+    pub forward_resends: Counter,
+    /// Forward answers from a node the request was not sent to (or to an unknown id).
+    pub stray_forward_answers: Counter,
     pub elections: Counter,
     pub leader_changes: Counter,
     pub dropped_inbound: Counter,
@@ -296,8 +291,8 @@ impl NodeHandle {
     }
 }
 
-/// A cluster node: peers over TCP, log in files.
-pub type ClusterNode = Node<PeerRouter, TimedStore>;
+/// A cluster node: peers over TCP, log in files, requests routed to the leader.
+pub type ClusterNode = RoutedNode<PeerRouter, TimedStore>;
 
 /// The single place a node is built from the config: opens the log under
 /// `data_dir/log` (recovering it: a torn tail is cut with a warning, corruption refuses
@@ -386,7 +381,18 @@ pub fn open_node(
         "state machine restored in {:?}",
         started.elapsed()
     );
-    Ok(node)
+    let routing = RoutingOptions {
+        // A lost frame (a reset connection, a full queue) costs this much; a leader
+        // change moves every forward at once.
+        retry_ticks: 2 * election,
+        timeout_ticks: cfg.limits.request_timeout.as_millis() as u64,
+        ..RoutingOptions::default()
+    };
+    Ok(RoutedNode::new(
+        node,
+        routing,
+        election_seed(cfg.id).rotate_left(17),
+    ))
 }
 
 /// Election timeouts must differ between nodes and between restarts.
@@ -397,29 +403,10 @@ fn election_seed(id: NodeId) -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-enum Origin {
-    Local(oneshot::Sender<Reply>),
-    Peer { from: NodeId, id: u64 },
-}
-
-/// A request handed to another node (or waiting for one to be reachable).
-struct Forward {
-    p: Pending,
-    /// Where it was sent; `None` while parked (never sent, so safe to route anywhere).
-    to: Option<NodeId>,
-}
-
-struct Pending {
-    origin: Origin,
-    /// Kept to follow a redirect.
-    req: Request,
-    /// Exactly-once session of a write: lets a forward whose outcome is unknown be sent
-    /// again (the state machine applies it at most once).
-    session: Option<kv::SessionTag>,
+/// A local client waiting for its answer.
+struct Waiting {
+    reply: oneshot::Sender<Reply>,
     started: Instant,
-    hops: u8,
-    /// Forwards re-sent after a timeout.
-    retries: u8,
 }
 
 pub struct NodeLoop {
@@ -429,20 +416,18 @@ pub struct NodeLoop {
     peer_addrs: Vec<(NodeId, String)>,
     rx: mpsc::Receiver<Event>,
     rt: tokio::runtime::Handle,
-    start: Instant,
+    clock: crate::clock::BootClock,
     read_mode: ReadMode,
-    request_timeout_ms: u64,
+    /// Largest peer frame: a forwarded answer must fit in one.
+    max_frame: usize,
     metrics: Arc<LoopMetrics>,
     next_id: u64,
-    /// Submitted to our node, by request ID.
-    pending: HashMap<ReqId, Pending>,
-    /// Sent to another node, by forward ID; deadlines in insertion (= deadline) order.
-    forwarded: HashMap<u64, Forward>,
-    /// Forwarded requests not sent yet (no reachable leader), oldest first.
-    parked: Vec<u64>,
-    forward_deadlines: VecDeque<(u64, u64)>,
+    /// Local clients waiting, by the request ID the router knows them by.
+    waiting: HashMap<ReqId, Waiting>,
     last_role: Role,
     last_leader: Option<NodeId>,
+    /// Routing counters already added to the metrics.
+    routing_seen: node::RoutingStats,
 }
 
 impl NodeLoop {
@@ -463,21 +448,20 @@ impl NodeLoop {
             peer_addrs: cfg.peers.iter().map(|(&i, a)| (i, a.clone())).collect(),
             rx,
             rt,
-            start: Instant::now(),
+            clock: crate::clock::BootClock::start(),
             read_mode: cfg.read_mode,
-            request_timeout_ms: cfg.limits.request_timeout.as_millis() as u64,
+            max_frame: cfg.max_peer_frame_bytes(),
             metrics,
             next_id: 1,
-            pending: HashMap::new(),
-            forwarded: HashMap::new(),
-            parked: Vec::new(),
-            forward_deadlines: VecDeque::new(),
+            waiting: HashMap::new(),
+            routing_seen: node::RoutingStats::default(),
         }
     }
 
-    /// Milliseconds since start: the node's tick.
+    /// Milliseconds since start: the node's tick. Counts time the host spent suspended
+    /// (CLOCK_BOOTTIME), so a leader that wakes up knows its lease ran out meanwhile.
     fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.clock.now_ms()
     }
 
     /// Runs until `Shutdown` or until every sender is gone.
@@ -488,7 +472,6 @@ impl NodeLoop {
             // retransmission), so it must never act on a stale one.
             let now = self.now();
             self.node.tick(now);
-            self.expire_forwards(now);
             let mut taken = 0;
             while taken < MAX_BATCH {
                 let ev = match first.take() {
@@ -527,18 +510,14 @@ impl NodeLoop {
     fn wait_time(&self) -> Option<Duration> {
         // A node whose store failed no longer ticks: its deadlines stay in the past and
         // must not make this loop spin.
-        let node = if self.node.storage_failure().is_some() {
-            u64::MAX
-        } else {
-            self.node.next_deadline()
-        };
-        let fwd = self.forward_deadlines.front().map_or(u64::MAX, |&(d, _)| d);
-        let deadline = node.min(fwd);
+        if self.node.storage_failure().is_some() {
+            return None;
+        }
+        let deadline = self.node.next_deadline();
         if deadline == u64::MAX {
             return None;
         }
-        let at = self.start + Duration::from_millis(deadline);
-        Some(at.saturating_duration_since(Instant::now()))
+        Some(Duration::from_millis(deadline.saturating_sub(self.now())))
     }
 
     /// Returns false to stop.
@@ -552,23 +531,19 @@ impl NodeLoop {
                 session,
             } => {
                 self.metrics.client_requests.inc();
-                let p = Pending {
-                    origin: Origin::Local(reply),
-                    req,
-                    session,
-                    started: Instant::now(),
-                    hops: 0,
-                    retries: 0,
-                };
                 if self.read_mode == ReadMode::Stale {
-                    if let Request::Get { key } = &p.req {
+                    if let Request::Get { key } = &req {
                         let v = self.node.kv().get(key).cloned();
                         self.metrics.stale_reads.inc();
-                        self.deliver(p, Reply::Value(v));
+                        let _ = reply.send(Reply::Value(v));
                         return true;
                     }
                 }
-                self.submit(p);
+                let id = self.next_id;
+                self.next_id += 1;
+                let started = Instant::now();
+                self.waiting.insert(id, Waiting { reply, started });
+                self.node.submit(now, id, req, session);
             }
             Event::Forwarded {
                 from,
@@ -576,18 +551,16 @@ impl NodeLoop {
                 req,
                 session,
             } => {
-                self.metrics.forwarded_in.inc();
-                let p = Pending {
-                    origin: Origin::Peer { from, id },
-                    req,
-                    session,
-                    started: Instant::now(),
-                    hops: 0,
-                    retries: 0,
-                };
-                self.submit(p);
+                let msg = node::Forward::Req { id, req, session };
+                self.node.on_forward(now, from, msg);
             }
-            Event::ForwardReply { id, reply } => self.on_forward_reply(id, reply),
+            Event::ForwardReply { from, id, reply } => {
+                let msg = node::Forward::Resp {
+                    id,
+                    resp: reply.into_response(),
+                };
+                self.node.on_forward(now, from, msg);
+            }
             Event::Status(tx) => {
                 let _ = tx.send(self.status());
             }
@@ -598,38 +571,46 @@ impl NodeLoop {
         true
     }
 
-    fn submit(&mut self, p: Pending) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let req = p.req.clone();
-        let session = p.session;
-        self.pending.insert(id, p);
-        let now = self.now();
-        match session {
-            Some(tag) => self.node.submit_session(now, id, req, tag),
-            None => self.node.submit(now, id, req),
+    /// Runs the node (and its router), then sends what the router has for other nodes
+    /// and answers local clients.
+    fn process(&mut self) {
+        self.node.process();
+        self.observe_role();
+        self.observe_routing();
+        for (to, msg) in self.node.take_forwards() {
+            let frame = match msg {
+                node::Forward::Req { id, req, session } => Frame::ForwardReq { id, req, session },
+                node::Forward::Resp { id, resp } => Frame::ForwardResp {
+                    id,
+                    reply: Reply::from(resp).fit_frame(self.max_frame),
+                },
+            };
+            self.router.send_frame(to, frame);
+        }
+        for (id, resp) in self.node.take_responses() {
+            if let Some(w) = self.waiting.remove(&id) {
+                self.deliver(w, Reply::from(resp));
+            }
         }
     }
 
-    /// Runs the node and routes its answers until nothing is left to do (routing can
-    /// submit again, when a redirect names this node).
-    fn process(&mut self) {
-        for _ in 0..8 {
-            self.node.process();
-            self.observe_role();
-            let responses = self.node.take_responses();
-            let idle = responses.is_empty();
-            for (id, resp) in responses {
-                if let Some(p) = self.pending.remove(&id) {
-                    self.on_node_answer(p, Reply::from(resp));
-                }
-            }
-            // Routing may have submitted (a parked request, a redirect to us): run it now
-            // rather than at the next wake-up.
-            if idle && !self.node.raft().has_ready() {
-                break;
-            }
-        }
+    fn observe_routing(&mut self) {
+        let now = self.node.routing_stats().clone();
+        let seen = &self.routing_seen;
+        self.metrics
+            .forwarded_out
+            .add(now.forwarded_out - seen.forwarded_out);
+        self.metrics
+            .forwarded_in
+            .add(now.forwarded_in - seen.forwarded_in);
+        self.metrics
+            .forward_timeouts
+            .add(now.timeouts - seen.timeouts);
+        self.metrics.forward_resends.add(now.resent - seen.resent);
+        self.metrics
+            .stray_forward_answers
+            .add(now.stray_answers - seen.stray_answers);
+        self.routing_seen = now;
     }
 
     fn observe_role(&mut self) {
@@ -647,7 +628,6 @@ impl NodeLoop {
         }
         self.last_role = role;
         let leader = self.node.leader();
-        let mut changed_from = None;
         if leader != self.last_leader && leader.is_some() {
             self.metrics.leader_changes.inc();
             tracing::info!(
@@ -655,181 +635,19 @@ impl NodeLoop {
                 "leader is now node {}",
                 leader.unwrap_or(0)
             );
-            changed_from = self.last_leader;
         }
         self.last_leader = leader;
-        self.retry_parked(changed_from);
     }
 
-    fn on_node_answer(&mut self, p: Pending, reply: Reply) {
-        match (reply, &p.origin) {
-            (Reply::Redirect(Some(leader)), Origin::Local(_)) if leader != self.me => {
-                self.forward(p, leader)
-            }
-            (Reply::Redirect(_), Origin::Local(_)) => self.deliver(
-                p,
-                Reply::Fail("CLUSTERDOWN no leader elected; try again".into()),
-            ),
-            // A peer's request: it follows the redirect itself (it owns the retries).
-            (reply, _) => self.deliver(p, reply),
-        }
-    }
-
-    /// Sends `p` to the leader `to`, or parks it if `to` is unreachable right now.
-    fn forward(&mut self, mut p: Pending, to: NodeId) {
-        if p.hops >= MAX_HOPS {
-            self.deliver(
-                p,
-                Reply::Fail("CLUSTERDOWN leader keeps moving; try again".into()),
-            );
-            return;
-        }
-        if self.router.queue(to).is_none() {
-            self.deliver(p, Reply::Fail(format!("leader {to} is not a known peer")));
-            return;
-        }
-        p.hops += 1;
-        let id = self.next_id;
-        self.next_id += 1;
-        self.forwarded.insert(id, Forward { p, to: None });
-        self.forward_deadlines
-            .push_back((self.now() + self.request_timeout_ms, id));
-        if !self.send_forward(id, to) {
-            self.parked.push(id);
-        }
-    }
-
-    /// Puts forwarded request `id` on the wire to `to` if the connection is up. A request
-    /// is only sent over a live connection: one queued for a dead peer could never be
-    /// answered, while one never sent is safe to route elsewhere later.
-    fn send_forward(&mut self, id: u64, to: NodeId) -> bool {
-        let Some(q) = self.router.queue(to) else {
-            return false;
-        };
-        if !q.connected() {
-            return false;
-        }
-        let Some(f) = self.forwarded.get_mut(&id) else {
-            return true; // answered meanwhile: nothing to send
-        };
-        f.to = Some(to);
-        let (req, session) = (f.p.req.clone(), f.p.session);
-        self.router
-            .send_frame(to, Frame::ForwardReq { id, req, session });
-        self.metrics.forwarded_out.inc();
-        true
-    }
-
-    /// Routes parked requests to the current leader, if one is reachable. On a leader
-    /// change, requests still queued (unsent) for the old leader are taken back first.
-    fn retry_parked(&mut self, leader_changed_from: Option<NodeId>) {
-        if let Some(old) = leader_changed_from {
-            if let Some(q) = self.router.queue(old) {
-                for id in q.retract_forwards() {
-                    if let Some(f) = self.forwarded.get_mut(&id) {
-                        f.to = None;
-                        self.parked.push(id);
-                    }
-                }
-            }
-        }
-        if self.parked.is_empty() {
-            return;
-        }
-        let leading = self.node.raft().is_leader();
-        let Some(leader) = self.node.leader() else {
-            return;
-        };
-        for id in std::mem::take(&mut self.parked) {
-            if leading {
-                if let Some(f) = self.forwarded.remove(&id) {
-                    self.submit(f.p);
-                }
-            } else if !self.send_forward(id, leader) {
-                self.parked.push(id);
-            }
-        }
-    }
-
-    fn on_forward_reply(&mut self, id: u64, reply: Reply) {
-        let Some(Forward { mut p, .. }) = self.forwarded.remove(&id) else {
-            return; // timed out already
-        };
-        match reply {
-            Reply::Redirect(Some(leader)) if leader == self.me => {
-                // We won an election meanwhile: serve it here.
-                p.hops += 1;
-                if p.hops > MAX_HOPS {
-                    self.deliver(
-                        p,
-                        Reply::Fail("CLUSTERDOWN leader keeps moving; try again".into()),
-                    );
-                } else {
-                    self.submit(p);
-                }
-            }
-            Reply::Redirect(Some(leader)) => self.forward(p, leader),
-            Reply::Redirect(None) => self.deliver(
-                p,
-                Reply::Fail("CLUSTERDOWN no leader elected; try again".into()),
-            ),
-            other => self.deliver(p, other),
-        }
-    }
-
-    fn expire_forwards(&mut self, now: u64) {
-        while let Some(&(deadline, id)) = self.forward_deadlines.front() {
-            if deadline > now {
-                break;
-            }
-            self.forward_deadlines.pop_front();
-            if let Some(f) = self.forwarded.remove(&id) {
-                self.metrics.forward_timeouts.inc();
-                if f.to.is_some() && f.p.session.is_some() && f.p.retries < MAX_SESSION_RETRIES {
-                    // Outcome unknown, but the write has a session: send it again to
-                    // whoever leads now; it applies at most once.
-                    let mut p = f.p;
-                    p.retries += 1;
-                    let retry = self.next_id;
-                    self.next_id += 1;
-                    self.forwarded.insert(retry, Forward { p, to: None });
-                    self.forward_deadlines
-                        .push_back((now + self.request_timeout_ms, retry));
-                    self.parked.push(retry);
-                    continue;
-                }
-                let why = if f.to.is_some() {
-                    "TIMEOUT no answer from the leader; the outcome is unknown"
-                } else {
-                    // Never sent: certainly not executed.
-                    "CLUSTERDOWN no reachable leader; try again"
-                };
-                self.deliver(f.p, Reply::Fail(why.into()));
-            }
-        }
-        if !self.parked.is_empty() {
-            let forwarded = &self.forwarded;
-            self.parked.retain(|id| forwarded.contains_key(id));
-        }
-    }
-
-    fn deliver(&mut self, p: Pending, reply: Reply) {
+    fn deliver(&mut self, w: Waiting, reply: Reply) {
         match &reply {
             Reply::Done | Reply::Deleted(_) | Reply::Cas { .. } => {
-                self.metrics.commit_latency.observe(p.started.elapsed())
+                self.metrics.commit_latency.observe(w.started.elapsed())
             }
-            Reply::Value(_) => self.metrics.read_latency.observe(p.started.elapsed()),
+            Reply::Value(_) => self.metrics.read_latency.observe(w.started.elapsed()),
             _ => {}
         }
-        match p.origin {
-            Origin::Local(tx) => {
-                let _ = tx.send(reply); // the client may have gone: fine
-            }
-            Origin::Peer { from, id } => {
-                self.router
-                    .send_frame(from, Frame::ForwardResp { id, reply });
-            }
-        }
+        let _ = w.reply.send(reply); // the client may have gone: fine
     }
 
     fn status(&self) -> Status {
@@ -881,7 +699,7 @@ impl NodeLoop {
             proposals: stats.proposals,
             applied_entries: stats.applied,
             reads_served: stats.reads_served,
-            pending_requests: self.pending.len() + self.forwarded.len(),
+            pending_requests: self.node.pending_requests(),
             uptime_ms: self.now(),
             storage_failure: self.node.storage_failure().map(String::from),
             peers,

@@ -20,7 +20,10 @@ pub enum Reply {
     /// Only between nodes: "not the leader, try this one (or anyone, if `None`)". The node
     /// loop resolves redirects by forwarding; a client sees [`Reply::Fail`] if that fails.
     Redirect(Option<NodeId>),
+    /// Not executed (safe to retry).
     Fail(String),
+    /// The outcome is unknown: the request may have taken effect.
+    Unknown(String),
     /// A scan's keys and values, in key order.
     Entries(Vec<(Bytes, Bytes)>),
 }
@@ -34,7 +37,85 @@ impl From<Response> for Reply {
             Response::Cas { swapped, current } => Reply::Cas { swapped, current },
             Response::Redirect(l) => Reply::Redirect(l),
             Response::Fail(why) => Reply::Fail(why.to_string()),
+            Response::Unknown(why) => Reply::Unknown(why.to_string()),
             Response::Entries(kvs) => Reply::Entries(kvs),
         }
     }
+}
+
+impl Reply {
+    /// Back into the driver's form (an answer that crossed the network). Failure reasons
+    /// are static strings in the driver: a known one maps to itself, others to a fixed
+    /// text, so a peer can never make us allocate for what it writes there.
+    pub fn into_response(self) -> Response {
+        match self {
+            Reply::Value(v) => Response::Value(v),
+            Reply::Done => Response::Done,
+            Reply::Deleted(d) => Response::Deleted(d),
+            Reply::Cas { swapped, current } => Response::Cas { swapped, current },
+            Reply::Redirect(l) => Response::Redirect(l),
+            Reply::Fail(why) => {
+                Response::Fail(known_reason(&why).unwrap_or("ERR the leader refused the request"))
+            }
+            Reply::Unknown(why) => Response::Unknown(
+                known_reason(&why)
+                    .unwrap_or("TIMEOUT the leader failed the request; the outcome is unknown"),
+            ),
+            Reply::Entries(kvs) => Response::Entries(kvs),
+        }
+    }
+
+    /// An answer that fits in a peer frame of `max_bytes`. Scan pages are bounded by
+    /// their request's byte budget and values by `max_value_bytes`, so this only catches
+    /// what a misconfiguration lets through: it becomes a failure the client sees at
+    /// once, never a frame dropped on the floor while the client waits out its timeout.
+    pub fn fit_frame(self, max_bytes: usize) -> Reply {
+        // Room for the frame header, the id and the length prefixes.
+        let budget = max_bytes.saturating_sub(64);
+        let too_big = match &self {
+            Reply::Entries(kvs) => {
+                kvs.iter()
+                    .map(|(k, v)| k.len() + v.len() + 20)
+                    .sum::<usize>()
+                    > budget
+            }
+            Reply::Value(Some(v))
+            | Reply::Cas {
+                current: Some(v), ..
+            } => v.len() + 32 > budget,
+            _ => false,
+        };
+        if too_big {
+            Reply::Fail(ANSWER_TOO_LARGE.into())
+        } else {
+            self
+        }
+    }
+}
+
+/// A forwarded answer too large for a peer frame.
+pub const ANSWER_TOO_LARGE: &str =
+    "ERR answer too large to forward; send the request to the leader";
+
+/// Interned failure reasons: the driver's are static strings, and a peer's answer
+/// carries them as text. At most `MAX_REASONS` distinct ones of at most 200 bytes are
+/// kept, so a misbehaving peer cannot make this grow.
+fn known_reason(why: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    const MAX_REASONS: usize = 64;
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    if why.len() > 200 {
+        return None;
+    }
+    let mut seen = SEEN.get_or_init(Default::default).lock().ok()?;
+    if let Some(s) = seen.get(why) {
+        return Some(s);
+    }
+    if seen.len() >= MAX_REASONS {
+        return None;
+    }
+    let s: &'static str = Box::leak(why.to_owned().into_boxed_str());
+    seen.insert(s);
+    Some(s)
 }

@@ -83,6 +83,32 @@ fn finds_read_round_after_step_down() {
     );
 }
 
+/// Routing (issue 10): a forward's answer taken from any node by id alone, with ids
+/// that restart in every process, answers a new request with an old request's result.
+#[test]
+fn finds_forward_reply_matched_by_id_only() {
+    let r = find("forward-reply-by-id-only");
+    assert!(!failure(&r).starts_with("panic"), "{}", failure(&r));
+}
+
+/// Routing: a write resent to a new leader without its session applies twice.
+#[test]
+fn finds_retry_without_session() {
+    let r = find("retry-without-session");
+    assert!(!failure(&r).starts_with("panic"), "{}", failure(&r));
+}
+
+/// Routing: "not executed" said of a write that an earlier send may have executed.
+#[test]
+fn finds_redirect_answered_for_an_executed_write() {
+    let r = find("redirect-for-executed-write");
+    assert!(
+        failure(&r).contains("not executed") || failure(&r).contains("linearizab"),
+        "{}",
+        failure(&r)
+    );
+}
+
 /// The same seed with the bug off passes: what failed was the bug, not the seed.
 #[test]
 fn the_failing_seeds_pass_without_the_bugs() {

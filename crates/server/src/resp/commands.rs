@@ -108,6 +108,11 @@ impl RespCtx {
     async fn call(&self, req: Request) -> Res<Reply> {
         match self.node.call(req).await? {
             Reply::Fail(why) => Err(Failed(Value::err(why))),
+            // Clients tell "maybe applied" by the TIMEOUT code.
+            Reply::Unknown(why) if why.starts_with("TIMEOUT") => Err(Failed(Value::err(why))),
+            Reply::Unknown(why) => Err(Failed(Value::err(format!(
+                "TIMEOUT {why}; the outcome is unknown"
+            )))),
             Reply::Redirect(_) => Err(Failed(Value::err(
                 "CLUSTERDOWN no leader elected; try again",
             ))),
@@ -178,6 +183,9 @@ fn unexpected(r: &Reply) -> Failed {
     )))
 }
 
+/// Bytes of keys in one SCAN/KEYS page (well inside a peer frame).
+const SCAN_PAGE_BYTES: u32 = 256 << 10;
+
 /// CAS retries before INCR or SET XX gives up under contention.
 const MAX_CAS_ROUNDS: usize = 64;
 
@@ -198,22 +206,29 @@ pub async fn execute(ctx: Arc<RespCtx>, args: Vec<Bytes>) -> Outcome {
 }
 
 impl RespCtx {
-    /// One page of keys starting with `prefix` after `after` (a linearizable read).
+    /// One page of keys starting with `prefix` after `after` (a linearizable read), and
+    /// whether more may follow. Keys only, and at most `SCAN_PAGE_BYTES` of them, so a
+    /// page forwarded from a follower always fits in a peer frame.
     async fn scan_page(
         &self,
         prefix: Bytes,
         after: Option<Bytes>,
         limit: u32,
-    ) -> Res<Vec<(Bytes, Bytes)>> {
+    ) -> Res<(Vec<(Bytes, Bytes)>, bool)> {
         match self
             .call(Request::Scan {
                 prefix,
                 after,
                 limit,
+                max_bytes: SCAN_PAGE_BYTES,
+                keys_only: true,
             })
             .await?
         {
-            Reply::Entries(kvs) => Ok(kvs),
+            Reply::Entries(kvs) => {
+                let more = node::scan_page_is_full(&kvs, limit, SCAN_PAGE_BYTES);
+                Ok((kvs, more))
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -261,9 +276,9 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
         .resume(cursor)
         .map_err(|e| Failed(Value::err(e)))?;
     let prefix = pattern.as_deref().map_or_else(Bytes::new, literal_prefix);
-    let page = ctx.scan_page(prefix, after, count).await?;
+    let (page, more) = ctx.scan_page(prefix, after, count).await?;
     let next = match page.last() {
-        Some((last, _)) if page.len() as u32 == count => ctx.cursors.save(last.clone()),
+        Some((last, _)) if more => ctx.cursors.save(last.clone()),
         _ => 0,
     };
     let keys = page
@@ -284,10 +299,9 @@ async fn keys_command(ctx: &RespCtx, pattern: &Bytes) -> Res<Value> {
     let mut after = None;
     let mut keys = Vec::new();
     loop {
-        let page = ctx
+        let (page, full) = ctx
             .scan_page(prefix.clone(), after.clone(), MAX_COUNT)
             .await?;
-        let full = page.len() as u32 == MAX_COUNT;
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(
             page.into_iter()

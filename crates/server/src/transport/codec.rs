@@ -334,11 +334,15 @@ fn encode_request(req: &Request, out: &mut BytesMut) {
             prefix,
             after,
             limit,
+            max_bytes,
+            keys_only,
         } => {
             out.put_u8(R_SCAN);
             put_bytes(out, prefix);
             put_opt_bytes(out, after);
             put_varint(out, u64::from(*limit));
+            put_varint(out, u64::from(*max_bytes));
+            put_bool(out, *keys_only);
         }
     }
 }
@@ -350,6 +354,7 @@ const A_CAS: u8 = 4;
 const A_REDIRECT: u8 = 5;
 const A_FAIL: u8 = 6;
 const A_ENTRIES: u8 = 7;
+const A_UNKNOWN: u8 = 8;
 
 fn encode_reply(reply: &Reply, out: &mut BytesMut) {
     match reply {
@@ -373,6 +378,10 @@ fn encode_reply(reply: &Reply, out: &mut BytesMut) {
         }
         Reply::Fail(why) => {
             out.put_u8(A_FAIL);
+            put_bytes(out, why.as_bytes());
+        }
+        Reply::Unknown(why) => {
+            out.put_u8(A_UNKNOWN);
             put_bytes(out, why.as_bytes());
         }
         Reply::Entries(kvs) => {
@@ -674,6 +683,8 @@ fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
             prefix: r.bytes("prefix")?,
             after: r.opt_bytes("after")?,
             limit: u32::try_from(r.varint("limit")?).unwrap_or(u32::MAX),
+            max_bytes: u32::try_from(r.varint("max_bytes")?).unwrap_or(u32::MAX),
+            keys_only: r.bool("keys_only")?,
         },
         tag => {
             return Err(CodecError::UnknownTag {
@@ -695,6 +706,7 @@ fn decode_reply(r: &mut Reader) -> Result<Reply, CodecError> {
         },
         A_REDIRECT => Reply::Redirect(r.opt_id("redirect")?),
         A_FAIL => Reply::Fail(String::from_utf8_lossy(&r.bytes("fail")?).into_owned()),
+        A_UNKNOWN => Reply::Unknown(String::from_utf8_lossy(&r.bytes("unknown")?).into_owned()),
         A_ENTRIES => {
             let n = r.varint("entries")?;
             // Not preallocated from the untrusted count: a short frame just runs out.

@@ -156,7 +156,7 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
                 // A client is waiting for this one: worth waiting for room.
                 if ctx
                     .events
-                    .send(Event::ForwardReply { id, reply })
+                    .send(Event::ForwardReply { from, id, reply })
                     .await
                     .is_err()
                 {

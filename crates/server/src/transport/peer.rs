@@ -104,7 +104,14 @@ impl PeerQueue {
             while !q.frames.is_empty()
                 && (q.frames.len() >= self.max_frames || q.bytes + size > self.max_bytes)
             {
-                if let Some((_, s)) = q.frames.pop_front() {
+                // Raft frames go first: the core retransmits them. A forward is resent
+                // by its router only after its retry time, so it is kept while it can be.
+                let victim = q
+                    .frames
+                    .iter()
+                    .position(|(f, _)| matches!(f, Frame::Raft(_)))
+                    .unwrap_or(0);
+                if let Some((_, s)) = q.frames.remove(victim) {
                     q.bytes -= s;
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -134,24 +141,6 @@ impl PeerQueue {
             }
             self.notify.notified().await;
         }
-    }
-
-    /// Takes back the forwarded requests still queued (never written to the socket),
-    /// returning their IDs, so the node loop can route them to a new leader.
-    pub fn retract_forwards(&self) -> Vec<u64> {
-        let mut q = self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids = Vec::new();
-        let mut freed = 0;
-        q.frames.retain(|(f, size)| match f {
-            Frame::ForwardReq { id, .. } => {
-                ids.push(*id);
-                freed += size;
-                false
-            }
-            _ => true,
-        });
-        q.bytes -= freed;
-        ids
     }
 
     pub fn len(&self) -> usize {

@@ -65,18 +65,31 @@ pub fn check_final_state(w: &World) -> Result<(), String> {
     let mut replay = KvStore::new();
     // (key, value written) → how many committed entries wrote it, and whether a CAS swapped.
     let mut writes: BTreeMap<(Bytes, Bytes), (u32, bool)> = BTreeMap::new();
+    let mut sessions_seen: std::collections::BTreeSet<(u64, u64)> = Default::default();
     for e in &log[..committed as usize] {
         let index = e.index;
         if e.kind != EntryKind::Normal {
             continue;
         }
-        let cmd = Command::decode(&e.data).map_err(|err| format!("entry {index}: {err}"))?;
+        let (tag, cmd) =
+            kv::session::decode_entry(&e.data).map_err(|err| format!("entry {index}: {err}"))?;
+        // A session write proposed twice (a retry) applies once: only its first copy
+        // counts, as the state machine's session table decides.
+        if let Some(tag) = tag {
+            if !sessions_seen.insert((tag.client, tag.seq)) {
+                replay.apply_entry(&e.data).ok();
+                continue;
+            }
+        }
         let written = match &cmd {
             Command::Put { key, value } => Some((key.clone(), value.clone())),
             Command::Cas { key, new, .. } => Some((key.clone(), new.clone())),
             Command::Delete { .. } => None,
         };
-        let outcome = replay.apply(cmd);
+        let _ = cmd;
+        let outcome = replay
+            .apply_entry(&e.data)
+            .map_err(|err| format!("entry {index}: {err}"))?;
         if let Some(kv) = written {
             let swapped = matches!(outcome, Outcome::Done | Outcome::Cas { swapped: true, .. });
             let slot = writes.entry(kv).or_default();
@@ -125,6 +138,12 @@ pub fn check_final_state(w: &World) -> Result<(), String> {
         if count > 1 {
             return Err(format!("{} is in the committed log {count} times", what()));
         }
+        if op.failed && count > 0 && took_effect {
+            return Err(format!(
+                "{} was answered \"not executed\" but is in the committed log",
+                what()
+            ));
+        }
         match told {
             Some(true) if !took_effect => {
                 return Err(format!(
@@ -150,6 +169,8 @@ pub fn history(w: &World) -> Vec<Operation> {
         .ops
         .iter()
         .enumerate()
+        // An operation answered "not executed" did not happen.
+        .filter(|(_, op)| !op.failed)
         .map(|(id, op)| Operation {
             id: id as u64,
             client: op.client as u64,

@@ -1,7 +1,11 @@
 //! Closed-loop clients. Each has at most one operation outstanding: it sends it to the
-//! leader it believes in (sometimes to a random node, as a load balancer would), follows
-//! redirects, and gives up after a timeout — the operation is then recorded
-//! indeterminate (it may or may not have taken effect) and the client moves on.
+//! node it last got an answer from (sometimes to a random node, as a load balancer
+//! would); every node routes (a follower forwards to its leader). Writes carry an
+//! exactly-once session (client, seq), so an answer "outcome unknown" or a timeout is
+//! retried with the same session at another node; after the retries the operation is
+//! recorded indeterminate (it may or may not have taken effect). An answer "not
+//! executed" (`Response::Fail`) is taken at its word: the operation is recorded failed,
+//! left out of the history, and the end-of-run check proves it never took effect.
 //!
 //! Every operation goes into the history that lincheck checks. Values are unique per
 //! write, so a read names the write it saw.
@@ -23,7 +27,12 @@ pub struct OpRec {
     pub invoke: u64,
     /// `None`: indeterminate (timed out, or the node failed it).
     pub ret: Option<(u64, Ret)>,
+    /// Answered "not executed": left out of the history; must not take effect.
+    pub failed: bool,
 }
+
+/// Sends of one operation after the first (outcome unknown, or no answer in time).
+const MAX_CLIENT_RETRIES: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -44,6 +53,8 @@ pub struct Client {
     /// The request id of its current attempt; answers to older attempts are ignored.
     req_id: ReqId,
     attempts: u64,
+    /// Retries of the current operation (see `MAX_CLIENT_RETRIES`).
+    retries: u32,
     leader_guess: Option<usize>,
     redirects_in_a_row: u32,
     /// What this client last learned each key holds (for CAS expectations).
@@ -80,6 +91,7 @@ impl Clients {
             op: None,
             req_id: 0,
             attempts: 0,
+            retries: 0,
             leader_guess: None,
             redirects_in_a_row: 0,
             last_seen: vec![None; keys.len()],
@@ -202,8 +214,10 @@ impl World {
             call,
             invoke: self.now,
             ret: None,
+            failed: false,
         });
         self.clients.list[c].op = Some(op);
+        self.clients.list[c].retries = 0;
         let at = self.now + self.clients.op_timeout_us;
         self.queue.push(at, Ev::ClientTimeout { client: c, op });
         self.client_send(c);
@@ -268,8 +282,23 @@ impl World {
                 new: Bytes::copy_from_slice(new),
             },
         };
+        // One session per client; the operation's index is its sequence number, and the
+        // only one outstanding (so the state machine may forget the client's older ones).
+        let session = (!req.is_read()).then(|| kv::SessionTag {
+            client: c as u64 + 1,
+            seq: op as u64 + 1,
+            first_outstanding: op as u64 + 1,
+        });
         let at = self.now + self.net.client_delay(&mut self.rng);
-        self.queue.push(at, Ev::ToNode { node, req_id, req });
+        self.queue.push(
+            at,
+            Ev::ToNode {
+                node,
+                req_id,
+                req,
+                session,
+            },
+        );
     }
 
     pub(super) fn response_arrives(&mut self, node: usize, req_id: ReqId, resp: Response) {
@@ -304,7 +333,25 @@ impl World {
                 }
                 return;
             }
-            (_, Response::Fail(_)) => None,
+            (_, Response::Fail(_)) if self.clients.list[c].retries > 0 => {
+                // An earlier attempt (unknown outcome, or no answer) may have executed:
+                // this attempt's "not executed" says nothing about that one.
+                self.clients.list[c].leader_guess = None;
+                self.finish_op(c, op, None);
+                return;
+            }
+            (_, Response::Fail(_)) => {
+                self.clients.ops[op].failed = true;
+                self.clients.list[c].leader_guess = None;
+                self.finish_op(c, op, None);
+                return;
+            }
+            (_, Response::Unknown(_)) => {
+                if self.retry_elsewhere(c) {
+                    return;
+                }
+                None
+            }
             (Call::Get, Response::Value(v)) => Some(Ret::Value(v.map(|b| b.to_vec()))),
             (Call::Put(_), Response::Done) => Some(Ret::Done),
             (Call::Delete, Response::Deleted(_)) => Some(Ret::Done),
@@ -361,8 +408,27 @@ impl World {
             .event(now, "timeout", &[c as u64, op as u64], || {
                 format!("client {c} gives up on op {op}")
             });
+        if self.retry_elsewhere(c) {
+            let at = now + self.clients.op_timeout_us;
+            self.queue.push(at, Ev::ClientTimeout { client: c, op });
+            return;
+        }
         self.clients.list[c].leader_guess = None;
         self.finish_op(c, op, None);
+    }
+
+    /// Sends the current operation again, with the same session, to another node after
+    /// a short back-off; false once its retries are used up.
+    fn retry_elsewhere(&mut self, c: usize) -> bool {
+        let cl = &mut self.clients.list[c];
+        if cl.retries >= MAX_CLIENT_RETRIES {
+            return false;
+        }
+        cl.retries += 1;
+        cl.leader_guess = None;
+        let at = self.now + self.rng.range(10_000, 100_000);
+        self.wake_client_at(c, at);
+        true
     }
 
     fn finish_op(&mut self, c: usize, op: usize, ret: Option<(u64, Ret)>) {

@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use node::{ReqId, Request, Response};
+use kv::SessionTag;
+use node::{Forward, ReqId, Request, Response};
 use raft::Message;
 
 /// Fault bookkeeping events (see `faults.rs`).
@@ -37,6 +38,13 @@ pub enum Ev {
         node: usize,
         req_id: ReqId,
         req: Request,
+        session: Option<SessionTag>,
+    },
+    /// A router's message (a forwarded request or its answer) arrives at slot `to`.
+    DeliverForward {
+        from: usize,
+        to: usize,
+        msg: Forward,
     },
     /// Node slot `node`'s answer arrives at its client.
     ToClient {
@@ -58,7 +66,10 @@ pub enum Ev {
     Fault(FaultEv),
     /// Node slot `node` runs its Ready over the inputs it has taken so far (input
     /// batching; ignored if the node crashed or paused since: `incarnation`).
-    Flush { node: usize, incarnation: u32 },
+    Flush {
+        node: usize,
+        incarnation: u32,
+    },
 }
 
 struct Item {

@@ -20,16 +20,25 @@ pub struct Bugs {
     pub apply_twice: bool,
     /// `Config.planted_bugs.read_round_after_step_down` (the deposed leader's crash).
     pub read_round_after_step_down: bool,
+    /// `PlantedRoutingBugs.forward_reply_by_id_only`.
+    pub forward_reply_by_id_only: bool,
+    /// `PlantedRoutingBugs.retry_without_session`.
+    pub retry_without_session: bool,
+    /// `PlantedRoutingBugs.redirect_for_executed_write`.
+    pub redirect_for_executed_write: bool,
 }
 
 /// Command-line names of the planted bugs, in `Bugs` field order.
-pub const BUG_NAMES: [&str; 6] = [
+pub const BUG_NAMES: [&str; 9] = [
     "unsafe-local-reads",
     "commit-old-term-by-count",
     "vote-without-log-check",
     "ack-before-persist",
     "apply-twice",
     "read-round-after-step-down",
+    "forward-reply-by-id-only",
+    "retry-without-session",
+    "redirect-for-executed-write",
 ];
 
 impl Bugs {
@@ -46,6 +55,9 @@ impl Bugs {
             "ack-before-persist" => self.ack_before_persist = true,
             "apply-twice" => self.apply_twice = true,
             "read-round-after-step-down" => self.read_round_after_step_down = true,
+            "forward-reply-by-id-only" => self.forward_reply_by_id_only = true,
+            "retry-without-session" => self.retry_without_session = true,
+            "redirect-for-executed-write" => self.redirect_for_executed_write = true,
             _ => {
                 return Err(format!(
                     "unknown bug {name:?} (one of: {})",
@@ -64,6 +76,9 @@ impl Bugs {
             self.ack_before_persist,
             self.apply_twice,
             self.read_round_after_step_down,
+            self.forward_reply_by_id_only,
+            self.retry_without_session,
+            self.redirect_for_executed_write,
         ];
         BUG_NAMES
             .iter()

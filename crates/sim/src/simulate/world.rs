@@ -6,8 +6,10 @@
 
 use std::sync::Arc;
 
+use kv::SessionTag;
 use node::{
-    Node, NodeOptions, PlantedDriverBugs, ReqId, Request, Response, SnapshotPolicy, Transport,
+    Forward, Node, NodeOptions, PlantedDriverBugs, PlantedRoutingBugs, ReqId, Request, Response,
+    RoutedNode, RoutingOptions, SnapshotPolicy, Transport,
 };
 use raft::{Config, Fanout, Membership, Message, MessageBody, NodeId, PlantedBugs, Raft, Role};
 use storage::{FaultInjector, MemLogStore, MemSnapshotStore};
@@ -31,7 +33,8 @@ impl Transport for Outbox {
     }
 }
 
-pub type SimNode = Node<Outbox, MemLogStore>;
+/// Every simulated node routes: clients may talk to any of them.
+pub type SimNode = RoutedNode<Outbox, MemLogStore>;
 
 /// One machine: its node when up, its disk when down.
 pub struct Machine {
@@ -115,6 +118,7 @@ pub struct World {
     pub churn_term: u64,
     /// Draws batch sizes (its own stream, so batching leaves the other draws alone).
     batch_rng: SimRng,
+    routing: RoutingOptions,
 }
 
 impl World {
@@ -187,6 +191,16 @@ impl World {
         };
         let clients = Clients::new(&p);
         let batch_seed = p.seed ^ 0xBA7C_4000_0000_0003;
+        let routing = RoutingOptions {
+            retry_ticks: 2 * p.election_timeout_ticks,
+            timeout_ticks: 10 * p.election_timeout_ticks,
+            planted_bugs: PlantedRoutingBugs {
+                forward_reply_by_id_only: p.bugs.forward_reply_by_id_only,
+                retry_without_session: p.bugs.retry_without_session,
+                redirect_for_executed_write: p.bugs.redirect_for_executed_write,
+            },
+            ..RoutingOptions::default()
+        };
         let mut w = World {
             net: Network::new(&p),
             inv: Invariants::new(n),
@@ -209,6 +223,7 @@ impl World {
             churn_until: 0,
             churn_term: 0,
             batch_rng: SimRng::new(batch_seed),
+            routing,
         };
         for i in 0..n {
             w.start_node(i);
@@ -296,7 +311,13 @@ impl World {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver(msg) => self.deliver(msg),
-            Ev::ToNode { node, req_id, req } => self.request_arrives(node, req_id, req),
+            Ev::ToNode {
+                node,
+                req_id,
+                req,
+                session,
+            } => self.request_arrives(node, req_id, req, session),
+            Ev::DeliverForward { from, to, msg } => self.deliver_forward(from, to, msg),
             Ev::ToClient { node, req_id, resp } => self.response_arrives(node, req_id, resp),
             Ev::ClientWake { client, token } => self.client_wake(client, token),
             Ev::ClientTimeout { client, op } => self.client_timeout(client, op),
@@ -332,7 +353,12 @@ impl World {
             Box::new(m.snapshots.clone()),
             self.opts.clone(),
         ) {
-            Ok(node) => m.node = Some(node),
+            Ok(node) => {
+                // A fresh instance number per start: forward ids never repeat across
+                // incarnations (an answer meant for the last one cannot match).
+                let instance = self.batch_rng.next_u64();
+                m.node = Some(RoutedNode::new(node, self.routing.clone(), instance));
+            }
             Err(e) => {
                 let why = format!("node {}: reopening its store failed: {e}", m.id);
                 self.fail(why);
@@ -427,8 +453,41 @@ impl World {
         self.after_node(to);
     }
 
+    /// A router's message reaches slot `to` (over a connection: lost to partitions and
+    /// crashes, never duplicated).
+    fn deliver_forward(&mut self, from: usize, to: usize, msg: Forward) {
+        let now = self.now;
+        let m = &mut self.machines[to];
+        if !m.is_up() || self.net.blocked(from, to) {
+            self.trace
+                .event(now, "drop", &[from as u64, to as u64], || {
+                    format!("{}->{} {msg:?} (down or partition)", from + 1, to + 1)
+                });
+            return;
+        }
+        if m.paused {
+            m.inbox.push(Ev::DeliverForward { from, to, msg });
+            return;
+        }
+        self.trace
+            .event(now, "forward", &[from as u64, to as u64], || {
+                format!("{}->{} {msg:?}", from + 1, to + 1)
+            });
+        let t = self.local_now(to);
+        if let Some(node) = self.machines[to].node.as_mut() {
+            node.on_forward(t, from as NodeId + 1, msg);
+        }
+        self.after_node(to);
+    }
+
     /// A client request reaches node `i` (dropped if the node is down).
-    fn request_arrives(&mut self, i: usize, req_id: ReqId, req: Request) {
+    fn request_arrives(
+        &mut self,
+        i: usize,
+        req_id: ReqId,
+        req: Request,
+        session: Option<SessionTag>,
+    ) {
         let m = &mut self.machines[i];
         if !m.is_up() {
             return;
@@ -438,6 +497,7 @@ impl World {
                 node: i,
                 req_id,
                 req,
+                session,
             });
             return;
         }
@@ -447,7 +507,7 @@ impl World {
         });
         let t = self.local_now(i);
         if let Some(node) = self.machines[i].node.as_mut() {
-            node.submit(t, req_id, req);
+            node.submit(t, req_id, req, session);
         }
         self.after_node(i);
     }
@@ -457,7 +517,15 @@ impl World {
     pub fn submit_direct(&mut self, i: usize, req: Request) -> ReqId {
         self.next_direct += 1;
         let req_id = (DIRECT_CLIENT << 48) | self.next_direct;
-        self.request_arrives(i, req_id, req);
+        let m = &mut self.machines[i];
+        if !m.is_up() || m.paused {
+            return req_id;
+        }
+        let t = self.local_now(i);
+        if let Some(node) = self.machines[i].node.as_mut() {
+            node.submit_unrouted(t, req_id, req);
+        }
+        self.after_node(i);
         req_id
     }
 
@@ -477,7 +545,13 @@ impl World {
                 m.flush_queued = true;
                 let at = now + self.batch_rng.range(0, delay + 1);
                 let incarnation = m.incarnation;
-                self.queue.push(at, Ev::Flush { node: i, incarnation });
+                self.queue.push(
+                    at,
+                    Ev::Flush {
+                        node: i,
+                        incarnation,
+                    },
+                );
             }
             self.update_wake(i);
             return;
@@ -498,11 +572,15 @@ impl World {
             return;
         };
         node.process();
+        let forwards = node.take_forwards();
         let msgs = std::mem::take(&mut node.transport_mut().0);
         let mut responses = node.take_responses();
         let storage_failed = node.storage_failure().is_some();
         for msg in msgs {
             self.send(msg);
+        }
+        for (to, msg) in forwards {
+            self.send_forward(i, to as usize - 1, msg);
         }
         // The driver keeps some requests in a HashMap: order answers by id, so runs replay.
         responses.sort_by_key(|(id, _)| *id);
@@ -580,6 +658,26 @@ impl World {
                     self.queue.push(at2, Ev::Deliver(msg.clone()));
                 }
                 self.queue.push(at, Ev::Deliver(msg));
+            }
+        }
+    }
+
+    /// A router's message goes out over the connection to slot `to`: partitions and
+    /// loss (a connection reset drops what was queued) apply, duplication does not.
+    fn send_forward(&mut self, from: usize, to: usize, msg: Forward) {
+        if to >= self.n() {
+            return;
+        }
+        let now = self.now;
+        match self.net.fate(&mut self.rng, now, from, to) {
+            Fate::Drop(why) => {
+                self.trace
+                    .event(now, "lose", &[from as u64, to as u64], || {
+                        format!("{}->{} {msg:?} ({why})", from + 1, to + 1)
+                    });
+            }
+            Fate::Deliver(at, _) => {
+                self.queue.push(at, Ev::DeliverForward { from, to, msg });
             }
         }
     }
