@@ -91,6 +91,16 @@ pub(crate) fn remove_file(path: &Path) -> Result<()> {
     fs::remove_file(path).map_err(|e| StorageError::io("unlink", path, e))
 }
 
+/// `unlink` where a file already gone (`ENOENT`) is success: what a delete is for holds.
+pub(crate) fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StorageError::io("unlink", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates `dir` (and parents) if needed, syncing the parent so the new directory entry
 /// survives a crash.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
