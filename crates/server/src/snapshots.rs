@@ -4,7 +4,9 @@
 //!
 //! Snapshots received from a leader are saved synchronously (`save`): the follower
 //! acknowledges the install only once it is durable. At most one background save runs at
-//! a time (the driver waits for its outcome before taking the next snapshot).
+//! a time (the driver waits for its outcome before taking the next snapshot), but it may
+//! run while an install is saved: the [`SnapshotStore`] serializes the two saves' renames
+//! and prunes itself (a failure on the install path would stop the node).
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -85,5 +87,52 @@ impl SnapshotStorage for BackgroundSnapshots {
 
     fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
         self.done_rx.try_recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(index: Index) -> SnapshotMeta {
+        SnapshotMeta {
+            index,
+            term: 1,
+            membership: raft::Membership::new([1, 2, 3]),
+        }
+    }
+
+    /// A background save of a snapshot the node took and the synchronous save of one
+    /// installed from the leader, at the same time, many times: both must succeed (an
+    /// error on the install path stops the node).
+    #[test]
+    fn background_and_install_saves_race_without_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(tmp.path()).unwrap();
+        let (wake, _wake_rx) = mpsc::channel(1024);
+        let mut snaps = BackgroundSnapshots::new(store, wake);
+        let data = Bytes::from(vec![7u8; 4096]);
+        for i in 1..=200u64 {
+            let started = snaps.start_save(&meta(2 * i), data.clone()).unwrap();
+            assert!(matches!(started, SaveStarted::Pending));
+            if let Err(e) = snaps.save(&meta(2 * i + 1), &data) {
+                panic!("round {i}: install save failed: {e}");
+            }
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            let done = loop {
+                if let Some(r) = snaps.finished_save() {
+                    break r;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {i}: background save hangs"
+                );
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            };
+            if let Err(e) = done {
+                panic!("round {i}: background save failed: {e}");
+            }
+        }
+        assert_eq!(snaps.compaction_floor().unwrap(), Some(400));
     }
 }

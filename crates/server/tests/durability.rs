@@ -8,9 +8,13 @@
 //!    SIGKILL ends the processes but not the machine, so the page cache survives: this
 //!    catches acknowledging before a write reached the kernel (user-space buffering, an
 //!    ack before the log append) and recovery bugs, not missing `fdatasync`s.
-//! 2. A torn final record (the newest segment of one node cut by a few bytes): that node
-//!    truncates the tail with a log line naming the file and offset, starts, catches up
-//!    from the leader, and every acknowledged write is readable.
+//! 2. A torn final record (a partial record after the end of one node's newest segment,
+//!    as a crash in the middle of an append leaves): that node truncates the tail with a
+//!    log line naming the file and offset, starts, catches up from the leader, and every
+//!    acknowledged write is readable. (Cutting into the last record *already there* would
+//!    not model a torn write: that record was synced before the node acknowledged it, the
+//!    hard state records so, and recovery refuses it as corruption — see
+//!    crates/storage/README.md.)
 //! 3. A flipped bit in a record in the middle of a segment: that node refuses to start
 //!    (non-zero exit, error naming the segment file and the record's byte offset) and
 //!    leaves the file as it was; the other two, a quorum, serve every acknowledged write.
@@ -678,24 +682,28 @@ fn torn_final_record_is_truncated_and_node_serves() {
     let t0 = Instant::now();
     let (mut c, acked) = cluster_with_replicated_writes(200);
 
-    // Cut the last 3 bytes of node 2's newest segment: its final record becomes
-    // incomplete, exactly what a write torn by a crash leaves.
+    // Append all but the last 3 bytes of a record after node 2's newest segment: an
+    // incomplete final record, exactly what an append torn by a crash leaves. (It lies
+    // beyond everything the node synced; the records before it were synced before the
+    // node acknowledged them, so damage there would be corruption, not a torn write.)
     let victim = 2;
     let seg = newest_segment(&c.log_dir(victim));
     let bytes = std::fs::read(&seg).unwrap();
     let offsets = record_offsets(&bytes);
-    let last_record = *offsets.last().expect("records in the newest segment");
-    let cut_to = bytes.len() as u64 - 3;
+    let prev_record = *offsets.last().expect("records in the newest segment");
+    let last_record = bytes.len();
+    let partial = &bytes[prev_record..bytes.len() - 3];
     OpenOptions::new()
-        .write(true)
+        .append(true)
         .open(&seg)
         .unwrap()
-        .set_len(cut_to)
+        .write_all(partial)
         .unwrap();
+    let cut_to = (last_record + partial.len()) as u64;
     println!(
-        "cut {} from {} to {cut_to} bytes ({} records, the last at offset {last_record})",
+        "appended a torn record of {} bytes to {} at offset {last_record} ({} records)",
+        partial.len(),
         seg.display(),
-        bytes.len(),
         offsets.len()
     );
 
@@ -740,7 +748,7 @@ fn torn_final_record_is_truncated_and_node_serves() {
     );
 
     assert_all_present(&c, victim, &acked);
-    // The node got the dropped entry back from the leader and is level with the others.
+    // The node is level with the others again.
     c.wait_caught_up();
 
     // Still running a while after its start: the truncation did not leave it to die later.

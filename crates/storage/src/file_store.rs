@@ -18,7 +18,11 @@
 //!   is created after it, so only it can have unsynced bytes (`unsynced`);
 //! - every change that removes data (truncation, segment deletion) is made durable before
 //!   new data is written, and removes newest-first (truncation, reset) or oldest-first
-//!   (compaction), so a crash at any point leaves a contiguous log.
+//!   (compaction), so a crash at any point leaves a contiguous log;
+//! - the hard state records a lower bound of the synced prefix (`synced`, written along
+//!   with each hard state change, at no extra sync); before entries at or below it are
+//!   rewritten (truncation, reset) it is lowered durably. Recovery refuses a bad final
+//!   record at or below it: that record was synced, so it is corruption, not a torn write.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -74,6 +78,9 @@ pub struct RecoveryReport {
     pub created: bool,
     /// The torn final record that was cut off, if any.
     pub torn_tail: Option<TornTail>,
+    /// What the hard state said was synced (entries `..=` this): a bad final record at
+    /// or below it is corruption, not a torn tail. 0 when unknown (fresh, or older file).
+    pub known_synced: Index,
     /// Stray `.tmp` files from interrupted atomic writes, deleted.
     pub removed_temp_files: Vec<PathBuf>,
     pub elapsed: Duration,
@@ -103,14 +110,18 @@ pub struct FileLogStore {
     hard_state: HardStateFile,
     /// The active segment has bytes written since its last `fdatasync`.
     unsynced: bool,
+    /// Every entry `<= synced_index` is durable (`fdatasync`ed). Written into the hard
+    /// state with its next change, for recovery to tell torn tails from corruption.
+    synced_index: Index,
     /// Set by the first I/O error; every later write is refused.
     failed: Option<String>,
 }
 
 impl FileLogStore {
     /// Opens (or initialises) the log in `dir`, recovering what is there. See the README
-    /// for the rules: a torn tail is cut off with a warning; any other bad record makes
-    /// this fail with an error naming the file and byte offset.
+    /// for the rules: a torn tail (a bad final record beyond the synced point the hard
+    /// state records) is cut off with a warning; any other bad record makes this fail
+    /// with an error naming the file and byte offset.
     pub fn open(dir: impl AsRef<Path>, opts: FileLogOptions) -> Result<(Self, RecoveryReport)> {
         let started = Instant::now();
         let dir = dir.as_ref().to_path_buf();
@@ -144,6 +155,7 @@ impl FileLogStore {
             }
         };
 
+        let known_synced = hard_state.recovered_synced();
         let mut segments: Vec<Segment> = Vec::with_capacity(names.len());
         let mut torn_tail = None;
         let count = names.len();
@@ -172,6 +184,18 @@ impl FileLogStore {
                 if let BadRecord::Malformed(_) = bad.reason {
                     // A checksum-valid record with wrong contents is not a torn write.
                     return Err(StorageError::corruption(&path, bad.offset, why));
+                }
+                let bad_index = seg.last_index() + 1;
+                if bad_index <= known_synced {
+                    // It was synced (and maybe acknowledged) before: the disk changed it.
+                    return Err(StorageError::corruption(
+                        &path,
+                        bad.offset,
+                        format!(
+                            "{why} (entry {bad_index}), but the hard state records entries \
+                             through {known_synced} as synced: not a torn write"
+                        ),
+                    ));
                 }
                 let dropped = bad.file_len - bad.offset;
                 tracing::warn!(
@@ -213,6 +237,8 @@ impl FileLogStore {
             snap_term,
             hard_state,
             unsynced: false,
+            // Synced just above (or nothing there yet).
+            synced_index: last_index,
             failed: None,
         };
         let report = RecoveryReport {
@@ -224,6 +250,7 @@ impl FileLogStore {
             bytes: store.segments.iter().map(|s| s.byte_len()).sum(),
             created,
             torn_tail,
+            known_synced,
             removed_temp_files,
             elapsed: started.elapsed(),
         };
@@ -381,6 +408,7 @@ impl FileLogStore {
         if self.unsynced {
             active.sync(&faults)?;
             self.unsynced = false;
+            self.synced_index = active.last_index();
         }
         let (next, prev_term) = (active.last_index() + 1, active.last_term());
         let seg = Segment::create(&self.dir, next, prev_term, &faults)?;
@@ -392,6 +420,10 @@ impl FileLogStore {
     /// segment holding `from` is cut and synced.
     fn truncate_suffix(&mut self, from: Index) -> Result<()> {
         let faults = self.faults();
+        // Entries `from..` will be rewritten: a torn write of the new ones must not look
+        // like corruption of synced ones.
+        self.synced_index = self.synced_index.min(from - 1);
+        self.hard_state.lower_synced(from - 1, &faults)?;
         let k = self.segment_for(from);
         while self.segments.len() > k + 1 {
             self.delete_last_segment()?;
@@ -400,6 +432,8 @@ impl FileLogStore {
         // unsynced bytes of deleted segments are gone with them.
         self.segments[k].truncate_from(from, &faults)?;
         self.unsynced = false;
+        // Earlier segments were synced when they stopped being the last one.
+        self.synced_index = from - 1;
         Ok(())
     }
 
@@ -428,6 +462,9 @@ impl FileLogStore {
 
     fn reset_inner(&mut self, meta: &SnapshotMeta) -> Result<()> {
         let faults = self.faults();
+        // Entries after `meta.index` will be written anew (see `truncate_suffix`).
+        self.synced_index = self.synced_index.min(meta.index);
+        self.hard_state.lower_synced(meta.index, &faults)?;
         // Newest first: a crash leaves a contiguous prefix of the old log, which recovery
         // accepts; the driver then re-applies the (already durable) snapshot.
         while !self.segments.is_empty() {
@@ -437,6 +474,7 @@ impl FileLogStore {
         self.first_index = meta.index + 1;
         self.snap_term = meta.term;
         self.unsynced = false;
+        self.synced_index = meta.index;
         let seg = Segment::create(&self.dir, meta.index + 1, meta.term, &faults)?;
         self.segments.push(seg);
         Ok(())
@@ -466,6 +504,7 @@ impl FileLogStore {
                 .expect("unsynced implies a segment")
                 .sync(&faults)?;
             self.unsynced = false;
+            self.synced_index = self.last_index();
         }
         Ok(())
     }
@@ -499,7 +538,7 @@ impl LogStore for FileLogStore {
         self.check_writable()?;
         HardStateFile::validate(&self.hard_state.get(), hs)?;
         let faults = self.faults();
-        let r = self.hard_state.save(hs, &faults);
+        let r = self.hard_state.save(hs, self.synced_index, &faults);
         self.fail_on_io(r)
     }
 

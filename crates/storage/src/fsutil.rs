@@ -50,6 +50,8 @@ pub(crate) fn sync_data(file: &File, path: &Path, faults: &Faults) -> Result<()>
 /// `fsync` of a directory: makes file creations, renames and deletions in it durable.
 /// Without it a crash can forget a renamed file although its contents were synced.
 pub(crate) fn sync_dir(dir: &Path, faults: &Faults) -> Result<()> {
+    #[cfg(test)]
+    tests::SYNCED_DIRS.with(|s| s.borrow_mut().push(dir.to_path_buf()));
     if faults.as_ref().is_some_and(|f| f.claim_sync_failure()) {
         return Err(StorageError::io(
             "fsync dir",
@@ -91,14 +93,51 @@ pub(crate) fn remove_file(path: &Path) -> Result<()> {
     fs::remove_file(path).map_err(|e| StorageError::io("unlink", path, e))
 }
 
-/// Creates `dir` (and parents) if needed, syncing the parent so the new directory entry
-/// survives a crash.
+/// `unlink` where a file already gone (`ENOENT`) is success: what a delete is for holds.
+pub(crate) fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StorageError::io("unlink", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir` (and missing parents) if needed, so that the new directories survive a
+/// crash: a directory's entry lives in its parent, so the parent of *every* directory
+/// created here is synced (for `data/node1/log` under an existing `data`: `data` and
+/// `data/node1`). Syncing only the immediate parent would leave `node1`'s own entry in
+/// `data` to chance: a power loss after the first start could take the whole directory,
+/// hard state included, although every file in it was synced. Files created in `dir`
+/// later are made durable by their own directory sync (`write_file_atomically`).
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| StorageError::io("mkdir", dir, e))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+    // The missing levels, deepest first.
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.is_dir() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    for new in missing.iter().rev() {
+        match fs::create_dir(new) {
+            Ok(()) => {}
+            // Created meanwhile by someone else: theirs to sync, but syncing again is
+            // harmless and keeps the rule simple.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && new.is_dir() => {}
+            Err(e) => return Err(StorageError::io("mkdir", *new, e)),
+        }
+    }
+    for new in &missing {
+        let parent = new
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         sync_dir(parent, &None)?;
     }
     Ok(())
@@ -145,4 +184,54 @@ pub(crate) fn remove_temp_files(dir: &Path) -> Result<Vec<PathBuf>> {
         sync_dir(dir, &None)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    thread_local! {
+        /// Test seam: every directory `sync_dir` was asked to sync on this thread.
+        pub(super) static SYNCED_DIRS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn synced_during(f: impl FnOnce()) -> Vec<PathBuf> {
+        SYNCED_DIRS.with(|s| s.borrow_mut().clear());
+        f();
+        SYNCED_DIRS.with(|s| s.borrow_mut().drain(..).collect())
+    }
+
+    /// A new nested data directory (`data/node1/log` under an existing root): the entry of
+    /// every directory created lives in its parent, so every parent that gained one must
+    /// be synced, not only the immediate one, or a power loss after the first start can
+    /// take the whole data directory (and the hard state in it) away.
+    #[test]
+    fn ensure_dir_syncs_every_new_directory_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let leaf = root.join("data").join("node1").join("log");
+        let synced = synced_during(|| ensure_dir(&leaf).unwrap());
+        assert!(leaf.is_dir());
+        for parent in [
+            root.to_path_buf(),
+            root.join("data"),
+            root.join("data").join("node1"),
+        ] {
+            assert!(
+                synced.contains(&parent),
+                "{} holds a new directory's entry but was not synced (synced: {synced:?})",
+                parent.display()
+            );
+        }
+        // Existing directories are left alone: nothing new to make durable.
+        let synced = synced_during(|| ensure_dir(&leaf).unwrap());
+        assert_eq!(synced, Vec::<PathBuf>::new());
+        // Only the levels that are new: `log2` next to `log` syncs `node1` only.
+        let sibling = root.join("data").join("node1").join("log2");
+        let synced = synced_during(|| ensure_dir(&sibling).unwrap());
+        assert_eq!(synced, vec![root.join("data").join("node1")]);
+    }
 }

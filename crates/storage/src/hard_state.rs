@@ -4,10 +4,18 @@
 //! file "hardstate" = slot 0 at offset 0, slot 1 at offset 512 (1024 bytes)
 //! slot = magic "RKHS" | version: u8 (= 1) | flags: u8 (bit 0: vote present) | 0u16
 //!        | seq: u64 | term: u64 | vote: u64 | commit: u64 | crc: u32 = CRC32C(bytes 0..40)
+//!        | synced: u64 | synced_crc: u32 = CRC32C(bytes 0..52)          (bytes 40..56)
 //! ```
 //!
 //! Recovery takes the valid slot with the highest `seq`. Slots sit in different 512-byte
 //! sectors so a torn write of one cannot damage the other.
+//!
+//! `synced` (an extension after the original 44 bytes, with a CRC of its own over the
+//! whole slot) is a lower bound of the log's synced prefix: every entry `<= synced` had
+//! been `fdatasync`ed when the slot was written. Recovery uses it to tell a torn tail from
+//! a corrupted synced record (file_store.rs). A slot without a valid extension — written
+//! before it existed, or by an older binary — means `synced = 0` (nothing known), so files
+//! stay readable both ways: older binaries check only bytes 0..44.
 //!
 //! Protocol (why it is crash-safe):
 //! - the slot holding the last *durable* state is never overwritten; every write goes to
@@ -34,7 +42,9 @@ use crate::fsutil::{self, Faults};
 
 pub(crate) const HARD_STATE_FILE: &str = "hardstate";
 const SLOT_SIZE: u64 = 512;
+/// The original slot (through the first CRC), and with the `synced` extension.
 const SLOT_USED: usize = 44;
+const SLOT_EXTENDED: usize = 56;
 const MAGIC: &[u8; 4] = b"RKHS";
 const VERSION: u8 = 1;
 
@@ -49,10 +59,15 @@ pub(crate) struct HardStateFile {
     durable_slot: u64,
     /// `seq` of the most recent slot write.
     seq: u64,
+    /// The `synced` each slot holds (0 for none), as far as this process knows: the
+    /// largest of them is what a crash could bring back.
+    slot_synced: [u64; 2],
+    /// `synced` of the slot recovery chose (what the log may rely on when it opens).
+    recovered_synced: u64,
 }
 
-fn encode_slot(hs: &HardState, seq: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(SLOT_USED);
+fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(SLOT_EXTENDED);
     b.extend_from_slice(MAGIC);
     b.push(VERSION);
     b.push(u8::from(hs.vote.is_some()));
@@ -63,11 +78,15 @@ fn encode_slot(hs: &HardState, seq: u64) -> Vec<u8> {
     put_u64(&mut b, hs.commit);
     let crc = crc32c::crc32c(&b);
     put_u32(&mut b, crc);
+    put_u64(&mut b, synced);
+    let crc = crc32c::crc32c(&b);
+    put_u32(&mut b, crc);
     b
 }
 
-/// `(seq, state)` from a slot's bytes, or why it is unusable.
-fn decode_slot(b: &[u8]) -> Result<(u64, HardState), String> {
+/// `(seq, state, synced)` from a slot's bytes, or why it is unusable. `synced` is 0 when
+/// the slot has no valid extension.
+fn decode_slot(b: &[u8]) -> Result<(u64, HardState, u64), String> {
     if b.len() < SLOT_USED {
         return Err(format!("slot has {} bytes", b.len()));
     }
@@ -85,13 +104,17 @@ fn decode_slot(b: &[u8]) -> Result<(u64, HardState), String> {
     let vote = get_u64(b, 24).expect("length checked");
     let commit = get_u64(b, 32).expect("length checked");
     let vote = (b[5] & 1 == 1).then_some(vote);
-    Ok((seq, HardState { term, vote, commit }))
+    let synced = match (get_u64(b, 44), get_u32(b, 52)) {
+        (Some(synced), Some(crc)) if crc == crc32c::crc32c(&b[..52]) => synced,
+        _ => 0,
+    };
+    Ok((seq, HardState { term, vote, commit }, synced))
 }
 
 impl HardStateFile {
     /// Creates the file with slot 0 holding the default hard state, atomically.
     pub fn create(dir: &Path, faults: &Faults) -> Result<Self> {
-        let mut contents = encode_slot(&HardState::default(), 1);
+        let mut contents = encode_slot(&HardState::default(), 1, 0);
         contents.resize(2 * SLOT_SIZE as usize, 0);
         let path = fsutil::write_file_atomically(dir, HARD_STATE_FILE, &contents, faults)?;
         let file = Self::open_file(&path)?;
@@ -102,6 +125,8 @@ impl HardStateFile {
             current: HardState::default(),
             durable_slot: 0,
             seq: 1,
+            slot_synced: [0, 0],
+            recovered_synced: 0,
         })
     }
 
@@ -120,16 +145,18 @@ impl HardStateFile {
             let start = (i * SLOT_SIZE) as usize;
             decode_slot(buf.get(start..).unwrap_or(&[]))
         };
-        let (best_slot, seq, hs) = match (slot(0), slot(1)) {
-            (Ok((s0, h0)), Ok((s1, h1))) => {
+        let synced_of = |i: u64| slot(i).map_or(0, |(_, _, synced)| synced);
+        let slot_synced = [synced_of(0), synced_of(1)];
+        let (best_slot, seq, hs, synced) = match (slot(0), slot(1)) {
+            (Ok((s0, h0, y0)), Ok((s1, h1, y1))) => {
                 if s1 > s0 {
-                    (1, s1, h1)
+                    (1, s1, h1, y1)
                 } else {
-                    (0, s0, h0)
+                    (0, s0, h0, y0)
                 }
             }
-            (Ok((s0, h0)), Err(_)) => (0, s0, h0),
-            (Err(_), Ok((s1, h1))) => (1, s1, h1),
+            (Ok((s0, h0, y0)), Err(_)) => (0, s0, h0, y0),
+            (Err(_), Ok((s1, h1, y1))) => (1, s1, h1, y1),
             (Err(e0), Err(e1)) => {
                 return Err(StorageError::corruption(
                     &path,
@@ -151,6 +178,8 @@ impl HardStateFile {
             // next write goes to the other slot.
             durable_slot: best_slot,
             seq,
+            slot_synced,
+            recovered_synced: synced,
         }))
     }
 
@@ -164,6 +193,11 @@ impl HardStateFile {
 
     pub fn get(&self) -> HardState {
         self.current
+    }
+
+    /// The `synced` bound of the slot read on open (0: none known, or a fresh file).
+    pub fn recovered_synced(&self) -> u64 {
+        self.recovered_synced
     }
 
     /// Lowers the in-memory commit hint (recovery clamping it to the log). Not written:
@@ -191,17 +225,45 @@ impl HardStateFile {
     }
 
     /// Saves `hs` following the protocol in the module docs. The caller validated it.
-    pub fn save(&mut self, hs: &HardState, faults: &Faults) -> Result<()> {
+    /// `synced` goes with it: every log entry `<= synced` must already be durable. Nothing
+    /// is written when `hs` is unchanged (so `synced` then lags: it is only a lower bound).
+    pub fn save(&mut self, hs: &HardState, synced: u64, faults: &Faults) -> Result<()> {
         if *hs == self.current {
             return Ok(());
         }
+        let needs_sync = (hs.term, hs.vote) != (self.durable.term, self.durable.vote);
+        self.write(hs, synced, needs_sync, faults)
+    }
+
+    /// Makes sure no slot claims more than `max` entries synced, durably (one
+    /// `fdatasync`, only if one might): the log is about to rewrite entries after `max`
+    /// (a truncation, a reset), and a torn write of those must still read as torn.
+    pub fn lower_synced(&mut self, max: u64, faults: &Faults) -> Result<()> {
+        if self.slot_synced.iter().all(|&s| s <= max) {
+            return Ok(());
+        }
+        let hs = self.current;
+        self.write(&hs, max, true, faults)?;
+        // The other slot may still say more, but it has the lower `seq`: recovery takes
+        // this one while it is valid; overwrite it too so a later bit flip here cannot
+        // bring the old bound back.
+        let other = 1 - self.durable_slot;
+        if self.slot_synced[other as usize] > max {
+            self.write(&hs, max, true, faults)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, hs: &HardState, synced: u64, sync: bool, faults: &Faults) -> Result<()> {
         let scratch = 1 - self.durable_slot;
         let seq = self.seq + 1;
-        let bytes = encode_slot(hs, seq);
+        let bytes = encode_slot(hs, seq, synced);
+        // Whatever happens next, the slot may now hold this `synced` (or be torn).
+        self.slot_synced[scratch as usize] = self.slot_synced[scratch as usize].max(synced);
         fsutil::write_all_at(&self.file, &self.path, &bytes, scratch * SLOT_SIZE, faults)?;
         self.seq = seq;
-        let needs_sync = (hs.term, hs.vote) != (self.durable.term, self.durable.vote);
-        if needs_sync {
+        self.slot_synced[scratch as usize] = synced;
+        if sync {
             fsutil::sync_data(&self.file, &self.path, faults)?;
             self.durable_slot = scratch;
             self.durable = *hs;

@@ -114,7 +114,7 @@ impl Segment {
     /// Opens and scans a segment. Returns the segment holding every valid record up to the
     /// first bad one, plus a description of the bad bytes if any. Deciding whether those
     /// are a torn tail (truncate) or corruption (refuse) is the caller's job: it depends on
-    /// whether this is the last segment. A bad *header* is always an error: segments are
+    /// whether this is the last segment and on the hard state's synced point. A bad *header* is always an error: segments are
     /// created complete.
     pub fn recover(path: &Path, name_index: Index) -> Result<(Self, Option<BadTail>)> {
         let file = OpenOptions::new()

@@ -16,7 +16,10 @@
 //!
 //! Writes go to `*.tmp`, are `fdatasync`ed, renamed into place and the directory synced:
 //! a snapshot file with its final name is complete. Only the newest `retain` snapshots
-//! (default 2) are kept. A snapshot found corrupt is renamed `*.corrupt` (kept for
+//! (default 2) are kept. Saves may run concurrently (the server saves the snapshots it
+//! takes on a background thread while a snapshot from the leader may be installed): the
+//! step that changes the set of files — rename, directory sync, prune — runs under a lock
+//! shared by the store and its writers, and a file already gone counts as deleted. A snapshot found corrupt is renamed `*.corrupt` (kept for
 //! inspection, ignored from then on).
 //!
 //! # Choosing the snapshot to restart from
@@ -33,7 +36,7 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use raft::{Index, SnapshotMeta, Term};
 
@@ -67,6 +70,9 @@ pub struct SnapshotStore {
     dir: PathBuf,
     retain: usize,
     faults: Faults,
+    /// Serializes what changes the set of snapshot files (a writer's rename + prune,
+    /// setting a corrupt file aside): two saves at once must not both prune.
+    files: Arc<Mutex<()>>,
     _lock: File,
 }
 
@@ -265,6 +271,8 @@ pub struct SnapshotWriter {
     crc: u32,
     faults: Faults,
     retain: usize,
+    /// The store's lock on its set of files (see [`SnapshotStore`]).
+    files: Arc<Mutex<()>>,
 }
 
 /// Distinguishes temporary files of concurrent writers in one process.
@@ -328,6 +336,9 @@ impl SnapshotWriter {
         drop(file);
         sealed?;
         let path = self.dir.join(file_name(self.meta.index, self.meta.term));
+        // From the rename to the end of the prune, alone: a concurrent save's prune must
+        // not list (and try to delete) files this one is deleting.
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         fs::rename(&self.tmp, &path).map_err(|e| StorageError::io("rename", &self.tmp, e))?;
         fsutil::sync_dir(&self.dir, &self.faults)?;
         let info = SnapshotInfo {
@@ -362,14 +373,16 @@ fn list(dir: &Path) -> Result<Vec<(Index, Term, PathBuf)>> {
     Ok(found)
 }
 
-/// Deletes all but the newest `retain` snapshots (oldest first).
+/// Deletes all but the newest `retain` snapshots (oldest first). Called with the store's
+/// file lock held; a file that is already gone counts as deleted all the same (the goal
+/// of a delete is reached).
 fn prune(dir: &Path, retain: usize, faults: &Faults) -> Result<()> {
     let all = list(dir)?;
     if all.len() <= retain {
         return Ok(());
     }
     for (_, _, path) in all[retain..].iter().rev() {
-        fsutil::remove_file(path)?;
+        fsutil::remove_file_if_exists(path)?;
     }
     fsutil::sync_dir(dir, faults)
 }
@@ -388,6 +401,7 @@ impl SnapshotStore {
             dir,
             retain: 2,
             faults: None,
+            files: Arc::default(),
             _lock: lock,
         })
     }
@@ -433,6 +447,7 @@ impl SnapshotStore {
             crc: 0,
             faults: self.faults.clone(),
             retain: self.retain,
+            files: Arc::clone(&self.files),
         };
         let file = w.file.as_ref().expect("just opened");
         fsutil::write_all_at(file, &w.tmp, &header, 0, &w.faults)?;
@@ -526,6 +541,7 @@ impl SnapshotStore {
 
     /// Renames a corrupt snapshot out of the way (`*.corrupt`), kept for inspection.
     fn set_aside(&self, path: &Path) -> Result<()> {
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let mut to = path.as_os_str().to_owned();
         to.push(".corrupt");
         fs::rename(path, &to).map_err(|e| StorageError::io("rename", path, e))?;

@@ -472,3 +472,154 @@ fn disk_full_after_a_truncation_claims_neither_old_nor_new_entries() {
     assert_eq!(s.entries(1, 6, u64::MAX).unwrap(), entries(1, 6, 1, DATA));
     assert_eq!(s.last_index(), 5);
 }
+
+fn hs(term: u64, commit: u64) -> HardState {
+    HardState {
+        term,
+        vote: Some(1),
+        commit,
+    }
+}
+
+/// A log of `n` entries driven the way the node drives it, one `Ready` at a time
+/// (append, hard state, sync), then one more `Ready` that only advances the commit
+/// index: that hard state write records that entries `..= n` were synced.
+fn write_acknowledged_log(dir: &Path, n: u64) {
+    let (mut s, _) = FileLogStore::open(dir, opts()).unwrap();
+    s.append(&entries(1, n + 1, 1, DATA)).unwrap();
+    s.save_hard_state(&hs(1, 0)).unwrap();
+    s.sync().unwrap();
+    s.save_hard_state(&hs(1, n)).unwrap();
+    s.sync().unwrap();
+}
+
+/// The final record was synced (and so possibly acknowledged) and the store knows it: a
+/// bad checksum there is corruption, not a torn write, and open refuses, naming the file
+/// and the offset, without touching the file. Same for a record cut short there.
+#[test]
+fn bad_final_record_below_the_synced_point_refuses_to_open() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    let dir = tmp.path().join("flip");
+    write_acknowledged_log(&dir, 20);
+    let seg = only_segment(&dir);
+    let at = offset_of(1, 20);
+    flip_bit(&seg, at + 40);
+    let err = open_err(&dir);
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StorageError::Corruption { offset, .. } if offset == at),
+        "{msg}"
+    );
+    assert!(msg.contains(&seg.display().to_string()), "{msg}");
+    assert!(msg.contains(&format!("offset {at}")), "{msg}");
+    assert!(msg.contains("synced"), "{msg}");
+    assert_eq!(fs::metadata(&seg).unwrap().len(), offset_of(1, 21));
+
+    let dir = tmp.path().join("cut");
+    write_acknowledged_log(&dir, 20);
+    let seg = only_segment(&dir);
+    set_len(&seg, at + RECORD - 5);
+    let msg = open_err(&dir).to_string();
+    assert!(msg.contains(&format!("offset {at}")), "{msg}");
+    assert_eq!(fs::metadata(&seg).unwrap().len(), at + RECORD - 5);
+}
+
+/// Beyond the synced point a bad final record is a torn write, cut as ever.
+#[test]
+fn torn_tail_beyond_the_synced_point_is_cut() {
+    for (cut_index, keeps) in [(22, 21), (21, 20)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        {
+            let (mut s, _) = FileLogStore::open(dir, opts()).unwrap();
+            s.append(&entries(1, 21, 1, DATA)).unwrap();
+            s.save_hard_state(&hs(1, 0)).unwrap();
+            s.sync().unwrap();
+            // Appended (and the hard state saved with them) but never synced.
+            s.append(&entries(21, 23, 1, DATA)).unwrap();
+            s.save_hard_state(&hs(1, 20)).unwrap();
+        }
+        let seg = only_segment(dir);
+        let at = offset_of(1, cut_index);
+        set_len(&seg, at + 11);
+        let (s, report) = FileLogStore::open(dir, opts()).unwrap();
+        assert_eq!(s.last_index(), keeps);
+        let torn = report.torn_tail.expect("torn tail reported");
+        assert_eq!((torn.offset, torn.dropped_bytes), (at, 11));
+    }
+}
+
+/// A truncation below the synced point (a new leader overwriting entries this node had
+/// synced but not committed) lowers the synced point durably before the new entries are
+/// written: a torn write of those is still a torn tail. Same after a snapshot reset.
+#[test]
+fn synced_point_follows_truncation_and_reset() {
+    let tmp = tempfile::tempdir().unwrap();
+
+    let dir = tmp.path().join("truncate");
+    {
+        let (mut s, _) = FileLogStore::open(&dir, opts()).unwrap();
+        s.append(&entries(1, 21, 1, DATA)).unwrap();
+        s.save_hard_state(&hs(1, 0)).unwrap();
+        s.sync().unwrap();
+        s.save_hard_state(&hs(1, 5)).unwrap(); // records: synced through 20
+        s.save_hard_state(&hs(2, 5)).unwrap();
+        s.append(&entries(10, 13, 2, DATA)).unwrap(); // replaces 10..=20
+    }
+    let seg = only_segment(&dir);
+    set_len(&seg, offset_of(1, 12) + 20);
+    let (s, report) = FileLogStore::open(&dir, opts()).unwrap();
+    assert_eq!((s.last_index(), s.last_term()), (11, 2));
+    assert_eq!(report.torn_tail.expect("torn").offset, offset_of(1, 12));
+    drop(s);
+
+    let dir = tmp.path().join("reset");
+    {
+        let (mut s, _) = FileLogStore::open(&dir, opts()).unwrap();
+        s.append(&entries(1, 21, 1, DATA)).unwrap();
+        s.save_hard_state(&hs(1, 0)).unwrap();
+        s.sync().unwrap();
+        s.save_hard_state(&hs(1, 20)).unwrap(); // records: synced through 20
+        let meta = raft::SnapshotMeta {
+            index: 5,
+            term: 1,
+            membership: Default::default(),
+        };
+        s.reset_to_snapshot(&meta).unwrap();
+        s.append(&entries(6, 9, 2, DATA)).unwrap();
+    }
+    let seg = only_segment(&dir);
+    set_len(&seg, offset_of(6, 8) + 20);
+    let (s, report) = FileLogStore::open(&dir, opts()).unwrap();
+    assert_eq!(s.last_index(), 7);
+    assert_eq!(report.torn_tail.expect("torn").offset, offset_of(6, 8));
+}
+
+/// Hard state files written before the synced point was recorded (44-byte slots) still
+/// open; with no synced point known, a bad final record is a torn tail, as before.
+#[test]
+fn hard_state_without_a_synced_point_still_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_acknowledged_log(dir, 20);
+    // Rewrite the file in the original format: slot 0 only, 44 bytes, version 1.
+    let mut slot = Vec::new();
+    slot.extend_from_slice(b"RKHS");
+    slot.extend_from_slice(&[1, 1, 0, 0]);
+    for v in [7u64, 1, 1, 20] {
+        slot.extend_from_slice(&v.to_le_bytes()); // seq, term, vote, commit
+    }
+    let crc = crc32c::crc32c(&slot);
+    slot.extend_from_slice(&crc.to_le_bytes());
+    let mut file = slot;
+    file.resize(1024, 0);
+    fs::write(dir.join("hardstate"), &file).unwrap();
+    let seg = only_segment(dir);
+    let at = offset_of(1, 20);
+    flip_bit(&seg, at + 40);
+    let (s, report) = FileLogStore::open(dir, opts()).unwrap();
+    assert_eq!(s.hard_state(), hs(1, 19), "commit clamped to the log");
+    assert_eq!(s.last_index(), 19);
+    assert_eq!(report.torn_tail.expect("torn").offset, at);
+}

@@ -217,3 +217,34 @@ fn disk_full_during_save_leaves_the_previous_snapshot() {
     assert_eq!(m.index, 5);
     assert_eq!(snap_files(tmp.path()).len(), 1);
 }
+
+/// Two saves at once (the server's background save of a snapshot the node took and the
+/// synchronous save of one received from the leader) both prune: neither may fail because
+/// the other already deleted an old file, and retention still holds afterwards.
+#[test]
+fn concurrent_saves_never_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SnapshotStore::open(tmp.path()).unwrap());
+    let rounds = 300u64;
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let index = 10 + 2 * i + t; // distinct names, interleaved
+                    if let Err(e) = store.save(&meta(index, 1), &data(index, 64)) {
+                        return Err(format!("thread {t}, save of index {index}: {e}"));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    let files = snap_files(tmp.path());
+    assert_eq!(files.len(), 2, "retention broken: {files:?}");
+    let (m, _) = store.load_latest(1).unwrap().unwrap();
+    assert_eq!(m.index, 10 + 2 * (rounds - 1) + 1);
+}

@@ -639,7 +639,13 @@ fn config(a: &[Bytes]) -> Res<Value> {
 
 /// Awaits futures concurrently, results in order. (Small local version: the crate does
 /// not depend on `futures`.)
-async fn join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+///
+/// Every pass polls the futures in order, starting with the first poll of each: so
+/// futures that each begin by sending on the node's channel send in order — a send that
+/// cannot complete at once (channel full, or the task's cooperative budget used up) makes
+/// every later one in that pass wait too, and tokio's `mpsc` completes waiting sends in
+/// the order they were requested. `conn.rs` relies on this for pipelined writes.
+pub(crate) async fn join_all<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut futs: Vec<_> = futs.map(|f| Some(Box::pin(f))).collect();
     let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
