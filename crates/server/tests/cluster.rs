@@ -380,6 +380,39 @@ fn scan_and_keys_page_through_prefixes() {
     );
 }
 
+/// The bug: a forwarded SCAN answer carried every value; above the peer frame limit it
+/// was dropped with a log line and the client waited out the request timeout (measured:
+/// ten 400 KiB values, `TIMEOUT … outcome is unknown` after 10.00 s on a follower).
+/// Scan pages now carry keys only, bounded in bytes.
+#[test]
+fn scan_through_a_follower_with_large_values_answers_at_once() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(SETTLE);
+    let mut cl = c.client(leader);
+    let big = "x".repeat(400 << 10);
+    for i in 0..10 {
+        assert_eq!(cl.call(&["SET", &format!("big:{i}"), &big]).unwrap(), ok());
+    }
+    let mut f = c.client(follower_of(&c, leader));
+    let started = std::time::Instant::now();
+    let Value::Array(Some(parts)) = f.call(&["SCAN", "0", "COUNT", "100"]).unwrap() else {
+        panic!("SCAN did not answer an array")
+    };
+    let Value::Array(Some(keys)) = &parts[1] else {
+        panic!("bad reply {parts:?}")
+    };
+    assert_eq!(keys.len(), 10);
+    let Value::Array(Some(keys)) = f.call(&["KEYS", "big:*"]).unwrap() else {
+        panic!("KEYS did not answer an array")
+    };
+    assert_eq!(keys.len(), 10);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SCAN and KEYS through a follower took {:?}",
+        started.elapsed()
+    );
+}
+
 /// Small thresholds so a few hundred writes compact the log several times, and small
 /// chunks so a transfer takes many InstallSnapshot messages.
 fn snapshot_often(c: &mut server::config::Config) {

@@ -831,3 +831,36 @@ fn bit_flip_mid_segment_refuses_to_start_naming_file_and_offset() {
         t0.elapsed()
     );
 }
+
+/// The bug (issue 10): a write forwarded by a follower to a leader that is then paused
+/// (SIGSTOP) waited out the whole request timeout, although a new leader is elected in
+/// about one election timeout. Now the follower's router resends it to the new leader as
+/// soon as it is known (its session makes the copy harmless).
+#[test]
+fn a_write_through_a_follower_survives_a_paused_leader_within_two_elections() {
+    let _serial = serial();
+    let mut c = Cluster::new(3);
+    c.start_all();
+    let leader = c.wait_leader();
+    write_keys(&c, "k", 20);
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let mut client =
+        RespClient::connect(&c.client_addr(follower), Duration::from_secs(2)).expect("connect");
+    assert!(set_ok(&mut client, "before-pause").unwrap());
+    let pid = c.procs[leader as usize - 1].as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let started = Instant::now();
+    let ok = set_ok(&mut client, "during-pause");
+    let took = started.elapsed();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(ok.unwrap(), "the write through the follower failed");
+    // One election timeout is 300-600 ms here; the request timeout is 3 s.
+    assert!(
+        took < Duration::from_millis(4 * ELECTION_MS),
+        "the write took {took:?} (request timeout {REQUEST_TIMEOUT_MS} ms)"
+    );
+    for id in c.ids() {
+        assert!(c.is_alive(id), "node {id} exited:\n{}", c.output(id));
+    }
+}
