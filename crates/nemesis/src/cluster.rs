@@ -207,7 +207,7 @@ impl Cluster {
             };
             if let Some(st) = exited {
                 self.nodes[i - 1].child = None;
-                out.push((i, st, tail(&self.log_path(i), 15)));
+                out.push((i, st, exit_summary(&self.log_path(i))));
             }
         }
         out
@@ -268,6 +268,53 @@ impl Cluster {
             let _ = run(&["umount", "-l", &at.to_string_lossy()]);
         }
     }
+}
+
+/// What a node's log says about its last exit: the panic message (if any) and the last
+/// lines, without terminal colours or backtrace frames.
+pub fn exit_summary(path: &Path) -> String {
+    let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    let last_run = text
+        .rfind("==== nemesis: starting")
+        .map_or(&text[..], |p| &text[p..]);
+    let clean: Vec<String> = last_run.lines().map(strip_ansi).collect();
+    let mut out: Vec<String> = Vec::new();
+    if let Some(p) = clean.iter().position(|l| l.contains("panicked at")) {
+        out.extend(clean[p..(p + 2).min(clean.len())].iter().cloned());
+    }
+    let plain: Vec<&String> = clean
+        .iter()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("at ")
+                || t.split(':')
+                    .next()
+                    .is_some_and(|n| n.parse::<u32>().is_ok()))
+        })
+        .collect();
+    out.extend(
+        plain[plain.len().saturating_sub(4)..]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    out.join("\n")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last `n` lines of a file.

@@ -42,6 +42,9 @@ struct Args {
     /// Also write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write every client op (JSON lines: client, node, key, op, outcome, times).
+    #[arg(long)]
+    history: Option<PathBuf>,
     /// The nodes' election timeout.
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         keep: a.keep,
         data: a.data,
         json: a.json.clone(),
+        history: a.history,
         election_ms: a.election_timeout_ms,
         clients_per_node: a.clients_per_node,
         op_timeout: Duration::from_millis(a.op_timeout_ms),

@@ -22,6 +22,8 @@ pub struct FaultRecord {
     /// From the heal until an acknowledged write had completed through *every* node
     /// (`None`: some node had none before the next fault began).
     pub recovery_ms: Option<u64>,
+    /// The same per node (index 0 = node 1).
+    pub recovery_by_node: Vec<Option<u64>>,
     /// `recovery_ms` over the limit, or missing.
     pub slow: bool,
 }
@@ -124,14 +126,18 @@ pub fn availability(
     for (k, f) in faults.iter_mut().enumerate() {
         let next = starts.get(k + 1).copied().unwrap_or(end);
         f.longest_gap_ms = longest_gap(&all, f.start_ms, next.max(f.start_ms)).0;
-        let mut worst = Some(0u64);
-        for p in per_node.iter().skip(1) {
-            let i = p.partition_point(|&t| t < f.heal_ms);
-            match p.get(i) {
-                Some(&t) if t <= next => worst = worst.map(|w| w.max(t - f.heal_ms)),
-                _ => worst = None,
-            }
-        }
+        f.recovery_by_node = per_node
+            .iter()
+            .skip(1)
+            .map(|p| {
+                let i = p.partition_point(|&t| t < f.heal_ms);
+                p.get(i).filter(|&&t| t <= next).map(|&t| t - f.heal_ms)
+            })
+            .collect();
+        let worst = f
+            .recovery_by_node
+            .iter()
+            .try_fold(0u64, |w, r| r.map(|r| w.max(r)));
         f.recovery_ms = worst;
         f.slow = limit_ms > 0 && worst.is_none_or(|w| w > limit_ms);
     }

@@ -45,6 +45,8 @@ pub struct Options {
     pub keep: bool,
     pub data: Option<PathBuf>,
     pub json: Option<PathBuf>,
+    /// Where to dump every client op as JSON lines.
+    pub history: Option<PathBuf>,
     pub election_ms: u64,
     pub clients_per_node: usize,
     pub op_timeout: Duration,
@@ -69,6 +71,7 @@ impl Options {
             keep: false,
             data: None,
             json: None,
+            history: None,
             election_ms: 1000,
             clients_per_node: 2,
             op_timeout: Duration::from_secs(5),
@@ -472,6 +475,7 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
             heal_ms: heal_ns / 1_000_000,
             longest_gap_ms: 0,
             recovery_ms: None,
+            recovery_by_node: Vec::new(),
             slow: false,
         });
         if !ok {
@@ -638,6 +642,16 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
         ));
     }
 
+    if let Some(path) = &o.history {
+        let mut text = String::new();
+        for x in &records {
+            text.push_str(&serde_json::to_string(x).unwrap_or_default());
+            text.push('\n');
+        }
+        if let Err(e) = fs::write(path, text) {
+            r.say(&format!("{}: {e}", path.display()));
+        }
+    }
     r.say(&format!("checking {} ops with lincheck", records.len()));
     let t = Instant::now();
     let verdict = lincheck::check(&to_lincheck(&records), o.check_budget);
@@ -657,7 +671,6 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
             (format!("unknown ({k}: {reason})"), None)
         }
     };
-    let mut faults = faults;
     let avail = availability(
         &records,
         &mut faults,
