@@ -681,16 +681,28 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
     );
     if o.recovery_limit_ms > 0 {
         for f in faults.iter().filter(|f| f.slow) {
+            let per_node: Vec<String> = f
+                .recovery_by_node
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let r = r.map_or("none before the next fault".into(), |m| format!("{m} ms"));
+                    format!("n{}: {r}", i + 1)
+                })
+                .collect();
+            let took = f
+                .recovery_ms
+                .map_or("longer than until the next fault".to_string(), |m| {
+                    format!("{m} ms")
+                });
             problems.push(format!(
-                "after {} ({}) healed at {:.1}s, writes through every node took {} (limit {} ms)",
+                "after {} ({}) healed at {:.1}s, writes through every node took {took} \
+                 (limit {} ms; {})",
                 f.kind.name(),
                 f.desc,
                 f.heal_ms as f64 / 1000.0,
-                f.recovery_ms
-                    .map_or("longer than until the next fault".to_string(), |m| format!(
-                        "{m} ms"
-                    )),
-                o.recovery_limit_ms
+                o.recovery_limit_ms,
+                per_node.join(", ")
             ));
         }
     }
