@@ -128,6 +128,8 @@ struct Runner<'a> {
     start: Instant,
     exits: Vec<NodeExit>,
     current: Option<String>,
+    /// The last fault healed, and when.
+    last_healed: Option<(String, Instant)>,
     log: Box<dyn Write>,
 }
 
@@ -165,15 +167,21 @@ impl Runner<'_> {
     fn reap(&mut self) {
         for (node, status, tail) in self.g.c().reap_exited() {
             let at = self.now_ns();
+            let during = match (&self.current, &self.last_healed) {
+                (Some(c), _) => c.clone(),
+                (None, Some((f, t))) => {
+                    format!("no fault, {} ms after {f} healed", t.elapsed().as_millis())
+                }
+                (None, None) => "no fault".to_string(),
+            };
             self.say(&format!(
-                "NODE {node} EXITED ON ITS OWN ({status}) during {}; last log lines:\n{tail}",
-                self.current.as_deref().unwrap_or("no fault")
+                "NODE {node} EXITED ON ITS OWN ({status}) during {during}; last log lines:\n{tail}"
             ));
             self.exits.push(NodeExit {
                 node,
                 at_ms: at / 1_000_000,
                 status,
-                during: self.current.clone().unwrap_or_else(|| "no fault".into()),
+                during,
                 log_tail: tail,
             });
             std::thread::sleep(Duration::from_millis(500));
@@ -401,6 +409,7 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
         start,
         exits: Vec::new(),
         current: None,
+        last_healed: None,
         log,
     };
     r.say(&format!(
@@ -466,7 +475,7 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
         let heal_ns = r.now_ns();
         let healed = healed.unwrap_or_else(|e| format!("heal failed: {e}"));
         r.say(&format!("healed #{}: {healed}", faults.len() + 1));
-        r.current = None;
+        r.last_healed = r.current.take().map(|c| (c, Instant::now()));
         faults.push(FaultRecord {
             kind,
             desc,
