@@ -48,7 +48,11 @@ fn nemesis(args: &[&str]) -> (i32, serde_json::Value, String) {
         std::process::id(),
         args.join("_").replace(['/', ' ', ','], "")
     ));
+    // A failing run keeps its data dir: put it where this test removes it.
+    let data = json.with_extension("data");
     let out = Command::new(env!("CARGO_BIN_EXE_raftkv-nemesis"))
+        .arg("--data")
+        .arg(&data)
         .arg("--raftkv")
         .arg(&bin)
         .arg("--json")
@@ -63,6 +67,7 @@ fn nemesis(args: &[&str]) -> (i32, serde_json::Value, String) {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
     let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_dir_all(&data);
     (out.status.code().unwrap_or(-1), report, stdout)
 }
 
