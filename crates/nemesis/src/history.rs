@@ -6,9 +6,11 @@
 //!
 //! * an acknowledged `INCR → n` is the compare-and-set that made it happen:
 //!   `Cas { expected: n-1 (absent for n = 1), new: n } → swapped`;
-//! * an INCR with an unknown outcome may have produced *some* value `k+1`. A value that
-//!   the history observes (a GET returned it, or an acknowledged INCR started from it)
-//!   but that no acknowledged INCR produced is a *gap*; gaps are handed, in increasing
+//! * an INCR with an unknown outcome may have produced *some* value `k+1`. A counter
+//!   goes up by one from absent, so if the history observes `v` (a GET returned it, or
+//!   an acknowledged INCR started from it or returned it), every value `1..=v` was its
+//!   state at some point; those that no acknowledged INCR produced are *gaps*; gaps are
+//!   handed, in increasing
 //!   order, to the unknown INCRs in order of invocation, each becoming an indeterminate
 //!   `Cas { expected: g-1, new: g }`. Unknown INCRs left over never took effect.
 //!
@@ -24,9 +26,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lincheck::{Call, Operation, Ret};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     Get,
     Set(String),
@@ -34,7 +36,7 @@ pub enum Op {
     Incr,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// GET's value.
     Value(Option<String>),
@@ -50,7 +52,7 @@ pub enum Outcome {
     Unknown(String),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub client: u64,
     /// The node (1-based) whose RESP port the client talked to.
@@ -157,13 +159,16 @@ pub fn to_lincheck(records: &[Record]) -> Vec<Operation> {
     for (key, mut unknown) in unknown_incrs {
         let none = BTreeSet::new();
         let made = produced.get(key).unwrap_or(&none);
-        let gaps: Vec<i64> = observed
+        // Every value from 1 to the highest one seen was the counter's state at some point.
+        let top = observed
             .get(key)
             .unwrap_or(&none)
             .iter()
+            .chain(made.iter())
             .copied()
-            .filter(|g| *g >= 1 && !made.contains(g))
-            .collect();
+            .max()
+            .unwrap_or(0);
+        let gaps: Vec<i64> = (1..=top).filter(|g| !made.contains(g)).collect();
         unknown.sort_by_key(|r| r.invoke_ns);
         for (g, r) in gaps.into_iter().zip(unknown) {
             let call = Call::Cas {
@@ -233,6 +238,25 @@ mod tests {
             get(3, Some("3"), 60, 70),
         ];
         assert_eq!(verdict(&h), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn unknown_incrs_may_fill_consecutive_gaps_nobody_read() {
+        // 2 and 3 were never read: only 4's INCR shows that 3 was there, hence 2 too.
+        let h = [
+            incr(1, Some(1), 0, 10),
+            incr(2, None, 20, 0),
+            incr(3, None, 21, 0),
+            incr(4, Some(4), 40, 50),
+        ];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        // With one unknown INCR, one of the two values came from nowhere.
+        let h = [
+            incr(1, Some(1), 0, 10),
+            incr(2, None, 20, 0),
+            incr(4, Some(4), 40, 50),
+        ];
+        assert!(matches!(verdict(&h), Verdict::NotLinearizable(_)));
     }
 
     #[test]

@@ -45,6 +45,9 @@ struct Args {
     /// Also write every client op (JSON lines: client, node, key, op, outcome, times).
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Only re-check a history written by --history (no cluster, no root).
+    #[arg(long)]
+    check_history: Option<PathBuf>,
     /// The nodes' election timeout.
     #[arg(long, default_value_t = 1000)]
     election_timeout_ms: u64,
@@ -78,6 +81,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &a.check_history {
+        return check_history(path, Duration::from_secs(a.check_budget_s));
+    }
     let o = Options {
         nodes: a.nodes,
         duration: Duration::from_secs(a.duration),
@@ -117,6 +123,49 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("raftkv-nemesis: {e}");
             ExitCode::from(if e == "interrupted" { 130 } else { 3 })
+        }
+    }
+}
+
+fn check_history(path: &std::path::Path, budget: Duration) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("raftkv-nemesis: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut records = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<nemesis::history::Record>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                eprintln!("raftkv-nemesis: {}:{}: {e}", path.display(), n + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let ops = nemesis::history::to_lincheck(&records);
+    match lincheck::check(&ops, budget) {
+        lincheck::Verdict::Linearizable => {
+            println!("{} records: linearizable", records.len());
+            ExitCode::SUCCESS
+        }
+        lincheck::Verdict::NotLinearizable(v) => {
+            println!("{} records: NOT linearizable\n{v}", records.len());
+            ExitCode::from(1)
+        }
+        lincheck::Verdict::Unknown { key, reason } => {
+            println!(
+                "{} records: undecided on {}: {reason}",
+                records.len(),
+                String::from_utf8_lossy(&key)
+            );
+            ExitCode::from(1)
         }
     }
 }
