@@ -221,8 +221,15 @@ pub fn prefix_pid(name: &str) -> Option<i32> {
     pid.parse().ok()
 }
 
+/// Whether `pid` is a live process (a zombie, killed but not yet reaped, is not).
 fn pid_alive(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
+    }
 }
 
 /// Removes namespaces and mounts left by earlier runs whose process is gone
@@ -269,6 +276,20 @@ mod tests {
         assert_eq!(prefix_pid("rknx-br"), None);
         assert_eq!(prefix_pid("other-n1"), None);
         assert_eq!(prefix_pid("rkn12"), None);
+    }
+
+    #[test]
+    fn only_live_processes_are_alive() {
+        assert!(pid_alive(std::process::id() as i32));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id() as i32;
+        // Exited but not reaped: a zombie, whose namespaces are fair game.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!pid_alive(pid));
+        child.wait().expect("reap");
+        assert!(!pid_alive(pid));
     }
 
     #[test]
