@@ -4,7 +4,9 @@
 # against it (correctness asserted; performance tiers reported, not asserted).
 #
 # Length: about 8-10 minutes on a 2-core machine (most of it the 17 scenarios, run three
-# at a time). Set RAFTKV_SKIP_SCENARIOS=1 to stop after `cargo test`.
+# at a time), plus about 4 minutes of raftkv-nemesis (its two tests and a 3-minute run of
+# real faults on a 3-node cluster in network namespaces; needs root, as CI is).
+# Set RAFTKV_SKIP_SCENARIOS=1 to skip the scenarios, RAFTKV_SKIP_NEMESIS=1 the 3-minute run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ fi
 missing=()
 need python3 || missing+=(python3)          # test fixtures that stand in for bad replicas
 need redis-cli || missing+=(redis-tools)    # redis-cli and redis-benchmark against raftkv up
+need ip || missing+=(iproute2)              # raftkv-nemesis: network namespaces, veth, bridge
+need nft || missing+=(nftables)             # raftkv-nemesis: partitions
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(libfaketime)  # clock faults
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -29,6 +34,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== make (release build of ./3700kvstore and kvsim)"
 make
 cargo build --release -p sim --bin kvsim
+# The nemesis tests (crates/nemesis/tests) run the release raftkv.
+cargo build --release -p server -p nemesis
 echo "== cargo test"
 cargo test --workspace
 if [ "${RAFTKV_SKIP_SCENARIOS:-0}" != 1 ]; then
@@ -54,4 +61,11 @@ for s in d["scenarios"]:
 EOF
     exit 1
   fi
+fi
+if [ "${RAFTKV_SKIP_NEMESIS:-0}" != 1 ]; then
+  # Three minutes of real faults on a real three-node cluster; the verdict is the gate
+  # (crates/nemesis/README.md). A fixed seed picks the same fault schedule every run.
+  echo "== raftkv-nemesis, 3 nodes, 180 s, all faults"
+  ./target/release/raftkv-nemesis --nodes 3 --duration 180 --seed "${RAFTKV_NEMESIS_SEED:-1}" \
+    --raftkv target/release/raftkv --json target/ci-nemesis.json
 fi
