@@ -110,6 +110,9 @@ impl RespCtx {
             Reply::Fail(why) => Err(Failed(Value::err(why))),
             // Clients tell "maybe applied" by the TIMEOUT code.
             Reply::Unknown(why) if why.starts_with("TIMEOUT") => Err(Failed(Value::err(why))),
+            Reply::Unknown(why) if why.contains("unknown") => {
+                Err(Failed(Value::err(format!("TIMEOUT {why}"))))
+            }
             Reply::Unknown(why) => Err(Failed(Value::err(format!(
                 "TIMEOUT {why}; the outcome is unknown"
             )))),

@@ -27,7 +27,12 @@ use tokio::task::JoinHandle;
 use super::codec::{encode_frame, Frame};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A peer connection whose sent data stays unacknowledged this long is dropped by the
+/// kernel (TCP_USER_TIMEOUT) and redialled. Heartbeats flow every 100 ms, so a silent
+/// link means a broken path; without this, TCP's own retransmission backoff during a
+/// partition (seen: rto 3.3 s, backoff 4) kept a healed node deaf for seconds.
+const USER_TIMEOUT_MS: u32 = 1_500;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Frames encoded into one write.
 const MAX_BATCH: usize = 256;
@@ -242,6 +247,9 @@ async fn run_writer(
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                if let Err(e) = set_user_timeout(&stream, USER_TIMEOUT_MS) {
+                    tracing::debug!(peer, "cannot set TCP_USER_TIMEOUT: {e}");
+                }
                 if failures > 0 {
                     tracing::info!(peer, %addr, "connected to peer after {failures} failed attempts");
                 } else {
@@ -278,6 +286,27 @@ async fn run_writer(
         let sleep = Duration::from_millis(half + jitter % (half + 1));
         tokio::time::sleep(sleep).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT (Linux): unacknowledged data older than `ms` fails the socket.
+fn set_user_timeout(stream: &TcpStream, ms: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_uint = ms;
+    // SAFETY: a valid socket fd and a c_uint option value of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&v as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
