@@ -33,8 +33,8 @@ use crate::error::{Result, StorageError};
 use crate::fsutil::{self, Faults};
 
 pub(crate) const HARD_STATE_FILE: &str = "hardstate";
-const SLOT_SIZE: u64 = 512;
-const SLOT_USED: usize = 44;
+pub(crate) const SLOT_SIZE: u64 = 512;
+pub(crate) const SLOT_USED: usize = 44;
 const MAGIC: &[u8; 4] = b"RKHS";
 const VERSION: u8 = 1;
 
@@ -51,7 +51,7 @@ pub(crate) struct HardStateFile {
     seq: u64,
 }
 
-fn encode_slot(hs: &HardState, seq: u64) -> Vec<u8> {
+pub(crate) fn encode_slot(hs: &HardState, seq: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(SLOT_USED);
     b.extend_from_slice(MAGIC);
     b.push(VERSION);
@@ -67,7 +67,7 @@ fn encode_slot(hs: &HardState, seq: u64) -> Vec<u8> {
 }
 
 /// `(seq, state)` from a slot's bytes, or why it is unusable.
-fn decode_slot(b: &[u8]) -> Result<(u64, HardState), String> {
+pub(crate) fn decode_slot(b: &[u8]) -> Result<(u64, HardState), String> {
     if b.len() < SLOT_USED {
         return Err(format!("slot has {} bytes", b.len()));
     }
