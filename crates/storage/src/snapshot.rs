@@ -169,7 +169,7 @@ impl SnapshotReader {
             return Err(corrupt(trailer_at, "snapshot trailer checksum mismatch"));
         }
         let data_len = get_u64(&trailer, 0).expect("trailer");
-        if header_len + data_len != trailer_at {
+        if header_len.checked_add(data_len) != Some(trailer_at) {
             return Err(corrupt(
                 trailer_at,
                 &format!(
