@@ -48,7 +48,8 @@ install_deps() {
         nice -n 19 cargo install cargo-afl --locked
     fi
     # cargo-afl builds AFL++ on install; a toolchain change needs it built again.
-    if ! cargo afl fuzz -h >/dev/null 2>&1; then
+    # (afl-fuzz with no arguments prints its banner and usage, exiting non-zero.)
+    if ! { cargo afl fuzz 2>&1 || true; } | grep -q 'afl-fuzz'; then
         nice -n 19 cargo afl config --build --force
     fi
 }
