@@ -39,8 +39,11 @@ pub mod seed_client;
 #[allow(dead_code)]
 pub mod seed_codec;
 
+/// A fuzz target: panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of the harness binaries and corpus directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("resp", resp),
     ("peer_frame", peer_frame),
     ("wal_record", wal_record),
@@ -54,7 +57,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
 }
 

@@ -303,7 +303,7 @@ fn snapshot_file(root: &Path) {
 fn kv_targets(root: &Path) {
     let mut snap = Out::new(root, "kv_snapshot");
     let mut ent = Out::new(root, "kv_entry");
-    let cmds = vec![
+    let cmds = [
         Command::Put {
             key: b("k"),
             value: b("v"),
