@@ -161,6 +161,13 @@ impl SnapshotReader {
             term: get_u64(&header, 20).expect("fixed header"),
             membership,
         };
+        // The log after it would start at `index + 1`: at the maximum, nothing could.
+        if meta.index == Index::MAX {
+            return Err(corrupt(
+                12,
+                "snapshot index u64::MAX leaves no room for a log",
+            ));
+        }
 
         let trailer_at = file_len - TRAILER;
         let mut trailer = [0u8; TRAILER as usize];

@@ -563,3 +563,24 @@ fn snapshot_trailer_claiming_u64_max_bytes_is_corruption_not_overflow() {
         other => panic!("expected one corrupt snapshot, got {other:?}"),
     }
 }
+
+/// A snapshot file (checksums valid) whose header says index `u64::MAX`: restarting from
+/// it computed `index + 1`, the log's first index after it, and overflowed (a panic in
+/// debug builds). Like a WAL entry `u64::MAX`, it is now corruption: set aside, and the
+/// next older snapshot is used.
+#[test]
+fn snapshot_at_index_u64_max_is_corruption_not_overflow() {
+    let dir = scratch();
+    let store = SnapshotStore::open(dir.path()).unwrap();
+    let meta = |index| SnapshotMeta {
+        index,
+        term: 1,
+        membership: Membership::default(),
+    };
+    store.save(&meta(7), b"older").unwrap();
+    store.save(&meta(u64::MAX), b"newest").unwrap();
+    let loaded = catch_unwind(AssertUnwindSafe(|| store.load_latest(1)))
+        .expect("load_latest panicked")
+        .expect("falls back to the older snapshot");
+    assert_eq!(loaded, Some((meta(7), b"older".to_vec())));
+}
