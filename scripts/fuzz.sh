@@ -152,8 +152,18 @@ case "$cmd" in
         for d in "$FUZZ/corpus/$t" "$OUT/$t/default/queue" "$OUT/seeds/$t"; do
             [[ -d "$d" ]] && find "$d" -maxdepth 1 -type f -exec cp {} "$tmp/in/" \;
         done
-        AFL_SKIP_CPUFREQ=1 nice -n 19 cargo afl cmin -i "$tmp/in" -o "$tmp/min" \
-            -m "$MEM_MB" -t "$TIMEOUT_MS" -- "$FUZZ/target/release/$t"
+        # The bash afl-cmin: the python one (what `cargo afl cmin` runs) records no
+        # coverage for these persistent-mode harnesses and would keep nothing.
+        cmin_sh="$(find "${XDG_DATA_HOME:-$HOME/.local/share}/afl.rs" -path '*/afl/bin/afl-cmin.bash' | sort | tail -1)"
+        [[ -n "$cmin_sh" ]] || die "afl-cmin.bash not found (cargo afl config --build)"
+        PATH="$(dirname "$cmin_sh"):$PATH" AFL_SKIP_CPUFREQ=1 nice -n 19 "$cmin_sh" \
+            -i "$tmp/in" -o "$tmp/min" -m "$MEM_MB" -t "$TIMEOUT_MS" \
+            -- "$FUZZ/target/release/$t" >"$tmp/cmin.log" 2>&1 || true
+        if [[ -z "$(ls -A "$tmp/min" 2>/dev/null)" ]]; then
+            tail -c 2000 "$tmp/cmin.log" >&2
+            rm -rf "$tmp"
+            die "afl-cmin kept nothing; corpus left as it was"
+        fi
         rm -rf "$FUZZ/corpus/$t"
         mkdir -p "$FUZZ/corpus/$t"
         # Content-addressed names: stable across runs, no duplicates.
