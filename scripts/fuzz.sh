@@ -16,8 +16,9 @@
 # Installs what it needs itself: Debian's build tools when missing, cargo-afl from
 # crates.io (which builds AFL++ from its bundled source). Runs at `nice -n 19`. Soak
 # output goes to fuzz/out/<target>/ (not committed); each soak appends its figures to
-# fuzz/out/soaks.tsv and prints them: wall and CPU time, execs, execs/s, corpus paths,
-# edge coverage, crashes, hangs. Exits 1 if the soak saved a crash or a hang.
+# fuzz/out/soaks.tsv and prints them: wall and CPU time (all processes of the soak, via
+# a cpuacct cgroup when it can make one), execs, execs/s, corpus paths, edge coverage,
+# crashes, hangs. Exits 1 if the soak saved a crash or a hang.
 #
 # Environment: FUZZ_MEM_MB (AFL memory limit for the target, default 1024),
 # FUZZ_TIMEOUT_MS (per input, default 2000).
@@ -73,12 +74,21 @@ soak() { # soak TARGET SECONDS
     rm -rf "$dir"
     mkdir -p "$OUT"
     echo "fuzz.sh: soaking $t for ${secs}s (output in fuzz/out/$t)" >&2
-    local start end cpu_file rc=0
+    local start end cpu_file rc=0 cg=""
     cpu_file="$(mktemp)"
+    # CPU time: the harnesses run in AFL's persistent mode, one process for the whole
+    # soak, killed (never reaped by its parent) when afl-fuzz stops, so `time` sees
+    # afl-fuzz's own CPU only. A cpuacct cgroup (cgroup v1, needs root) counts everything;
+    # without one the figure is afl-fuzz's alone and is marked with a `>`.
+    local cg_root=/sys/fs/cgroup/cpuacct
+    if [[ -w "$cg_root" ]] && mkdir "$cg_root/raftkv-fuzz-$t-$$" 2>/dev/null; then
+        cg="$cg_root/raftkv-fuzz-$t-$$"
+    fi
     start=$(date +%s)
     # AFL_NO_UI: plain status lines; the machine is shared, so no core binding, no CPU
     # frequency check, and no core_pattern demands.
     (
+        [[ -n "$cg" ]] && echo "$BASHPID" >"$cg/tasks"
         TIMEFORMAT='%U %S'
         time (
             AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 \
@@ -95,7 +105,16 @@ soak() { # soak TARGET SECONDS
         die "$t: afl-fuzz did not run (exit $rc); log in fuzz/out/$t.log"
     fi
     local cpu wall execs eps paths cvg crashes hangs
-    cpu=$(awk 'END { printf "%.0f", $1 + $2 }' "$cpu_file")
+    if [[ -n "$cg" ]]; then
+        # Stragglers (the killed harness) leave the cgroup as they exit.
+        local pid
+        for pid in $(cat "$cg/tasks"); do kill "$pid" 2>/dev/null || true; done
+        sleep 1
+        cpu=$(awk '{ printf "%.0f", $1 / 1e9 }' "$cg/cpuacct.usage")
+        rmdir "$cg" 2>/dev/null || true
+    else
+        cpu=">$(awk 'END { printf "%.0f", $1 + $2 }' "$cpu_file")"
+    fi
     rm -f "$cpu_file"
     wall=$((end - start))
     execs=$(stat_of "$stats" execs_done)
