@@ -31,7 +31,8 @@
 //! Decoding treats its input as untrusted: it never panics, bounds every count by the
 //! bytes left before using it, and rejects what the encoder cannot write and the store's
 //! invariants forbid: keys out of order, sessions whose `last_used` do not ascend strictly
-//! within `1..=clock`, a client twice, outcome seqs out of order or below their session's
+//! within `1..=clock`, a clock of `u64::MAX` (no session write could follow), a client
+//! twice, outcome seqs out of order or below their session's
 //! `first_outstanding`. It tolerates more sessions or outcomes than today's bounds
 //! (`MAX_SESSIONS`, `SESSION_WINDOW`), which the next session write trims to.
 
@@ -116,6 +117,8 @@ pub enum SnapshotErrorKind {
     },
     #[error("{0} trailing byte(s) after the last session")]
     TrailingBytes(usize),
+    #[error("session clock {0} leaves no room for another session write")]
+    ClockExhausted(u64),
 }
 
 impl KvStore {
@@ -308,7 +311,12 @@ fn read_map(r: &mut Reader) -> Result<BTreeMap<Bytes, Bytes>, SnapshotError> {
 }
 
 fn read_sessions(r: &mut Reader) -> Result<Sessions, SnapshotError> {
+    let at = r.pos;
     let clock = r.varint("session clock")?;
+    // The next session write increments the clock: at the maximum it would overflow.
+    if clock == u64::MAX {
+        return Err(error(at, SnapshotErrorKind::ClockExhausted(clock)));
+    }
     let count = r.count("session count", MIN_SESSION_LEN)?;
     let mut sessions = Sessions::restoring(clock);
     for _ in 0..count {

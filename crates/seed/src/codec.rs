@@ -166,7 +166,12 @@ pub fn decode(
                 Some(Value::Array(items)) => items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| decode_entry(item, prev_index + 1 + i as u64))
+                    .map(|(i, item)| {
+                        let index = prev_index
+                            .checked_add(1 + i as u64)
+                            .ok_or("entry index past the largest index")?;
+                        decode_entry(item, index)
+                    })
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err("field e is not an array".into()),
             };

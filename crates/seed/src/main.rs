@@ -6,6 +6,8 @@
 
 mod client;
 mod codec;
+#[cfg(test)]
+mod decode_props;
 mod ids;
 mod server;
 mod tuning;

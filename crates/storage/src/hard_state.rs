@@ -41,9 +41,9 @@ use crate::error::{Result, StorageError};
 use crate::fsutil::{self, Faults};
 
 pub(crate) const HARD_STATE_FILE: &str = "hardstate";
-const SLOT_SIZE: u64 = 512;
+pub(crate) const SLOT_SIZE: u64 = 512;
 /// The original slot (through the first CRC), and with the `synced` extension.
-const SLOT_USED: usize = 44;
+pub(crate) const SLOT_USED: usize = 44;
 const SLOT_EXTENDED: usize = 56;
 const MAGIC: &[u8; 4] = b"RKHS";
 const VERSION: u8 = 1;
@@ -66,7 +66,7 @@ pub(crate) struct HardStateFile {
     recovered_synced: u64,
 }
 
-fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
+pub(crate) fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(SLOT_EXTENDED);
     b.extend_from_slice(MAGIC);
     b.push(VERSION);
@@ -86,7 +86,7 @@ fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
 
 /// `(seq, state, synced)` from a slot's bytes, or why it is unusable. `synced` is 0 when
 /// the slot has no valid extension.
-fn decode_slot(b: &[u8]) -> Result<(u64, HardState, u64), String> {
+pub(crate) fn decode_slot(b: &[u8]) -> Result<(u64, HardState, u64), String> {
     if b.len() < SLOT_USED {
         return Err(format!("slot has {} bytes", b.len()));
     }

@@ -17,6 +17,8 @@ pub mod error;
 pub mod fault;
 pub mod file_store;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hard_state;
 pub mod log_store;
 pub mod mem_store;

@@ -179,6 +179,12 @@ impl Segment {
                         "entry index {index}, expected {expected}"
                     )));
                 }
+                // No entry could follow it: every `index + 1` in the log would overflow.
+                if index == Index::MAX {
+                    return Err(BadRecord::Malformed(format!(
+                        "entry index {index} leaves no room for another"
+                    )));
+                }
                 if term < seg.last_term() {
                     return Err(BadRecord::Malformed(format!(
                         "entry {index} has term {term} below the previous term {}",
@@ -340,7 +346,7 @@ impl Segment {
 /// could belong to this log (from `expected` up to the most records the remaining bytes
 /// could hold). Finding one proves the bad bytes are not a torn tail.
 fn scan_for_valid_entry(buf: &[u8], bad: usize, expected: Index) -> Option<u64> {
-    let max_index = expected + (buf.len() - bad) as u64 / MIN_ENTRY_RECORD as u64;
+    let max_index = expected.saturating_add((buf.len() - bad) as u64 / MIN_ENTRY_RECORD as u64);
     (bad + 1..buf.len().saturating_sub(MIN_ENTRY_RECORD - 1))
         .find(|&at| record::valid_entry_at(buf, at, expected, max_index))
         .map(|at| at as u64)

@@ -167,6 +167,13 @@ impl SnapshotReader {
             term: get_u64(&header, 20).expect("fixed header"),
             membership,
         };
+        // The log after it would start at `index + 1`: at the maximum, nothing could.
+        if meta.index == Index::MAX {
+            return Err(corrupt(
+                12,
+                "snapshot index u64::MAX leaves no room for a log",
+            ));
+        }
 
         let trailer_at = file_len - TRAILER;
         let mut trailer = [0u8; TRAILER as usize];
@@ -175,7 +182,7 @@ impl SnapshotReader {
             return Err(corrupt(trailer_at, "snapshot trailer checksum mismatch"));
         }
         let data_len = get_u64(&trailer, 0).expect("trailer");
-        if header_len + data_len != trailer_at {
+        if header_len.checked_add(data_len) != Some(trailer_at) {
             return Err(corrupt(
                 trailer_at,
                 &format!(

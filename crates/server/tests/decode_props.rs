@@ -1,0 +1,339 @@
+//! Property tests of the server's decoders of outside input: RESP (client commands, and
+//! replies as the CLI reads them), peer frames, and the TOML config. Seeded random bytes
+//! and mutations of valid encodings (bit flips, truncations, splices, length-field
+//! edits). No input may panic; what decodes re-encodes to something that decodes equal.
+//! The coverage-guided versions are the `resp`, `peer_frame` and `config` targets in
+//! `fuzz/`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use bytes::{Bytes, BytesMut};
+use node::Request;
+use raft::{Entry, EntryKind, Membership, Message, MessageBody, SnapshotMeta};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use server::config::{parse_peer_list, parse_str, Config, Overrides};
+use server::reply::Reply;
+use server::resp::codec::{encode_command, parse_command, parse_reply, ProtoError, Value};
+use server::transport::codec::{decode_body, decode_frame, encode_frame, Frame};
+
+fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = valid.to_vec();
+    for _ in 0..rng.gen_range(1..=3) {
+        let len = v.len();
+        match rng.gen_range(0..8) {
+            0 if len > 0 => {
+                let i = rng.gen_range(0..len);
+                v[i] ^= 1 << rng.gen_range(0..8);
+            }
+            1 => v.truncate(rng.gen_range(0..=len)),
+            2 => {
+                let o = &others[rng.gen_range(0..others.len())];
+                let from = rng.gen_range(0..=o.len());
+                v.truncate(rng.gen_range(0..=len));
+                v.extend_from_slice(&o[from..]);
+            }
+            3 if len > 0 => {
+                // A length field set to an extreme: a big-endian u32 (frame prefix), a
+                // ten-byte varint, or decimal digits (RESP, TOML).
+                let at = rng.gen_range(0..len);
+                let field: &[u8] = match rng.gen_range(0..7) {
+                    0 => &[0xff, 0xff, 0xff, 0xff],
+                    1 => &[0x00, 0x00, 0x00, 0x02],
+                    2 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+                    3 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+                    4 => b"9223372036854775807",
+                    5 => b"-1",
+                    _ => b"18446744073709551616",
+                };
+                let end = (at + field.len().min(4)).min(len);
+                v.splice(at..end, field.iter().copied());
+            }
+            4 => {
+                let at = rng.gen_range(0..=len);
+                let junk: Vec<u8> = match rng.gen_range(0..3) {
+                    0 => b"\r\n".to_vec(),
+                    1 => b"*2\r\n$".to_vec(),
+                    _ => (0..rng.gen_range(1..16)).map(|_| rng.gen()).collect(),
+                };
+                v.splice(at..at, junk);
+            }
+            5 if len > 0 => {
+                let a = rng.gen_range(0..len);
+                let b = rng.gen_range(a..=len);
+                v.drain(a..b);
+            }
+            6 if len > 0 => {
+                let a = rng.gen_range(0..len);
+                let b = rng.gen_range(a..=len.min(a + 64));
+                let copy = v[a..b].to_vec();
+                let at = rng.gen_range(0..=v.len());
+                v.splice(at..at, copy);
+            }
+            _ => {
+                let n = rng.gen_range(0..48);
+                v = (0..n).map(|_| rng.gen()).collect();
+            }
+        }
+    }
+    v
+}
+
+fn check(what: &str, input: &[u8], f: impl FnOnce()) {
+    if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!("{what}: panicked on input {input:02x?}: {msg}");
+    }
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+// ---- RESP ----
+
+/// What the `resp` target in fuzz/ checks.
+fn check_resp(data: &[u8]) {
+    let mut buf = BytesMut::from(data);
+    loop {
+        let before = buf.len();
+        match parse_command(&mut buf, 64 << 10) {
+            Ok(Some(args)) => {
+                assert!(buf.len() < before, "a parsed command consumed nothing");
+                let mut enc = BytesMut::new();
+                encode_command(&args, &mut enc);
+                assert_eq!(parse_command(&mut enc, usize::MAX >> 1), Ok(Some(args)));
+                assert!(enc.is_empty());
+            }
+            Ok(None) => break,
+            Err(ProtoError::Recoverable { skip, .. }) => {
+                assert!(skip > 0 && skip <= buf.len());
+                let _ = buf.split_to(skip);
+            }
+            Err(ProtoError::Fatal(_)) => break,
+        }
+    }
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(v)) = parse_reply(&mut buf) {
+        let mut enc = BytesMut::new();
+        v.encode(&mut enc);
+        let mut copy = enc.clone();
+        let v2 = parse_reply(&mut copy).unwrap().expect("complete");
+        assert!(copy.is_empty());
+        let mut enc2 = BytesMut::new();
+        v2.encode(&mut enc2);
+        assert_eq!(enc, enc2, "reply encoding is not a fixpoint");
+    }
+}
+
+#[test]
+fn resp_survives_random_and_mutated_input() {
+    let mut valid = Vec::new();
+    for args in [
+        &["GET", "k"][..],
+        &["SET", "key", "value"],
+        &["MGET", "a", "b", "c"],
+        &["PING"],
+    ] {
+        let mut buf = BytesMut::new();
+        encode_command(args, &mut buf);
+        valid.push(buf.to_vec());
+    }
+    valid.push(b"PING\r\nset k \"a b\"\n".to_vec());
+    let mut buf = BytesMut::new();
+    Value::Array(Some(vec![
+        Value::ok(),
+        Value::err("boom"),
+        Value::Int(-3),
+        Value::nil(),
+        Value::bulk("x\r\ny"),
+        Value::Array(None),
+    ]))
+    .encode(&mut buf);
+    valid.push(buf.to_vec());
+    let mut rng = StdRng::seed_from_u64(0x5eed_0301);
+    for _ in 0..20_000 {
+        let base = &valid[rng.gen_range(0..valid.len())];
+        let input = mutate(&mut rng, base, &valid);
+        check("resp", &input, || check_resp(&input));
+    }
+}
+
+// ---- peer frames ----
+
+fn frames() -> Vec<Frame> {
+    let m = |body| {
+        Frame::Raft(Message {
+            from: 1,
+            to: 2,
+            term: 7,
+            body,
+        })
+    };
+    vec![
+        Frame::Hello { from: 1, to: 300 },
+        m(MessageBody::Vote {
+            last_index: 3,
+            last_term: 2,
+            transfer: true,
+        }),
+        m(MessageBody::Append {
+            prev_index: 4,
+            prev_term: 6,
+            entries: vec![
+                Entry {
+                    term: 7,
+                    index: 5,
+                    kind: EntryKind::Normal,
+                    data: b("P\x01kv"),
+                },
+                Entry {
+                    term: 7,
+                    index: 6,
+                    kind: EntryKind::ConfChange,
+                    data: b("\x01"),
+                },
+            ],
+            commit: 3,
+            stamp: 9,
+            leader: 3,
+            relay: vec![4],
+            relayed_by: vec![1],
+        }),
+        m(MessageBody::AppendResp {
+            success: false,
+            index: 5,
+            hint_term: 2,
+            rejected: 9,
+            stamp: 11,
+            vouch: vec![3],
+            vouch_index: 4,
+        }),
+        m(MessageBody::Snapshot {
+            meta: SnapshotMeta {
+                index: 10,
+                term: 3,
+                membership: Membership {
+                    voters: [1, 2, 3].into(),
+                    voters_outgoing: [4].into(),
+                    learners: [5].into(),
+                },
+            },
+            offset: 0,
+            data: b("RKVS\x01"),
+            done: true,
+            stamp: 2,
+        }),
+        Frame::ForwardReq {
+            id: 3,
+            req: Request::Cas {
+                key: b("k"),
+                expected: Some(b("a")),
+                new: b("b"),
+            },
+            session: Some(kv::SessionTag {
+                client: 9,
+                seq: 4,
+                first_outstanding: 2,
+            }),
+        },
+        Frame::ForwardReq {
+            id: 4,
+            req: Request::Scan {
+                prefix: b("p"),
+                after: None,
+                limit: 10,
+            },
+            session: None,
+        },
+        Frame::ForwardResp {
+            id: 77,
+            reply: Reply::Entries(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+        },
+        Frame::ForwardResp {
+            id: 78,
+            reply: Reply::Fail("no leader".into()),
+        },
+    ]
+}
+
+/// What the `peer_frame` target in fuzz/ checks.
+fn check_frame(data: &[u8]) {
+    let round_trip = |frame: Frame| {
+        let mut out = BytesMut::new();
+        encode_frame(&frame, usize::MAX >> 1, &mut out).expect("re-encodes");
+        assert_eq!(decode_frame(&out, usize::MAX >> 1), Ok(frame));
+    };
+    if let Ok(frame) = decode_frame(data, 1 << 20) {
+        round_trip(frame);
+    }
+    if let Ok(frame) = decode_body(Bytes::copy_from_slice(data)) {
+        round_trip(frame);
+    }
+}
+
+#[test]
+fn peer_frames_survive_random_and_mutated_input() {
+    let mut valid = Vec::new();
+    for f in frames() {
+        let mut buf = BytesMut::new();
+        encode_frame(&f, 1 << 20, &mut buf).unwrap();
+        assert_eq!(decode_frame(&buf, 1 << 20).as_ref(), Ok(&f));
+        valid.push(buf.to_vec());
+        valid.push(buf[4..].to_vec()); // the body alone, as the inbound reader passes it
+    }
+    let mut rng = StdRng::seed_from_u64(0x5eed_0302);
+    for _ in 0..30_000 {
+        let base = &valid[rng.gen_range(0..valid.len())];
+        let input = mutate(&mut rng, base, &valid);
+        check("peer frame", &input, || check_frame(&input));
+    }
+}
+
+// ---- config ----
+
+/// What the `config` target in fuzz/ checks.
+fn check_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(file) = parse_str(text) {
+        if let Ok(cfg) = Config::resolve(file, &Overrides::default()) {
+            assert!(cfg.id > 0);
+            assert!(!cfg.peers.contains_key(&cfg.id));
+            let _ = cfg.max_peer_frame_bytes();
+        }
+    }
+    let _ = parse_peer_list(text);
+}
+
+#[test]
+fn config_survives_random_and_mutated_input() {
+    let example = include_bytes!("../example.toml").to_vec();
+    let valid = vec![
+        example,
+        b"id = 1\npeer_addr = \"127.0.0.1:7001\"\n".to_vec(),
+        b"id = 2\nread_mode = \"lease\"\nmax_value_bytes = 268435456\n[peers]\n\
+          1 = \"127.0.0.1:7001\"\n2 = \"127.0.0.1:7002\"\n[raft]\nelection_timeout_ms = 60000\n\
+          [limits]\nmax_request_bytes = 9223372036854775807\nrequest_timeout_ms = 60000\n[snapshot]\nchunk_bytes = 1\n"
+            .to_vec(),
+        b"1=127.0.0.1:7001,2=[::1]:7002".to_vec(),
+    ];
+    for v in &valid[1..3] {
+        let cfg = Config::resolve(
+            parse_str(std::str::from_utf8(v).unwrap()).unwrap(),
+            &Overrides::default(),
+        );
+        assert!(cfg.is_ok(), "{cfg:?}");
+    }
+    let mut rng = StdRng::seed_from_u64(0x5eed_0303);
+    for _ in 0..3_000 {
+        let base = &valid[rng.gen_range(0..valid.len())];
+        let input = mutate(&mut rng, base, &valid);
+        check("config", &input, || check_config(&input));
+    }
+}
