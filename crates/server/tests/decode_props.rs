@@ -247,12 +247,18 @@ fn frames() -> Vec<Frame> {
                 prefix: b("p"),
                 after: None,
                 limit: 10,
+                max_bytes: 1 << 18,
+                keys_only: true,
             },
             session: None,
         },
         Frame::ForwardResp {
             id: 77,
             reply: Reply::Entries(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+        },
+        Frame::ForwardResp {
+            id: 78,
+            reply: Reply::Unknown("TIMEOUT the outcome is unknown".into()),
         },
         Frame::ForwardResp {
             id: 78,

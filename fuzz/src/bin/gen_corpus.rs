@@ -173,6 +173,8 @@ fn peer_frame(root: &Path) {
             prefix: b("p"),
             after: Some(b("p1")),
             limit: 10,
+            max_bytes: 1 << 18,
+            keys_only: true,
         },
     ];
     for (i, req) in reqs.into_iter().enumerate() {
