@@ -18,6 +18,10 @@ pub struct Tuning {
     pub fresh_leader: Duration,
     pub fanout_extra: usize,
     pub relay: bool,
+    /// Consecutive chains alternate between groups of followers (raft::Config).
+    pub rotate_chain: bool,
+    /// The chain's tail answers the writes it commits (answers.rs).
+    pub tail_answers: bool,
     pub seed: u64,
     pub unsafe_stale_reads: bool,
 }
@@ -37,18 +41,20 @@ impl Tuning {
             .unwrap_or_else(|| (u64::from(std::process::id()) << 16) ^ me ^ 0x5eed);
         Tuning {
             tick: Duration::from_micros(100),
-            election_timeout: env_ms("RAFTKV_ELECTION_MS", 1000),
-            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 500),
-            lease: env_ms("RAFTKV_LEASE_MS", 900),
+            election_timeout: env_ms("RAFTKV_ELECTION_MS", 2000),
+            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 1000),
+            lease: env_ms("RAFTKV_LEASE_MS", 1800),
             retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 4),
             min_retransmit: env_ms("RAFTKV_MIN_RETRANSMIT_MS", 2),
-            hold: env_ms("RAFTKV_HOLD_MS", 2000),
-            fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 450),
+            hold: env_ms("RAFTKV_HOLD_MS", 4000),
+            fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 1100),
             fanout_extra: std::env::var("RAFTKV_FANOUT_EXTRA")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             relay: std::env::var("RAFTKV_RELAY").map_or(true, |v| v != "0"),
+            rotate_chain: std::env::var("RAFTKV_ROTATE_CHAIN").map_or(true, |v| v != "0"),
+            tail_answers: std::env::var("RAFTKV_TAIL_ANSWERS").map_or(true, |v| v != "0"),
             seed,
             unsafe_stale_reads: std::env::var("RAFTKV_UNSAFE_STALE_READS").is_ok_and(|v| v == "1"),
         }
@@ -73,6 +79,7 @@ impl Tuning {
         cfg.max_inflight_msgs = 64;
         cfg.max_uncommitted_bytes = 8 << 20;
         cfg.relay = self.relay;
+        cfg.rotate_chain = self.rotate_chain;
         cfg.fanout = Fanout::Quorum {
             extra: self.fanout_extra,
         };
