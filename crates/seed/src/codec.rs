@@ -23,12 +23,20 @@ pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
 
 /// An append with the designated answerers of its writes (see `answers.rs`) in `q`:
 /// a list of `[index, term, answerer, client, MID]`.
+/// `report`, if given, goes in `aq`: every designation up to it was resolved by the
+/// sender (on append answers to the leader, see `answers.rs`).
 pub fn encode_with_designations(
     msg: &Message,
     leader: Option<NodeId>,
     ds: &[(Index, Designation)],
+    report: Option<Index>,
 ) -> Vec<u8> {
     let mut v = encode_value(msg, leader);
+    if let Some(r) = report {
+        v.as_object_mut()
+            .expect("object")
+            .insert("aq".into(), json!(r));
+    }
     if !ds.is_empty() {
         let q: Vec<Value> = ds
             .iter()
@@ -431,6 +439,62 @@ mod tests {
         assert_eq!(o["leader"], "0001");
         let back = decode(o, o["type"].as_str().unwrap(), 1, 2).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn designations_roundtrip_and_bad_ones_are_refused() {
+        let msg = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: MessageBody::Append {
+                prev_index: 4,
+                prev_term: 3,
+                entries: vec![Entry {
+                    term: 3,
+                    index: 5,
+                    kind: EntryKind::Normal,
+                    data: Bytes::from_static(b"put"),
+                }],
+                commit: 4,
+                stamp: 9,
+                leader: 1,
+                relay: vec![3],
+                relayed_by: vec![],
+            },
+        };
+        let d = Designation {
+            term: 3,
+            answerer: 3,
+            client: "0015".into(),
+            mid: "ABCD".into(),
+        };
+        let raw = encode_with_designations(&msg, Some(1), &[(5, d.clone())], None);
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(decode_designations(o, 5, 5).unwrap(), vec![(5, d)]);
+        assert_eq!(
+            decode(o, "ae", 1, 2).unwrap(),
+            msg,
+            "the append itself is unchanged"
+        );
+        // Outside the entries it came with, too many, or malformed: refused.
+        assert!(decode_designations(o, 6, 6).is_err());
+        let bad = |q: Value| {
+            let mut o = o.clone();
+            o.insert("q".into(), q);
+            decode_designations(&o, 5, 5)
+        };
+        assert!(bad(json!([
+            [5, 3, "0003", "0015", "m"],
+            [5, 3, "0003", "0015", "m"]
+        ]))
+        .is_err());
+        assert!(bad(json!([[5, 3, "XYZ", "0015", "m"]])).is_err());
+        assert!(bad(json!([[5, 3, "0003", "0015", "m".repeat(65)]])).is_err());
+        assert!(bad(json!([[5, 3, "0003", "0015"]])).is_err());
+        assert!(bad(json!("q")).is_err());
+        assert!(bad(json!([])).unwrap().is_empty());
     }
 
     #[test]

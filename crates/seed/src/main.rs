@@ -3,7 +3,7 @@
 //! Tuning knobs (environment, for experiments; defaults are the measured best):
 //! `RAFTKV_UNSAFE_STALE_READS=1` (TEST ONLY: serve gets locally with no lease),
 //! `RAFTKV_SEED=<u64>` (seed for election timeouts; default derived from the ID and PID),
-//! `RAFTKV_TAIL_ANSWERS=0` (the leader answers every write itself; see answers.rs).
+//! `RAFTKV_TAIL_ANSWERS=1` (EXPERIMENT: the chain's tail answers writes; see answers.rs).
 
 mod answers;
 mod client;

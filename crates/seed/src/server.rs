@@ -13,7 +13,7 @@ use raft::{Message, MessageBody, NodeId};
 use serde_json::Value;
 use storage::MemLogStore;
 
-use crate::answers::Answers;
+use crate::answers::{Answers, ParkedAnswers};
 use crate::client::{encode_reply, parse_request, Asker};
 use crate::codec::{self, MAX_DATAGRAM, MAX_DESIGNATED_NAME};
 use crate::ids::{format_id, parse_id, BROADCAST};
@@ -44,6 +44,10 @@ pub struct Server {
     buf: Vec<u8>,
     /// Who answers which write (the chain's tail, see answers.rs).
     answers: Answers,
+    /// Our `ok`s for writes designated to other replicas, until they report (answers.rs).
+    parked: ParkedAnswers,
+    /// When we last received a datagram from each peer (ticks).
+    last_rx: HashMap<NodeId, u64>,
     /// Gets that arrived while we lead but may not yet know of a write another replica
     /// already acknowledged; each waits for our commit index to reach its index.
     gated_gets: VecDeque<GatedGet>,
@@ -55,6 +59,11 @@ struct GatedGet {
     tag: u64,
     index: raft::Index,
 }
+
+/// A chain's tail is designated to answer a write only if we heard from it this
+/// recently (ticks of 100 µs): with rotated chains a living tail answers an append every
+/// few hundred ms, and a dead one then strands at most a write or two on the fallback.
+const TAIL_HEARD_TICKS: u64 = 4_000;
 
 /// Gets waiting for the read gate; beyond this they are refused (`fail`).
 const MAX_GATED_GETS: usize = 10_000;
@@ -97,6 +106,8 @@ impl Server {
             next_req: 1,
             buf: vec![0; 65_536],
             answers: Answers::new(me, tuning.tail_answers),
+            parked: ParkedAnswers::default(),
+            last_rx: HashMap::new(),
             gated_gets: VecDeque::new(),
         };
         // The harness learns our address from this; it must precede everything else.
@@ -123,7 +134,7 @@ impl Server {
             }
             self.answer_committed();
             self.flush();
-            let deadline = self.node.next_deadline();
+            let deadline = self.node.next_deadline().min(self.parked.next_deadline());
             let wait = deadline.saturating_sub(self.now_ticks());
             if wait > 0 {
                 let wait = self.tick.saturating_mul(wait.min(u32::MAX as u64) as u32);
@@ -201,6 +212,29 @@ impl Server {
         let from = parse_id(src).ok_or("src is not a replica ID")?;
         if !self.peers.contains(&from) {
             return Err(format!("message from unknown replica {src}"));
+        }
+        self.last_rx.insert(from, self.now_ticks());
+        match ty {
+            // The leader asks whether we answered the writes designated to us.
+            "aq?" => {
+                let leader = self.node.leader();
+                let v = serde_json::json!({"src": format_id(self.me), "dst": src,
+                    "leader": crate::ids::format_leader(leader), "type": "aqr",
+                    "aq": self.answers.resolved_upto()});
+                self.send_raw(&serde_json::to_vec(&v).expect("json"))
+                    .map_err(|e| format!("send: {e}"))?;
+                return Ok(());
+            }
+            "aqr" | "ar" => {
+                if let Some(r) = o.get("aq") {
+                    let r = r.as_u64().ok_or("field aq is not an index")?;
+                    self.parked.report(from, r);
+                }
+                if ty == "aqr" {
+                    return Ok(());
+                }
+            }
+            _ => {}
         }
         let msg = codec::decode(o, ty, from, self.me)?;
         let vouched = self.chain_vouch(&msg);
@@ -352,16 +386,32 @@ impl Server {
         for msg in msgs {
             self.send_peer(msg, leader);
         }
+        let now = self.now_ticks();
         for (id, resp) in self.node.take_responses() {
+            let delegated = self.answers.take_delegated(id);
+            if let (Some((index, designee)), node::Response::Done) = (delegated, &resp) {
+                // Its designated answerer (the chain's tail) sends the `ok`; ours waits
+                // for its report, in case it died first.
+                if self.parked.park(id, index, designee, now) {
+                    continue;
+                }
+            }
             let Some(asker) = self.askers.remove(&id) else {
                 continue;
             };
-            if self.answers.is_delegated(id) && matches!(resp, node::Response::Done) {
-                // Its designated answerer (the chain's tail) sends the `ok`.
-                continue;
-            }
             let raw = encode_reply(self.me, leader, &asker, &resp);
             if let Err(e) = self.send_raw(&raw) {
+                eprintln!("{}: send error: {e}", format_id(self.me));
+            }
+        }
+        let due = self.parked.poll(now);
+        for id in due.answer {
+            self.reply_now(id, &node::Response::Done);
+        }
+        for (designee, index) in due.ask {
+            let v = serde_json::json!({"src": format_id(self.me), "dst": format_id(designee),
+                "leader": crate::ids::format_leader(leader), "type": "aq?", "i": index});
+            if let Err(e) = self.send_raw(&serde_json::to_vec(&v).expect("json")) {
                 eprintln!("{}: send error: {e}", format_id(self.me));
             }
         }
@@ -370,8 +420,17 @@ impl Server {
     fn send_peer(&mut self, msg: Message, leader: Option<NodeId>) {
         let raw = match &msg.body {
             MessageBody::Append { entries, relay, .. } if !entries.is_empty() => {
-                let ds = self.answers.outgoing(entries, relay);
-                codec::encode_with_designations(&msg, leader, &ds)
+                let now = self.now_ticks();
+                let tail_alive = relay.last().is_some_and(|t| {
+                    self.last_rx
+                        .get(t)
+                        .is_some_and(|&at| now.saturating_sub(at) <= TAIL_HEARD_TICKS)
+                });
+                let ds = self.answers.outgoing(entries, relay, tail_alive);
+                codec::encode_with_designations(&msg, leader, &ds, None)
+            }
+            MessageBody::AppendResp { .. } if self.answers.report().is_some() => {
+                codec::encode_with_designations(&msg, leader, &[], self.answers.report())
             }
             _ => codec::encode(&msg, leader),
         };
