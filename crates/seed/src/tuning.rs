@@ -42,13 +42,13 @@ impl Tuning {
             .unwrap_or_else(|| (u64::from(std::process::id()) << 16) ^ me ^ 0x5eed);
         Tuning {
             tick: Duration::from_micros(100),
-            election_timeout: env_ms("RAFTKV_ELECTION_MS", 2000),
-            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 1000),
-            lease: env_ms("RAFTKV_LEASE_MS", 1800),
+            election_timeout: env_ms("RAFTKV_ELECTION_MS", 1000),
+            heartbeat: env_ms("RAFTKV_HEARTBEAT_MS", 500),
+            lease: env_ms("RAFTKV_LEASE_MS", 900),
             retransmit: env_ms("RAFTKV_RETRANSMIT_MS", 4),
             min_retransmit: env_ms("RAFTKV_MIN_RETRANSMIT_MS", 2),
-            hold: env_ms("RAFTKV_HOLD_MS", 4000),
-            fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 1100),
+            hold: env_ms("RAFTKV_HOLD_MS", 2000),
+            fresh_leader: env_ms("RAFTKV_FRESH_LEADER_MS", 450),
             fanout_extra: std::env::var("RAFTKV_FANOUT_EXTRA")
                 .ok()
                 .and_then(|v| v.parse().ok())
