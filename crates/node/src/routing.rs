@@ -91,6 +91,9 @@ pub struct RoutingStats {
     pub timeouts: u64,
     /// Answers from a node the forward was not sent to, or to an unknown id: ignored.
     pub stray_answers: u64,
+    /// Forwards held because the node they went to knew no leader (it stepped down, or
+    /// its store failed): a leader change or the retry timer sends them on.
+    pub parked: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +130,7 @@ struct InFlight {
     p: Pending,
     /// The nodes this forward went to (an answer from any of them is an answer).
     sent_to: Vec<NodeId>,
-    /// When it was last sent; `None` while parked (no leader known yet).
+    /// When it was last sent, or parked (to no node) while no leader was known.
     last_sent: Option<u64>,
     /// Whether the request may have been executed before this forward began.
     executed_before: bool,
@@ -246,6 +249,13 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         self.now = self.now.max(now);
         self.node.tick(self.now);
         match msg {
+            Forward::Req { id, .. } if self.node.storage_failure().is_some() => {
+                // We cannot serve (and may still look like the leader to the asker):
+                // "not executed, no leader known" lets it wait for the next leader.
+                self.stats.forwarded_in += 1;
+                let resp = Response::Redirect(None);
+                self.out.push((from, Forward::Resp { id, resp }));
+            }
             Forward::Req { id, req, session } => {
                 self.stats.forwarded_in += 1;
                 let p = Pending {
@@ -381,6 +391,7 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         }
         match resp {
             Response::Redirect(Some(leader)) if leader != self.me() => self.forward(p, leader),
+            // Our node held it while no leader was known (`hold_ticks`), in vain.
             Response::Redirect(_) => {
                 self.fail(p, "CLUSTERDOWN no leader elected; try again", false)
             }
@@ -486,8 +497,27 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
                 self.forwards.insert(id, f);
                 self.send_forward(id, leader);
             }
+            Response::Redirect(_) if f.p.resendable(self.opts.planted_bugs) => {
+                // The node we asked leads no more and knows no leader: wait for one (a
+                // leader change, or the retry timer, sends it on).
+                f.last_sent = Some(self.now);
+                self.stats.parked += 1;
+                self.forwards.insert(id, f);
+            }
             Response::Redirect(_) => {
                 self.fail(f.p, "CLUSTERDOWN no leader elected; try again", false)
+            }
+            // The leader cannot tell (its store failed with the write in flight, or it
+            // timed out): the session makes a copy at the next leader harmless.
+            Response::Unknown(_)
+                if f.p.session.is_some()
+                    && !f.p.req.is_read()
+                    && f.p.sends < self.opts.max_sends =>
+            {
+                f.p.maybe_executed = true;
+                f.last_sent = Some(self.now);
+                self.stats.parked += 1;
+                self.forwards.insert(id, f);
             }
             other => self.answer(f.p, other),
         }
