@@ -201,6 +201,16 @@ impl Cluster {
         self.collect();
     }
 
+    /// Runs tick by tick until request `rid` is answered, at most `ticks`.
+    fn run_until_answered(&mut self, rid: u64, ticks: u64) {
+        for _ in 0..ticks {
+            if self.answer(rid).is_some() {
+                return;
+            }
+            self.run(1);
+        }
+    }
+
     fn answer(&self, rid: u64) -> Option<(Response, u64)> {
         self.answers
             .iter()
@@ -241,12 +251,7 @@ fn a_forward_behind_a_paused_leader_follows_the_new_leader_at_once() {
     c.paused.push(l); // SIGSTOP: the forward reaches the leader's socket, then nothing
     let sent_at = c.now;
     c.submit(f, 1, put("k", "v"), session(1));
-    for _ in 0..3_000 {
-        if c.answer(1).is_some() {
-            break;
-        }
-        c.run(1);
-    }
+    c.run_until_answered(1, 3_000);
     let (resp, at) = c.answer(1).expect("answered");
     assert_eq!(resp, Response::Done);
     let waited = at - sent_at;
@@ -358,12 +363,7 @@ fn a_forward_to_a_leader_whose_store_failed_follows_the_next_leader() {
         "the store did not fail"
     );
     c.submit(f, 1, put("k", "v"), session(1));
-    for _ in 0..3_000 {
-        if c.answer(1).is_some() {
-            break;
-        }
-        c.run(1);
-    }
+    c.run_until_answered(1, 3_000);
     let (resp, _) = c.answer(1).expect("answered");
     assert_eq!(resp, Response::Done);
     // (The failed node still believes it leads: it takes no part any more.)
@@ -395,12 +395,7 @@ fn a_forwarded_write_caught_by_its_leaders_disk_failure_is_resent_with_its_sessi
         },
         session(1),
     );
-    for _ in 0..3_000 {
-        if c.answer(1).is_some() {
-            break;
-        }
-        c.run(1);
-    }
+    c.run_until_answered(1, 3_000);
     assert!(
         c.node(l).storage_failure().is_some(),
         "the store did not fail"
