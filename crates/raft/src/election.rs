@@ -4,6 +4,7 @@ use crate::message::MessageBody;
 use crate::quorum::{joint_vote, VoteResult};
 use crate::raft::{Raft, Role};
 use crate::types::{EntryKind, Index, NodeId, Term};
+use alloc::vec::Vec;
 
 use bytes::Bytes;
 

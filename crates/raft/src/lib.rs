@@ -6,21 +6,37 @@
 //!
 //! Files follow the paper: `election.rs` (§5.2, Pre-Vote), `replication.rs` (§5.3–5.4),
 //! `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7, InstallSnapshot), `log.rs`, `progress.rs`, `quorum.rs`.
+//!
+//! # No I/O, by construction
+//!
+//! The crate is `#![no_std]`: it links only `core` and `alloc` (and `bytes` without its
+//! `std` feature). A clock (`std::time::Instant`), a file, a socket, a thread or the
+//! global RNG therefore cannot be imported here — `use std::time::Instant;` anywhere in
+//! `src/` makes `cargo build -p raft` fail ("cannot find module or crate `std`"). That failing
+//! compile *is* the check CI runs; nothing needs to grep for it. Unit tests alone may use
+//! `std` (`extern crate std` under `#[cfg(test)]`).
 
-pub mod config;
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod config;
 mod election;
-pub mod log;
-pub mod membership;
-pub mod message;
-pub mod progress;
-pub mod quorum;
+mod log;
+mod membership;
+mod message;
+mod progress;
+mod quorum;
 mod raft;
 mod read;
 mod replication;
-pub mod rng;
+mod rng;
 mod snapshot;
-pub mod stamp;
-pub mod types;
+mod stamp;
+mod types;
 
 pub use config::{Config, Fanout, PlantedBugs};
 pub use log::RaftLog;

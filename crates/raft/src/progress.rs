@@ -1,6 +1,6 @@
 //! What a leader knows about each follower (etcd's `tracker`).
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
 
 use crate::types::Index;
 

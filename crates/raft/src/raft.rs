@@ -3,7 +3,8 @@
 //! Role-specific handlers live beside this file: `election.rs` (timeouts, Pre-Vote,
 //! votes), `replication.rs` (appends, commit), `read.rs` (lease and ReadIndex reads).
 
-use std::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
 use bytes::Bytes;
 
@@ -17,25 +18,36 @@ use crate::snapshot::IncomingSnapshot;
 use crate::stamp::StampClock;
 use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
+/// Where a node stands in its term (§5.1, plus Pre-Vote).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Follows a leader (or waits for one): answers requests, starts nothing.
     Follower,
+    /// Asking whether it could win (Pre-Vote) without having changed its term.
     PreCandidate,
+    /// Campaigning in a term it started, having voted for itself.
     Candidate,
+    /// Leads its term: the only role that takes proposals and serves reads.
     Leader,
 }
 
 /// A read that may be served once the state machine has applied `index`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadState {
+    /// The caller's tag passed to [`Raft::read`].
     pub ctx: u64,
+    /// The commit index at the time of the read: serve it once this is applied.
     pub index: Index,
 }
 
+/// Why a proposal or a read was refused. Nothing was appended or queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposeError {
     /// Only the leader takes proposals; here is who we think leads, if anyone.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        /// The leader this node follows, if it knows one.
+        leader: Option<NodeId>,
+    },
     /// The uncommitted tail is at its limit: retry later.
     Busy,
     /// The entry could never fit in one message.
@@ -50,17 +62,26 @@ pub enum ProposeError {
 /// answer `aborted_reads` with "not leader".
 #[derive(Debug, Default)]
 pub struct Ready {
+    /// A snapshot received from the leader, to install before anything else.
     pub snapshot: Option<Snapshot>,
+    /// Term, vote and commit hint, when they changed: persist with `entries`.
     pub hard_state: Option<HardState>,
+    /// New log entries to persist (they may replace a conflicting suffix).
     pub entries: Vec<Entry>,
+    /// Messages that may be sent at once.
     pub messages: Vec<Message>,
+    /// Messages that may be sent only once `hard_state` and `entries` are durable.
     pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in order.
     pub committed_entries: Vec<Entry>,
+    /// Reads that may be served once their index is applied.
     pub read_states: Vec<ReadState>,
+    /// Contexts of reads that will never complete here (leadership was lost).
     pub aborted_reads: Vec<u64>,
 }
 
 impl Ready {
+    /// Whether the batch holds nothing to do.
     pub fn is_empty(&self) -> bool {
         self.snapshot.is_none()
             && self.hard_state.is_none()
@@ -83,6 +104,9 @@ pub(crate) struct PendingRead {
     pub stamp_required: u64,
 }
 
+/// One Raft node: feed it [`Raft::tick`], [`Raft::step`], [`Raft::propose`] and
+/// [`Raft::read`]; drain its effects with [`Raft::ready`]; report durability with
+/// [`Raft::on_persisted`].
 pub struct Raft {
     pub(crate) cfg: Config,
     pub(crate) rng: Rng,
@@ -202,33 +226,43 @@ impl Raft {
 
     // ----- accessors -----
 
+    /// This node's ID.
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }
+    /// The current term.
     pub fn term(&self) -> Term {
         self.term
     }
+    /// The current role.
     pub fn role(&self) -> Role {
         self.role
     }
+    /// The leader of the current term, if known (ourselves when leading).
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
+    /// Whether this node leads its term.
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+    /// The in-memory log.
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
+    /// The highest index known committed.
     pub fn commit_index(&self) -> Index {
         self.log.committed
     }
+    /// The membership in force (the latest one in the log, committed or not).
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
+    /// The configuration this node runs with.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
+    /// Term, vote and commit index as they would be persisted now.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
@@ -405,6 +439,7 @@ impl Raft {
         self.log.compact(index.min(covered));
     }
 
+    /// Whether [`Raft::ready`] would return a non-empty batch (or has deferred work).
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
             || self.snapshot_to_install.is_some()
@@ -443,11 +478,11 @@ impl Raft {
             snapshot: self.snapshot_to_install.take(),
             hard_state,
             entries: self.log.take_unstable(),
-            messages: std::mem::take(&mut self.msgs),
-            persisted_messages: std::mem::take(&mut self.persisted_msgs),
+            messages: core::mem::take(&mut self.msgs),
+            persisted_messages: core::mem::take(&mut self.persisted_msgs),
             committed_entries: self.log.take_committed(self.cfg.max_msg_bytes),
-            read_states: std::mem::take(&mut self.read_states),
-            aborted_reads: std::mem::take(&mut self.aborted_reads),
+            read_states: core::mem::take(&mut self.read_states),
+            aborted_reads: core::mem::take(&mut self.aborted_reads),
         }
     }
 

@@ -98,7 +98,7 @@ impl Raft {
     }
 
     pub(crate) fn release_reads_awaiting_term_commit(&mut self) {
-        for ctx in std::mem::take(&mut self.reads_awaiting_term_commit) {
+        for ctx in core::mem::take(&mut self.reads_awaiting_term_commit) {
             self.start_read(ctx);
         }
     }

@@ -1,5 +1,6 @@
 //! Log replication (§5.3), commitment (§5.4.2), heartbeats and CheckQuorum.
 
+use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::config::Fanout;
@@ -66,8 +67,8 @@ impl Raft {
                 && p.last_heard_tick
                     .is_some_and(|t| now.saturating_sub(t) <= recent);
             (
-                std::cmp::Reverse(healthy),
-                std::cmp::Reverse(p.match_index),
+                core::cmp::Reverse(healthy),
+                core::cmp::Reverse(p.match_index),
                 *id,
             )
         });

@@ -15,6 +15,7 @@
 //! - chunks are accepted only in order: the follower's buffer is always a prefix of the
 //!   leader's snapshot data for the same `meta`.
 
+use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::message::MessageBody;
