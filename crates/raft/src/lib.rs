@@ -4,8 +4,13 @@
 //! [`Ready`] batch of effects. It reads no clock, does no I/O and draws randomness only
 //! from the seeded generator it is given, so a run is a function of its inputs.
 //!
-//! Files follow the paper: `election.rs` (§5.2, Pre-Vote), `replication.rs` (§5.3–5.4),
-//! `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7, InstallSnapshot), `log.rs`, `progress.rs`, `quorum.rs`.
+//! Files follow the paper: `election.rs` (§5.2, Pre-Vote), `replication.rs` (§5.3–5.4,
+//! leader side) and `append.rs` (follower side), `leader_timer.rs` (heartbeats,
+//! retransmission, CheckQuorum), `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7,
+//! InstallSnapshot). Smaller pieces: `leadership.rs` (the state a node holds only while
+//! leading or campaigning), `relay.rs` (chain replication), `rtt.rs` (RFC 6298),
+//! `log.rs`, `progress.rs`, `quorum.rs`, `stamp.rs`, `rng.rs`, and `invariants.rs`
+//! (checked after every input in debug builds).
 //!
 //! # No I/O, by construction
 //!
@@ -23,8 +28,12 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+mod append;
 mod config;
 mod election;
+mod invariants;
+mod leader_timer;
+mod leadership;
 mod log;
 mod membership;
 mod message;
@@ -32,8 +41,10 @@ mod progress;
 mod quorum;
 mod raft;
 mod read;
+mod relay;
 mod replication;
 mod rng;
+mod rtt;
 mod snapshot;
 mod stamp;
 mod types;
@@ -42,5 +53,5 @@ pub use config::{Config, Fanout, PlantedBugs};
 pub use log::RaftLog;
 pub use membership::Membership;
 pub use message::{Message, MessageBody};
-pub use raft::{ProposeError, Raft, ReadState, Ready, Role};
+pub use raft::{CoreStats, ProposeError, Raft, ReadState, Ready, Role};
 pub use types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};

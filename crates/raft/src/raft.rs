@@ -3,19 +3,17 @@
 //! Role-specific handlers live beside this file: `election.rs` (timeouts, Pre-Vote,
 //! votes), `replication.rs` (appends, commit), `read.rs` (lease and ReadIndex reads).
 
-use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
 use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
-use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::snapshot::IncomingSnapshot;
-use crate::stamp::StampClock;
 use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
 /// Where a node stands in its term (§5.1, plus Pre-Vote).
@@ -94,19 +92,13 @@ impl Ready {
     }
 }
 
-/// A read waiting for a quorum to confirm leadership (ReadIndex, §6.4 of the thesis).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingRead {
-    pub ctx: u64,
-    pub index: Index,
-    /// Confirmed once a quorum echoed a stamp at least this large: a message sent after
-    /// the read arrived.
-    pub stamp_required: u64,
-}
-
 /// One Raft node: feed it [`Raft::tick`], [`Raft::step`], [`Raft::propose`] and
 /// [`Raft::read`]; drain its effects with [`Raft::ready`]; report durability with
 /// [`Raft::on_persisted`].
+///
+/// Role-specific state lives in `leadership` (only while leading) and `campaign` (only
+/// while a (pre-)candidate); at most one of them is set, and the role is read off them.
+/// Everything else survives a change of role.
 pub struct Raft {
     pub(crate) cfg: Config,
     pub(crate) rng: Rng,
@@ -114,16 +106,12 @@ pub struct Raft {
 
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
-    pub(crate) role: Role,
     pub(crate) leader: Option<NodeId>,
     pub(crate) membership: Membership,
     pub(crate) log: RaftLog,
 
-    // Elections.
+    // Elections (every role).
     pub(crate) election_deadline: u64,
-    pub(crate) votes: BTreeMap<NodeId, bool>,
-    /// While a (pre-)vote round waits for answers: when to ask the silent voters again.
-    pub(crate) vote_retry: Option<crate::election::VoteRetry>,
     /// When we last heard from the leader we follow (for the lease check on votes).
     pub(crate) last_leader_contact: Option<u64>,
     /// Until this tick we refuse votes as if we heard from a leader. A node that restarts
@@ -132,24 +120,15 @@ pub struct Raft {
     /// Set on the first tick after construction.
     pub(crate) vote_guard_until: Option<u64>,
 
-    // Leadership.
-    pub(crate) progress: BTreeMap<NodeId, Progress>,
-    pub(crate) stamps: StampClock,
-    /// Index of this leader's first entry (its no-op); reads wait until it commits.
-    pub(crate) term_start_index: Index,
-    pub(crate) check_quorum_deadline: u64,
-    /// Since when the oldest uncommitted entry of this term has been waiting.
-    pub(crate) commit_wait_since: Option<u64>,
-    /// Smoothed round trip of appends and its mean deviation, in ticks × 8 (leader only;
-    /// None until measured).
-    pub(crate) srtt_x8: Option<(u64, u64)>,
-    pub(crate) pending_reads: VecDeque<PendingRead>,
-    pub(crate) reads_awaiting_term_commit: Vec<u64>,
+    /// Set while a (pre-)candidate: the round's votes and retries.
+    pub(crate) campaign: Option<Campaign>,
+    /// Set while leading: everything that belongs to this term's leadership.
+    pub(crate) leadership: Option<Leadership>,
+    /// A ReadIndex round to broadcast in the next Ready (a deferred effect, like
+    /// `msgs`); done only if we still lead by then.
     pub(crate) read_broadcast_needed: bool,
-    /// New entries were proposed since the last Ready: send them out once, batched.
-    pub(crate) replicate_needed: bool,
-    /// Times a follower was found to have lost entries it had acknowledged.
-    pub(crate) followers_lost_log: u64,
+    /// Counters of refused or suspicious inputs, for the driver's metrics.
+    pub(crate) stats: CoreStats,
 
     // Snapshots (§7).
     /// The latest snapshot of our state machine, sent to followers that need entries we
@@ -168,6 +147,15 @@ pub struct Raft {
     pub(crate) last_hard_state: HardState,
 }
 
+/// Counters of what the core refused or found wrong, since the node started. They only
+/// grow; a driver exports them as metrics and logs a line when one moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// While leading, a follower turned out to have lost log entries it had acknowledged
+    /// (a wiped or replaced disk): worth an operator's attention.
+    pub followers_lost_log: u64,
+}
+
 impl Raft {
     /// A fresh node with an empty log.
     pub fn new(cfg: Config, voters: impl IntoIterator<Item = NodeId>) -> Raft {
@@ -180,6 +168,10 @@ impl Raft {
     }
 
     /// A node restarting from durable state.
+    ///
+    /// # Panics
+    /// If `cfg` fails [`Config::validate`]: a misconfigured core could not keep its
+    /// guarantees, and this is a startup error the operator must fix.
     pub fn restore(cfg: Config, membership: Membership, hs: HardState, log: RaftLog) -> Raft {
         if let Err(e) = cfg.validate() {
             panic!("invalid raft config: {e}");
@@ -190,26 +182,16 @@ impl Raft {
             now: 0,
             term: hs.term,
             vote: hs.vote,
-            role: Role::Follower,
             leader: None,
             membership,
             log,
             election_deadline: 0,
-            votes: BTreeMap::new(),
-            vote_retry: None,
             last_leader_contact: None,
             vote_guard_until: None,
-            progress: BTreeMap::new(),
-            stamps: StampClock::default(),
-            term_start_index: 0,
-            check_quorum_deadline: 0,
-            commit_wait_since: None,
-            srtt_x8: None,
-            pending_reads: VecDeque::new(),
-            reads_awaiting_term_commit: Vec::new(),
+            campaign: None,
+            leadership: None,
             read_broadcast_needed: false,
-            replicate_needed: false,
-            followers_lost_log: 0,
+            stats: CoreStats::default(),
             snapshot: None,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -234,9 +216,14 @@ impl Raft {
     pub fn term(&self) -> Term {
         self.term
     }
-    /// The current role.
+    /// The current role, read off the role-specific state.
     pub fn role(&self) -> Role {
-        self.role
+        match (&self.leadership, &self.campaign) {
+            (Some(_), _) => Role::Leader,
+            (None, Some(c)) if c.pre => Role::PreCandidate,
+            (None, Some(_)) => Role::Candidate,
+            (None, None) => Role::Follower,
+        }
     }
     /// The leader of the current term, if known (ourselves when leading).
     pub fn leader(&self) -> Option<NodeId> {
@@ -244,7 +231,7 @@ impl Raft {
     }
     /// Whether this node leads its term.
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
+        self.leadership.is_some()
     }
     /// The in-memory log.
     pub fn log(&self) -> &RaftLog {
@@ -273,7 +260,7 @@ impl Raft {
     /// Ticks since we last heard from the leader we follow (`None`: never, or no leader).
     /// A leader reports zero.
     pub fn leader_contact_age(&self) -> Option<u64> {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return Some(0);
         }
         self.leader?;
@@ -283,12 +270,17 @@ impl Raft {
     /// How often, while leading, a follower turned out to have lost log entries it had
     /// acknowledged (a wiped or replaced disk): worth an operator's attention.
     pub fn followers_lost_log(&self) -> u64 {
-        self.followers_lost_log
+        self.stats.followers_lost_log
     }
-    /// A leader's view of each follower: (id, match index).
+    /// Counters of refused or suspicious inputs (see [`CoreStats`]).
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+    /// A leader's view of each follower: (id, match index). Empty unless leading.
     pub fn follower_matches(&self) -> Vec<(NodeId, Index)> {
-        self.progress
+        self.leadership
             .iter()
+            .flat_map(|l| l.progress.iter())
             .map(|(&id, p)| (id, p.match_index))
             .collect()
     }
@@ -301,24 +293,28 @@ impl Raft {
             self.now = now;
         }
         if self.vote_guard_until.is_none() {
-            self.vote_guard_until = Some(self.now + self.cfg.election_timeout_ticks);
+            self.vote_guard_until = Some(self.now.saturating_add(self.cfg.election_timeout_ticks));
             self.reset_election_timer();
         }
-        match self.role {
-            Role::Leader => self.tick_leader(),
-            _ => self.tick_election(),
+        if self.is_leader() {
+            self.tick_leader();
+        } else {
+            self.tick_election();
         }
+        self.check_invariants();
     }
 
     /// The earliest tick at which [`Raft::tick`] has something to do.
     pub fn next_deadline(&self) -> u64 {
-        match self.role {
-            Role::Leader => self.leader_deadline(),
-            _ => {
-                let retry = self.vote_retry.map_or(u64::MAX, |r| r.at);
-                self.election_deadline.min(retry)
-            }
+        if self.is_leader() {
+            return self.leader_deadline();
         }
+        let retry = self
+            .campaign
+            .as_ref()
+            .and_then(|c| c.retry)
+            .map_or(u64::MAX, |r| r.at);
+        self.election_deadline.min(retry)
     }
 
     /// Proposes an application command; returns its log index.
@@ -331,7 +327,7 @@ impl Raft {
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Index, ProposeError> {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
@@ -343,13 +339,20 @@ impl Raft {
             return Err(ProposeError::Busy);
         }
         let index = self.append_own_entry(kind, data);
-        // Appends go out in `ready()`, so a burst of proposals shares one message.
-        self.replicate_needed = true;
+        if let Some(lead) = self.leadership.as_mut() {
+            // Appends go out in `ready()`, so a burst of proposals shares one message.
+            lead.replicate_needed = true;
+        }
         Ok(index)
     }
 
     /// Handles one message from a peer.
     pub fn step(&mut self, msg: Message) {
+        self.step_message(msg);
+        self.check_invariants();
+    }
+
+    fn step_message(&mut self, msg: Message) {
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
             return;
         }
@@ -373,7 +376,7 @@ impl Raft {
             body @ MessageBody::Append { .. } => self.handle_append(body),
             body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
-                if self.role != Role::Leader && self.membership.is_voter(self.cfg.id) {
+                if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
                     self.campaign(true);
                 }
             }
@@ -396,7 +399,7 @@ impl Raft {
     /// The driver made the log durable up to (`index`, `term`).
     pub fn on_persisted(&mut self, index: Index, term: Term) {
         self.log.mark_persisted(index, term);
-        if self.role == Role::Leader {
+        if self.is_leader() {
             self.maybe_commit();
         }
     }
@@ -447,7 +450,7 @@ impl Raft {
             || !self.read_states.is_empty()
             || !self.aborted_reads.is_empty()
             || self.read_broadcast_needed
-            || self.replicate_needed
+            || self.leadership.as_ref().is_some_and(|l| l.replicate_needed)
             || self.log.has_unstable()
             || self.log.has_committed_to_apply()
             || self.hard_state() != self.last_hard_state
@@ -455,18 +458,20 @@ impl Raft {
 
     /// Takes the pending effects. Committed entries are marked applied when handed out.
     pub fn ready(&mut self) -> Ready {
-        if self.replicate_needed {
-            self.replicate_needed = false;
-            if self.role == Role::Leader {
-                self.replicate_new_entries();
-            }
+        let replicate = self
+            .leadership
+            .as_mut()
+            .is_some_and(|l| core::mem::take(&mut l.replicate_needed));
+        if replicate {
+            self.replicate_new_entries();
         }
-        if self.read_broadcast_needed {
-            self.read_broadcast_needed = false;
+        if core::mem::take(&mut self.read_broadcast_needed) {
             // A step-down taken in the same batch as the read already handed the read
-            // back (aborted_reads) and dropped the followers' progress.
-            if self.role == Role::Leader || self.cfg.planted_bugs.read_round_after_step_down {
+            // back (aborted_reads) and dropped the leadership with its followers.
+            if self.is_leader() {
                 self.broadcast_heartbeat();
+            } else if self.cfg.planted_bugs.read_round_after_step_down {
+                self.planted_read_round_without_leadership();
             }
         }
         let hs = self.hard_state();
@@ -474,7 +479,7 @@ impl Raft {
             self.last_hard_state = hs;
             hs
         });
-        Ready {
+        let ready = Ready {
             snapshot: self.snapshot_to_install.take(),
             hard_state,
             entries: self.log.take_unstable(),
@@ -483,6 +488,20 @@ impl Raft {
             committed_entries: self.log.take_committed(self.cfg.max_msg_bytes),
             read_states: core::mem::take(&mut self.read_states),
             aborted_reads: core::mem::take(&mut self.aborted_reads),
+        };
+        self.check_invariants();
+        ready
+    }
+
+    /// TEST ONLY (`PlantedBugs::read_round_after_step_down`): the deposed leader's crash
+    /// as it was before per-role state made it unrepresentable — the read round looked up
+    /// each peer in the follower progress that stepping down had emptied.
+    #[allow(clippy::unnecessary_operation)]
+    fn planted_read_round_without_leadership(&self) {
+        let emptied: alloc::collections::BTreeMap<NodeId, crate::progress::Progress> =
+            alloc::collections::BTreeMap::new();
+        for peer in self.peers() {
+            let _ = emptied[&peer].match_index;
         }
     }
 
@@ -529,21 +548,20 @@ impl Raft {
         self.election_deadline = self.now + self.rng.range(e, 2 * e);
     }
 
-    /// Steps down to follower in `term`, following `leader` if known.
+    /// Steps down to follower in `term`, following `leader` if known. Dropping the
+    /// leadership or the campaign is all the clearing there is; reads the leadership
+    /// still held are handed back in `aborted_reads`.
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
-        if self.role == Role::Leader {
-            self.abort_reads();
+        if let Some(leadership) = self.leadership.take() {
+            self.aborted_reads
+                .extend(leadership.into_unfinished_reads());
         }
+        self.campaign = None;
         if term > self.term {
             self.term = term;
             self.vote = None;
         }
-        self.role = Role::Follower;
         self.leader = leader;
-        self.votes.clear();
-        self.vote_retry = None;
-        self.progress.clear();
-        self.commit_wait_since = None;
         if leader.is_some() {
             self.last_leader_contact = Some(self.now);
         }
@@ -620,7 +638,7 @@ impl Raft {
         if !self.cfg.check_quorum {
             return false;
         }
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return true;
         }
         if self.vote_guard_until.is_some_and(|until| self.now < until) {

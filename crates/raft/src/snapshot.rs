@@ -46,7 +46,7 @@ impl Raft {
         done: bool,
         stamp: u64,
     ) {
-        if self.role != Role::Follower || self.leader != Some(from) {
+        if self.role() != Role::Follower || self.leader != Some(from) {
             self.become_follower(self.term, Some(from));
         }
         self.last_leader_contact = Some(self.now);
@@ -129,7 +129,7 @@ impl Raft {
         let window = chunk.saturating_mul(chunks_in_flight);
         let total = snapshot.data.len() as u64;
         let now = self.now;
-        let Some(pr) = self.progress.get_mut(&peer) else {
+        let Some(pr) = self.progress_mut(peer) else {
             return false;
         };
         let same = pr.state
@@ -143,8 +143,10 @@ impl Raft {
             pr.become_snapshot(snapshot.meta.index);
         }
         let mut sent_any = false;
-        loop {
-            let pr = self.progress.get_mut(&peer).expect("checked above");
+        while let Some(lead) = self.leadership.as_mut() {
+            let Some(pr) = lead.progress.get_mut(&peer) else {
+                break;
+            };
             let offset = pr.snapshot_sent;
             let all_sent = offset >= total && (sent_any || pr.snapshot_last_sent);
             if all_sent || offset.saturating_sub(pr.snapshot_acked) >= window {
@@ -158,7 +160,7 @@ impl Raft {
             if pr.unacked_since.is_none() {
                 pr.unacked_since = Some(now);
             }
-            let stamp = self.stamps.issue(now);
+            let stamp = lead.stamps.issue(now);
             let data = snapshot.data.slice(offset as usize..end as usize);
             let body = MessageBody::Snapshot {
                 meta: snapshot.meta.clone(),
@@ -185,11 +187,13 @@ impl Raft {
         success: bool,
         stamp: u64,
     ) {
-        if self.role != Role::Leader || !self.note_answer(from, stamp) {
+        if !self.is_leader() || !self.note_answer(from, stamp) {
             return;
         }
         let now = self.now;
-        let pr = self.progress.get_mut(&from).expect("note_answer checked");
+        let Some(pr) = self.progress_mut(from) else {
+            return;
+        };
         if !matches!(pr.state, ProgressState::Snapshot { .. }) {
             // A late answer from a transfer that already ended.
             return;
