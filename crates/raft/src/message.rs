@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 use bytes::Bytes;
 
-use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term};
+use core::fmt;
+
+use crate::types::{Entry, EntryKind, Index, NodeId, SnapshotMeta, Term};
 
 /// One message between two nodes: an envelope (`from`, `to`, `term`) around a body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,4 +155,150 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
         }
     }
+}
+
+/// A short human form, one line: `from->to tTERM Body fields…` (the simulator's trace and
+/// the transcript tests print this). The alternate form (`{:#}`) adds what the short one
+/// leaves out: each entry as `index@term` (with a kind tag for no-ops and membership
+/// changes), the relay route, the vouching followers, a snapshot's membership.
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{} t{} ", self.from, self.to, self.term)?;
+        fmt::Display::fmt(&self.body, f)?;
+        match &self.body {
+            // Only a relayed append's author differs from its sender.
+            MessageBody::Append { leader, .. } if f.alternate() && *leader != self.from => {
+                write_ids(f, "leader", core::slice::from_ref(leader), false)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = f.alternate();
+        match self {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => write!(f, "PreVote last={last_index}@{last_term}"),
+            MessageBody::PreVoteResp { granted, leader } => {
+                write!(f, "PreVoteResp granted={granted} leader={leader:?}")
+            }
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                transfer,
+            } => {
+                write!(f, "Vote last={last_index}@{last_term}")?;
+                if *transfer {
+                    write!(f, " transfer")?;
+                }
+                Ok(())
+            }
+            MessageBody::VoteResp { granted } => write!(f, "VoteResp granted={granted}"),
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                stamp,
+                leader: _,
+                relay,
+                relayed_by,
+            } => {
+                write!(
+                    f,
+                    "Append prev={prev_index}@{prev_term} n={} commit={commit} stamp={stamp}",
+                    entries.len()
+                )?;
+                if detail {
+                    if !entries.is_empty() {
+                        write!(f, " entries=[")?;
+                        for (i, e) in entries.iter().enumerate() {
+                            let sep = if i == 0 { "" } else { " " };
+                            let kind = match e.kind {
+                                EntryKind::Normal => "",
+                                EntryKind::Noop => "(noop)",
+                                EntryKind::ConfChange => "(conf)",
+                            };
+                            write!(f, "{sep}{}@{}{kind}", e.index, e.term)?;
+                        }
+                        write!(f, "]")?;
+                    }
+                    write_ids(f, "relay", relay, true)?;
+                    write_ids(f, "relayed_by", relayed_by, true)?;
+                }
+                Ok(())
+            }
+            MessageBody::AppendResp {
+                success,
+                index,
+                hint_term,
+                rejected,
+                stamp,
+                vouch,
+                vouch_index,
+            } => {
+                write!(
+                    f,
+                    "AppendResp ok={success} index={index} hint={hint_term} rejected={rejected} stamp={stamp}"
+                )?;
+                if detail && !vouch.is_empty() {
+                    write_ids(f, "vouch", vouch, true)?;
+                    write!(f, " vouch_index={vouch_index}")?;
+                }
+                Ok(())
+            }
+            MessageBody::Snapshot {
+                meta,
+                offset,
+                data,
+                done,
+                stamp,
+            } => {
+                write!(
+                    f,
+                    "Snapshot {}@{} offset={offset} len={} done={done} stamp={stamp}",
+                    meta.index,
+                    meta.term,
+                    data.len()
+                )?;
+                if detail {
+                    let voters: Vec<NodeId> = meta.membership.voters.iter().copied().collect();
+                    write_ids(f, "voters", &voters, false)?;
+                }
+                Ok(())
+            }
+            MessageBody::SnapshotResp {
+                index,
+                next_offset,
+                success,
+                stamp,
+            } => write!(
+                f,
+                "SnapshotResp ok={success} index={index} next_offset={next_offset} stamp={stamp}"
+            ),
+            MessageBody::TimeoutNow => write!(f, "TimeoutNow"),
+        }
+    }
+}
+
+/// ` name=[1 2 3]` (nothing when `skip_empty` and `ids` is empty).
+fn write_ids(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    ids: &[NodeId],
+    skip_empty: bool,
+) -> fmt::Result {
+    if skip_empty && ids.is_empty() {
+        return Ok(());
+    }
+    write!(f, " {name}=[")?;
+    for (i, id) in ids.iter().enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        write!(f, "{sep}{id}")?;
+    }
+    write!(f, "]")
 }
