@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+use crate::hostile;
 use crate::leadership::{Campaign, Leadership};
 use crate::message::MessageBody;
 use crate::progress::Progress;
@@ -32,6 +33,10 @@ impl Raft {
         }
         if !self.membership.is_voter(self.cfg.id) {
             self.reset_election_timer();
+            return;
+        }
+        if hostile::next_term(self.term).is_none() {
+            self.refuse_campaign_at_term_limit();
             return;
         }
         if self.cfg.pre_vote {
@@ -92,7 +97,8 @@ impl Raft {
         let msg = crate::message::Message {
             from: self.cfg.id,
             to: peer,
-            term: self.term + 1,
+            // tick_election checked that the next term exists.
+            term: self.term.saturating_add(1),
             body: MessageBody::PreVote {
                 last_index: self.log.last_index(),
                 last_term: self.log.last_term(),
@@ -109,6 +115,14 @@ impl Raft {
         };
         // Our own vote must be durable before we solicit others'.
         self.send_after_persist(peer, self.term, body);
+    }
+
+    /// Our term is at `hostile::MAX_TERM`: raising it could overflow, so we stay a
+    /// follower (only a term adopted before the term checks existed gets here).
+    fn refuse_campaign_at_term_limit(&mut self) {
+        self.stats.campaigns_refused_at_term_limit += 1;
+        self.campaign = None;
+        self.reset_election_timer();
     }
 
     /// Asks whether we could win, without touching our term (nothing to persist).
@@ -130,8 +144,12 @@ impl Raft {
     /// A real election: new term, vote for ourselves, ask the others (§5.2).
     pub(crate) fn campaign(&mut self, transfer: bool) {
         debug_assert!(!self.is_leader(), "a leader does not campaign");
+        let Some(next_term) = hostile::next_term(self.term) else {
+            self.refuse_campaign_at_term_limit();
+            return;
+        };
         self.campaign = Some(Campaign::new(false, self.cfg.id));
-        self.term += 1;
+        self.term = next_term;
         self.vote = Some(self.cfg.id);
         self.leader = None;
         self.last_leader_contact = None;
@@ -182,11 +200,11 @@ impl Raft {
     /// A refusal's leader hint is not contact with that leader: adopting it would let
     /// nodes keep a dead leader alive by telling each other about it.
     pub(crate) fn handle_pre_vote_resp(&mut self, from: NodeId, term: Term, granted: bool) {
-        let next_term = self.term + 1;
+        let next_term = hostile::next_term(self.term);
         let Some(campaign) = self.campaign.as_mut().filter(|c| c.pre) else {
             return;
         };
-        if granted && term != next_term {
+        if granted && Some(term) != next_term {
             return;
         }
         campaign.votes.insert(from, granted);

@@ -9,8 +9,10 @@
 //! retransmission, CheckQuorum), `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7,
 //! InstallSnapshot). Smaller pieces: `leadership.rs` (the state a node holds only while
 //! leading or campaigning), `relay.rs` (chain replication), `rtt.rs` (RFC 6298),
-//! `log.rs`, `progress.rs`, `quorum.rs`, `stamp.rs`, `rng.rs`, and `invariants.rs`
-//! (checked after every input in debug builds).
+//! `log.rs`, `progress.rs`, `quorum.rs`, `stamp.rs`, `rng.rs`, `hostile.rs` (what a
+//! misbehaving peer may not do: absurd terms, forged acknowledgements, malformed
+//! appends, foreign memberships) and `invariants.rs` (checked after every input in
+//! debug builds).
 //!
 //! # No I/O, by construction
 //!
@@ -31,6 +33,7 @@ extern crate std;
 mod append;
 mod config;
 mod election;
+mod hostile;
 mod invariants;
 mod leader_timer;
 mod leadership;

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::hostile;
 use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
 use crate::membership::Membership;
@@ -154,6 +155,20 @@ pub struct CoreStats {
     /// While leading, a follower turned out to have lost log entries it had acknowledged
     /// (a wiped or replaced disk): worth an operator's attention.
     pub followers_lost_log: u64,
+    /// Messages dropped for a term no honest peer can have (see `hostile::MAX_TERM_JUMP`
+    /// and `hostile::MAX_TERM`): never adopted, never persisted.
+    pub absurd_terms: u64,
+    /// Elections not started because our term is at `hostile::MAX_TERM`: raising it
+    /// further could overflow. Only a term adopted before these checks existed gets here.
+    pub campaigns_refused_at_term_limit: u64,
+    /// Append acknowledgements (or vouches) claiming a match beyond anything we sent that
+    /// follower in this term; ignored, so a forged answer cannot commit on a minority.
+    pub forged_acks: u64,
+    /// Appends whose entries are not contiguous after `prev_index`, whose terms go down,
+    /// or that claim a term above the message's; refused whole.
+    pub malformed_appends: u64,
+    /// Snapshots refused because their membership is not the cluster's.
+    pub snapshots_refused: u64,
 }
 
 impl Raft {
@@ -354,6 +369,15 @@ impl Raft {
 
     fn step_message(&mut self, msg: Message) {
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        // Checks that need no state: a refused message changes nothing, not even the term.
+        if !hostile::plausible_term(self.term, msg.term) {
+            self.stats.absurd_terms += 1;
+            return;
+        }
+        if !hostile::well_formed_append(&msg) {
+            self.stats.malformed_appends += 1;
             return;
         }
         if !self.handle_term(&msg) {

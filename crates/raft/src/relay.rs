@@ -52,6 +52,7 @@ impl Raft {
                 continue; // `fits` saw every one of them
             };
             pr.last_sent_tick = now;
+            pr.note_sent(last);
             pr.next_index = last + 1;
             pr.inflight.push_back(last);
             if pr.unacked_since.is_none() {

@@ -140,6 +140,7 @@ impl Raft {
         };
         let stamp = lead.stamps.issue(now);
         pr.last_sent_tick = now;
+        pr.note_sent(last.unwrap_or(prev_index));
         if let Some(last) = last {
             match pr.state {
                 ProgressState::Replicate => {
@@ -216,13 +217,31 @@ impl Raft {
         }
         if success {
             for peer in vouch {
-                self.record_ack(peer, vouch_index, stamp);
+                if self.sent_at_least(peer, vouch_index) {
+                    self.record_ack(peer, vouch_index, stamp);
+                }
             }
-            self.record_ack(from, index, stamp);
+            if self.sent_at_least(from, index) {
+                self.record_ack(from, index, stamp);
+            }
         } else {
             self.record_rejection(from, index, hint_term, rejected, stamp);
         }
         self.check_pending_reads();
+    }
+
+    /// Whether we sent `peer` the log up to `index` in this term. An acknowledgement of
+    /// more is forged (or hopelessly confused): it is ignored and counted, so that it
+    /// cannot make us commit what only a minority holds. Unknown peers pass (they are
+    /// ignored later anyway).
+    pub(crate) fn sent_at_least(&mut self, peer: NodeId, index: Index) -> bool {
+        match self.progress(peer) {
+            Some(pr) if index > pr.sent_up_to => {
+                self.stats.forged_acks += 1;
+                false
+            }
+            _ => true,
+        }
     }
 
     /// Bookkeeping shared by every answer from `peer`: it is alive (CheckQuorum), saw

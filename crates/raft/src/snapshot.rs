@@ -18,6 +18,7 @@
 use alloc::vec::Vec;
 use bytes::Bytes;
 
+use crate::hostile;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, Role};
@@ -52,6 +53,15 @@ impl Raft {
         self.last_leader_contact = Some(self.now);
         self.reset_election_timer();
         let term = self.term;
+
+        if !hostile::acceptable_membership(&self.membership, &meta.membership) {
+            // Installing it could shrink the voters to a set a minority controls (one
+            // voter: split brain). Refuse, and forget any transfer in progress.
+            self.stats.snapshots_refused += 1;
+            self.incoming_snapshot = None;
+            self.send(from, snapshot_resp(0, 0, false, stamp));
+            return;
+        }
 
         if meta.index <= self.log.committed {
             // Everything it covers is committed here already, hence identical: our commit
@@ -156,6 +166,7 @@ impl Raft {
             let done = end == total;
             pr.snapshot_sent = end;
             pr.snapshot_last_sent = done;
+            pr.note_sent(snapshot.meta.index);
             pr.last_sent_tick = now;
             if pr.unacked_since.is_none() {
                 pr.unacked_since = Some(now);
@@ -187,7 +198,10 @@ impl Raft {
         success: bool,
         stamp: u64,
     ) {
-        if !self.is_leader() || !self.note_answer(from, stamp) {
+        if !self.is_leader() || (success && index > 0 && !self.sent_at_least(from, index)) {
+            return;
+        }
+        if !self.note_answer(from, stamp) {
             return;
         }
         let now = self.now;
