@@ -445,9 +445,22 @@ impl Cluster {
                 .collect();
             let _ = write!(s, " matches=[{}]", matches.join(" "));
         }
-        let stats = format!("{:?}", r.stats());
-        if r.stats() != Default::default() {
-            let _ = write!(s, " {stats}");
+        let st = r.stats();
+        let counters = [
+            ("followers_lost_log", st.followers_lost_log),
+            ("absurd_terms", st.absurd_terms),
+            (
+                "campaigns_refused_at_term_limit",
+                st.campaigns_refused_at_term_limit,
+            ),
+            ("forged_acks", st.forged_acks),
+            ("malformed_appends", st.malformed_appends),
+            ("snapshots_refused", st.snapshots_refused),
+        ];
+        for (name, n) in counters {
+            if n > 0 {
+                let _ = write!(s, " {name}={n}");
+            }
         }
         if !node.applied.is_empty() {
             let _ = write!(s, " state={:?}", node.applied);
