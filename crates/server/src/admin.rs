@@ -11,8 +11,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::handle::NodeHandle;
+use crate::metrics::LoopMetrics;
 use crate::metrics::{counter, gauge};
-use crate::node_loop::{LoopMetrics, NodeHandle, Status};
+use crate::status::Status;
 
 const MAX_HEAD: usize = 8 << 10;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);

@@ -105,6 +105,34 @@ pub fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
 }
 
+/// Counters and histograms the loop and the network tasks update.
+#[derive(Default)]
+pub struct LoopMetrics {
+    pub client_requests: Counter,
+    pub forwarded_out: Counter,
+    pub forwarded_in: Counter,
+    pub forward_timeouts: Counter,
+    /// Forwards sent again (the leader moved, or no answer within the retry time).
+    pub forward_resends: Counter,
+    /// Forward answers from a node the request was not sent to (or to an unknown id).
+    pub stray_forward_answers: Counter,
+    pub elections: Counter,
+    pub leader_changes: Counter,
+    pub dropped_inbound: Counter,
+    pub stale_reads: Counter,
+    /// Submit to answer, for writes answered here (forwarding included).
+    pub commit_latency: Histogram,
+    pub read_latency: Histogram,
+    /// Time in `fdatasync`; stays empty until the node persists to a file store.
+    pub fsync_latency: Histogram,
+}
+
+impl LoopMetrics {
+    pub fn inc_dropped_inbound(&self) {
+        self.dropped_inbound.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

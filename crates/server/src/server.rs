@@ -14,7 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::node_loop::{open_node, Event, LoopMetrics, NodeHandle, NodeLoop};
+use crate::handle::{Event, NodeHandle};
+use crate::metrics::LoopMetrics;
+use crate::node_loop::NodeLoop;
+use crate::open::open_node;
 use crate::resp::commands::RespCtx;
 use crate::transport::inbound::{self, Inbound};
 use crate::transport::peer::{spawn_writers, PeerRouter};

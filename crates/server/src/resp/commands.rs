@@ -17,8 +17,9 @@ use node::Request;
 use raft::NodeId;
 
 use super::codec::Value;
-use crate::node_loop::{CallError, NodeHandle, Status};
+use crate::handle::{CallError, NodeHandle};
 use crate::reply::Reply;
+use crate::status::Status;
 
 /// What every connection shares.
 pub struct RespCtx {

@@ -18,7 +18,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::codec::{check_len, decode_body, CodecError, Frame, LEN_BYTES};
 use super::peer::PeerRouter;
-use crate::node_loop::{Event, LoopMetrics};
+use crate::handle::Event;
+use crate::metrics::LoopMetrics;
 use crate::reply::Reply;
 
 #[derive(Debug, thiserror::Error)]
