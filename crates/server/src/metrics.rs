@@ -119,6 +119,18 @@ pub struct LoopMetrics {
     pub elections: Counter,
     pub leader_changes: Counter,
     pub dropped_inbound: Counter,
+    /// Inbound peer connections closed at once: the connection limit was reached.
+    pub peer_connections_refused: Counter,
+    /// Inbound peer connections whose handshake failed: TLS, certificate, `Hello`, or
+    /// the deadline.
+    pub peer_handshakes_refused: Counter,
+    /// Frames from an authenticated peer that did not decode or broke the protocol (an
+    /// append that is not a log slice, a message not from the sender): the connection
+    /// is dropped.
+    pub peer_frames_rejected: Counter,
+    /// RESP and admin connections whose TLS handshake failed (plaintext to a TLS port,
+    /// an untrusted certificate, the deadline).
+    pub client_tls_refused: Counter,
     pub stale_reads: Counter,
     /// Submit to answer, for writes answered here (forwarding included).
     pub commit_latency: Histogram,
