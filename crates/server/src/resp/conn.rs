@@ -21,9 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::client::Client;
@@ -45,13 +43,13 @@ enum Item {
     Error { msg: String, close: bool },
 }
 
-pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let (rd, wr) = stream.into_split();
+/// Serves one client on the two halves of its stream (a TCP socket's, or a TLS
+/// session's); `peer` names it in logs.
+pub async fn serve<R, W>(rd: R, wr: W, peer: String, ctx: Arc<RespCtx>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
+{
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
@@ -64,7 +62,7 @@ pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
 }
 
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    mut rd: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Item>,
     ctx: Arc<RespCtx>,
     budget: Arc<Semaphore>,
@@ -167,7 +165,7 @@ impl Group {
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Item>,
     ctx: Arc<RespCtx>,
     client: Arc<Client>,
@@ -189,7 +187,7 @@ async fn write_loop(
                     break;
                 }
                 if rx.is_empty() {
-                    wr.write_all(&out).await?;
+                    write_flush(&mut wr, &out).await?;
                     out.clear();
                 }
                 continue;
@@ -230,11 +228,11 @@ async fn write_loop(
             break;
         }
         if (carry.is_none() && rx.is_empty()) || out.len() >= WRITE_CHUNK {
-            wr.write_all(&out).await?;
+            write_flush(&mut wr, &out).await?;
             out.clear();
         }
     }
-    wr.write_all(&out).await?;
+    write_flush(&mut wr, &out).await?;
     let _ = wr.shutdown().await;
     Ok(())
 }
@@ -266,4 +264,11 @@ async fn run_group(
         close |= o.close;
     }
     close
+}
+
+/// Writes and flushes: a TLS session may hold written bytes until flushed (a TCP
+/// socket has nothing to flush).
+async fn write_flush(wr: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> std::io::Result<()> {
+    wr.write_all(out).await?;
+    wr.flush().await
 }

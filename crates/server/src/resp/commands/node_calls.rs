@@ -11,9 +11,10 @@ use bytes::Bytes;
 use node::Request;
 
 use super::{Failed, Res, RespCtx};
-use crate::node_loop::{CallError, Status};
+use crate::handle::CallError;
 use crate::reply::Reply;
 use crate::resp::codec::Value;
+use crate::status::Status;
 
 /// Bytes of keys in one SCAN/KEYS page (well inside a peer frame).
 pub(super) const SCAN_PAGE_BYTES: u32 = 256 << 10;

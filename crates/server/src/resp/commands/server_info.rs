@@ -4,9 +4,9 @@
 use bytes::Bytes;
 
 use super::{upper, Failed, Res, RespCtx};
-use crate::node_loop::Status;
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
+use crate::status::Status;
 
 pub(super) async fn run(
     ctx: &RespCtx,
