@@ -51,16 +51,32 @@ pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let fd = raw_fd(&stream);
+    let registered = ctx
+        .clients
+        .open(stream.peer_addr().ok(), stream.local_addr().ok(), fd);
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
-    let client = ctx.clients.open();
+    let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
     if let Err(e) = write_loop(wr, rx, ctx, client).await {
         tracing::debug!(%peer, "client connection ended: {e}");
     }
     reader.abort();
+    drop(registered);
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> i64 {
+    -1
 }
 
 async fn read_loop(
@@ -260,9 +276,12 @@ async fn run_group(
         }
     }))
     .await;
+    // Read after the group ran: a HELLO (always alone in its group) answers in the
+    // protocol it switched to.
+    let proto = client.protocol();
     let mut close = false;
     for o in outcomes {
-        o.value.encode(out);
+        o.value.encode_as(proto, out);
         close |= o.close;
     }
     close

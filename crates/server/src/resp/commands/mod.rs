@@ -10,7 +10,7 @@
 //! - `node_calls.rs`: the requests to the node, the argument limits, `join_all`;
 //! - `strings.rs`: the string and key commands (GET, SET, DEL, INCR, ...);
 //! - `keyspace.rs`: SCAN, KEYS, DBSIZE;
-//! - `connection.rs`: PING, ECHO, SELECT, CLIENT;
+//! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
 //! - `server_info.rs`: INFO, COMMAND, CONFIG.
 
 mod class;
@@ -41,12 +41,14 @@ pub struct RespCtx {
     pub max_key_bytes: usize,
     pub max_request_bytes: usize,
     pub max_pipeline: usize,
+    /// Connections accepted at once (`INFO clients`).
+    pub max_clients: usize,
     pub client_port: u16,
     pub started: Instant,
     /// SCAN cursors in flight (see `scan.rs`).
     pub cursors: super::scan::Cursors,
     /// The connections open now.
-    pub clients: super::client::Clients,
+    pub clients: std::sync::Arc<super::client::Clients>,
 }
 
 /// The reply, and whether to close the connection after sending it.
