@@ -352,3 +352,52 @@ fn info_sections_with_real_values() {
     assert_eq!(text(&a.call(&["INFO", "nosuchsection"])), "");
     assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 6);
 }
+
+/// READONLY reads this node's state machine without a leader round: with the other two
+/// nodes stopped there is no leader, yet a READONLY connection on the survivor reads
+/// what it applied, while a default connection (and READWRITE) cannot.
+#[test]
+fn readonly_connections_read_locally_while_the_node_default_stays() {
+    let mut c = Cluster::start(3, |cfg| {
+        cfg.limits.request_timeout = Duration::from_millis(1500);
+    });
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let survivor = (1..=3).find(|&i| i != leader).unwrap();
+    let mut w = Raw::connect(c.client_addr(leader));
+    assert_eq!(w.call(&["SET", "k", "v1"]), Value::ok());
+    let applied = c.status(leader).applied_index;
+    c.wait_status(survivor, Duration::from_secs(10), |s| {
+        s.applied_index >= applied
+    });
+
+    let mut ro = Raw::connect(c.client_addr(survivor));
+    let mut rw = Raw::connect(c.client_addr(survivor));
+    assert_eq!(ro.raw(&["READONLY"]), "+OK\r\n");
+    assert!(text(&ro.call(&["CLIENT", "INFO"])).contains(" flags=r "));
+    for id in (1..=3).filter(|&i| i != survivor) {
+        c.stop(id);
+    }
+    let served_before = c.node(survivor).node.metrics.stale_reads.get();
+    assert_eq!(ro.call(&["GET", "k"]), common::bulk("v1"));
+    assert_eq!(
+        ro.call(&["MGET", "k", "nope"]),
+        Value::Array(Some(vec![common::bulk("v1"), Value::nil()]))
+    );
+    assert_eq!(ro.call(&["EXISTS", "k"]), Value::Int(1));
+    assert_eq!(
+        ro.call(&["KEYS", "*"]),
+        Value::Array(Some(vec![common::bulk("k")]))
+    );
+    assert!(c.node(survivor).node.metrics.stale_reads.get() >= served_before + 4);
+    // Writes still need the leader.
+    assert!(matches!(ro.call(&["SET", "k", "v2"]), Value::Error(_)));
+    // The other connection reads as the node's mode says: no leader, no answer.
+    assert!(matches!(rw.call(&["GET", "k"]), Value::Error(_)));
+    assert_eq!(ro.raw(&["READWRITE"]), "+OK\r\n");
+    assert!(matches!(ro.call(&["GET", "k"]), Value::Error(_)));
+    assert!(text(&ro.call(&["CLIENT", "INFO"])).contains(" flags=N "));
+    assert_eq!(
+        ro.raw(&["READONLY", "x"]),
+        "-ERR wrong number of arguments for 'readonly' command\r\n"
+    );
+}

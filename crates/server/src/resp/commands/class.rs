@@ -24,7 +24,7 @@ pub fn classify(args: &[Bytes]) -> Class {
     match upper(name).as_str() {
         // They change the connection's state: what runs after them must see the change
         // (a reply after HELLO 3 is encoded in RESP3).
-        "HELLO" => Class::Barrier,
+        "HELLO" | "READONLY" | "READWRITE" => Class::Barrier,
         "CLIENT" if matches!(sub().as_str(), "SETNAME" | "SETINFO") => Class::Barrier,
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
         "GET" | "MGET" | "EXISTS" => Class::Read,

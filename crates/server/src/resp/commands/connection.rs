@@ -1,4 +1,4 @@
-//! The connection commands: PING, ECHO, SELECT, HELLO, CLIENT —
+//! The connection commands: PING, ECHO, SELECT, HELLO, CLIENT, READONLY, READWRITE —
 //! the ones that read or change this connection's state (`resp/client.rs`). Replies and
 //! errors are worded as Redis 7 words them.
 
@@ -24,6 +24,7 @@ pub(super) async fn run(
         "SELECT" => select(a),
         "HELLO" => hello(ctx, client, a).await,
         "CLIENT" => client_command(ctx, client, a),
+        "READONLY" | "READWRITE" => read_consistency(client, name, a),
         _ => return None,
     })
 }
@@ -364,4 +365,14 @@ fn client_line(c: &Client, s: &ClientState) -> String {
         String::from_utf8_lossy(&s.lib_name),
         String::from_utf8_lossy(&s.lib_ver),
     )
+}
+
+/// `READONLY` / `READWRITE` (Redis Cluster's): whether this connection's reads (GET,
+/// MGET, EXISTS, SCAN, KEYS) are served from this node's state machine as it is — no
+/// leader round, so possibly stale, and served while there is no leader — or as the
+/// node's read mode says (the default). Read-modify-write commands stay linearizable.
+fn read_consistency(client: &Client, name: &str, a: &[Bytes]) -> Res<Value> {
+    arity(name, a.is_empty())?;
+    client.state().local_reads = name == "READONLY";
+    Ok(Value::ok())
 }
