@@ -309,7 +309,9 @@ fn info_sections_with_real_values() {
     let c = one_node();
     let addr = c.client_addr(1);
     let mut a = Raw::connect(addr);
-    let _b = Raw::connect(addr);
+    let mut b = Raw::connect(addr);
+    // Once it answered, the connection is registered.
+    assert_eq!(b.call(&["PING"]), Value::Simple("PONG".into()));
     let info = text(&a.call(&["INFO"]));
     assert_eq!(
         section_names(&info),
@@ -400,4 +402,96 @@ fn readonly_connections_read_locally_while_the_node_default_stays() {
         ro.raw(&["READONLY", "x"]),
         "-ERR wrong number of arguments for 'readonly' command\r\n"
     );
+}
+
+/// `ECHO a a a ...`: a command of `bytes` bytes, nearly all one-byte arguments (ECHO
+/// refuses it at once, so timing it times the parse); and its argument count.
+fn one_byte_args(bytes: usize) -> (Vec<u8>, usize) {
+    let n = (bytes - 14) / 7 + 1;
+    let mut cmd = format!("*{n}\r\n$4\r\nECHO\r\n").into_bytes();
+    for _ in 1..n {
+        cmd.extend_from_slice(b"$1\r\na\r\n");
+    }
+    (cmd, n)
+}
+
+/// CPU time this thread has used: unlike the wall clock, it does not count the time the
+/// thread waited for a core, so other load on the machine does not distort a ratio.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Feeds `cmd` to a connection's parser `piece` bytes at a time, as reads would deliver
+/// it; the CPU time until the command is parsed (best of `runs`).
+fn parse_trickled(cmd: &[u8], args: usize, piece: usize, runs: usize) -> Duration {
+    use server::resp::codec::CommandParser;
+    (0..runs)
+        .map(|_| {
+            let mut parser = CommandParser::default();
+            let mut buf = BytesMut::with_capacity(16 << 10);
+            let started = thread_cpu_time();
+            let mut parsed = None;
+            for chunk in cmd.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                if let Some(a) = parser.parse(&mut buf, 16 << 20).expect("valid command") {
+                    parsed = Some(a.len());
+                }
+            }
+            let took = thread_cpu_time() - started;
+            assert_eq!(parsed, Some(args));
+            took
+        })
+        .min()
+        .expect("runs > 0")
+}
+
+/// Issue 14: a 7 MB command trickled a byte at a time parses in time linear in its size
+/// (parsing from the start on every read made it quadratic: 49 times the 1 MB time).
+#[test]
+fn a_trickled_command_parses_in_linear_time() {
+    let (small, small_args) = one_byte_args(1 << 20);
+    let (big, big_args) = one_byte_args(7 << 20);
+    let t1 = parse_trickled(&small, small_args, 1, 3);
+    let t7 = parse_trickled(&big, big_args, 1, 3);
+    let ratio = t7.as_secs_f64() / t1.as_secs_f64();
+    eprintln!("parser, one byte at a time: 1 MiB {t1:?}, 7 MiB {t7:?}, ratio {ratio:.1}");
+    // Linear is 7; quadratic is 49. Generous, so other load on the machine cannot fail it.
+    assert!(ratio < 20.0, "7 MiB took {ratio:.1} times the 1 MiB time");
+}
+
+/// The same command over a connection, in small writes: the parser's state carries
+/// across the server's reads (the server reads what has arrived, so how many reads it
+/// takes is up to the network; the parser test above is the one that times).
+#[test]
+fn a_command_trickled_over_tcp_is_answered() {
+    let c = Cluster::start(1, |cfg| cfg.limits.max_request_bytes = 16 << 20);
+    c.wait_leader(Duration::from_secs(10));
+    let mut conn = Raw::connect(c.client_addr(1));
+    let (big, _) = one_byte_args(7 << 20);
+    let started = std::time::Instant::now();
+    for piece in big.chunks(512) {
+        conn.stream.write_all(piece).unwrap();
+    }
+    assert_eq!(
+        conn.read().0,
+        "-ERR wrong number of arguments for 'echo' command\r\n"
+    );
+    eprintln!(
+        "7 MiB in 512-byte writes answered in {:?}",
+        started.elapsed()
+    );
+    // The connection goes on: an inline command split across writes, then a pipeline.
+    for piece in [&b"PI"[..], b"NG\r", b"\n*1\r\n$4\r\nPI", b"NG\r\n"] {
+        conn.stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(conn.read().0, "+PONG\r\n");
+    assert_eq!(conn.read().0, "+PONG\r\n");
 }

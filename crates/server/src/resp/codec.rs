@@ -46,38 +46,135 @@ fn parse_int(line: &[u8]) -> Option<i64> {
 /// Parses one command from the front of `buf`. `Ok(None)`: incomplete, read more. On
 /// success the command's bytes are split off `buf` and the arguments share them. An
 /// empty command (`*0`, a blank inline line) is consumed and returned as no arguments.
+///
+/// Starts from the beginning of `buf` every time: a connection uses a
+/// [`CommandParser`], which resumes where it stopped.
 pub fn parse_command(
     buf: &mut BytesMut,
     max_request: usize,
 ) -> Result<Option<Vec<Bytes>>, ProtoError> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
-    };
-    let (ranges, consumed) = if first == b'*' {
-        match parse_multibulk(buf, max_request)? {
-            Some(x) => x,
-            None => return Ok(None),
+    CommandParser::default().parse(buf, max_request)
+}
+
+/// A connection's command parser. It remembers how far it got in a command that is not
+/// complete yet (the arguments found, or how much of an inline line was searched), so
+/// the bytes already read are not parsed again when more arrive: a command trickled in
+/// small reads costs time linear in its size, not quadratic.
+///
+/// Contract: between calls `buf` only grows at its end, except by what a call consumed
+/// itself. After an error the parser starts afresh, so the caller may skip the bytes a
+/// recoverable error names.
+#[derive(Debug, Default)]
+pub struct CommandParser {
+    partial: Partial,
+}
+
+/// Progress in the command at the front of the buffer; offsets are from its start.
+#[derive(Debug, Default)]
+enum Partial {
+    #[default]
+    Nothing,
+    /// A multibulk command: its argument count, the arguments complete so far, and
+    /// where the next one starts.
+    Multibulk {
+        count: usize,
+        ranges: Vec<(usize, usize)>,
+        pos: usize,
+    },
+    /// An inline command: the first `scanned` bytes hold no line break.
+    Inline { scanned: usize },
+}
+
+impl CommandParser {
+    /// As [`parse_command`], resuming the command left incomplete by the last call.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        max_request: usize,
+    ) -> Result<Option<Vec<Bytes>>, ProtoError> {
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let parsed = if first == b'*' {
+            self.multibulk(buf, max_request)
+        } else {
+            self.inline(buf)
+        };
+        let (ranges, consumed) = match parsed {
+            Ok(Some(done)) => done,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.partial = Partial::Nothing;
+                return Err(e);
+            }
+        };
+        self.partial = Partial::Nothing;
+        let frame = buf.split_to(consumed).freeze();
+        Ok(Some(
+            ranges.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
+        ))
+    }
+
+    fn multibulk(&mut self, buf: &[u8], max_request: usize) -> Result<Option<Parsed>, ProtoError> {
+        let (count, mut ranges, mut pos) = match std::mem::take(&mut self.partial) {
+            Partial::Multibulk { count, ranges, pos } => (count, ranges, pos),
+            _ => match multibulk_header(buf, max_request)? {
+                Header::Incomplete => return Ok(None),
+                Header::Empty(consumed) => return Ok(Some((Vec::new(), consumed))),
+                Header::Count(count, pos) => (count, Vec::with_capacity(count.min(1024)), pos),
+            },
+        };
+        while ranges.len() < count {
+            match bulk_at(buf, pos, max_request)? {
+                Some((start, end)) => {
+                    ranges.push((start, end));
+                    pos = end + 2;
+                }
+                None => {
+                    self.partial = Partial::Multibulk { count, ranges, pos };
+                    return Ok(None);
+                }
+            }
         }
-    } else {
-        match parse_inline(buf)? {
-            Some(x) => x,
-            None => return Ok(None),
-        }
-    };
-    let frame = buf.split_to(consumed).freeze();
-    Ok(Some(
-        ranges.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
-    ))
+        Ok(Some((ranges, pos)))
+    }
+
+    fn inline(&mut self, buf: &[u8]) -> Result<Option<Parsed>, ProtoError> {
+        let from = match std::mem::take(&mut self.partial) {
+            Partial::Inline { scanned } => scanned,
+            _ => 0,
+        };
+        let Some(nl) = buf[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| from + p)
+        else {
+            if buf.len() > MAX_INLINE {
+                return Err(fatal("too big inline request"));
+            }
+            self.partial = Partial::Inline { scanned: buf.len() };
+            return Ok(None);
+        };
+        parse_inline_line(buf, nl).map(Some)
+    }
 }
 
 type Parsed = (Vec<(usize, usize)>, usize);
 
-fn parse_multibulk(buf: &[u8], max_request: usize) -> Result<Option<Parsed>, ProtoError> {
+enum Header {
+    Incomplete,
+    /// `*0` or a negative count: an empty command this many bytes long.
+    Empty(usize),
+    /// The argument count, and where the first argument starts.
+    Count(usize, usize),
+}
+
+fn multibulk_header(buf: &[u8], max_request: usize) -> Result<Header, ProtoError> {
     let Some(cr) = find_crlf(buf, 1) else {
         if buf.len() > MAX_HEADER_LINE {
             return Err(fatal("too long multibulk header"));
         }
-        return Ok(None);
+        return Ok(Header::Incomplete);
     };
     let count = match parse_int(&buf[1..cr]) {
         Some(n) if n <= MAX_ARGS as i64 => n,
@@ -90,9 +187,8 @@ fn parse_multibulk(buf: &[u8], max_request: usize) -> Result<Option<Parsed>, Pro
             })
         }
     };
-    let mut pos = cr + 2;
     if count <= 0 {
-        return Ok(Some((Vec::new(), pos)));
+        return Ok(Header::Empty(cr + 2));
     }
     let count = count as usize;
     // Each argument costs at least its 4-byte header `$0\r\n` plus 2: a cheap bound
@@ -100,52 +196,51 @@ fn parse_multibulk(buf: &[u8], max_request: usize) -> Result<Option<Parsed>, Pro
     if count.saturating_mul(6) > max_request {
         return Err(fatal("command exceeds the request size limit"));
     }
-    let mut ranges = Vec::with_capacity(count.min(1024));
-    for _ in 0..count {
-        let Some(&b) = buf.get(pos) else {
-            return Ok(None);
-        };
-        if b != b'$' {
-            return Err(fatal(format!("expected '$', got '{}'", b as char)));
-        }
-        let Some(cr) = find_crlf(buf, pos + 1) else {
-            if buf.len() - pos > MAX_HEADER_LINE {
-                return Err(fatal("too long bulk header"));
-            }
-            return Ok(None);
-        };
-        let len = match parse_int(&buf[pos + 1..cr]) {
-            Some(n) if n >= 0 => n as usize,
-            _ => return Err(fatal("invalid bulk length")),
-        };
-        let start = cr + 2;
-        let end = start.saturating_add(len);
-        if end.saturating_add(2) > max_request {
-            return Err(fatal(format!(
-                "command exceeds the request size limit ({max_request} bytes)"
-            )));
-        }
-        if buf.len() < end + 2 {
-            return Ok(None);
-        }
-        if &buf[end..end + 2] != b"\r\n" {
-            return Err(fatal("bulk string not terminated by CRLF"));
-        }
-        ranges.push((start, end));
-        pos = end + 2;
-    }
-    Ok(Some((ranges, pos)))
+    Ok(Header::Count(count, cr + 2))
 }
 
-/// A line of space-separated words, as typed into telnet. Double quotes group words
-/// (no escapes); good enough for `PING` and `SET k v` by hand.
-fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtoError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > MAX_INLINE {
-            return Err(fatal("too big inline request"));
+/// The bulk string argument at `pos` (`$<len>\r\n<bytes>\r\n`): the range of its
+/// bytes, or `None` if it is not complete yet.
+fn bulk_at(
+    buf: &[u8],
+    pos: usize,
+    max_request: usize,
+) -> Result<Option<(usize, usize)>, ProtoError> {
+    let Some(&b) = buf.get(pos) else {
+        return Ok(None);
+    };
+    if b != b'$' {
+        return Err(fatal(format!("expected '$', got '{}'", b as char)));
+    }
+    let Some(cr) = find_crlf(buf, pos + 1) else {
+        if buf.len() - pos > MAX_HEADER_LINE {
+            return Err(fatal("too long bulk header"));
         }
         return Ok(None);
     };
+    let len = match parse_int(&buf[pos + 1..cr]) {
+        Some(n) if n >= 0 => n as usize,
+        _ => return Err(fatal("invalid bulk length")),
+    };
+    let start = cr + 2;
+    let end = start.saturating_add(len);
+    if end.saturating_add(2) > max_request {
+        return Err(fatal(format!(
+            "command exceeds the request size limit ({max_request} bytes)"
+        )));
+    }
+    if buf.len() < end + 2 {
+        return Ok(None);
+    }
+    if &buf[end..end + 2] != b"\r\n" {
+        return Err(fatal("bulk string not terminated by CRLF"));
+    }
+    Ok(Some((start, end)))
+}
+
+/// A line of space-separated words, as typed into telnet, ending with the `\n` at `nl`.
+/// Double quotes group words (no escapes); good enough for `PING` and `SET k v` by hand.
+fn parse_inline_line(buf: &[u8], nl: usize) -> Result<Parsed, ProtoError> {
     let end = if nl > 0 && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -175,7 +270,7 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtoError> {
         }
         ranges.push((start, i));
     }
-    Ok(Some((ranges, nl + 1)))
+    Ok((ranges, nl + 1))
 }
 
 /// Which protocol a connection speaks: RESP2 until the client says `HELLO 3`.

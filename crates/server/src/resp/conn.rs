@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::client::Client;
-use super::codec::{parse_command, ProtoError, Value};
+use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
 
 /// Most commands run together in one group.
@@ -87,9 +87,11 @@ async fn read_loop(
     budget_bytes: usize,
 ) {
     let mut buf = BytesMut::with_capacity(16 << 10);
+    // Resumes a command split across reads where it stopped (see `CommandParser`).
+    let mut parser = CommandParser::default();
     loop {
         loop {
-            match parse_command(&mut buf, ctx.max_request_bytes) {
+            match parser.parse(&mut buf, ctx.max_request_bytes) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
                     let size: usize = args.iter().map(|a| a.len() + 16).sum();
