@@ -18,6 +18,7 @@ fi
 missing=()
 need python3 || missing+=(python3)          # test fixtures that stand in for bad replicas
 need redis-cli || missing+=(redis-tools)    # redis-cli and redis-benchmark against raftkv up
+need redis-server || missing+=(redis-server)  # tests/compat.rs: the same script against real Redis
 need ip || missing+=(iproute2)              # raftkv-nemesis: network namespaces, veth, bridge
 need nft || missing+=(nftables)             # raftkv-nemesis: partitions
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(libfaketime)  # clock faults

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::node_calls::ReadFrom;
-use super::{arity, upper, wrong_args, Failed, Res, RespCtx};
+use super::{arity, parse_i64, upper, wrong_args, Failed, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 use crate::resp::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT, MAX_KEYS};
@@ -40,13 +40,13 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> 
         };
         match upper(name).as_str() {
             "MATCH" => pattern = Some(value.clone()),
+            // As Redis: not an integer is one error, below 1 another.
             "COUNT" => {
-                count = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|c| c.parse::<u32>().ok())
-                    .filter(|&c| c > 0)
-                    .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))?
-                    .min(MAX_COUNT)
+                let n = parse_i64(value)?;
+                if n < 1 {
+                    return Err(Failed(Value::err("syntax error")));
+                }
+                count = n.min(i64::from(MAX_COUNT)) as u32;
             }
             // Every value here is a string.
             "TYPE" if upper(value) == "STRING" => {}
