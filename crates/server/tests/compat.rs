@@ -211,3 +211,36 @@ fn replies_match_redis_byte_for_byte() {
         mismatches.join("\n")
     );
 }
+
+/// redis-py (pinned in scripts/test.sh) with its defaults: it opens with HELLO 3 when its
+/// default protocol is RESP3, sends CLIENT SETINFO, then plain commands and a pipeline.
+#[test]
+fn redis_py_connects_with_its_defaults() {
+    let has_redis_py = Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_redis_py {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-py is not installed, and CI must run this test (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIPPED: python3 with redis-py not found (pip install redis)");
+        return;
+    }
+    let cluster = Cluster::start(1, |_| {});
+    cluster.wait_leader(Duration::from_secs(10));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/redis_py.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(cluster.client_addr(1).port().to_string())
+        .output()
+        .expect("run python3");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    eprintln!("{}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "redis-py script failed:\n{}",
+        text(&out.stderr)
+    );
+}
