@@ -78,6 +78,32 @@ impl Client {
     }
 }
 
+/// Where a connection comes from, read off its TCP socket before any TLS wraps it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Endpoints {
+    pub addr: Option<SocketAddr>,
+    pub local_addr: Option<SocketAddr>,
+    /// The socket's file descriptor (-1 if unknown).
+    pub fd: i64,
+}
+
+impl Endpoints {
+    pub fn of(stream: &tokio::net::TcpStream) -> Self {
+        #[cfg(unix)]
+        let fd = {
+            use std::os::fd::AsRawFd;
+            i64::from(stream.as_raw_fd())
+        };
+        #[cfg(not(unix))]
+        let fd = -1;
+        Endpoints {
+            addr: stream.peer_addr().ok(),
+            local_addr: stream.local_addr().ok(),
+            fd,
+        }
+    }
+}
+
 /// The registry of this process's open connections. Bounded by the accept loop's
 /// `max_clients`: an entry lives exactly as long as its connection (see [`Registered`]).
 #[derive(Debug, Default)]
@@ -89,14 +115,9 @@ pub struct Clients {
 impl Clients {
     /// Registers a new connection under a fresh id; it is removed when the returned
     /// guard drops.
-    pub fn open(
-        self: &Arc<Self>,
-        addr: Option<SocketAddr>,
-        local_addr: Option<SocketAddr>,
-        fd: i64,
-    ) -> Registered {
+    pub fn open(self: &Arc<Self>, ends: Endpoints) -> Registered {
         let id = 1 + self.last_id.fetch_add(1, Ordering::Relaxed);
-        let client = Arc::new(Client::new(id, addr, local_addr, fd));
+        let client = Arc::new(Client::new(id, ends.addr, ends.local_addr, ends.fd));
         self.lock().insert(id, client.clone());
         Registered {
             client,

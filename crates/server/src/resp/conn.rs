@@ -21,12 +21,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::client::Client;
+use super::client::{Client, Endpoints};
 use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
 
@@ -45,17 +43,15 @@ enum Item {
     Error { msg: String, close: bool },
 }
 
-pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let fd = raw_fd(&stream);
-    let registered = ctx
-        .clients
-        .open(stream.peer_addr().ok(), stream.local_addr().ok(), fd);
-    let (rd, wr) = stream.into_split();
+/// Serves one client on the two halves of its stream (a TCP socket's, or a TLS
+/// session's); `ends` says where it comes from (logs, `CLIENT LIST`).
+pub async fn serve<R, W>(rd: R, wr: W, ends: Endpoints, ctx: Arc<RespCtx>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
+{
+    let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
+    let registered = ctx.clients.open(ends);
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
@@ -68,19 +64,8 @@ pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
     drop(registered);
 }
 
-#[cfg(unix)]
-fn raw_fd(stream: &TcpStream) -> i64 {
-    use std::os::fd::AsRawFd;
-    i64::from(stream.as_raw_fd())
-}
-
-#[cfg(not(unix))]
-fn raw_fd(_: &TcpStream) -> i64 {
-    -1
-}
-
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    mut rd: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Item>,
     ctx: Arc<RespCtx>,
     budget: Arc<Semaphore>,
@@ -185,7 +170,7 @@ impl Group {
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Item>,
     ctx: Arc<RespCtx>,
     client: Arc<Client>,
@@ -207,7 +192,7 @@ async fn write_loop(
                     break;
                 }
                 if rx.is_empty() {
-                    wr.write_all(&out).await?;
+                    write_flush(&mut wr, &out).await?;
                     out.clear();
                 }
                 continue;
@@ -248,11 +233,11 @@ async fn write_loop(
             break;
         }
         if (carry.is_none() && rx.is_empty()) || out.len() >= WRITE_CHUNK {
-            wr.write_all(&out).await?;
+            write_flush(&mut wr, &out).await?;
             out.clear();
         }
     }
-    wr.write_all(&out).await?;
+    write_flush(&mut wr, &out).await?;
     let _ = wr.shutdown().await;
     Ok(())
 }
@@ -287,4 +272,11 @@ async fn run_group(
         close |= o.close;
     }
     close
+}
+
+/// Writes and flushes: a TLS session may hold written bytes until flushed (a TCP
+/// socket has nothing to flush).
+async fn write_flush(wr: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> std::io::Result<()> {
+    wr.write_all(out).await?;
+    wr.flush().await
 }

@@ -26,7 +26,7 @@ use std::time::Instant;
 use raft::NodeId;
 
 use super::codec::Value;
-use crate::node_loop::NodeHandle;
+use crate::handle::NodeHandle;
 
 pub use class::{classify, Class};
 pub use dispatch::execute;

@@ -11,10 +11,11 @@ use bytes::Bytes;
 use node::Request;
 
 use super::{Failed, Res, RespCtx};
-use crate::node_loop::{CallError, Status};
+use crate::handle::CallError;
 use crate::reply::Reply;
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
+use crate::status::Status;
 
 /// Where a read is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use bytes::Bytes;
 
 use super::connection::{unknown_sub, REDIS_VERSION};
 use super::{upper, wrong_args, Failed, Res, RespCtx};
-use crate::node_loop::Status;
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 use crate::resp::scan::glob_match;
+use crate::status::Status;
 
 pub(super) async fn run(
     ctx: &RespCtx,
