@@ -72,6 +72,9 @@ pub enum Event {
         reply: oneshot::Sender<Reply>,
         /// A write's exactly-once session (client, seq): retries reuse it.
         session: Option<kv::SessionTag>,
+        /// A read to answer from this node's state machine as it is, without a leader
+        /// round (a `READONLY` connection), whatever the node's read mode.
+        local_read: bool,
     },
     /// A request a peer forwarded to us (we are, it thinks, the leader).
     Forwarded {
@@ -136,11 +139,22 @@ impl NodeHandle {
                 .expect("session")
                 .start(self.session_client)
         });
-        let result = self.send_and_wait(req, reply, rx, session).await;
+        let result = self.send_and_wait(req, reply, rx, session, false).await;
         if let Some(tag) = session {
             self.session_seqs.lock().expect("session").finish(tag.seq);
         }
         result
+    }
+
+    /// Runs a read (GET, SCAN) on this node's state machine as it is now: no leader
+    /// round, so it may be stale, and it is served while there is no leader. A write is
+    /// refused with `Fail`.
+    pub async fn read_local(&self, req: Request) -> Result<Reply, CallError> {
+        if !req.is_read() {
+            return Ok(Reply::Fail("only reads can be served locally".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send_and_wait(req, reply, rx, None, true).await
     }
 
     async fn send_and_wait(
@@ -149,12 +163,14 @@ impl NodeHandle {
         reply: oneshot::Sender<Reply>,
         rx: oneshot::Receiver<Reply>,
         session: Option<kv::SessionTag>,
+        local_read: bool,
     ) -> Result<Reply, CallError> {
         self.tx
             .send(Event::Client {
                 req,
                 reply,
                 session,
+                local_read,
             })
             .await
             .map_err(|_| CallError::Stopped)?;

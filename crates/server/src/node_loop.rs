@@ -163,15 +163,15 @@ impl NodeLoop {
                 req,
                 reply,
                 session,
+                local_read,
             } => {
                 self.metrics.client_requests.inc();
-                if self.read_mode == ReadMode::Stale {
-                    if let Request::Get { key } = &req {
-                        let v = self.node.kv().get(key).cloned();
-                        self.metrics.stale_reads.inc();
-                        let _ = reply.send(Reply::Value(v));
-                        return true;
-                    }
+                let stale_get =
+                    self.read_mode == ReadMode::Stale && matches!(req, Request::Get { .. });
+                if (local_read && req.is_read()) || stale_get {
+                    self.metrics.stale_reads.inc();
+                    let _ = reply.send(Reply::from(self.node.read_local(&req)));
+                    return true;
                 }
                 let id = self.next_id;
                 self.next_id += 1;

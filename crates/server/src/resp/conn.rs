@@ -24,8 +24,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::client::Client;
-use super::codec::{parse_command, ProtoError, Value};
+use super::client::{Client, Endpoints};
+use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
 
 /// Most commands run together in one group.
@@ -44,21 +44,24 @@ enum Item {
 }
 
 /// Serves one client on the two halves of its stream (a TCP socket's, or a TLS
-/// session's); `peer` names it in logs.
-pub async fn serve<R, W>(rd: R, wr: W, peer: String, ctx: Arc<RespCtx>)
+/// session's); `ends` says where it comes from (logs, `CLIENT LIST`).
+pub async fn serve<R, W>(rd: R, wr: W, ends: Endpoints, ctx: Arc<RespCtx>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send,
 {
+    let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
+    let registered = ctx.clients.open(ends);
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
-    let client = ctx.clients.open();
+    let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
     if let Err(e) = write_loop(wr, rx, ctx, client).await {
         tracing::debug!(%peer, "client connection ended: {e}");
     }
     reader.abort();
+    drop(registered);
 }
 
 async fn read_loop(
@@ -69,9 +72,11 @@ async fn read_loop(
     budget_bytes: usize,
 ) {
     let mut buf = BytesMut::with_capacity(16 << 10);
+    // Resumes a command split across reads where it stopped (see `CommandParser`).
+    let mut parser = CommandParser::default();
     loop {
         loop {
-            match parse_command(&mut buf, ctx.max_request_bytes) {
+            match parser.parse(&mut buf, ctx.max_request_bytes) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
                     let size: usize = args.iter().map(|a| a.len() + 16).sum();
@@ -258,9 +263,12 @@ async fn run_group(
         }
     }))
     .await;
+    // Read after the group ran: a HELLO (always alone in its group) answers in the
+    // protocol it switched to.
+    let proto = client.protocol();
     let mut close = false;
     for o in outcomes {
-        o.value.encode(out);
+        o.value.encode_as(proto, out);
         close |= o.close;
     }
     close

@@ -60,19 +60,17 @@ pub async fn accept_loop(
 
 async fn serve(stream: TcpStream, ctx: Arc<RespCtx>, tls: Option<Arc<Tls>>) {
     let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let ends = client::Endpoints::of(&stream);
+    let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
     let Some(tls) = tls else {
         let (rd, wr) = stream.into_split();
-        return conn::serve(rd, wr, peer, ctx).await;
+        return conn::serve(rd, wr, ends, ctx).await;
     };
     let handshake = tls.public_acceptor().accept(stream);
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => {
             let (rd, wr) = tokio::io::split(stream);
-            conn::serve(rd, wr, peer, ctx).await
+            conn::serve(rd, wr, ends, ctx).await
         }
         Ok(Err(e)) => {
             ctx.node.metrics.client_tls_refused.inc();
