@@ -81,6 +81,11 @@ pub struct Config {
     /// a star (3 instead of 4 with two eager followers); retransmissions fall back to
     /// direct appends.
     pub relay: bool,
+    /// With `relay`: each fresh chain goes to the healthy followers furthest behind
+    /// rather than the most caught up, so consecutive writes alternate between groups of
+    /// followers. Every follower then hears from the leader every few writes, and the
+    /// ones outside a chain need no catch-up appends of their own while writes flow.
+    pub rotate_chain: bool,
     /// TEST ONLY (see [`PlantedBugs`]).
     pub planted_bugs: PlantedBugs,
 }
@@ -106,6 +111,7 @@ impl Config {
             max_snapshot_bytes: 8 << 30,
             fanout: Fanout::All,
             relay: false,
+            rotate_chain: false,
             planted_bugs: PlantedBugs::default(),
         }
     }

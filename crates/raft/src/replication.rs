@@ -77,9 +77,12 @@ impl Raft {
         };
         // Healthy first (in sync and heard from within a heartbeat interval), then the most
         // caught up, then by ID. Ranking by match index keeps the set stable: followers
-        // that get every entry stay ahead, so the others do not churn in and out.
+        // that get every entry stay ahead, so the others do not churn in and out. With
+        // `rotate_chain` the least caught up go first instead: the group that missed the
+        // last write gets the next one (and the entries it lacks) in one chain.
         let now = self.now;
         let recent = self.cfg.heartbeat_interval_ticks + self.rto_ticks();
+        let rotate = self.cfg.rotate_chain && self.cfg.relay;
         voters.sort_by_key(|id| {
             let (healthy, matched) = lead.progress.get(id).map_or((false, 0), |p| {
                 let healthy = matches!(p.state, ProgressState::Replicate)
@@ -87,11 +90,12 @@ impl Raft {
                         .is_some_and(|t| now.saturating_sub(t) <= recent);
                 (healthy, p.match_index)
             });
-            (
-                core::cmp::Reverse(healthy),
-                core::cmp::Reverse(matched),
-                *id,
-            )
+            let behind = if rotate {
+                matched
+            } else {
+                Index::MAX - matched
+            };
+            (core::cmp::Reverse(healthy), behind, *id)
         });
         voters.truncate(want);
         voters

@@ -535,6 +535,46 @@ fn relay_commits_with_three_messages() {
     net.check_invariants();
 }
 
+/// `rotate_chain`: consecutive writes go down chains of different followers (the ones
+/// that missed the previous write, with what they lack), still three messages each, so
+/// every follower hears from the leader without catch-up appends of its own.
+#[test]
+fn rotated_chains_alternate_between_followers() {
+    let mut net = Net::with_config(5, |id| {
+        let mut c = config(id);
+        c.fanout = Fanout::Quorum { extra: 0 };
+        c.relay = true;
+        c.rotate_chain = true;
+        c
+    });
+    let leader = net.elect(100);
+    net.tick(3);
+    let mut chains = Vec::new();
+    for data in ["a", "b"] {
+        let before = net.sent.len();
+        let idx = net.propose(leader, data);
+        let sent = &net.sent[before..];
+        assert_eq!(sent.len(), 3, "one chain per write: {sent:#?}");
+        let MessageBody::Append { relay, .. } = &sent[0].body else {
+            panic!("a chain starts with an append: {sent:#?}");
+        };
+        let mut members = vec![sent[0].to];
+        members.extend(relay);
+        members.sort_unstable();
+        chains.push(members);
+        assert!(net.node(leader).commit_index() >= idx);
+    }
+    assert!(
+        chains[0].iter().all(|id| !chains[1].contains(id)),
+        "the second write goes to the followers the first skipped: {chains:?}"
+    );
+    net.tick(6);
+    for id in 1..=5 {
+        assert_eq!(net.applied_data(id), vec!["a".to_string(), "b".to_string()]);
+    }
+    net.check_invariants();
+}
+
 /// A broken chain (the middle follower unreachable) falls back to direct appends after
 /// the retransmit interval, and still commits.
 #[test]

@@ -12,7 +12,6 @@ use crate::ids::{format_id, format_leader};
 pub struct Asker {
     pub client: String,
     pub mid: String,
-    pub is_get: bool,
 }
 
 /// Parses a `get`/`put`; `Err` names what is wrong.
@@ -43,14 +42,7 @@ pub fn parse_request(o: &Map<String, Value>, ty: &str) -> Result<(Asker, Request
         }
         other => return Err(format!("unknown request type {other:?}")),
     };
-    Ok((
-        Asker {
-            client,
-            mid,
-            is_get: ty == "get",
-        },
-        req,
-    ))
+    Ok((Asker { client, mid }, req))
 }
 
 /// The reply datagram for `resp`.

@@ -8,15 +8,93 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use raft::{Entry, EntryKind, Message, MessageBody, NodeId};
+use raft::{Entry, EntryKind, Index, Message, MessageBody, NodeId};
 use serde_json::{json, Map, Value};
 
+use crate::answers::Designation;
 use crate::ids::{format_id, format_leader, parse_id};
 
 /// Largest UDP payload on IPv4.
 pub const MAX_DATAGRAM: usize = 65_507;
 
 pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
+    serde_json::to_vec(&encode_value(msg, leader)).expect("json encodes")
+}
+
+/// An append with the designated answerers of its writes (see `answers.rs`) in `q`:
+/// a list of `[index, term, answerer, client, MID]`.
+/// `report`, if given, goes in `aq`: every designation up to it was resolved by the
+/// sender (on append answers to the leader, see `answers.rs`).
+pub fn encode_with_designations(
+    msg: &Message,
+    leader: Option<NodeId>,
+    ds: &[(Index, Designation)],
+    report: Option<Index>,
+) -> Vec<u8> {
+    let mut v = encode_value(msg, leader);
+    if let Some(r) = report {
+        v.as_object_mut()
+            .expect("object")
+            .insert("aq".into(), json!(r));
+    }
+    if !ds.is_empty() {
+        let q: Vec<Value> = ds
+            .iter()
+            .map(|(i, d)| json!([i, d.term, format_id(d.answerer), d.client, d.mid]))
+            .collect();
+        v.as_object_mut()
+            .expect("object")
+            .insert("q".into(), Value::Array(q));
+    }
+    serde_json::to_vec(&v).expect("json encodes")
+}
+
+/// The longest client ID and MID a designation carries; a write whose asker is longer is
+/// answered by its leader (no designation), so a designation never bloats an append.
+pub const MAX_DESIGNATED_NAME: usize = 64;
+
+/// The designations of an append whose entries span `first..=last`; absent = none.
+pub fn decode_designations(
+    o: &Map<String, Value>,
+    first: Index,
+    last: Index,
+) -> Result<Vec<(Index, Designation)>, DecodeError> {
+    let Some(q) = o.get("q") else {
+        return Ok(Vec::new());
+    };
+    let items = q.as_array().ok_or("field q is not an array")?;
+    if items.len() as u64 > last.saturating_sub(first) + 1 {
+        return Err("field q has more designations than entries".into());
+    }
+    items
+        .iter()
+        .map(|item| {
+            let bad = || "a designation is not [index, term, answerer, client, MID]".to_string();
+            let a = item.as_array().filter(|a| a.len() == 5).ok_or_else(bad)?;
+            let index = a[0].as_u64().ok_or_else(bad)?;
+            if index < first || index > last {
+                return Err("a designation outside the append's entries".into());
+            }
+            let name = |v: &Value| {
+                v.as_str()
+                    .filter(|s| !s.is_empty() && s.len() <= MAX_DESIGNATED_NAME)
+                    .map(str::to_string)
+                    .ok_or_else(bad)
+            };
+            Ok((
+                index,
+                Designation {
+                    term: a[1].as_u64().ok_or_else(bad)?,
+                    answerer: a[2].as_str().and_then(parse_id).ok_or_else(bad)?,
+                    client: name(&a[3])?,
+                    mid: name(&a[4])?,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn encode_value(msg: &Message, leader: Option<NodeId>) -> Value {
     let mut v = json!({
         "src": format_id(msg.from),
         "dst": format_id(msg.to),
@@ -114,7 +192,7 @@ pub fn encode(msg: &Message, leader: Option<NodeId>) -> Vec<u8> {
         MessageBody::Snapshot { .. } | MessageBody::SnapshotResp { .. } => "snap",
     };
     o.insert("type".into(), json!(ty));
-    serde_json::to_vec(&v).expect("json encodes")
+    v
 }
 
 fn encode_entry(e: &Entry) -> Value {
@@ -361,6 +439,62 @@ mod tests {
         assert_eq!(o["leader"], "0001");
         let back = decode(o, o["type"].as_str().unwrap(), 1, 2).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn designations_roundtrip_and_bad_ones_are_refused() {
+        let msg = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: MessageBody::Append {
+                prev_index: 4,
+                prev_term: 3,
+                entries: vec![Entry {
+                    term: 3,
+                    index: 5,
+                    kind: EntryKind::Normal,
+                    data: Bytes::from_static(b"put"),
+                }],
+                commit: 4,
+                stamp: 9,
+                leader: 1,
+                relay: vec![3],
+                relayed_by: vec![],
+            },
+        };
+        let d = Designation {
+            term: 3,
+            answerer: 3,
+            client: "0015".into(),
+            mid: "ABCD".into(),
+        };
+        let raw = encode_with_designations(&msg, Some(1), &[(5, d.clone())], None);
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        let o = v.as_object().unwrap();
+        assert_eq!(decode_designations(o, 5, 5).unwrap(), vec![(5, d)]);
+        assert_eq!(
+            decode(o, "ae", 1, 2).unwrap(),
+            msg,
+            "the append itself is unchanged"
+        );
+        // Outside the entries it came with, too many, or malformed: refused.
+        assert!(decode_designations(o, 6, 6).is_err());
+        let bad = |q: Value| {
+            let mut o = o.clone();
+            o.insert("q".into(), q);
+            decode_designations(&o, 5, 5)
+        };
+        assert!(bad(json!([
+            [5, 3, "0003", "0015", "m"],
+            [5, 3, "0003", "0015", "m"]
+        ]))
+        .is_err());
+        assert!(bad(json!([[5, 3, "XYZ", "0015", "m"]])).is_err());
+        assert!(bad(json!([[5, 3, "0003", "0015", "m".repeat(65)]])).is_err());
+        assert!(bad(json!([[5, 3, "0003", "0015"]])).is_err());
+        assert!(bad(json!("q")).is_err());
+        assert!(bad(json!([])).unwrap().is_empty());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! Tuning knobs (environment, for experiments; defaults are the measured best):
 //! `RAFTKV_UNSAFE_STALE_READS=1` (TEST ONLY: serve gets locally with no lease),
-//! `RAFTKV_SEED=<u64>` (seed for election timeouts; default derived from the ID and PID).
+//! `RAFTKV_SEED=<u64>` (seed for election timeouts; default derived from the ID and PID),
+//! `RAFTKV_TAIL_ANSWERS=1` (EXPERIMENT: the chain's tail answers writes; see answers.rs).
 
+mod answers;
 mod client;
 mod codec;
 #[cfg(test)]
@@ -38,8 +40,7 @@ fn main() -> ExitCode {
     }
     let tuning = tuning::Tuning::from_env(me);
     let cfg = tuning.raft_config(me);
-    let server = match server::Server::new(me, peers, port, cfg, tuning.node_options(), tuning.tick)
-    {
+    let server = match server::Server::new(me, peers, port, cfg, &tuning) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{}: cannot start: {e}", ids::format_id(me));

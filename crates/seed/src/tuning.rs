@@ -18,6 +18,11 @@ pub struct Tuning {
     pub fresh_leader: Duration,
     pub fanout_extra: usize,
     pub relay: bool,
+    /// Consecutive chains alternate between groups of followers (raft::Config).
+    pub rotate_chain: bool,
+    /// The chain's tail answers the writes it commits (answers.rs); off unless
+    /// `RAFTKV_TAIL_ANSWERS=1` (it can answer twice, see docs/SEED.md).
+    pub tail_answers: bool,
     pub seed: u64,
     pub unsafe_stale_reads: bool,
 }
@@ -49,6 +54,9 @@ impl Tuning {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             relay: std::env::var("RAFTKV_RELAY").map_or(true, |v| v != "0"),
+            rotate_chain: std::env::var("RAFTKV_ROTATE_CHAIN").map_or(true, |v| v != "0"),
+            // Off by default: see docs/SEED.md ("The chain's tail answers: an experiment").
+            tail_answers: std::env::var("RAFTKV_TAIL_ANSWERS").is_ok_and(|v| v == "1"),
             seed,
             unsafe_stale_reads: std::env::var("RAFTKV_UNSAFE_STALE_READS").is_ok_and(|v| v == "1"),
         }
@@ -73,6 +81,7 @@ impl Tuning {
         cfg.max_inflight_msgs = 64;
         cfg.max_uncommitted_bytes = 8 << 20;
         cfg.relay = self.relay;
+        cfg.rotate_chain = self.rotate_chain;
         cfg.fanout = Fanout::Quorum {
             extra: self.fanout_extra,
         };

@@ -75,6 +75,14 @@ struct HarnessArgs {
     /// With `all`: also print each scenario's full report.
     #[arg(long)]
     verbose: bool,
+    /// After each scenario, run its schedule again against a stand-in replica
+    /// that answers at once with no replication, and report that median as the
+    /// harness's own latency floor (doubles the run time).
+    #[arg(long)]
+    floor: bool,
+    /// The stand-in replica for --floor (default: `floorreplica` beside kvsim).
+    #[arg(long)]
+    floor_replica: Option<PathBuf>,
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -121,6 +129,13 @@ fn write_json(path: &PathBuf, value: &serde_json::Value) -> Result<(), String> {
 
 fn harness_inner(a: HarnessArgs) -> Result<ExitCode, String> {
     install_signal_handlers();
+    let floor = match (a.floor, &a.floor_replica) {
+        (false, _) => None,
+        (true, Some(p)) => Some(p.clone()),
+        (true, None) => Some(sim::harness::default_standin().ok_or(
+            "--floor: no floorreplica beside kvsim (cargo build --release -p sim), or use --floor-replica",
+        )?),
+    };
     let opts = HarnessOptions {
         replica: a.replica.clone(),
         silence: a.silence,
@@ -128,6 +143,7 @@ fn harness_inner(a: HarnessArgs) -> Result<ExitCode, String> {
         trace: a.trace.clone(),
         lincheck_budget: secs(a.lincheck_budget, "lincheck-budget")?,
         echo: true,
+        floor,
     };
     let dir = resolve_config_dir(a.config_dir.as_deref());
 

@@ -48,6 +48,7 @@ fn opts(replica: PathBuf, seed: u64) -> HarnessOptions {
         trace: None,
         lincheck_budget: Duration::from_secs(10),
         echo: false,
+        floor: None,
     }
 }
 
@@ -249,4 +250,35 @@ fn extensions_duplicate_reorder_pause_and_load() {
     assert!(r.stats.delayed_deliveries > 0);
     let clients: std::collections::BTreeSet<u64> = r.history.ops.iter().map(|o| o.client).collect();
     assert_eq!(clients.len(), 2);
+}
+
+/// `--floor`: the schedule is run again against the stand-in replica, whose
+/// median lands in the report (and its rendering) beside the real one. The
+/// stand-in answers every request itself, so every attempt of the floor run is
+/// one round trip through the harness: its samples are exactly the requests.
+#[test]
+fn the_floor_run_reports_the_stand_in_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = short_scenario();
+    sc.events = vec![Event {
+        kind: EventKind::KillLeader,
+        time: 2.0,
+    }];
+    let mut o = opts(fake(dir.path(), "good"), 11);
+    o.floor = Some(env!("CARGO_BIN_EXE_floorreplica").into());
+    let r = run_scenario(&sc, &o).unwrap();
+    let f = r.latency_floor.expect("a floor was measured");
+    assert_eq!(
+        f.latency_samples, 50,
+        "one answer per request, no redirects"
+    );
+    assert!(f.median_latency > 0.0 && f.median_latency < 0.05, "{f:?}");
+    assert!(r.render().contains("Latency floor of this harness"));
+    assert!(r.summary_line("d").contains("(floor "));
+    // Without --floor, nothing is measured.
+    o.floor = None;
+    assert!(run_scenario(&short_scenario(), &o)
+        .unwrap()
+        .latency_floor
+        .is_none());
 }

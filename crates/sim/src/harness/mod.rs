@@ -22,6 +22,7 @@
 
 mod client;
 mod config;
+mod floor;
 mod history;
 mod network;
 mod pyconv;
@@ -36,6 +37,7 @@ pub use config::{
     hex_id, Benchmark, Benchmarks, ConfigError, Event, EventKind, PauseTarget, Reorder,
     ResumeTarget, Scenario, Tests, Threshold,
 };
+pub use floor::{default_standin, floor_scenario, LatencyFloor};
 pub use history::{History, LinResult, OpCall, OpRecord, OpRet};
 pub use report::{tier, ScenarioReport, Stats, Tiers};
 pub use run::{run_scenario, HarnessError, HarnessOptions, INTERRUPTED};

@@ -105,6 +105,10 @@ pub struct ScenarioReport {
     /// The run was cut short by Ctrl-C / SIGTERM.
     pub interrupted: bool,
     pub wall_secs: f64,
+    /// The harness's own latency on this schedule (`--floor`), measured with a
+    /// stand-in replica that answers at once with no replication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_floor: Option<super::floor::LatencyFloor>,
     /// Every client logical operation (left out of the JSON report: the
     /// trace has the datagrams).
     #[serde(skip)]
@@ -259,6 +263,13 @@ impl ScenarioReport {
                 st.mean_latency, st.median_latency
             );
         }
+        if let Some(f) = &self.latency_floor {
+            let _ = writeln!(
+                o,
+                "Latency floor of this harness (stand-in replica answering at once, no replication): {:.4}sec/{:.4}sec",
+                f.mean_latency, f.median_latency
+            );
+        }
         let _ = writeln!(o, "\n## Correctness Checks");
         if self.correctness_errors.is_empty() {
             let _ = writeln!(o, "All correctness tests passed");
@@ -304,6 +315,13 @@ impl ScenarioReport {
                 .map(|x| x.map_or("-".to_string(), |v| v.to_string()))
                 .collect();
             s.push_str(&format!("\tPerformance Tiers: {}", shown.join(" ")));
+        }
+        if let Some(f) = &self.latency_floor {
+            s.push_str(&format!(
+                "\tmedian {:.2} ms (floor {:.2} ms)",
+                self.stats.median_latency * 1e3,
+                f.median_latency * 1e3
+            ));
         }
         s
     }
@@ -363,6 +381,7 @@ mod tests {
             passed,
             interrupted: false,
             wall_secs: 37.0,
+            latency_floor: None,
             history: Default::default(),
         }
     }

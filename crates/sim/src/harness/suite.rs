@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Scenario groups in the order `all` runs them, with their headings.
-pub const GROUPS: [(&str, &str); 5] = [
+/// Scenario groups in the order `all` runs them, with their headings. The
+/// first five are the reference's; `harder` is ours (crates/sim/scenarios:
+/// `kvsim harness --config-dir crates/sim/scenarios all`).
+pub const GROUPS: [(&str, &str); 6] = [
     ("simple", "Basic tests:"),
     ("unreliable", "Unreliable network tests:"),
     ("crash", "Crash failure tests:"),
     ("partition", "Partition tests:"),
     ("advanced", "Advanced tests:"),
+    ("harder", "Harder tests (ours):"),
 ];
 
 /// Environment variable naming the scenario directory.
@@ -302,7 +305,9 @@ mod tests {
     #[test]
     fn numeric_order_within_a_group() {
         let dir = tempfile::tempdir().unwrap();
-        for n in ["crash-10", "crash-2", "simple-1", "other-1", "crash-x"] {
+        for n in [
+            "crash-10", "harder-1", "crash-2", "simple-1", "other-1", "crash-x",
+        ] {
             std::fs::write(dir.path().join(format!("{n}.json")), "{}").unwrap();
         }
         let names: Vec<String> = list_suite(dir.path())
@@ -310,7 +315,7 @@ mod tests {
             .into_iter()
             .map(|e| e.name)
             .collect();
-        assert_eq!(names, ["simple-1", "crash-2", "crash-10"]);
+        assert_eq!(names, ["simple-1", "crash-2", "crash-10", "harder-1"]);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct HarnessOptions {
     pub lincheck_budget: Duration,
     /// Print `*** Simulator Error` lines (and replica output) as they occur.
     pub echo: bool,
+    /// After the run, measure the harness's latency floor with this stand-in
+    /// replica (see `harness::floor`) and put it in the report.
+    pub floor: Option<PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -63,6 +66,7 @@ impl Default for HarnessOptions {
             trace: None,
             lincheck_budget: Duration::from_secs(10),
             echo: true,
+            floor: None,
         }
     }
 }
@@ -194,7 +198,11 @@ pub fn run_scenario(sc: &Scenario, opts: &HarnessOptions) -> Result<ScenarioRepo
     sim.schedule();
     sim.run_loop();
     let interrupted = INTERRUPTED.load(AtomicOrdering::SeqCst);
-    sim.finish(seed, interrupted, wall)
+    let mut report = sim.finish(seed, interrupted, wall)?;
+    if let (Some(standin), false) = (&opts.floor, interrupted) {
+        report.latency_floor = Some(super::floor::measure(sc, opts, seed, standin)?);
+    }
+    Ok(report)
 }
 
 impl Sim<'_> {
@@ -397,6 +405,7 @@ impl Sim<'_> {
             passed,
             interrupted,
             wall_secs: wall.elapsed().as_secs_f64(),
+            latency_floor: None,
             history: self.history,
         })
     }
