@@ -18,12 +18,19 @@ fi
 missing=()
 need python3 || missing+=(python3)          # test fixtures that stand in for bad replicas
 need redis-cli || missing+=(redis-tools)    # redis-cli and redis-benchmark against raftkv up
+need redis-server || missing+=(redis-server)  # tests/compat.rs: the same script against real Redis
 need ip || missing+=(iproute2)              # raftkv-nemesis: network namespaces, veth, bridge
 need nft || missing+=(nftables)             # raftkv-nemesis: partitions
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(libfaketime)  # clock faults
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# tests/compat.rs: redis-py with its defaults (RESP3) against raftkv. Pinned.
+if ! python3 -c 'import redis, sys; sys.exit(redis.__version__ != "8.1.0")' 2>/dev/null; then
+  echo "== installing redis-py 8.1.0"
+  python3 -m pip install -q redis==8.1.0 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages redis==8.1.0
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 

@@ -69,7 +69,9 @@ impl Cluster {
             let ip = node_ip(i);
             let text = format!(
                 "id = {i}\ndata_dir = \"{}\"\nclient_addr = \"{ip}:{RESP_PORT}\"\n\
-                 admin_addr = \"{ip}:{ADMIN_PORT}\"\nread_mode = \"{read_mode}\"\n\n\
+                 admin_addr = \"{ip}:{ADMIN_PORT}\"\nread_mode = \"{read_mode}\"\n\
+                 # a private test network in namespaces: protected mode would refuse it\n\
+                 insecure = true\ninsecure_peers = true\n\n\
                  [peers]\n{peers}\n[raft]\nelection_timeout_ms = {election_ms}\n\n\
                  [snapshot]\nevery_entries = 20000\nkeep_entries = 1000\n",
                 data.display()

@@ -6,24 +6,40 @@
 //! request head is bounded (8 KiB) and must arrive within 5 s.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
+use crate::handle::NodeHandle;
+use crate::metrics::LoopMetrics;
 use crate::metrics::{counter, gauge};
-use crate::node_loop::{LoopMetrics, NodeHandle, Status};
+use crate::status::Status;
+use crate::tls::Tls;
 
 const MAX_HEAD: usize = 8 << 10;
+/// The TLS handshake (if any) and the request head must both arrive within this.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin connections at once; one more is closed unanswered.
+const MAX_CONNECTIONS: usize = 64;
 
-pub async fn accept_loop(listener: TcpListener, node: NodeHandle) {
+/// Serves admin requests; HTTPS only when `tls` is given.
+pub async fn accept_loop(listener: TcpListener, node: NodeHandle, tls: Option<Arc<Tls>>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, addr)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%addr, "refusing an admin connection: {MAX_CONNECTIONS} are open");
+                    continue;
+                };
                 let node = node.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, &node).await;
+                    let _ = serve_maybe_tls(stream, &node, tls.as_deref()).await;
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -59,7 +75,37 @@ impl Response {
     }
 }
 
-async fn serve(mut stream: TcpStream, node: &NodeHandle) -> std::io::Result<()> {
+async fn serve_maybe_tls(
+    stream: TcpStream,
+    node: &NodeHandle,
+    tls: Option<&Tls>,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        return serve(stream, node).await;
+    };
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    match tokio::time::timeout(HEAD_TIMEOUT, tls.public_acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => serve(stream, node).await,
+        Ok(Err(e)) => {
+            node.metrics.client_tls_refused.inc();
+            tracing::warn!(%peer, "refusing an admin client: TLS handshake failed: {e}");
+            Ok(())
+        }
+        Err(_) => {
+            node.metrics.client_tls_refused.inc();
+            tracing::warn!(%peer, "refusing an admin client: no TLS handshake within {HEAD_TIMEOUT:?}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    node: &NodeHandle,
+) -> std::io::Result<()> {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => return Ok(()),
@@ -89,6 +135,7 @@ async fn serve(mut stream: TcpStream, node: &NodeHandle) -> std::io::Result<()> 
     );
     out.push_str(&resp.body);
     stream.write_all(out.as_bytes()).await?;
+    stream.flush().await?;
     stream.shutdown().await
 }
 
@@ -98,7 +145,7 @@ enum Head {
 }
 
 /// Reads up to the blank line ending the head; `None` if the client left first.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Head>> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Head>> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -305,6 +352,30 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "raftkv_peer_messages_dropped_inbound_total",
         "Peer messages dropped: node loop busy.",
         m.dropped_inbound.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_peer_connections_refused_total",
+        "Inbound peer connections closed at once: the connection limit was reached.",
+        m.peer_connections_refused.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_peer_handshakes_refused_total",
+        "Inbound peer connections refused at the handshake (TLS, certificate, hello, deadline).",
+        m.peer_handshakes_refused.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_peer_frames_rejected_total",
+        "Peer frames refused after the handshake (bad encoding, protocol breach); the connection is dropped.",
+        m.peer_frames_rejected.get(),
+    );
+    counter(
+        &mut o,
+        "raftkv_client_tls_handshakes_refused_total",
+        "RESP and admin connections whose TLS handshake failed.",
+        m.client_tls_refused.get(),
     );
     let _ = writeln!(
         o,

@@ -2,10 +2,12 @@
 //!
 //! Any node serves any request (followers forward to the leader), so the CLI tries the
 //! listed nodes in order and uses the first that answers. If none does, it says so and
-//! lists what it tried.
+//! lists what it tried. With `--cacert ca.pem` it speaks TLS, trusting that CA.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -22,21 +24,69 @@ pub enum CliError {
     Protocol { addr: String, msg: String },
 }
 
+/// Client-side TLS: the CA that the nodes' certificates chain to.
+#[derive(Clone)]
+pub struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl ClientTls {
+    pub fn from_ca_file(ca: &Path) -> std::io::Result<ClientTls> {
+        use rustls_pki_types::pem::PemObject;
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+            .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(format!("{}: {e}", ca.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(ClientTls {
+            config: Arc::new(config),
+        })
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// A connection to one node.
 pub struct RespClient {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: BytesMut,
     pub addr: String,
 }
 
 impl RespClient {
     pub fn connect(addr: &str, timeout: Duration) -> std::io::Result<RespClient> {
+        RespClient::connect_with(addr, timeout, None)
+    }
+
+    /// Over TLS when `tls` is given: the node's certificate must chain to its CA and
+    /// name the host of `addr` (an IP address or a DNS name).
+    pub fn connect_with(
+        addr: &str,
+        timeout: Duration,
+        tls: Option<&ClientTls>,
+    ) -> std::io::Result<RespClient> {
         let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
         for sa in addr.to_socket_addrs()? {
             match TcpStream::connect_timeout(&sa, timeout) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+                    let stream: Box<dyn Stream> = match tls {
+                        None => Box::new(stream),
+                        Some(tls) => Box::new(tls_stream(addr, stream, tls)?),
+                    };
                     return Ok(RespClient {
                         stream,
                         buf: BytesMut::new(),
@@ -52,11 +102,13 @@ impl RespClient {
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         encode_command(args, &mut out);
-        self.stream.write_all(&out)
+        self.stream.write_all(&out)?;
+        self.stream.flush()
     }
 
     pub fn send_raw(&mut self, raw: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(raw)
+        self.stream.write_all(raw)?;
+        self.stream.flush()
     }
 
     /// Reads one reply.
@@ -90,10 +142,38 @@ pub fn split_cluster(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A TLS session over `stream`, handshake done (so a refused certificate is an error
+/// here, not at the first read).
+fn tls_stream(
+    addr: &str,
+    stream: TcpStream,
+    tls: &ClientTls,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| invalid(format!("{host}: {e}")))?;
+    let conn = rustls::ClientConnection::new(tls.config.clone(), name)
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut s = rustls::StreamOwned::new(conn, stream);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
 /// Runs `args` on the first node that answers.
-pub fn call_any(cluster: &[String], args: &[&[u8]]) -> Result<(String, Value), CliError> {
+pub fn call_any(
+    cluster: &[String],
+    args: &[&[u8]],
+    tls: Option<&ClientTls>,
+) -> Result<(String, Value), CliError> {
     for addr in cluster {
-        let Ok(mut c) = RespClient::connect(addr, Duration::from_secs(1)) else {
+        let Ok(mut c) = RespClient::connect_with(addr, Duration::from_secs(1), tls) else {
             continue;
         };
         match c.call(args) {
@@ -120,7 +200,16 @@ pub fn show(v: &Value) -> String {
         Value::Int(n) => format!("(integer) {n}"),
         Value::Bulk(None) | Value::Array(None) => "(nil)".into(),
         Value::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        Value::Array(Some(items)) => items
+        Value::Verbatim(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Double(d) => format!("(double) {d}"),
+        Value::Boolean(b) => format!("({b})"),
+        Value::Map(pairs) => pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| format!("{}# {} => {}", i + 1, show(k), show(v)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Array(Some(items)) | Value::Set(items) | Value::Push(items) => items
             .iter()
             .enumerate()
             .map(|(i, v)| format!("{}) {}", i + 1, show(v)))
@@ -130,15 +219,15 @@ pub fn show(v: &Value) -> String {
 }
 
 /// `raftkv status`: INFO from every listed node, one line each.
-pub fn status(cluster: &[String]) -> Result<String, CliError> {
+pub fn status(cluster: &[String], tls: Option<&ClientTls>) -> Result<String, CliError> {
     let mut lines = vec![format!(
         "{:<22} {:>4} {:<13} {:>6} {:>7} {:>8} {:>8}",
         "node", "id", "role", "term", "leader", "commit", "applied"
     )];
     let mut answered = 0;
     for addr in cluster {
-        let info =
-            RespClient::connect(addr, Duration::from_secs(1)).and_then(|mut c| c.call(&["INFO"]));
+        let info = RespClient::connect_with(addr, Duration::from_secs(1), tls)
+            .and_then(|mut c| c.call(&["INFO"]));
         match info {
             Ok(Value::Bulk(Some(text))) => {
                 answered += 1;

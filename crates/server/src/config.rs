@@ -101,6 +101,22 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub snapshot: SnapshotFile,
+    /// Serve RESP and admin beyond loopback without TLS and authentication.
+    pub insecure: Option<bool>,
+    /// Talk to peers beyond loopback without mutual TLS.
+    pub insecure_peers: Option<bool>,
+    #[serde(default)]
+    pub tls: TlsFile,
+}
+
+/// `[tls]`: either `dir` (as `raftkv certs` writes it) or all of `ca`, `cert`, `key`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub dir: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +144,8 @@ pub struct LimitsFile {
     pub max_clients: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub peer_queue_messages: Option<u64>,
+    pub max_peer_connections: Option<u64>,
+    pub peer_handshake_timeout_ms: Option<u64>,
 }
 
 /// What flags can override. `None` leaves the file's value (or the default).
@@ -144,6 +162,11 @@ pub struct Overrides {
     pub read_mode: Option<String>,
     pub election_timeout_ms: Option<u64>,
     pub heartbeat_ms: Option<u64>,
+    /// A `raftkv certs` directory: TLS on every surface.
+    pub tls_dir: Option<PathBuf>,
+    /// `--insecure` (true) or nothing (the file decides).
+    pub insecure: bool,
+    pub insecure_peers: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +187,31 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Messages queued per peer; beyond it the oldest are dropped (raft retransmits).
     pub peer_queue_messages: usize,
+    /// Inbound peer connections open at once, authenticated or not; more are refused.
+    pub max_peer_connections: usize,
+    /// An inbound peer connection must finish its TLS handshake and `Hello` this fast.
+    pub peer_handshake_timeout: Duration,
+}
+
+/// PEM files of the node's TLS identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The cluster CA: peers' certificates must chain to it.
+    pub ca: PathBuf,
+    /// This node's certificate (chain), naming `raftkv-member-<id>`.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The files for node `id` in a directory `raftkv certs` wrote.
+    pub fn in_dir(dir: &Path, id: NodeId) -> TlsFiles {
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("node-{id}.pem")),
+            key: dir.join(format!("node-{id}.key")),
+        }
+    }
 }
 
 /// Log compaction (§7 of the Raft paper).
@@ -196,6 +244,11 @@ pub struct Config {
     pub raft: RaftTuning,
     pub limits: Limits,
     pub snapshot: SnapshotSettings,
+    /// TLS on every surface (peers mutual), or none.
+    pub tls: Option<TlsFiles>,
+    /// Protected mode's overrides (see `protected.rs`).
+    pub insecure: bool,
+    pub insecure_peers: bool,
 }
 
 impl Config {
@@ -328,7 +381,20 @@ impl Config {
             return Err(key_err("limits.peer_queue_messages", "must be positive"));
         }
 
+        let max_peer_connections = file.limits.max_peer_connections.unwrap_or(64);
+        if max_peer_connections == 0 {
+            return Err(key_err("limits.max_peer_connections", "must be positive"));
+        }
+        let handshake = file.limits.peer_handshake_timeout_ms.unwrap_or(5_000);
+        if !(1..=600_000).contains(&handshake) {
+            return Err(key_err(
+                "limits.peer_handshake_timeout_ms",
+                "must be in 1..=600000",
+            ));
+        }
+
         let snapshot = resolve_snapshot(&file.snapshot)?;
+        let tls = resolve_tls(id, flags.tls_dir.as_deref(), file.tls)?;
 
         let data_dir = flags
             .data_dir
@@ -357,8 +423,13 @@ impl Config {
                 max_clients: max_clients as usize,
                 request_timeout: Duration::from_millis(request_timeout),
                 peer_queue_messages: peer_queue as usize,
+                max_peer_connections: max_peer_connections as usize,
+                peer_handshake_timeout: Duration::from_millis(handshake),
             },
             snapshot,
+            tls,
+            insecure: flags.insecure || file.insecure.unwrap_or(false),
+            insecure_peers: flags.insecure_peers || file.insecure_peers.unwrap_or(false),
         })
     }
 
@@ -380,6 +451,41 @@ impl Config {
     /// single entry of at most that size, plus per-entry headers.
     pub fn max_peer_frame_bytes(&self) -> usize {
         2 * self.raft_max_msg_bytes() + (1 << 20)
+    }
+}
+
+/// `--tls-dir` wins over the file; in the file, `dir` or all three paths.
+fn resolve_tls(
+    id: NodeId,
+    flag_dir: Option<&Path>,
+    file: TlsFile,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    if let Some(dir) = flag_dir {
+        return Ok(Some(TlsFiles::in_dir(dir, id)));
+    }
+    match file {
+        TlsFile {
+            dir: Some(dir),
+            ca: None,
+            cert: None,
+            key: None,
+        } => Ok(Some(TlsFiles::in_dir(&dir, id))),
+        TlsFile {
+            dir: None,
+            ca: Some(ca),
+            cert: Some(cert),
+            key: Some(key),
+        } => Ok(Some(TlsFiles { ca, cert, key })),
+        TlsFile {
+            dir: None,
+            ca: None,
+            cert: None,
+            key: None,
+        } => Ok(None),
+        _ => Err(key_err(
+            "tls",
+            "give either `dir` (as `raftkv certs` writes it) or all of `ca`, `cert` and `key`",
+        )),
     }
 }
 
@@ -548,6 +654,11 @@ mod tests {
                 "raft.heartbeat_ms",
             ),
             ("id = 1\npeer_addr = \"h:1\"\n[peers]\n1 = \"h:9\"", "peers.1"),
+            ("id = 1\npeer_addr = \"h:1\"\n[tls]\nca = \"a.pem\"", "tls"),
+            (
+                "id = 1\npeer_addr = \"h:1\"\n[limits]\nmax_peer_connections = 0",
+                "limits.max_peer_connections",
+            ),
         ];
         for (text, key) in cases {
             let err = resolve(text, &Overrides::default()).unwrap_err();

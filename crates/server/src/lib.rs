@@ -4,17 +4,28 @@
 //! ([`transport`]), Redis-protocol clients ([`resp`]), an HTTP admin endpoint
 //! ([`admin`]). [`server::start`] wires them; [`cli`] and [`up`] are the client and the
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
+//!
+//! Layers, lowest first; a module imports only from those before it:
+//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
+//! (the loop's events and the async side's handle) → [`store`], [`snapshots`],
+//! [`transport`], [`resp`], [`admin`] → [`open`] (building a node from its config) →
+//! [`node_loop`] → [`server`] (wiring).
 
 pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod handle;
 pub mod metrics;
 pub mod node_loop;
+pub mod open;
+pub mod protected;
 pub mod reply;
 pub mod resp;
 pub mod server;
 pub mod snapshots;
+pub mod status;
 pub mod store;
+pub mod tls;
 pub mod transport;
 pub mod up;

@@ -35,6 +35,22 @@ enum Cmd {
         /// linearizable (default), lease or stale.
         #[arg(long)]
         read_mode: Option<String>,
+        /// TLS on every surface, with certificates made by `raftkv certs` in
+        /// <data>/certs (made there first if missing).
+        #[arg(long)]
+        tls: bool,
+    },
+    /// Make a CA and node certificates for a test or local cluster (node N's names
+    /// raftkv-member-N, localhost, 127.0.0.1, ::1 and every --host).
+    Certs {
+        /// Directory to write ca.pem, ca.key, node-N.pem, node-N.key into.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Another name or IP address clients reach the nodes by (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
     /// Read a key.
     Get {
@@ -68,6 +84,9 @@ struct ClusterArg {
     /// RESP addresses of the nodes to try, in order.
     #[arg(long, default_value = DEFAULT_CLUSTER)]
     cluster: String,
+    /// Speak TLS, trusting the CA in this PEM file (e.g. <dir>/ca.pem of `raftkv certs`).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -100,6 +119,17 @@ struct ServeArgs {
     election_timeout_ms: Option<u64>,
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// TLS on every surface with the files `raftkv certs` wrote in this directory
+    /// (ca.pem, node-<id>.pem, node-<id>.key); or set [tls] in the config.
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// Serve RESP and admin beyond loopback without TLS and client authentication
+    /// (protected mode refuses to otherwise).
+    #[arg(long)]
+    insecure: bool,
+    /// Listen for peers beyond loopback without mutual TLS.
+    #[arg(long)]
+    insecure_peers: bool,
 }
 
 fn main() -> ExitCode {
@@ -111,12 +141,29 @@ fn main() -> ExitCode {
             base_port,
             nodes,
             read_mode,
+            tls,
         } => server::up::run(server::up::UpOptions {
             data,
             base_port,
             nodes,
             read_mode,
+            tls,
         }),
+        Cmd::Certs { dir, nodes, hosts } => {
+            match server::tls::certs::generate(&dir, nodes, &hosts) {
+                Ok(()) => {
+                    println!(
+                        "raftkv certs: CA and {nodes} node certificates in {}",
+                        dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("raftkv certs: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Get { key, cluster } => one_shot(&cluster, &[b"GET", key.as_bytes()]),
         Cmd::Set {
             key,
@@ -128,21 +175,41 @@ fn main() -> ExitCode {
             args.extend(keys.iter().map(|k| k.as_bytes()));
             one_shot(&cluster, &args)
         }
-        Cmd::Status { cluster } => match cli::status(&cli::split_cluster(&cluster.cluster)) {
-            Ok(table) => {
-                println!("{table}");
-                ExitCode::SUCCESS
+        Cmd::Status { cluster } => {
+            let tls = match client_tls(&cluster) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            match cli::status(&cli::split_cluster(&cluster.cluster), tls.as_ref()) {
+                Ok(table) => {
+                    println!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("raftkv: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("raftkv: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
+    }
+}
+
+fn client_tls(cluster: &ClusterArg) -> Result<Option<cli::ClientTls>, ExitCode> {
+    match &cluster.cacert {
+        None => Ok(None),
+        Some(ca) => cli::ClientTls::from_ca_file(ca).map(Some).map_err(|e| {
+            eprintln!("raftkv: --cacert: {e}");
+            ExitCode::from(2)
+        }),
     }
 }
 
 fn one_shot(cluster: &ClusterArg, args: &[&[u8]]) -> ExitCode {
-    match cli::call_any(&cli::split_cluster(&cluster.cluster), args) {
+    let tls = match client_tls(cluster) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    match cli::call_any(&cli::split_cluster(&cluster.cluster), args, tls.as_ref()) {
         Ok((_, v)) => {
             println!("{}", cli::show(&v));
             if matches!(v, server::resp::codec::Value::Error(_)) {
@@ -176,6 +243,9 @@ fn serve(a: ServeArgs) -> ExitCode {
         read_mode: a.read_mode,
         election_timeout_ms: a.election_timeout_ms,
         heartbeat_ms: a.heartbeat_ms,
+        tls_dir: a.tls_dir,
+        insecure: a.insecure,
+        insecure_peers: a.insecure_peers,
     };
     let cfg = match Config::load(a.config.as_deref(), &flags) {
         Ok(c) => c,
@@ -204,7 +274,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             }
         };
         let id = cfg.id;
-        let (mode, peers) = (cfg.read_mode, cfg.peers.clone());
+        let (mode, peers, tls) = (cfg.read_mode, cfg.peers.clone(), cfg.tls.is_some());
         let running = match server::server::start(cfg, listeners).await {
             Ok(r) => r,
             Err(e) => {
@@ -212,10 +282,12 @@ fn serve(a: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let scheme = if tls { "https" } else { "http" };
         tracing::info!(
-            "node {id}: RESP on {}, admin on http://{}/status, peers on {}; read mode {mode}; \
+            "node {id}: RESP on {}{}, admin on {scheme}://{}/status, peers on {}; read mode {mode}; \
              peers {peers:?}",
             running.client_addr,
+            if tls { " (TLS)" } else { "" },
             running.admin_addr,
             running.peer_addr
         );

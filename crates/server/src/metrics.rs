@@ -105,6 +105,46 @@ pub fn gauge(out: &mut String, name: &str, help: &str, v: impl std::fmt::Display
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
 }
 
+/// Counters and histograms the loop and the network tasks update.
+#[derive(Default)]
+pub struct LoopMetrics {
+    pub client_requests: Counter,
+    pub forwarded_out: Counter,
+    pub forwarded_in: Counter,
+    pub forward_timeouts: Counter,
+    /// Forwards sent again (the leader moved, or no answer within the retry time).
+    pub forward_resends: Counter,
+    /// Forward answers from a node the request was not sent to (or to an unknown id).
+    pub stray_forward_answers: Counter,
+    pub elections: Counter,
+    pub leader_changes: Counter,
+    pub dropped_inbound: Counter,
+    /// Inbound peer connections closed at once: the connection limit was reached.
+    pub peer_connections_refused: Counter,
+    /// Inbound peer connections whose handshake failed: TLS, certificate, `Hello`, or
+    /// the deadline.
+    pub peer_handshakes_refused: Counter,
+    /// Frames from an authenticated peer that did not decode or broke the protocol (an
+    /// append that is not a log slice, a message not from the sender): the connection
+    /// is dropped.
+    pub peer_frames_rejected: Counter,
+    /// RESP and admin connections whose TLS handshake failed (plaintext to a TLS port,
+    /// an untrusted certificate, the deadline).
+    pub client_tls_refused: Counter,
+    pub stale_reads: Counter,
+    /// Submit to answer, for writes answered here (forwarding included).
+    pub commit_latency: Histogram,
+    pub read_latency: Histogram,
+    /// Time in `fdatasync`; stays empty until the node persists to a file store.
+    pub fsync_latency: Histogram,
+}
+
+impl LoopMetrics {
+    pub fn inc_dropped_inbound(&self) {
+        self.dropped_inbound.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

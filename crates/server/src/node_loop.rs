@@ -1,4 +1,4 @@
-//! The node loop: one OS thread owns the [`Node`] and everything it touches.
+//! The node loop: one OS thread owns the [`node::Node`] and everything it touches.
 //!
 //! It is fed by one bounded channel of [`Event`]s (peer messages, client requests with a
 //! reply channel, forwarded requests and their answers, status queries) and sleeps until
@@ -21,387 +21,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::{Node, NodeOptions, ReqId, Request, RoutedNode, RoutingOptions, SnapshotPolicy};
-use raft::{Membership, Message, NodeId, Role};
-use serde::Serialize;
+use node::{ReqId, Request};
+use raft::{NodeId, Role};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ReadMode};
-use crate::metrics::{Counter, Histogram};
+use crate::handle::Event;
+use crate::metrics::LoopMetrics;
+use crate::open::ClusterNode;
 use crate::reply::Reply;
-use crate::store::TimedStore;
+use crate::status::{role_name, PeerStatus, Status};
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
-use storage::SnapshotStore;
-
-use crate::snapshots::BackgroundSnapshots;
 
 /// Events taken per wake-up before the node runs.
 const MAX_BATCH: usize = 512;
-
-/// Sequence numbers of one session: the next to hand out, and those still in flight.
-#[derive(Debug)]
-pub struct SessionSeqs {
-    next: u64,
-    in_flight: std::collections::BTreeSet<u64>,
-}
-
-impl Default for SessionSeqs {
-    fn default() -> Self {
-        SessionSeqs {
-            next: 1,
-            in_flight: Default::default(),
-        }
-    }
-}
-
-impl SessionSeqs {
-    fn start(&mut self, client: u64) -> kv::SessionTag {
-        let seq = self.next;
-        self.next += 1;
-        self.in_flight.insert(seq);
-        let first_outstanding = *self.in_flight.first().expect("just inserted");
-        kv::SessionTag {
-            client,
-            seq,
-            first_outstanding,
-        }
-    }
-
-    fn finish(&mut self, seq: u64) {
-        self.in_flight.remove(&seq);
-    }
-}
-
-/// A session ID no other handle, on any node, in any run, will pick: hashed from the
-/// process, the time and a per-process counter with the standard library's random keys.
-fn fresh_session_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.finish()
-}
-
-pub enum Event {
-    Peer(Message),
-    Client {
-        req: Request,
-        reply: oneshot::Sender<Reply>,
-        /// A write's exactly-once session (client, seq): retries reuse it.
-        session: Option<kv::SessionTag>,
-    },
-    /// A request a peer forwarded to us (we are, it thinks, the leader).
-    Forwarded {
-        from: NodeId,
-        id: u64,
-        req: Request,
-        session: Option<kv::SessionTag>,
-    },
-    /// The answer to a request we forwarded, from the node that sent it.
-    ForwardReply {
-        from: NodeId,
-        id: u64,
-        reply: Reply,
-    },
-    Status(oneshot::Sender<Status>),
-    /// A background snapshot save finished: process, so the node compacts its log.
-    SnapshotSaved,
-    Shutdown,
-}
-
-/// Counters and histograms the loop and the network tasks update.
-#[derive(Default)]
-pub struct LoopMetrics {
-    pub client_requests: Counter,
-    pub forwarded_out: Counter,
-    pub forwarded_in: Counter,
-    pub forward_timeouts: Counter,
-    /// Forwards sent again (the leader moved, or no answer within the retry time).
-    pub forward_resends: Counter,
-    /// Forward answers from a node the request was not sent to (or to an unknown id).
-    pub stray_forward_answers: Counter,
-    pub elections: Counter,
-    pub leader_changes: Counter,
-    pub dropped_inbound: Counter,
-    pub stale_reads: Counter,
-    /// Submit to answer, for writes answered here (forwarding included).
-    pub commit_latency: Histogram,
-    pub read_latency: Histogram,
-    /// Time in `fdatasync`; stays empty until the node persists to a file store.
-    pub fsync_latency: Histogram,
-}
-
-impl LoopMetrics {
-    pub fn inc_dropped_inbound(&self) {
-        self.dropped_inbound.inc();
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PeerStatus {
-    pub id: NodeId,
-    pub addr: String,
-    pub connected: bool,
-    /// Known on the leader only.
-    pub match_index: Option<u64>,
-    pub lag: Option<u64>,
-    pub queued: usize,
-    pub sent_frames: u64,
-    pub dropped_frames: u64,
-}
-
-/// A consistent view of the node, taken inside the loop.
-#[derive(Clone, Debug, Serialize)]
-pub struct Status {
-    pub id: NodeId,
-    pub role: &'static str,
-    pub term: u64,
-    pub leader: Option<NodeId>,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub first_index: u64,
-    pub last_index: u64,
-    pub log_entries: u64,
-    pub log_bytes: u64,
-    /// Index of the latest snapshot (0: none).
-    pub snapshot_index: u64,
-    pub snapshots_taken: u64,
-    /// Snapshots received from a leader (InstallSnapshot) and installed.
-    pub snapshots_installed: u64,
-    /// While leading: followers found to have lost entries they had acknowledged (a
-    /// wiped or replaced disk; such a node should rejoin as a new member).
-    pub followers_lost_log: u64,
-    pub read_mode: &'static str,
-    pub keys: u64,
-    pub kv_bytes: u64,
-    pub proposals: u64,
-    pub applied_entries: u64,
-    pub reads_served: u64,
-    pub pending_requests: usize,
-    pub uptime_ms: u64,
-    /// Set once the log store failed: the node no longer takes part or serves.
-    pub storage_failure: Option<String>,
-    pub peers: Vec<PeerStatus>,
-}
-
-pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre-candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("node is shutting down")]
-    Stopped,
-    #[error("timed out: the outcome is unknown")]
-    Timeout,
-}
-
-/// The async side's way into the loop. Cheap to clone.
-#[derive(Clone)]
-pub struct NodeHandle {
-    tx: mpsc::Sender<Event>,
-    /// This handle's exactly-once session: every write it sends gets the next sequence
-    /// number; the set holds those still awaiting an answer (its minimum tells the state
-    /// machine which outcomes it may forget).
-    session_client: u64,
-    session_seqs: Arc<std::sync::Mutex<SessionSeqs>>,
-    /// A safety net above the loop's own timeouts: a reply always comes before this.
-    timeout: Duration,
-    pub metrics: Arc<LoopMetrics>,
-}
-
-impl NodeHandle {
-    pub fn new(tx: mpsc::Sender<Event>, timeout: Duration, metrics: Arc<LoopMetrics>) -> Self {
-        NodeHandle {
-            tx,
-            session_client: fresh_session_id(),
-            session_seqs: Arc::default(),
-            timeout,
-            metrics,
-        }
-    }
-
-    /// Runs one request; waits for room in the channel (back-pressure on clients).
-    pub async fn call(&self, req: Request) -> Result<Reply, CallError> {
-        let (reply, rx) = oneshot::channel();
-        // Writes carry a session, so the loop may retry one whose outcome it does not know
-        // without ever applying it twice.
-        let session = (!req.is_read()).then(|| {
-            self.session_seqs
-                .lock()
-                .expect("session")
-                .start(self.session_client)
-        });
-        let result = self.send_and_wait(req, reply, rx, session).await;
-        if let Some(tag) = session {
-            self.session_seqs.lock().expect("session").finish(tag.seq);
-        }
-        result
-    }
-
-    async fn send_and_wait(
-        &self,
-        req: Request,
-        reply: oneshot::Sender<Reply>,
-        rx: oneshot::Receiver<Reply>,
-        session: Option<kv::SessionTag>,
-    ) -> Result<Reply, CallError> {
-        self.tx
-            .send(Event::Client {
-                req,
-                reply,
-                session,
-            })
-            .await
-            .map_err(|_| CallError::Stopped)?;
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(CallError::Stopped),
-            Err(_) => Err(CallError::Timeout),
-        }
-    }
-
-    pub async fn status(&self) -> Result<Status, CallError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Event::Status(tx))
-            .await
-            .map_err(|_| CallError::Stopped)?;
-        match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(_)) => Err(CallError::Stopped),
-            Err(_) => Err(CallError::Timeout),
-        }
-    }
-
-    pub fn sender(&self) -> mpsc::Sender<Event> {
-        self.tx.clone()
-    }
-}
-
-/// A cluster node: peers over TCP, log in files, requests routed to the leader.
-pub type ClusterNode = RoutedNode<PeerRouter, TimedStore>;
-
-/// The single place a node is built from the config: opens the log under
-/// `data_dir/log` (recovering it: a torn tail is cut with a warning, corruption refuses
-/// to start with an error naming file and offset) and restores the node from it.
-pub fn open_node(
-    cfg: &Config,
-    router: PeerRouter,
-    metrics: Arc<LoopMetrics>,
-    events: mpsc::Sender<Event>,
-) -> Result<ClusterNode, String> {
-    let ms = |d: Duration| (d.as_millis() as u64).max(1);
-    let election = ms(cfg.raft.election_timeout);
-    let mut rc = raft::Config::new(cfg.id);
-    rc.seed = election_seed(cfg.id);
-    rc.election_timeout_ticks = election;
-    rc.heartbeat_interval_ticks = ms(cfg.raft.heartbeat);
-    rc.retransmit_ticks = ms(cfg.raft.retransmit);
-    // Lease reads only in lease mode: linearizable mode takes a ReadIndex round for
-    // every read, so it does not depend on bounded clock drift. 10% of the election
-    // timeout is the drift margin.
-    rc.lease_ticks = match cfg.read_mode {
-        ReadMode::Lease => election * 9 / 10,
-        ReadMode::Linearizable | ReadMode::Stale => 0,
-    };
-    rc.max_msg_bytes = cfg.raft_max_msg_bytes();
-    rc.max_uncommitted_bytes = (64 << 20).max(4 * rc.max_msg_bytes);
-    rc.fanout = raft::Fanout::All;
-    rc.snapshot_chunk_bytes = cfg.snapshot.chunk_bytes;
-    rc.max_snapshot_bytes = cfg.snapshot.max_bytes;
-    rc.validate().map_err(|e| format!("raft settings: {e}"))?;
-    let dir = cfg.data_dir.join("log");
-    let (store, report) = TimedStore::open(&dir, metrics)
-        .map_err(|e| format!("cannot open the log in {}: {e}", dir.display()))?;
-    if let Some(torn) = &report.torn_tail {
-        tracing::warn!(
-            file = %torn.file.display(),
-            offset = torn.offset,
-            dropped_bytes = torn.dropped_bytes,
-            "recovery cut a torn final record: {}",
-            torn.reason
-        );
-    }
-    tracing::info!(
-        dir = %dir.display(),
-        created = report.created,
-        first_index = report.first_index,
-        last_index = report.last_index,
-        term = report.hard_state.term,
-        commit = report.hard_state.commit,
-        segments = report.segments,
-        bytes = report.bytes,
-        "log recovered in {:?}",
-        report.elapsed
-    );
-    let hold = (2 * election).min(cfg.limits.request_timeout.as_millis() as u64 / 2);
-    let opts = NodeOptions {
-        hold_ticks: hold.max(1),
-        fresh_leader_ticks: (3 * ms(cfg.raft.heartbeat)).max(election / 2),
-        snapshot: SnapshotPolicy {
-            every_entries: cfg.snapshot.every_entries,
-            keep_entries: cfg.snapshot.keep_entries,
-        },
-        ..NodeOptions::default()
-    };
-    let snap_dir = cfg.data_dir.join("snap");
-    let snapshots = SnapshotStore::open(&snap_dir)
-        .map_err(|e| format!("cannot open snapshots in {}: {e}", snap_dir.display()))?;
-    let started = Instant::now();
-    let node = Node::open_with_snapshots(
-        rc,
-        Membership::new(cfg.voters()),
-        router,
-        store,
-        Box::new(BackgroundSnapshots::new(snapshots, events)),
-        opts,
-    )
-    .map_err(|e| {
-        format!(
-            "cannot restore the node from {}: {e}",
-            cfg.data_dir.display()
-        )
-    })?;
-    tracing::info!(
-        snapshot_index = node.raft().snapshot().map_or(0, |s| s.meta.index),
-        keys = node.kv().len(),
-        "state machine restored in {:?}",
-        started.elapsed()
-    );
-    let routing = RoutingOptions {
-        // A lost frame (a reset connection, a full queue) costs this much; a leader
-        // change moves every forward at once.
-        retry_ticks: 2 * election,
-        timeout_ticks: cfg.limits.request_timeout.as_millis() as u64,
-        ..RoutingOptions::default()
-    };
-    Ok(RoutedNode::new(
-        node,
-        routing,
-        election_seed(cfg.id).rotate_left(17),
-    ))
-}
-
-/// Election timeouts must differ between nodes and between restarts.
-fn election_seed(id: NodeId) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
 
 /// A local client waiting for its answer.
 struct Waiting {
@@ -529,15 +163,15 @@ impl NodeLoop {
                 req,
                 reply,
                 session,
+                local_read,
             } => {
                 self.metrics.client_requests.inc();
-                if self.read_mode == ReadMode::Stale {
-                    if let Request::Get { key } = &req {
-                        let v = self.node.kv().get(key).cloned();
-                        self.metrics.stale_reads.inc();
-                        let _ = reply.send(Reply::Value(v));
-                        return true;
-                    }
+                let stale_get =
+                    self.read_mode == ReadMode::Stale && matches!(req, Request::Get { .. });
+                if (local_read && req.is_read()) || stale_get {
+                    self.metrics.stale_reads.inc();
+                    let _ = reply.send(Reply::from(self.node.read_local(&req)));
+                    return true;
                 }
                 let id = self.next_id;
                 self.next_id += 1;

@@ -14,8 +14,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::node_loop::{open_node, Event, LoopMetrics, NodeHandle, NodeLoop};
+use crate::handle::{Event, NodeHandle};
+use crate::metrics::LoopMetrics;
+use crate::node_loop::NodeLoop;
+use crate::open::open_node;
 use crate::resp::commands::RespCtx;
+use crate::tls::Tls;
 use crate::transport::inbound::{self, Inbound};
 use crate::transport::peer::{spawn_writers, PeerRouter};
 
@@ -32,6 +36,11 @@ pub enum ServerError {
     },
     #[error("cannot open node: {0}")]
     Node(String),
+    /// Protected mode: see `protected.rs`.
+    #[error("{0}")]
+    Protected(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -78,6 +87,14 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
     let peer_addr = listeners.peer.local_addr()?;
     let client_addr = listeners.client.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
+    crate::protected::check(&cfg, peer_addr, client_addr, admin_addr)
+        .map_err(ServerError::Protected)?;
+    let tls = match &cfg.tls {
+        Some(files) => Some(Arc::new(
+            Tls::load(files, cfg.id).map_err(ServerError::Tls)?,
+        )),
+        None => None,
+    };
     let to_tokio = |l: std::net::TcpListener| {
         l.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(l)
@@ -121,7 +138,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         })?;
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut tasks = spawn_writers(cfg.id, &router, &cfg.peers, max_frame);
+    let mut tasks = spawn_writers(cfg.id, &router, &cfg.peers, max_frame, tls.clone());
     let inbound = Arc::new(Inbound {
         me: cfg.id,
         peers: cfg.peers.keys().copied().collect::<BTreeSet<_>>(),
@@ -130,6 +147,9 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         max_frame,
         metrics,
         stop: stop.clone(),
+        tls: tls.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_peer_connections)),
+        handshake_timeout: cfg.limits.peer_handshake_timeout,
     });
     tasks.push(tokio::spawn(inbound::accept_loop(peer_l, inbound)));
     let resp_ctx = Arc::new(RespCtx {
@@ -139,6 +159,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         max_key_bytes: cfg.max_key_bytes,
         max_request_bytes: cfg.limits.max_request_bytes,
         max_pipeline: cfg.limits.max_pipeline,
+        max_clients: cfg.limits.max_clients,
         client_port: client_addr.port(),
         started: Instant::now(),
         cursors: Default::default(),
@@ -149,10 +170,12 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         resp_ctx,
         cfg.limits.max_clients,
         stop,
+        tls.clone(),
     )));
     tasks.push(tokio::spawn(crate::admin::accept_loop(
         admin_l,
         handle.clone(),
+        tls,
     )));
 
     Ok(Running {

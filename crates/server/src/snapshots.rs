@@ -17,7 +17,7 @@ use raft::{Index, SnapshotMeta};
 use storage::{Result, SaveStarted, SnapshotStorage, SnapshotStore, StorageError};
 use tokio::sync::mpsc;
 
-use crate::node_loop::Event;
+use crate::handle::Event;
 
 pub struct BackgroundSnapshots {
     store: Arc<SnapshotStore>,

@@ -11,7 +11,7 @@ use std::time::Instant;
 use raft::{Entry, HardState, Index, SnapshotMeta, Term};
 use storage::{FileLogOptions, FileLogStore, LogStore, RecoveryReport, Result};
 
-use crate::node_loop::LoopMetrics;
+use crate::metrics::LoopMetrics;
 
 pub struct TimedStore {
     inner: FileLogStore,

@@ -5,6 +5,9 @@
 //! `7000 + i`, peers on `7100 + i`, HTTP admin on `7200 + i`. Each node's log goes to
 //! `data/node<i>.log`. Ctrl-C (or SIGTERM) stops the children and waits for them; the
 //! children also get SIGTERM if this process dies (`PR_SET_PDEATHSIG`), so none outlive it.
+//!
+//! `--tls`: every surface speaks TLS (peers mutual), with the certificates in
+//! `data/certs` (made by `raftkv certs` on the first run).
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
@@ -13,7 +16,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cli::RespClient;
+use crate::cli::{ClientTls, RespClient};
+use crate::config::TlsFiles;
 use crate::resp::codec::Value;
 
 pub struct UpOptions {
@@ -21,6 +25,39 @@ pub struct UpOptions {
     pub base_port: u16,
     pub nodes: u16,
     pub read_mode: Option<String>,
+    pub tls: bool,
+}
+
+fn certs_dir(data: &Path) -> PathBuf {
+    data.join("certs")
+}
+
+/// With `--tls`: makes the certificates if there are none yet; checks every node has
+/// its files. Returns the client side's TLS (trusting the CA).
+fn prepare_tls(opts: &UpOptions) -> Result<Option<ClientTls>, String> {
+    if !opts.tls {
+        return Ok(None);
+    }
+    let dir = certs_dir(&opts.data);
+    if !TlsFiles::in_dir(&dir, 1).ca.exists() {
+        crate::tls::certs::generate(&dir, u64::from(opts.nodes), &[])?;
+        eprintln!(
+            "raftkv up: made a CA and node certificates in {}",
+            dir.display()
+        );
+    }
+    for i in 1..=u64::from(opts.nodes) {
+        let f = TlsFiles::in_dir(&dir, i);
+        if !f.cert.exists() || !f.key.exists() {
+            return Err(format!(
+                "{} has no certificate for node {i}: remove the directory to make new ones",
+                dir.display()
+            ));
+        }
+    }
+    ClientTls::from_ca_file(&TlsFiles::in_dir(&dir, 1).ca)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 pub struct Ports {
@@ -84,6 +121,13 @@ pub fn run(opts: UpOptions) -> ExitCode {
             }
         }
     }
+    let client_tls = match prepare_tls(&opts) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("raftkv up: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     install_signal_handlers();
 
     let peers: Vec<String> = (1..=opts.nodes)
@@ -102,7 +146,7 @@ pub fn run(opts: UpOptions) -> ExitCode {
         }
     }
 
-    let ready = wait_ready(&opts, &mut children);
+    let ready = wait_ready(&opts, &mut children, client_tls.as_ref());
     print_banner(&opts, ready.as_deref());
 
     loop {
@@ -155,6 +199,9 @@ fn spawn_node(exe: &Path, opts: &UpOptions, i: u16, peers: &str) -> std::io::Res
     if let Some(m) = &opts.read_mode {
         cmd.args(["--read-mode", m]);
     }
+    if opts.tls {
+        cmd.arg("--tls-dir").arg(certs_dir(&opts.data));
+    }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -203,7 +250,11 @@ fn stop_all(children: &mut [(u16, Option<Child>)]) {
 
 /// Waits until every node answers PING and one of them names a leader (10 s at most).
 /// Returns the leader's line for the banner.
-fn wait_ready(opts: &UpOptions, children: &mut [(u16, Option<Child>)]) -> Option<String> {
+fn wait_ready(
+    opts: &UpOptions,
+    children: &mut [(u16, Option<Child>)],
+    tls: Option<&ClientTls>,
+) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !STOP.load(Ordering::SeqCst) {
         if children
@@ -215,7 +266,8 @@ fn wait_ready(opts: &UpOptions, children: &mut [(u16, Option<Child>)]) -> Option
         let infos: Vec<Option<String>> = (1..=opts.nodes)
             .map(|i| {
                 let addr = format!("127.0.0.1:{}", ports(opts.base_port, i).client);
-                let mut c = RespClient::connect(&addr, Duration::from_millis(200)).ok()?;
+                let mut c =
+                    RespClient::connect_with(&addr, Duration::from_millis(200), tls).ok()?;
                 match c.call(&["INFO"]).ok()? {
                     Value::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
                     _ => None,
@@ -251,10 +303,22 @@ fn print_banner(opts: &UpOptions, leader: Option<&str>) {
         opts.data.display(),
         opts.data.display()
     ));
+    // With TLS, every client command needs the CA.
+    let (cli_tls, scheme, cacert) = if opts.tls {
+        let ca = TlsFiles::in_dir(&certs_dir(&opts.data), 1).ca;
+        let ca = ca.display().to_string();
+        (
+            format!("--tls --cacert {ca} "),
+            "https",
+            format!(" --cacert {ca}"),
+        )
+    } else {
+        (String::new(), "http", String::new())
+    };
     for i in 1..=opts.nodes {
         let p = ports(opts.base_port, i);
         out.push_str(&format!(
-            "  node {i}: redis-cli -p {:<5}  status http://127.0.0.1:{}/status  metrics http://127.0.0.1:{}/metrics\n",
+            "  node {i}: redis-cli {cli_tls}-p {:<5}  status {scheme}://127.0.0.1:{}/status  metrics {scheme}://127.0.0.1:{}/metrics\n",
             p.client, p.admin, p.admin
         ));
     }
@@ -268,8 +332,8 @@ fn print_banner(opts: &UpOptions, leader: Option<&str>) {
         .map(|i| format!("127.0.0.1:{}", ports(opts.base_port, i).client))
         .collect();
     out.push_str(&format!(
-        "Try:  redis-cli -p {p1} set hello world && redis-cli -p {p2} get hello\n      \
-         raftkv status --cluster {}\n",
+        "Try:  redis-cli {cli_tls}-p {p1} set hello world && redis-cli {cli_tls}-p {p2} get hello\n      \
+         raftkv status --cluster {}{cacert}\n",
         cluster.join(",")
     ));
     out.push_str("Ctrl-C stops the cluster.\n");

@@ -14,7 +14,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use server::config::{parse_peer_list, parse_str, Config, Overrides};
 use server::reply::Reply;
-use server::resp::codec::{encode_command, parse_command, parse_reply, ProtoError, Value};
+use server::resp::codec::{
+    encode_command, parse_command, parse_reply, CommandParser, ProtoError, Protocol, Value,
+};
 use server::transport::codec::{decode_body, decode_frame, encode_frame, Frame};
 
 fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
@@ -155,11 +157,69 @@ fn resp_survives_random_and_mutated_input() {
     ]))
     .encode(&mut buf);
     valid.push(buf.to_vec());
+    let mut buf = BytesMut::new();
+    Value::Array(Some(vec![
+        Value::Map(vec![(Value::bulk("k"), Value::Double(-2.5))]),
+        Value::Set(vec![Value::Boolean(false)]),
+        Value::Push(vec![Value::nil()]),
+        Value::Verbatim(b("line\r\n")),
+    ]))
+    .encode_as(Protocol::Resp3, &mut buf);
+    valid.push(buf.to_vec());
     let mut rng = StdRng::seed_from_u64(0x5eed_0301);
     for _ in 0..20_000 {
         let base = &valid[rng.gen_range(0..valid.len())];
         let input = mutate(&mut rng, base, &valid);
         check("resp", &input, || check_resp(&input));
+    }
+}
+
+/// A connection's parser resumes a command split across reads; it must answer exactly
+/// what parsing from the start of the buffer answers, for every input cut anywhere.
+#[test]
+fn resumed_parse_answers_as_parsing_from_the_start() {
+    let mut valid = Vec::new();
+    for args in [
+        &["SET", "key", "value"][..],
+        &["MGET", "a", "b", "c", "d"],
+        &["PING"],
+        &[""],
+    ] {
+        let mut buf = BytesMut::new();
+        encode_command(args, &mut buf);
+        valid.push(buf.to_vec());
+    }
+    valid.push(b"PING\r\nset k \"a b\"\n*0\r\n\n".to_vec());
+    let mut rng = StdRng::seed_from_u64(0x5eed_0302);
+    for _ in 0..5_000 {
+        let base = &valid[rng.gen_range(0..valid.len())];
+        let mut input = mutate(&mut rng, base, &valid);
+        input.extend_from_slice(&valid[rng.gen_range(0..valid.len())]);
+        let max_request = rng.gen_range(8..64);
+        let mut parser = CommandParser::default();
+        let (mut resumed, mut fresh) = (BytesMut::new(), BytesMut::new());
+        let mut rest = &input[..];
+        'feed: while !rest.is_empty() {
+            let n = rng.gen_range(1..=rest.len().min(7));
+            resumed.extend_from_slice(&rest[..n]);
+            fresh.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            loop {
+                let a = parser.parse(&mut resumed, max_request);
+                let b = parse_command(&mut fresh, max_request);
+                assert_eq!(a, b, "input {input:02x?}");
+                assert_eq!(resumed, fresh);
+                match a {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(ProtoError::Recoverable { skip, .. }) => {
+                        let _ = resumed.split_to(skip);
+                        let _ = fresh.split_to(skip);
+                    }
+                    Err(ProtoError::Fatal(_)) => break 'feed,
+                }
+            }
+        }
     }
 }
 

@@ -21,13 +21,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::client::Client;
-use super::codec::{parse_command, ProtoError, Value};
+use super::client::{Client, Endpoints};
+use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
 
 /// Most commands run together in one group.
@@ -45,35 +43,40 @@ enum Item {
     Error { msg: String, close: bool },
 }
 
-pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
-    let _ = stream.set_nodelay(true);
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let (rd, wr) = stream.into_split();
+/// Serves one client on the two halves of its stream (a TCP socket's, or a TLS
+/// session's); `ends` says where it comes from (logs, `CLIENT LIST`).
+pub async fn serve<R, W>(rd: R, wr: W, ends: Endpoints, ctx: Arc<RespCtx>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
+{
+    let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
+    let registered = ctx.clients.open(ends);
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
-    let client = ctx.clients.open();
+    let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
     if let Err(e) = write_loop(wr, rx, ctx, client).await {
         tracing::debug!(%peer, "client connection ended: {e}");
     }
     reader.abort();
+    drop(registered);
 }
 
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    mut rd: impl AsyncRead + Unpin,
     tx: mpsc::Sender<Item>,
     ctx: Arc<RespCtx>,
     budget: Arc<Semaphore>,
     budget_bytes: usize,
 ) {
     let mut buf = BytesMut::with_capacity(16 << 10);
+    // Resumes a command split across reads where it stopped (see `CommandParser`).
+    let mut parser = CommandParser::default();
     loop {
         loop {
-            match parse_command(&mut buf, ctx.max_request_bytes) {
+            match parser.parse(&mut buf, ctx.max_request_bytes) {
                 Ok(Some(args)) if args.is_empty() => continue,
                 Ok(Some(args)) => {
                     let size: usize = args.iter().map(|a| a.len() + 16).sum();
@@ -167,7 +170,7 @@ impl Group {
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Item>,
     ctx: Arc<RespCtx>,
     client: Arc<Client>,
@@ -189,7 +192,7 @@ async fn write_loop(
                     break;
                 }
                 if rx.is_empty() {
-                    wr.write_all(&out).await?;
+                    write_flush(&mut wr, &out).await?;
                     out.clear();
                 }
                 continue;
@@ -230,11 +233,11 @@ async fn write_loop(
             break;
         }
         if (carry.is_none() && rx.is_empty()) || out.len() >= WRITE_CHUNK {
-            wr.write_all(&out).await?;
+            write_flush(&mut wr, &out).await?;
             out.clear();
         }
     }
-    wr.write_all(&out).await?;
+    write_flush(&mut wr, &out).await?;
     let _ = wr.shutdown().await;
     Ok(())
 }
@@ -260,10 +263,20 @@ async fn run_group(
         }
     }))
     .await;
+    // Read after the group ran: a HELLO (always alone in its group) answers in the
+    // protocol it switched to.
+    let proto = client.protocol();
     let mut close = false;
     for o in outcomes {
-        o.value.encode(out);
+        o.value.encode_as(proto, out);
         close |= o.close;
     }
     close
+}
+
+/// Writes and flushes: a TLS session may hold written bytes until flushed (a TCP
+/// socket has nothing to flush).
+async fn write_flush(wr: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> std::io::Result<()> {
+    wr.write_all(out).await?;
+    wr.flush().await
 }

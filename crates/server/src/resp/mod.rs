@@ -9,18 +9,23 @@ pub mod scan;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::tls::Tls;
 use commands::RespCtx;
 
+/// A client must finish its TLS handshake this fast, or give its slot back.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts clients, at most `max_clients` at once; the one over the limit gets an error
-/// reply and is closed (as Redis does).
+/// reply and is closed (as Redis does). With `tls`, every client must speak TLS.
 pub async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<RespCtx>,
     max_clients: usize,
     stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<Arc<Tls>>,
 ) {
     let slots = Arc::new(Semaphore::new(max_clients));
     loop {
@@ -41,13 +46,39 @@ pub async fn accept_loop(
             continue;
         };
         let ctx = ctx.clone();
+        let tls = tls.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = conn::serve(stream, ctx) => {}
+                _ = serve(stream, ctx, tls) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
             drop(slot);
         });
+    }
+}
+
+async fn serve(stream: TcpStream, ctx: Arc<RespCtx>, tls: Option<Arc<Tls>>) {
+    let _ = stream.set_nodelay(true);
+    let ends = client::Endpoints::of(&stream);
+    let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
+    let Some(tls) = tls else {
+        let (rd, wr) = stream.into_split();
+        return conn::serve(rd, wr, ends, ctx).await;
+    };
+    let handshake = tls.public_acceptor().accept(stream);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => {
+            let (rd, wr) = tokio::io::split(stream);
+            conn::serve(rd, wr, ends, ctx).await
+        }
+        Ok(Err(e)) => {
+            ctx.node.metrics.client_tls_refused.inc();
+            tracing::warn!(%peer, "refusing a RESP client: TLS handshake failed: {e}");
+        }
+        Err(_) => {
+            ctx.node.metrics.client_tls_refused.inc();
+            tracing::warn!(%peer, "refusing a RESP client: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}");
+        }
     }
 }

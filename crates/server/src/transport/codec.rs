@@ -76,6 +76,14 @@ pub enum CodecError {
     Count { what: &'static str, count: u64 },
     #[error("{0} bytes left over after the frame body")]
     Trailing(usize),
+    /// An append that is not a slice of a Raft log (see [`check_append_run`]).
+    #[error("append entry {position} (index {index}, term {term}) {why}")]
+    BadAppend {
+        position: usize,
+        index: u64,
+        term: u64,
+        why: &'static str,
+    },
 }
 
 // ----- encoding -----
@@ -600,6 +608,7 @@ fn decode_message(r: &mut Reader) -> Result<Message, CodecError> {
                     data,
                 });
             }
+            check_append_run(term, prev_index, prev_term, &entries)?;
             MessageBody::Append {
                 prev_index,
                 prev_term,
@@ -660,6 +669,43 @@ fn decode_message(r: &mut Reader) -> Result<Message, CodecError> {
         term,
         body,
     })
+}
+
+/// An append carries a slice of the sender's log, so its entries follow `prev_index`
+/// one by one, their terms never go down (from `prev_term` on: terms grow along any Raft
+/// log) and none is newer than the message's own term (a leader only holds entries of
+/// its term or older). Anything else is a forgery or a bug in the sender; refusing it at
+/// decode keeps it out of the core, where a gap or a falling term would corrupt the log.
+pub fn check_append_run(
+    msg_term: u64,
+    prev_index: u64,
+    prev_term: u64,
+    entries: &[Entry],
+) -> Result<(), CodecError> {
+    let mut expected_index = prev_index;
+    let mut last_term = prev_term;
+    for (position, e) in entries.iter().enumerate() {
+        let bad = |why| CodecError::BadAppend {
+            position,
+            index: e.index,
+            term: e.term,
+            why,
+        };
+        expected_index = expected_index
+            .checked_add(1)
+            .ok_or_else(|| bad("follows the last possible index"))?;
+        if e.index != expected_index {
+            return Err(bad("is out of sequence (entries must be contiguous)"));
+        }
+        if e.term < last_term {
+            return Err(bad("has a lower term than the entry before it"));
+        }
+        if e.term > msg_term {
+            return Err(bad("has a term above the message's"));
+        }
+        last_term = e.term;
+    }
+    Ok(())
 }
 
 fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
@@ -1010,6 +1056,51 @@ mod tests {
                 raw.push(x as u8);
             }
             let _ = decode_frame(&raw, MAX);
+        }
+    }
+
+    /// A hostile or buggy sender's append: a gap, a repeated index, a term that goes
+    /// down (within the entries or below `prev_term`), a term above the message's, an
+    /// index past `u64::MAX`. Each is refused at decode, naming the entry.
+    #[test]
+    fn appends_that_are_not_a_log_slice_are_refused_at_decode() {
+        let e = |index, term| Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data: b("x"),
+        };
+        let append = |prev_index, prev_term, entries| {
+            msg(MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit: 0,
+                stamp: 0,
+                leader: 1,
+                relay: vec![],
+                relayed_by: vec![],
+            })
+        };
+        let good = append(9, 3, vec![e(10, 3), e(11, 3), e(12, 300)]);
+        assert_eq!(decode_frame(&encode(&good), MAX), Ok(good));
+        let cases = [
+            (append(9, 3, vec![e(10, 3), e(12, 3)]), 1, "out of sequence"),
+            (append(9, 3, vec![e(10, 3), e(10, 3)]), 1, "out of sequence"),
+            (append(9, 3, vec![e(11, 3)]), 0, "out of sequence"),
+            (append(9, 3, vec![e(10, 4), e(11, 3)]), 1, "lower term"),
+            (append(9, 5, vec![e(10, 4)]), 0, "lower term"),
+            (append(9, 3, vec![e(10, 301)]), 0, "above the message"),
+            (append(u64::MAX, 3, vec![e(0, 3)]), 0, "last possible index"),
+        ];
+        for (frame, at, why) in cases {
+            match decode_frame(&encode(&frame), MAX) {
+                Err(err @ CodecError::BadAppend { position, .. }) => {
+                    assert_eq!(position, at, "{frame:?}");
+                    assert!(err.to_string().contains(why), "{err} for {frame:?}");
+                }
+                other => panic!("{frame:?} decoded as {other:?}"),
+            }
         }
     }
 }

@@ -1,10 +1,20 @@
 //! Inbound peer connections: the accept loop and one reader task per connection.
 //!
 //! A connection must open with `Hello { from, to }` naming a configured peer and this
-//! node; anything else is a misconfiguration and the connection is closed with a log
-//! line. After that every frame is decoded and handed to the node loop. A decoding error
-//! (bad version, garbage, oversized frame) closes the connection with a log line: the
-//! stream cannot be resynchronised, and the peer's writer reconnects.
+//! node (with TLS: after a handshake in which the peer showed a certificate from the
+//! cluster CA that names member `from`); anything else is refused and the connection
+//! closed with a log line. After that every frame is decoded and handed to the node loop.
+//! A decoding error (bad version, garbage, oversized frame, an append that is not a slice
+//! of a log) closes the connection with a log line: the stream cannot be resynchronised,
+//! and the peer's writer reconnects.
+//!
+//! Against a hostile network (every refusal is a log line and a metric, never a crash):
+//! - at most `max_connections` connections are open at once, authenticated or not; one
+//!   over the limit is closed at once;
+//! - the handshake (TLS and `Hello`) must finish within `handshake_timeout`;
+//! - before it has, a connection holds only a `Hello`-sized buffer (plus rustls's own
+//!   handshake buffers with TLS): frames longer than [`HELLO_MAX_FRAME`] are refused, and
+//!   the 64 KiB read buffer and `max_frame`-sized bodies come only after.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -15,11 +25,18 @@ use raft::NodeId;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Semaphore;
 
 use super::codec::{check_len, decode_body, CodecError, Frame, LEN_BYTES};
 use super::peer::PeerRouter;
-use crate::node_loop::{Event, LoopMetrics};
+use crate::handle::Event;
+use crate::metrics::LoopMetrics;
 use crate::reply::Reply;
+use crate::tls::{identity, Tls};
+
+/// The longest frame read before the handshake is done: a `Hello` is a header and two
+/// varints (at most 22 bytes).
+pub const HELLO_MAX_FRAME: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -69,12 +86,23 @@ pub struct Inbound {
     pub metrics: Arc<LoopMetrics>,
     /// Flips to true at shutdown: open connections close too.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Mutual TLS for peers, or plain TCP.
+    pub tls: Option<Arc<Tls>>,
+    /// One permit per open connection (`limits.max_peer_connections`).
+    pub slots: Arc<Semaphore>,
+    pub handshake_timeout: std::time::Duration,
 }
 
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Inbound>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+                    ctx.metrics.peer_connections_refused.inc();
+                    tracing::warn!(%addr, "refusing a peer connection: the limit of open peer connections is reached");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
                 let mut stop = ctx.stop.clone();
@@ -85,6 +113,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Inbound>) {
                         },
                         _ = stop.wait_for(|s| *s) => {}
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -96,9 +125,80 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Inbound>) {
     }
 }
 
+/// Why a handshake failed, or `None` for a connection closed before saying anything.
+type Handshake<S> = Result<Option<(NodeId, S)>, String>;
+
 async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
-    let mut r = BufReader::with_capacity(64 << 10, stream);
-    let from = match read_frame(&mut r, ctx.max_frame).await {
+    match &ctx.tls {
+        None => {
+            let hs = handshake_plain(stream, ctx);
+            match within_deadline(ctx, hs).await? {
+                Some((from, s)) => read_frames(from, s, ctx).await,
+                None => Ok(()),
+            }
+        }
+        Some(tls) => {
+            let hs = handshake_tls(stream, tls, ctx);
+            match within_deadline(ctx, hs).await? {
+                Some((from, s)) => read_frames(from, s, ctx).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Runs a handshake under the deadline; a failure is counted.
+async fn within_deadline<S>(
+    ctx: &Inbound,
+    hs: impl std::future::Future<Output = Handshake<S>>,
+) -> Handshake<S> {
+    let result = match tokio::time::timeout(ctx.handshake_timeout, hs).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no handshake within {:?}", ctx.handshake_timeout)),
+    };
+    if result.is_err() {
+        ctx.metrics.peer_handshakes_refused.inc();
+    }
+    result
+}
+
+async fn handshake_plain(mut stream: TcpStream, ctx: &Inbound) -> Handshake<TcpStream> {
+    Ok(read_hello(&mut stream, ctx)
+        .await?
+        .map(|from| (from, stream)))
+}
+
+/// TLS first (the peer's certificate must chain to the cluster CA: rustls checks it),
+/// then the `Hello`, whose `from` the certificate must name.
+async fn handshake_tls(
+    stream: TcpStream,
+    tls: &Tls,
+    ctx: &Inbound,
+) -> Handshake<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut stream = tls
+        .peer_acceptor()
+        .accept(stream)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let Some(from) = read_hello(&mut stream, ctx).await? else {
+        return Ok(None);
+    };
+    let (_, conn) = stream.get_ref();
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or("the peer presented no certificate")?;
+    identity::certifies_member(cert, from)?;
+    Ok(Some((from, stream)))
+}
+
+/// Reads the `Hello` from an unbuffered stream (so nothing beyond it is read or
+/// allocated) and checks it names a configured peer and this node.
+async fn read_hello<R: AsyncRead + Unpin>(
+    r: &mut R,
+    ctx: &Inbound,
+) -> Result<Option<NodeId>, String> {
+    match read_frame(r, HELLO_MAX_FRAME).await {
         Ok(Some(Frame::Hello { from, to })) => {
             if to != ctx.me {
                 return Err(format!("hello for node {to}, but this is node {}", ctx.me));
@@ -108,22 +208,37 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
                     "hello from node {from}, which is not a configured peer"
                 ));
             }
-            from
+            Ok(Some(from))
         }
-        Ok(Some(other)) => return Err(format!("expected hello, got {}", frame_name(&other))),
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
+        Ok(Some(other)) => Err(format!("expected hello, got {}", frame_name(&other))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("bad hello: {e}")),
+    }
+}
+
+/// After the handshake: every frame to the node loop.
+async fn read_frames<S: AsyncRead + Unpin>(
+    from: NodeId,
+    stream: S,
+    ctx: &Inbound,
+) -> Result<(), String> {
     tracing::debug!(peer = from, "peer connected");
+    let mut r = BufReader::with_capacity(64 << 10, stream);
     loop {
         let frame = match read_frame(&mut r, ctx.max_frame).await {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("from node {from}: {e}")),
+            Err(e) => {
+                if matches!(e, ReadError::Codec(_)) {
+                    ctx.metrics.peer_frames_rejected.inc();
+                }
+                return Err(format!("from node {from}: {e}"));
+            }
         };
         match frame {
             Frame::Raft(msg) => {
                 if msg.from != from || msg.to != ctx.me {
+                    ctx.metrics.peer_frames_rejected.inc();
                     return Err(format!(
                         "node {from} sent a message from {} to {}",
                         msg.from, msg.to
@@ -163,7 +278,10 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
                     return Ok(()); // shutting down
                 }
             }
-            Frame::Hello { .. } => return Err(format!("node {from} sent a second hello")),
+            Frame::Hello { .. } => {
+                ctx.metrics.peer_frames_rejected.inc();
+                return Err(format!("node {from} sent a second hello"));
+            }
         }
     }
 }

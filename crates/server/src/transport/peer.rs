@@ -7,6 +7,9 @@
 //! it reconnects with exponential backoff (with jitter, so two nodes restarting together
 //! do not keep colliding). Frames queued while disconnected are sent after reconnecting.
 //!
+//! With TLS the writer dials with the peer's member name (`raftkv-member-N`) as the
+//! server name, so it talks to that member and no other, and shows its own certificate.
+//!
 //! The connection is one-way: the peer answers over its own connection to us. Anything
 //! read from this socket therefore means the peer closed it (or broke the protocol),
 //! which we treat as a broken connection.
@@ -19,12 +22,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use node::Transport;
 use raft::{Message, MessageBody, NodeId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::codec::{encode_frame, Frame};
+use crate::tls::{identity, Tls};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -222,13 +226,15 @@ pub fn spawn_writers(
     router: &PeerRouter,
     addrs: &BTreeMap<NodeId, String>,
     max_frame: usize,
+    tls: Option<Arc<Tls>>,
 ) -> Vec<JoinHandle<()>> {
     router
         .queues()
         .filter_map(|(id, q)| {
             let addr = addrs.get(&id)?.clone();
             let q = q.clone();
-            Some(tokio::spawn(run_writer(me, id, addr, q, max_frame)))
+            let tls = tls.clone();
+            Some(tokio::spawn(run_writer(me, id, addr, q, max_frame, tls)))
         })
         .collect()
 }
@@ -239,6 +245,7 @@ async fn run_writer(
     addr: String,
     queue: Arc<PeerQueue>,
     max_frame: usize,
+    tls: Option<Arc<Tls>>,
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut failures: u64 = 0;
@@ -255,10 +262,30 @@ async fn run_writer(
                 } else {
                     tracing::debug!(peer, %addr, "connected to peer");
                 }
-                failures = 0;
-                backoff = MIN_BACKOFF;
-                queue.connected.store(true, Ordering::Relaxed);
-                let err = pump(me, peer, stream, &queue, max_frame).await;
+                let err = match &tls {
+                    None => {
+                        let (rd, wr) = stream.into_split();
+                        failures = 0;
+                        backoff = MIN_BACKOFF;
+                        queue.connected.store(true, Ordering::Relaxed);
+                        pump(me, peer, rd, wr, &queue, max_frame).await
+                    }
+                    Some(tls) => {
+                        let name = identity::member_server_name(peer);
+                        let hs = tls.peer_connector().connect(name, stream);
+                        match tokio::time::timeout(CONNECT_TIMEOUT, hs).await {
+                            Ok(Ok(stream)) => {
+                                let (rd, wr) = tokio::io::split(stream);
+                                failures = 0;
+                                backoff = MIN_BACKOFF;
+                                queue.connected.store(true, Ordering::Relaxed);
+                                pump(me, peer, rd, wr, &queue, max_frame).await
+                            }
+                            Ok(Err(e)) => format!("TLS handshake failed: {e}"),
+                            Err(_) => "TLS handshake timed out".to_string(),
+                        }
+                    }
+                };
                 queue.connected.store(false, Ordering::Relaxed);
                 tracing::warn!(peer, %addr, "connection to peer lost: {err}");
             }
@@ -314,16 +341,16 @@ fn set_user_timeout(stream: &TcpStream, ms: u32) -> std::io::Result<()> {
 async fn pump(
     me: NodeId,
     peer: NodeId,
-    stream: TcpStream,
+    mut rd: impl AsyncRead + Unpin,
+    mut wr: impl AsyncWrite + Unpin,
     queue: &PeerQueue,
     max_frame: usize,
 ) -> String {
-    let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(64 << 10);
     if let Err(e) = encode_frame(&Frame::Hello { from: me, to: peer }, max_frame, &mut buf) {
         return format!("cannot encode hello: {e}");
     }
-    if let Err(e) = wr.write_all(&buf).await {
+    if let Err(e) = write_out(&mut wr, &buf).await {
         return format!("write: {e}");
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -349,7 +376,7 @@ async fn pump(
                 tracing::error!(peer, "dropping unencodable frame: {e}");
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        if let Err(e) = write_out(&mut wr, &buf).await {
             return format!("write: {e}");
         }
         queue.sent.fetch_add(n, Ordering::Relaxed);
@@ -358,6 +385,13 @@ async fn pump(
             buf = BytesMut::with_capacity(64 << 10);
         }
     }
+}
+
+/// Writes and flushes: a TLS stream holds written bytes until flushed (a TCP stream
+/// has nothing to flush).
+async fn write_out(wr: &mut (impl AsyncWrite + Unpin), buf: &[u8]) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    wr.flush().await
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use server::cli::RespClient;
 use server::config::{Config, FileConfig, Overrides};
-use server::node_loop::Status;
 use server::resp::codec::Value;
 use server::server::{start, Listeners, Running};
+use server::status::Status;
 
 pub struct Cluster {
     pub rt: tokio::runtime::Runtime,

@@ -20,7 +20,12 @@ pub fn classify(args: &[Bytes]) -> Class {
     let Some(name) = args.first() else {
         return Class::Free;
     };
+    let sub = || args.get(1).map(|s| upper(s)).unwrap_or_default();
     match upper(name).as_str() {
+        // They change the connection's state: what runs after them must see the change
+        // (a reply after HELLO 3 is encoded in RESP3).
+        "HELLO" | "READONLY" | "READWRITE" => Class::Barrier,
+        "CLIENT" if matches!(sub().as_str(), "SETNAME" | "SETINFO") => Class::Barrier,
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
         "GET" | "MGET" | "EXISTS" => Class::Read,
         "SET" if args.len() == 3 => Class::Write(vec![args[1].clone()]),
@@ -57,5 +62,8 @@ mod tests {
         );
         assert_eq!(classify(&args(&["incr", "k"])), Class::Barrier);
         assert_eq!(classify(&args(&["quit"])), Class::Barrier);
+        assert_eq!(classify(&args(&["hello", "3"])), Class::Barrier);
+        assert_eq!(classify(&args(&["client", "setname", "x"])), Class::Barrier);
+        assert_eq!(classify(&args(&["client", "id"])), Class::Free);
     }
 }

@@ -3,27 +3,28 @@
 
 use bytes::Bytes;
 
-use super::{arity, upper, wrong_args, Failed, Res, RespCtx};
+use super::node_calls::ReadFrom;
+use super::{arity, parse_i64, upper, wrong_args, Failed, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 use crate::resp::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT, MAX_KEYS};
 
 pub(super) async fn run(
     ctx: &RespCtx,
-    _client: &Client,
+    client: &Client,
     name: &str,
     a: &[Bytes],
 ) -> Option<Res<Value>> {
     Some(match name {
-        "SCAN" => scan_command(ctx, a).await,
-        "KEYS" => keys_command(ctx, a).await,
+        "SCAN" => scan_command(ctx, a, ReadFrom::of(client)).await,
+        "KEYS" => keys_command(ctx, a, ReadFrom::of(client)).await,
         "DBSIZE" => dbsize(ctx, a).await,
         _ => return None,
     })
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
-async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     let Some(cursor) = a.first() else {
         return Err(Failed(wrong_args("SCAN")));
     };
@@ -39,13 +40,13 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
         };
         match upper(name).as_str() {
             "MATCH" => pattern = Some(value.clone()),
+            // As Redis: not an integer is one error, below 1 another.
             "COUNT" => {
-                count = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|c| c.parse::<u32>().ok())
-                    .filter(|&c| c > 0)
-                    .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))?
-                    .min(MAX_COUNT)
+                let n = parse_i64(value)?;
+                if n < 1 {
+                    return Err(Failed(Value::err("syntax error")));
+                }
+                count = n.min(i64::from(MAX_COUNT)) as u32;
             }
             // Every value here is a string.
             "TYPE" if upper(value) == "STRING" => {}
@@ -63,7 +64,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
         .resume(cursor)
         .map_err(|e| Failed(Value::err(e)))?;
     let prefix = pattern.as_deref().map_or_else(Bytes::new, literal_prefix);
-    let (page, more) = ctx.scan_page(prefix, after, count).await?;
+    let (page, more) = ctx.scan_page(prefix, after, count, from).await?;
     let next = match page.last() {
         Some((last, _)) if more => ctx.cursors.save(last.clone()),
         _ => 0,
@@ -80,7 +81,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
 }
 
 /// `KEYS pattern`: every matching key, refused beyond a bound (use SCAN for more).
-async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     arity("KEYS", a.len() == 1)?;
     let pattern = &a[0];
     let prefix = literal_prefix(pattern);
@@ -88,7 +89,7 @@ async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
     let mut keys = Vec::new();
     loop {
         let (page, full) = ctx
-            .scan_page(prefix.clone(), after.clone(), MAX_COUNT)
+            .scan_page(prefix.clone(), after.clone(), MAX_COUNT, from)
             .await?;
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(

@@ -10,7 +10,7 @@
 //! - `node_calls.rs`: the requests to the node, the argument limits, `join_all`;
 //! - `strings.rs`: the string and key commands (GET, SET, DEL, INCR, ...);
 //! - `keyspace.rs`: SCAN, KEYS, DBSIZE;
-//! - `connection.rs`: PING, ECHO, SELECT, CLIENT;
+//! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
 //! - `server_info.rs`: INFO, COMMAND, CONFIG.
 
 mod class;
@@ -26,7 +26,7 @@ use std::time::Instant;
 use raft::NodeId;
 
 use super::codec::Value;
-use crate::node_loop::NodeHandle;
+use crate::handle::NodeHandle;
 
 pub use class::{classify, Class};
 pub use dispatch::execute;
@@ -41,12 +41,14 @@ pub struct RespCtx {
     pub max_key_bytes: usize,
     pub max_request_bytes: usize,
     pub max_pipeline: usize,
+    /// Connections accepted at once (`INFO clients`).
+    pub max_clients: usize,
     pub client_port: u16,
     pub started: Instant,
     /// SCAN cursors in flight (see `scan.rs`).
     pub cursors: super::scan::Cursors,
     /// The connections open now.
-    pub clients: super::client::Clients,
+    pub clients: std::sync::Arc<super::client::Clients>,
 }
 
 /// The reply, and whether to close the connection after sending it.
@@ -91,9 +93,42 @@ fn arity(name: &str, ok: bool) -> Res<()> {
     }
 }
 
+/// An integer argument or stored value, read as Redis reads one (`string2ll`): an
+/// optional `-`, then digits with no leading zero (`0` alone is fine), nothing else —
+/// so `+1`, `01`, `-0` and ` 1` are not integers, though Rust's `parse` takes some.
 fn parse_i64(b: &[u8]) -> Res<i64> {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))
+    strict_i64(b).ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))
+}
+
+fn strict_i64(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let canonical = b == b"0"
+        || (matches!(digits.first(), Some(b'1'..=b'9')) && digits.iter().all(u8::is_ascii_digit));
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn integers_are_read_as_redis_reads_them() {
+        for (text, want) in [
+            ("0", Some(0)),
+            ("-12", Some(-12)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("+1", None),
+            ("01", None),
+            ("-0", None),
+            (" 1", None),
+            ("", None),
+            ("-", None),
+            ("1.5", None),
+        ] {
+            assert_eq!(super::strict_i64(text.as_bytes()), want, "{text:?}");
+        }
+    }
 }

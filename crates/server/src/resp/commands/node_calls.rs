@@ -11,9 +11,30 @@ use bytes::Bytes;
 use node::Request;
 
 use super::{Failed, Res, RespCtx};
-use crate::node_loop::{CallError, Status};
+use crate::handle::CallError;
 use crate::reply::Reply;
+use crate::resp::client::Client;
 use crate::resp::codec::Value;
+use crate::status::Status;
+
+/// Where a read is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadFrom {
+    /// As the node's read mode says (linearizable by default: through the leader).
+    Node,
+    /// This node's state machine as it is, no leader round (a `READONLY` connection).
+    Local,
+}
+
+impl ReadFrom {
+    pub(super) fn of(client: &Client) -> ReadFrom {
+        if client.state().local_reads {
+            ReadFrom::Local
+        } else {
+            ReadFrom::Node
+        }
+    }
+}
 
 /// Bytes of keys in one SCAN/KEYS page (well inside a peer frame).
 pub(super) const SCAN_PAGE_BYTES: u32 = 256 << 10;
@@ -29,7 +50,15 @@ impl From<CallError> for Failed {
 
 impl RespCtx {
     pub(super) async fn call(&self, req: Request) -> Res<Reply> {
-        match self.node.call(req).await? {
+        self.call_from(req, ReadFrom::Node).await
+    }
+
+    async fn call_from(&self, req: Request, from: ReadFrom) -> Res<Reply> {
+        let reply = match from {
+            ReadFrom::Node => self.node.call(req).await?,
+            ReadFrom::Local => self.node.read_local(req).await?,
+        };
+        match reply {
             Reply::Fail(why) => Err(Failed(Value::err(why))),
             // Clients tell "maybe applied" by the TIMEOUT code.
             Reply::Unknown(why) if why.starts_with("TIMEOUT") => Err(Failed(Value::err(why))),
@@ -46,8 +75,14 @@ impl RespCtx {
         }
     }
 
+    /// A linearizable read (what read-modify-write commands build on).
     pub(super) async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
-        match self.call(Request::Get { key }).await? {
+        self.get_from(key, ReadFrom::Node).await
+    }
+
+    /// A read as the client asked for it (GET, MGET, EXISTS).
+    pub(super) async fn get_from(&self, key: Bytes, from: ReadFrom) -> Res<Option<Bytes>> {
+        match self.call_from(Request::Get { key }, from).await? {
             Reply::Value(v) => Ok(v),
             other => Err(unexpected(&other)),
         }
@@ -80,25 +115,24 @@ impl RespCtx {
         }
     }
 
-    /// One page of keys starting with `prefix` after `after` (a linearizable read), and
-    /// whether more may follow. Keys only, and at most `SCAN_PAGE_BYTES` of them, so a
-    /// page forwarded from a follower always fits in a peer frame.
+    /// One page of keys starting with `prefix` after `after`, and whether more may
+    /// follow. Keys only, and at most `SCAN_PAGE_BYTES` of them, so a page forwarded
+    /// from a follower always fits in a peer frame.
     pub(super) async fn scan_page(
         &self,
         prefix: Bytes,
         after: Option<Bytes>,
         limit: u32,
+        from: ReadFrom,
     ) -> Res<(Vec<(Bytes, Bytes)>, bool)> {
-        match self
-            .call(Request::Scan {
-                prefix,
-                after,
-                limit,
-                max_bytes: SCAN_PAGE_BYTES,
-                keys_only: true,
-            })
-            .await?
-        {
+        let req = Request::Scan {
+            prefix,
+            after,
+            limit,
+            max_bytes: SCAN_PAGE_BYTES,
+            keys_only: true,
+        };
+        match self.call_from(req, from).await? {
             Reply::Entries(kvs) => {
                 let more = node::scan_page_is_full(&kvs, limit, SCAN_PAGE_BYTES);
                 Ok((kvs, more))

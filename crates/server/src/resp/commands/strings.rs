@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::node_calls::join_all;
+use super::node_calls::{join_all, ReadFrom};
 use super::{arity, parse_i64, upper, wrong_args, Failed, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
@@ -20,28 +20,28 @@ const MAX_CAS_ROUNDS: usize = 64;
 
 pub(super) async fn run(
     ctx: &RespCtx,
-    _client: &Client,
+    client: &Client,
     name: &str,
     a: &[Bytes],
 ) -> Option<Res<Value>> {
     Some(match name {
-        "GET" => get(ctx, a).await,
+        "GET" => get(ctx, a, ReadFrom::of(client)).await,
         "SET" => set(ctx, a).await,
         "SETNX" => setnx(ctx, a).await,
         "CAS" => cas(ctx, a).await,
         "DEL" | "UNLINK" => del(ctx, name, a).await,
-        "EXISTS" => exists(ctx, a).await,
-        "MGET" => mget(ctx, a).await,
+        "EXISTS" => exists(ctx, a, ReadFrom::of(client)).await,
+        "MGET" => mget(ctx, a, ReadFrom::of(client)).await,
         "MSET" => mset(ctx, a).await,
         "INCR" | "DECR" | "INCRBY" | "DECRBY" => incr_command(ctx, name, a).await,
         _ => return None,
     })
 }
 
-async fn get(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn get(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     arity("GET", a.len() == 1)?;
     ctx.check_key(&a[0])?;
-    Ok(Value::Bulk(ctx.get(a[0].clone()).await?))
+    Ok(Value::Bulk(ctx.get_from(a[0].clone(), from).await?))
 }
 
 async fn setnx(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
@@ -76,12 +76,12 @@ async fn del(ctx: &RespCtx, name: &str, a: &[Bytes]) -> Res<Value> {
     Ok(Value::Int(count))
 }
 
-async fn exists(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn exists(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     arity("EXISTS", !a.is_empty())?;
     for k in a {
         ctx.check_key(k)?;
     }
-    let got = join_all(a.iter().map(|k| ctx.get(k.clone()))).await;
+    let got = join_all(a.iter().map(|k| ctx.get_from(k.clone(), from))).await;
     let mut count = 0;
     for v in got {
         count += i64::from(v?.is_some());
@@ -89,12 +89,12 @@ async fn exists(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
     Ok(Value::Int(count))
 }
 
-async fn mget(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn mget(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     arity("MGET", !a.is_empty())?;
     for k in a {
         ctx.check_key(k)?;
     }
-    let got = join_all(a.iter().map(|k| ctx.get(k.clone()))).await;
+    let got = join_all(a.iter().map(|k| ctx.get_from(k.clone(), from))).await;
     let mut out = Vec::with_capacity(a.len());
     for v in got {
         out.push(Value::Bulk(v?));

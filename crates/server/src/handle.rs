@@ -1,0 +1,200 @@
+//! The async side's way into the node loop: the [`Event`]s its channel carries and the
+//! [`NodeHandle`] clients, peers and the admin endpoint send them with.
+//!
+//! A write sent through a handle carries an exactly-once session (client, seq), so the
+//! loop may retry one whose outcome it does not know without applying it twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use node::Request;
+use raft::{Message, NodeId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::LoopMetrics;
+use crate::reply::Reply;
+use crate::status::Status;
+
+/// Sequence numbers of one session: the next to hand out, and those still in flight.
+#[derive(Debug)]
+pub struct SessionSeqs {
+    next: u64,
+    in_flight: std::collections::BTreeSet<u64>,
+}
+
+impl Default for SessionSeqs {
+    fn default() -> Self {
+        SessionSeqs {
+            next: 1,
+            in_flight: Default::default(),
+        }
+    }
+}
+
+impl SessionSeqs {
+    fn start(&mut self, client: u64) -> kv::SessionTag {
+        let seq = self.next;
+        self.next += 1;
+        self.in_flight.insert(seq);
+        let first_outstanding = *self.in_flight.first().expect("just inserted");
+        kv::SessionTag {
+            client,
+            seq,
+            first_outstanding,
+        }
+    }
+
+    fn finish(&mut self, seq: u64) {
+        self.in_flight.remove(&seq);
+    }
+}
+
+/// A session ID no other handle, on any node, in any run, will pick: hashed from the
+/// process, the time and a per-process counter with the standard library's random keys.
+fn fresh_session_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish()
+}
+
+pub enum Event {
+    Peer(Message),
+    Client {
+        req: Request,
+        reply: oneshot::Sender<Reply>,
+        /// A write's exactly-once session (client, seq): retries reuse it.
+        session: Option<kv::SessionTag>,
+        /// A read to answer from this node's state machine as it is, without a leader
+        /// round (a `READONLY` connection), whatever the node's read mode.
+        local_read: bool,
+    },
+    /// A request a peer forwarded to us (we are, it thinks, the leader).
+    Forwarded {
+        from: NodeId,
+        id: u64,
+        req: Request,
+        session: Option<kv::SessionTag>,
+    },
+    /// The answer to a request we forwarded, from the node that sent it.
+    ForwardReply {
+        from: NodeId,
+        id: u64,
+        reply: Reply,
+    },
+    Status(oneshot::Sender<Status>),
+    /// A background snapshot save finished: process, so the node compacts its log.
+    SnapshotSaved,
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("node is shutting down")]
+    Stopped,
+    #[error("timed out: the outcome is unknown")]
+    Timeout,
+}
+
+/// The async side's way into the loop. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Event>,
+    /// This handle's exactly-once session: every write it sends gets the next sequence
+    /// number; the set holds those still awaiting an answer (its minimum tells the state
+    /// machine which outcomes it may forget).
+    session_client: u64,
+    session_seqs: Arc<std::sync::Mutex<SessionSeqs>>,
+    /// A safety net above the loop's own timeouts: a reply always comes before this.
+    timeout: Duration,
+    pub metrics: Arc<LoopMetrics>,
+}
+
+impl NodeHandle {
+    pub fn new(tx: mpsc::Sender<Event>, timeout: Duration, metrics: Arc<LoopMetrics>) -> Self {
+        NodeHandle {
+            tx,
+            session_client: fresh_session_id(),
+            session_seqs: Arc::default(),
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Runs one request; waits for room in the channel (back-pressure on clients).
+    pub async fn call(&self, req: Request) -> Result<Reply, CallError> {
+        let (reply, rx) = oneshot::channel();
+        // Writes carry a session, so the loop may retry one whose outcome it does not know
+        // without ever applying it twice.
+        let session = (!req.is_read()).then(|| {
+            self.session_seqs
+                .lock()
+                .expect("session")
+                .start(self.session_client)
+        });
+        let result = self.send_and_wait(req, reply, rx, session, false).await;
+        if let Some(tag) = session {
+            self.session_seqs.lock().expect("session").finish(tag.seq);
+        }
+        result
+    }
+
+    /// Runs a read (GET, SCAN) on this node's state machine as it is now: no leader
+    /// round, so it may be stale, and it is served while there is no leader. A write is
+    /// refused with `Fail`.
+    pub async fn read_local(&self, req: Request) -> Result<Reply, CallError> {
+        if !req.is_read() {
+            return Ok(Reply::Fail("only reads can be served locally".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send_and_wait(req, reply, rx, None, true).await
+    }
+
+    async fn send_and_wait(
+        &self,
+        req: Request,
+        reply: oneshot::Sender<Reply>,
+        rx: oneshot::Receiver<Reply>,
+        session: Option<kv::SessionTag>,
+        local_read: bool,
+    ) -> Result<Reply, CallError> {
+        self.tx
+            .send(Event::Client {
+                req,
+                reply,
+                session,
+                local_read,
+            })
+            .await
+            .map_err(|_| CallError::Stopped)?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(CallError::Stopped),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    pub async fn status(&self) -> Result<Status, CallError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Status(tx))
+            .await
+            .map_err(|_| CallError::Stopped)?;
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(_)) => Err(CallError::Stopped),
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<Event> {
+        self.tx.clone()
+    }
+}

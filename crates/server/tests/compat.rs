@@ -1,0 +1,246 @@
+//! The same scripts against a real `redis-server` and against raftkv, replies compared
+//! byte for byte (format: `tests/compat/README.md`). Each script runs from an empty
+//! database, once in RESP2 and once after `HELLO 3`.
+//!
+//! Without `redis-server` on PATH the test says so and passes, except under CI
+//! (`CI` set), where scripts/test.sh installs it and its absence is a failure.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::Cluster;
+use server::resp::codec::{encode_command, parse_reply};
+
+/// A connection that returns each reply's exact bytes.
+struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(Conn {
+            stream,
+            buf: BytesMut::new(),
+        })
+    }
+
+    fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.stream.write_all(&out).expect("send");
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            let mut probe = self.buf.clone();
+            if parse_reply(&mut probe)
+                .expect("well-formed reply")
+                .is_some()
+            {
+                let used = self.buf.len() - probe.len();
+                return self.buf.split_to(used).to_vec();
+            }
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct Redis {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let r = Redis {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = Conn::connect(r.addr) {
+                if c.call(&[b"PING".to_vec()]) == b"+PONG\r\n" {
+                    return Some(r);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Splits a line as redis-cli does: spaces separate words; double quotes group, with
+/// `\n \r \t \" \\ \xHH` escapes.
+fn words(line: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else {
+            return out;
+        };
+        let mut w = Vec::new();
+        if first == '"' {
+            chars.next();
+            loop {
+                match chars.next().expect("unterminated quote") {
+                    '"' => break,
+                    '\\' => match chars.next().expect("escape") {
+                        'n' => w.push(b'\n'),
+                        'r' => w.push(b'\r'),
+                        't' => w.push(b'\t'),
+                        'x' => {
+                            let hex: String = chars.by_ref().take(2).collect();
+                            w.push(u8::from_str_radix(&hex, 16).expect("\\xHH"));
+                        }
+                        c => w.extend_from_slice(c.to_string().as_bytes()),
+                    },
+                    c => w.extend_from_slice(c.to_string().as_bytes()),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                w.extend_from_slice(c.to_string().as_bytes());
+                chars.next();
+            }
+        }
+        out.push(w);
+    }
+}
+
+fn scripts() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/compat")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scripts in {}", dir.display());
+    files
+}
+
+fn shown(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).escape_debug().to_string()
+}
+
+#[test]
+fn replies_match_redis_byte_for_byte() {
+    let Some(redis) = Redis::start() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed, and CI must run this test (scripts/test.sh \
+             installs it)"
+        );
+        eprintln!("SKIPPED: redis-server not found on PATH (apt-get install redis-server)");
+        return;
+    };
+    let mut mismatches = Vec::new();
+    let mut cases = 0;
+    for script in scripts() {
+        let text = std::fs::read_to_string(&script).expect("read script");
+        let name = script.file_name().unwrap().to_string_lossy().into_owned();
+        for resp3 in [false, true] {
+            let mut r = Conn::connect(redis.addr).expect("connect redis");
+            assert_eq!(r.call(&[b"FLUSHALL".to_vec()]), b"+OK\r\n");
+            let cluster = Cluster::start(1, |_| {});
+            cluster.wait_leader(Duration::from_secs(10));
+            let mut k = Conn::connect(cluster.client_addr(1)).expect("connect raftkv");
+            if resp3 {
+                let hello = [b"HELLO".to_vec(), b"3".to_vec()];
+                assert!(r.call(&hello).starts_with(b"%7\r\n"));
+                assert!(k.call(&hello).starts_with(b"%7\r\n"));
+            }
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                cases += 1;
+                let args = words(line);
+                let (want, got) = (r.call(&args), k.call(&args));
+                if want != got {
+                    mismatches.push(format!(
+                        "{name}:{} [{}] {line}\n    redis:  {}\n    raftkv: {}",
+                        n + 1,
+                        if resp3 { "RESP3" } else { "RESP2" },
+                        shown(&want),
+                        shown(&got)
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{cases} cases compared, {} mismatches", mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "replies that differ from Redis's:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+/// redis-py (pinned in scripts/test.sh) with its defaults: it opens with HELLO 3 when its
+/// default protocol is RESP3, sends CLIENT SETINFO, then plain commands and a pipeline.
+#[test]
+fn redis_py_connects_with_its_defaults() {
+    let has_redis_py = Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_redis_py {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-py is not installed, and CI must run this test (scripts/test.sh installs it)"
+        );
+        eprintln!("SKIPPED: python3 with redis-py not found (pip install redis)");
+        return;
+    }
+    let cluster = Cluster::start(1, |_| {});
+    cluster.wait_leader(Duration::from_secs(10));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/redis_py.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(cluster.client_addr(1).port().to_string())
+        .output()
+        .expect("run python3");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    eprintln!("{}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "redis-py script failed:\n{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,446 @@
+//! Security against a hostile network (issue 14), on in-process clusters over loopback:
+//! the peer transport's limits, appends refused at decode, TLS on every surface (peers
+//! mutual, with the member ID bound to the certificate), certificates reloaded without a
+//! restart, and unmodified TLS clients (`redis-cli --tls`, the `redis` crate's
+//! `rediss://`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::{bulk, ok, Cluster};
+use raft::{Entry, EntryKind, Message, MessageBody};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use server::cli::{ClientTls, RespClient};
+use server::config::TlsFiles;
+use server::metrics::LoopMetrics;
+use server::tls::identity::member_server_name;
+use server::transport::codec::{encode_frame, Frame};
+
+const MAX_FRAME: usize = 1 << 20;
+
+fn frame_bytes(f: &Frame) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_frame(f, MAX_FRAME, &mut out).expect("encodes");
+    out.to_vec()
+}
+
+fn hello(from: u64, to: u64) -> Vec<u8> {
+    frame_bytes(&Frame::Hello { from, to })
+}
+
+/// Waits (up to 5 s) for `read` on a stream to report the peer closed it; false if it
+/// stays open that long.
+fn closed_by_peer(s: &mut impl Read) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 256];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // e.g. a TLS alert record: read on to the end
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return true, // reset, or a TLS alert surfaced as an error
+        }
+    }
+    false
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+fn metrics(c: &Cluster, id: u64) -> Arc<LoopMetrics> {
+    c.node(id).node.metrics.clone()
+}
+
+/// Waits until `cond` holds, up to 5 s.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A write through `via` (a follower forwards it) and a read of it from every node.
+fn serves(c: &Cluster, via: u64, key: &str, tls: Option<&ClientTls>) {
+    let mut cl =
+        RespClient::connect_with(&c.client_addr(via).to_string(), Duration::from_secs(2), tls)
+            .expect("connect");
+    assert_eq!(cl.call(&["SET", key, "v"]).unwrap(), ok());
+    assert_eq!(cl.call(&["GET", key]).unwrap(), bulk("v"));
+}
+
+// ---- the peer transport's limits (plain TCP) ----
+
+#[test]
+fn peer_connections_over_the_limit_are_refused_and_the_node_keeps_serving() {
+    let c = Cluster::start(3, |cfg| cfg.limits.max_peer_connections = 6);
+    c.wait_leader(Duration::from_secs(10));
+    // Nodes 2 and 3 hold two of node 1's slots once their writers are connected.
+    for id in [2, 3] {
+        c.wait_status(id, Duration::from_secs(5), |s| {
+            s.peers.iter().any(|p| p.id == 1 && p.connected)
+        });
+    }
+    let addr = c.node(1).peer_addr;
+    // Four idle connections take the other slots; the next six are refused.
+    let idle: Vec<TcpStream> = (0..10).map(|_| connect(addr)).collect();
+    let m = metrics(&c, 1);
+    eventually("refusals counted", || m.peer_connections_refused.get() >= 6);
+    serves(&c, 1, "limit", None);
+    drop(idle);
+}
+
+#[test]
+fn a_peer_connection_that_never_says_hello_is_closed_at_the_deadline() {
+    let c = Cluster::start(1, |cfg| {
+        cfg.limits.peer_handshake_timeout = Duration::from_millis(300)
+    });
+    let mut s = connect(c.node(1).peer_addr);
+    let started = Instant::now();
+    assert!(closed_by_peer(&mut s), "a silent connection stays open");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let m = metrics(&c, 1);
+    eventually("refusal counted", || m.peer_handshakes_refused.get() == 1);
+}
+
+/// Before the handshake only a `Hello`-sized frame is read: a longer length prefix
+/// closes the connection at once, without waiting for (or allocating) its body.
+#[test]
+fn a_large_frame_before_hello_is_refused_without_waiting_for_it() {
+    let c = Cluster::start(1, |_| {});
+    let mut s = connect(c.node(1).peer_addr);
+    s.write_all(&(512u32 << 10).to_be_bytes()).unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_by_peer(&mut s),
+        "the connection waits for a 512 KiB hello"
+    );
+    // Well inside the 5 s handshake deadline: refused on the length alone.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let m = metrics(&c, 1);
+    eventually("refusal counted", || m.peer_handshakes_refused.get() == 1);
+}
+
+/// An append with a gap in its entries, sent by an authenticated peer, is refused at
+/// decode: the connection drops, the refusal is counted, the node keeps serving and the
+/// log never holds the forged entries.
+#[test]
+fn an_append_with_a_gap_is_rejected_at_decode_and_the_node_keeps_serving() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let victim = if leader == 1 { 2 } else { 1 };
+    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let before = c.status(victim);
+    let entry = |index| Entry {
+        term: before.term,
+        index,
+        kind: EntryKind::Normal,
+        data: Bytes::from_static(b"forged"),
+    };
+    let forged = Frame::Raft(Message {
+        from: sender,
+        to: victim,
+        term: before.term,
+        body: MessageBody::Append {
+            prev_index: before.last_index,
+            prev_term: before.term,
+            entries: vec![entry(before.last_index + 1), entry(before.last_index + 3)],
+            commit: 0,
+            stamp: 0,
+            leader: sender,
+            relay: vec![],
+            relayed_by: vec![],
+        },
+    });
+    let mut s = connect(c.node(victim).peer_addr);
+    s.write_all(&hello(sender, victim)).unwrap();
+    s.write_all(&frame_bytes(&forged)).unwrap();
+    assert!(closed_by_peer(&mut s), "the forged append was accepted");
+    let m = metrics(&c, victim);
+    eventually("rejection counted", || m.peer_frames_rejected.get() == 1);
+    serves(&c, victim, "after-gap", None);
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), leader);
+}
+
+// ---- TLS ----
+
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn new(nodes: u64) -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        server::tls::certs::generate(dir.path(), nodes, &[]).expect("certs");
+        Certs { dir }
+    }
+    fn files(&self, id: u64) -> TlsFiles {
+        TlsFiles::in_dir(self.dir.path(), id)
+    }
+    fn ca(&self) -> std::path::PathBuf {
+        self.files(1).ca
+    }
+    fn client(&self) -> ClientTls {
+        ClientTls::from_ca_file(&self.ca()).unwrap()
+    }
+}
+
+fn tls_cluster(n: u64, certs: &Certs) -> Cluster {
+    let dir = certs.dir.path().to_path_buf();
+    let c = Cluster::start(n, move |cfg| cfg.tls = Some(TlsFiles::in_dir(&dir, cfg.id)));
+    c.wait_leader(Duration::from_secs(10));
+    c
+}
+
+/// A TLS client that presents node `as_id`'s certificate from `certs` and trusts
+/// `trust`'s CA, dialling member `to`.
+fn peer_tls(
+    addr: SocketAddr,
+    to: u64,
+    certs: &Certs,
+    as_id: u64,
+    trust: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let files = certs.files(as_id);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(trust).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), member_server_name(to)).unwrap();
+    rustls::StreamOwned::new(conn, connect(addr))
+}
+
+#[test]
+fn a_tls_cluster_serves_clients_and_admin_over_tls() {
+    let certs = Certs::new(3);
+    let c = tls_cluster(3, &certs);
+    let tls = certs.client();
+    for via in 1..=3 {
+        serves(&c, via, &format!("k{via}"), Some(&tls));
+    }
+    // HTTPS admin.
+    let mut s = rustls::StreamOwned::new(
+        rustls::ClientConnection::new(client_config(&certs.ca()), "127.0.0.1".try_into().unwrap())
+            .unwrap(),
+        connect(c.node(1).admin_addr),
+    );
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    let mut body = String::new();
+    let _ = read_all(&mut s, &mut body);
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert_eq!(metrics(&c, 1).peer_handshakes_refused.get(), 0);
+}
+
+fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Reads until the end or a pause (the admin server closes after one answer).
+fn read_all(s: &mut impl Read, out: &mut String) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_peer_certificate_from_another_ca_is_refused() {
+    let certs = Certs::new(3);
+    let other = Certs::new(3);
+    let c = tls_cluster(3, &certs);
+    // The impostor trusts the real CA (it knows the cluster) but its own certificate
+    // comes from another one.
+    let mut s = peer_tls(c.node(1).peer_addr, 1, &other, 2, &certs.ca());
+    let _ = s.write_all(&hello(2, 1));
+    let _ = s.flush();
+    assert!(closed_by_peer(&mut s), "a foreign certificate was accepted");
+    let m = metrics(&c, 1);
+    eventually("refusal counted", || m.peer_handshakes_refused.get() >= 1);
+    serves(&c, 1, "after-foreign-ca", Some(&certs.client()));
+}
+
+#[test]
+fn a_valid_certificate_claiming_another_members_id_is_refused() {
+    let certs = Certs::new(3);
+    let c = tls_cluster(3, &certs);
+    let addr = c.node(1).peer_addr;
+    // Node 3's genuine certificate, saying it is node 2: refused.
+    let mut s = peer_tls(addr, 1, &certs, 3, &certs.ca());
+    s.write_all(&hello(2, 1)).unwrap();
+    s.flush().unwrap();
+    assert!(
+        closed_by_peer(&mut s),
+        "node 3's certificate passed as node 2"
+    );
+    let m = metrics(&c, 1);
+    eventually("refusal counted", || m.peer_handshakes_refused.get() == 1);
+    // The same certificate saying who it is: accepted (the connection stays open).
+    let mut s = peer_tls(addr, 1, &certs, 3, &certs.ca());
+    s.write_all(&hello(3, 1)).unwrap();
+    s.flush().unwrap();
+    assert!(!closed_by_peer(&mut s), "node 3 could not say it is node 3");
+    assert_eq!(metrics(&c, 1).peer_handshakes_refused.get(), 1);
+    serves(&c, 1, "after-impostor", Some(&certs.client()));
+}
+
+#[test]
+fn plaintext_to_tls_ports_is_refused() {
+    let certs = Certs::new(1);
+    let c = tls_cluster(1, &certs);
+    // Peer port: a plaintext hello is not a TLS ClientHello.
+    let mut s = connect(c.node(1).peer_addr);
+    s.write_all(&hello(2, 1)).unwrap();
+    assert!(closed_by_peer(&mut s));
+    // RESP port: PING gets no PONG.
+    let mut s = connect(c.client_addr(1));
+    s.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut got = String::new();
+    let _ = read_all(&mut s, &mut got);
+    assert!(!got.contains("PONG"), "{got:?}");
+    let m = metrics(&c, 1);
+    eventually("refusals counted", || {
+        m.peer_handshakes_refused.get() == 1 && m.client_tls_refused.get() == 1
+    });
+}
+
+#[test]
+fn redis_cli_over_tls_works() {
+    let certs = Certs::new(3);
+    let c = tls_cluster(3, &certs);
+    let port = c.client_addr(2).port().to_string();
+    let ca = certs.ca();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new("redis-cli")
+            .args([
+                "--tls",
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+            ])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (scripts/test.sh installs redis-tools)");
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["SET", "cli-key", "over-tls"]), "OK");
+    assert_eq!(cli(&["GET", "cli-key"]), "over-tls");
+}
+
+#[test]
+fn the_redis_crate_over_rediss_works() {
+    let certs = Certs::new(3);
+    let c = tls_cluster(3, &certs);
+    let url = format!("rediss://127.0.0.1:{}/", c.client_addr(3).port());
+    let ca = std::fs::read(certs.ca()).unwrap();
+    let client = redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+    .expect("client");
+    let mut conn = client.get_connection().expect("TLS connection");
+    let _: () = redis::cmd("SET")
+        .arg("crate-key")
+        .arg("rediss")
+        .query(&mut conn)
+        .expect("SET");
+    let v: String = redis::cmd("GET").arg("crate-key").query(&mut conn).unwrap();
+    assert_eq!(v, "rediss");
+}
+
+#[test]
+fn new_certificate_files_are_used_without_a_restart() {
+    let first = Certs::new(1);
+    let second = Certs::new(1);
+    let live = tempfile::tempdir().unwrap();
+    let copy = |from: &Certs| {
+        for (src, dst) in [
+            (from.files(1).ca, "ca.pem"),
+            (from.files(1).cert, "node-1.pem"),
+            (from.files(1).key, "node-1.key"),
+        ] {
+            // Write then rename, as a certificate manager does.
+            let tmp = live.path().join(format!("{dst}.tmp"));
+            std::fs::copy(src, &tmp).unwrap();
+            std::fs::rename(&tmp, live.path().join(dst)).unwrap();
+        }
+    };
+    copy(&first);
+    let dir = live.path().to_path_buf();
+    let c = Cluster::start(1, move |cfg| cfg.tls = Some(TlsFiles::in_dir(&dir, 1)));
+    c.wait_leader(Duration::from_secs(10));
+    let addr = c.client_addr(1).to_string();
+    let connects = |certs: &Certs| {
+        RespClient::connect_with(&addr, Duration::from_secs(2), Some(&certs.client()))
+            .and_then(|mut cl| cl.call(&["PING"]))
+            .is_ok()
+    };
+    assert!(connects(&first));
+    assert!(!connects(&second));
+    let kept = RespClient::connect_with(&addr, Duration::from_secs(2), Some(&first.client()));
+    copy(&second);
+    assert!(connects(&second), "the new certificate is not used");
+    assert!(!connects(&first), "the old certificate is still used");
+    // A connection opened before the change keeps working.
+    assert_eq!(
+        kept.unwrap().call(&["PING"]).unwrap(),
+        server::resp::codec::Value::Simple("PONG".into())
+    );
+}
