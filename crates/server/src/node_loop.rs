@@ -471,6 +471,9 @@ impl NodeLoop {
             // Time first: the core stamps what it does with the clock (leases,
             // retransmission), so it must never act on a stale one.
             let now = self.now();
+            // Wall clock for the typed model: stamps our proposals as leader and our
+            // reads (kv::expiry); the core never sees it.
+            self.node.set_wall_clock(unix_ms());
             self.node.tick(now);
             let mut taken = 0;
             while taken < MAX_BATCH {
@@ -532,6 +535,13 @@ impl NodeLoop {
             } => {
                 self.metrics.client_requests.inc();
                 if self.read_mode == ReadMode::Stale {
+                    if let Request::Read(q) = &req {
+                        let kv = self.node.kv();
+                        let answer = kv.query(q, kv.read_time(unix_ms()));
+                        self.metrics.stale_reads.inc();
+                        let _ = reply.send(Reply::Kv(answer));
+                        return true;
+                    }
                     if let Request::Get { key } = &req {
                         let v = self.node.kv().get(key).cloned();
                         self.metrics.stale_reads.inc();
@@ -705,4 +715,11 @@ impl NodeLoop {
             peers,
         }
     }
+}
+
+/// The system clock in Unix milliseconds (0 before 1970: a broken clock never panics).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

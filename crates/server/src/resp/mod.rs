@@ -4,6 +4,7 @@ pub mod codec;
 pub mod commands;
 pub mod conn;
 pub mod scan;
+pub mod typed;
 
 use std::sync::Arc;
 
