@@ -1,5 +1,6 @@
 //! node — the driver shared by the seed replica, the cluster server and the simulator.
 
+mod deadlines;
 mod node;
 mod request;
 mod routing;

@@ -18,13 +18,13 @@
 //!   other incarnation of this node uses (ids start at a random point per start), so a
 //!   late answer meant for an earlier process cannot answer a new request.
 
-use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut};
 
 use kv::SessionTag;
 use raft::NodeId;
 use storage::LogStore;
 
+use crate::deadlines::DeadlineMap;
 use crate::node::{Node, Transport};
 use crate::request::{ReqId, Request, Response};
 
@@ -91,6 +91,9 @@ pub struct RoutingStats {
     pub timeouts: u64,
     /// Answers from a node the forward was not sent to, or to an unknown id: ignored.
     pub stray_answers: u64,
+    /// Forwards held because the node they went to knew no leader (it stepped down, or
+    /// its store failed): a leader change or the retry timer sends them on.
+    pub parked: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,12 +130,22 @@ struct InFlight {
     p: Pending,
     /// The nodes this forward went to (an answer from any of them is an answer).
     sent_to: Vec<NodeId>,
-    /// When it was last sent; `None` while parked (no leader known yet).
+    /// When it was last sent, or parked (to no node) while no leader was known.
     last_sent: Option<u64>,
     /// Whether the request may have been executed before this forward began.
     executed_before: bool,
     /// Times this forward was sent (to one node or several).
     sends_here: u32,
+}
+
+impl InFlight {
+    /// When the router must look at it again: its deadline, or its resend time.
+    fn due(&self, retry_ticks: u64, bugs: PlantedRoutingBugs) -> u64 {
+        match self.last_sent {
+            Some(at) if self.p.resendable(bugs) => self.p.deadline.min(at + retry_ticks),
+            _ => self.p.deadline,
+        }
+    }
 }
 
 /// A [`Node`] with request routing in front of it.
@@ -141,10 +154,10 @@ pub struct RoutedNode<T: Transport, S: LogStore> {
     opts: RoutingOptions,
     now: u64,
     /// Requests handed to our own node, by the id we gave it.
-    local: HashMap<ReqId, Pending>,
+    local: DeadlineMap<ReqId, Pending>,
     next_local: ReqId,
     /// Requests forwarded (or parked), by forward id.
-    forwards: BTreeMap<u64, InFlight>,
+    forwards: DeadlineMap<u64, InFlight>,
     next_forward: u64,
     out: Vec<(NodeId, Forward)>,
     responses: Vec<(ReqId, Response)>,
@@ -180,9 +193,9 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
             node,
             opts,
             now: 0,
-            local: HashMap::new(),
+            local: DeadlineMap::default(),
             next_local: 1,
-            forwards: BTreeMap::new(),
+            forwards: DeadlineMap::default(),
             next_forward,
             out: Vec::new(),
             responses: Vec::new(),
@@ -246,6 +259,13 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         self.now = self.now.max(now);
         self.node.tick(self.now);
         match msg {
+            Forward::Req { id, .. } if self.node.storage_failure().is_some() => {
+                // We cannot serve (and may still look like the leader to the asker):
+                // "not executed, no leader known" lets it wait for the next leader.
+                self.stats.forwarded_in += 1;
+                let resp = Response::Redirect(None);
+                self.out.push((from, Forward::Resp { id, resp }));
+            }
             Forward::Req { id, req, session } => {
                 self.stats.forwarded_in += 1;
                 let p = Pending {
@@ -276,16 +296,10 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
     /// if it comes later, is dropped.
     fn expire_local(&mut self) {
         let now = self.now;
-        let mut expired: Vec<ReqId> = self
-            .local
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
+        let expired = self.local.due_by(now);
         if expired.is_empty() {
             return;
         }
-        expired.sort_unstable(); // HashMap order must not decide anything (replays)
         for id in expired {
             let p = self.local.remove(&id).expect("present");
             self.stats.timeouts += 1;
@@ -307,23 +321,8 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
 
     /// The earliest tick at which [`RoutedNode::tick`] has work.
     pub fn next_deadline(&self) -> u64 {
-        let retry = self.opts.retry_ticks;
-        let local = self
-            .local
-            .values()
-            .map(|p| p.deadline)
-            .min()
-            .unwrap_or(u64::MAX);
-        let fwd = self
-            .forwards
-            .values()
-            .map(|f| match f.last_sent {
-                Some(at) if f.p.resendable(self.opts.planted_bugs) => f.p.deadline.min(at + retry),
-                _ => f.p.deadline,
-            })
-            .min()
-            .unwrap_or(u64::MAX);
-        self.node.next_deadline().min(fwd).min(local)
+        let own = self.local.first_due().min(self.forwards.first_due());
+        self.node.next_deadline().min(own)
     }
 
     /// Runs the node and routes its answers until nothing is left to do (routing can
@@ -357,6 +356,13 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
 
     // ----- internals -----
 
+    /// Files forward `id` under its current due time (every change of `last_sent` or
+    /// `deadline` goes through here).
+    fn put_forward(&mut self, id: u64, f: InFlight) {
+        let due = f.due(self.opts.retry_ticks, self.opts.planted_bugs);
+        self.forwards.insert(id, due, f);
+    }
+
     fn me(&self) -> NodeId {
         self.node.raft().id()
     }
@@ -365,7 +371,7 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         let id = self.next_local;
         self.next_local += 1;
         let (req, session) = (p.req.clone(), p.session);
-        self.local.insert(id, p);
+        self.local.insert(id, p.deadline, p);
         let now = self.now;
         match session {
             Some(tag) if !req.is_read() => self.node.submit_session(now, id, req, tag),
@@ -381,6 +387,7 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         }
         match resp {
             Response::Redirect(Some(leader)) if leader != self.me() => self.forward(p, leader),
+            // Our node held it while no leader was known (`hold_ticks`), in vain.
             Response::Redirect(_) => {
                 self.fail(p, "CLUSTERDOWN no leader elected; try again", false)
             }
@@ -407,7 +414,7 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         let id = self.next_forward;
         self.next_forward = self.next_forward.wrapping_add(1);
         let executed_before = p.maybe_executed;
-        self.forwards.insert(
+        self.put_forward(
             id,
             InFlight {
                 p,
@@ -425,11 +432,10 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         let now = self.now;
         let max_sends = self.opts.max_sends;
         let bugs = self.opts.planted_bugs;
-        let Some(f) = self.forwards.get_mut(&id) else {
+        let Some(mut f) = self.forwards.remove(&id) else {
             return;
         };
         if f.p.sends >= max_sends {
-            let f = self.forwards.remove(&id).expect("present");
             self.fail(f.p, "CLUSTERDOWN leader keeps moving; try again", false);
             return;
         }
@@ -451,14 +457,9 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
             f.p.session
         };
         self.stats.forwarded_out += 1;
-        self.out.push((
-            to,
-            Forward::Req {
-                id,
-                req: f.p.req.clone(),
-                session,
-            },
-        ));
+        let req = f.p.req.clone();
+        self.put_forward(id, f);
+        self.out.push((to, Forward::Req { id, req, session }));
     }
 
     fn on_forward_answer(&mut self, from: NodeId, id: u64, resp: Response) {
@@ -483,11 +484,30 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
                 self.resubmit_here(f.p);
             }
             Response::Redirect(Some(leader)) if f.p.resendable(self.opts.planted_bugs) => {
-                self.forwards.insert(id, f);
+                self.put_forward(id, f);
                 self.send_forward(id, leader);
+            }
+            Response::Redirect(_) if f.p.resendable(self.opts.planted_bugs) => {
+                // The node we asked leads no more and knows no leader: wait for one (a
+                // leader change, or the retry timer, sends it on).
+                f.last_sent = Some(self.now);
+                self.stats.parked += 1;
+                self.put_forward(id, f);
             }
             Response::Redirect(_) => {
                 self.fail(f.p, "CLUSTERDOWN no leader elected; try again", false)
+            }
+            // The leader cannot tell (its store failed with the write in flight, or it
+            // timed out): the session makes a copy at the next leader harmless.
+            Response::Unknown(_)
+                if f.p.session.is_some()
+                    && !f.p.req.is_read()
+                    && f.p.sends < self.opts.max_sends =>
+            {
+                f.p.maybe_executed = true;
+                f.last_sent = Some(self.now);
+                self.stats.parked += 1;
+                self.put_forward(id, f);
             }
             other => self.answer(f.p, other),
         }
@@ -523,7 +543,7 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         let bugs = self.opts.planted_bugs;
         let movable: Vec<u64> = self
             .forwards
-            .iter()
+            .values()
             .filter(|(_, f)| f.sent_to.last() != Some(&leader) && f.p.resendable(bugs))
             .map(|(&id, _)| id)
             .collect();
@@ -545,7 +565,8 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
         let bugs = self.opts.planted_bugs;
         let mut expired = Vec::new();
         let mut resend = Vec::new();
-        for (&id, f) in &self.forwards {
+        for id in self.forwards.due_by(now) {
+            let f = self.forwards.get(&id).expect("due entries are present");
             if f.p.deadline <= now {
                 expired.push(id);
             } else if f.last_sent.is_some_and(|at| at + retry <= now) && f.p.resendable(bugs) {
@@ -571,8 +592,9 @@ impl<T: Transport, S: LogStore> RoutedNode<T, S> {
                 Some(l) => self.send_forward(id, l),
                 None => {
                     // No leader to send to: wait (the deadline still holds).
-                    if let Some(f) = self.forwards.get_mut(&id) {
+                    if let Some(mut f) = self.forwards.remove(&id) {
                         f.last_sent = Some(now);
+                        self.put_forward(id, f);
                     }
                 }
             }

@@ -5,12 +5,13 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kv::SessionTag;
 use node::{Forward, Node, NodeOptions, Request, Response, RoutedNode, RoutingOptions, Transport};
 use raft::{Config, Membership, Message, NodeId};
-use storage::MemLogStore;
+use storage::{FaultInjector, MemLogStore};
 
 #[derive(Clone, Default)]
 struct Wire(Rc<RefCell<VecDeque<Message>>>);
@@ -31,6 +32,8 @@ struct Cluster {
     /// Nodes that are frozen (SIGSTOP): they take no input and send nothing.
     paused: Vec<NodeId>,
     answers: Vec<(NodeId, u64, Response, u64)>,
+    /// Each node's disk (index = id - 1): fill one to fail its store.
+    disks: Vec<Arc<FaultInjector>>,
 }
 
 fn config(id: NodeId) -> Config {
@@ -53,11 +56,15 @@ fn routing() -> RoutingOptions {
 }
 
 fn open(id: NodeId, wire: &Wire, instance: u64) -> Routed {
+    open_with_faults(id, wire, instance, FaultInjector::new())
+}
+
+fn open_with_faults(id: NodeId, wire: &Wire, instance: u64, faults: Arc<FaultInjector>) -> Routed {
     let node = Node::open(
         config(id),
         Membership::new([1, 2, 3]),
         wire.clone(),
-        MemLogStore::new(),
+        MemLogStore::new().with_faults(faults),
         NodeOptions {
             hold_ticks: 1_000,
             fresh_leader_ticks: 30,
@@ -86,8 +93,12 @@ fn session(seq: u64) -> Option<SessionTag> {
 impl Cluster {
     fn new() -> Cluster {
         let wire = Wire::default();
-        let nodes = (1..=3).map(|id| open(id, &wire, id * 1_000_003)).collect();
+        let disks: Vec<_> = (0..3).map(|_| FaultInjector::new()).collect();
+        let nodes = (1..=3)
+            .map(|id| open_with_faults(id, &wire, id * 1_000_003, disks[id as usize - 1].clone()))
+            .collect();
         Cluster {
+            disks,
             nodes,
             wire,
             forwards: VecDeque::new(),
@@ -190,6 +201,16 @@ impl Cluster {
         self.collect();
     }
 
+    /// Runs tick by tick until request `rid` is answered, at most `ticks`.
+    fn run_until_answered(&mut self, rid: u64, ticks: u64) {
+        for _ in 0..ticks {
+            if self.answer(rid).is_some() {
+                return;
+            }
+            self.run(1);
+        }
+    }
+
     fn answer(&self, rid: u64) -> Option<(Response, u64)> {
         self.answers
             .iter()
@@ -230,12 +251,7 @@ fn a_forward_behind_a_paused_leader_follows_the_new_leader_at_once() {
     c.paused.push(l); // SIGSTOP: the forward reaches the leader's socket, then nothing
     let sent_at = c.now;
     c.submit(f, 1, put("k", "v"), session(1));
-    for _ in 0..3_000 {
-        if c.answer(1).is_some() {
-            break;
-        }
-        c.run(1);
-    }
+    c.run_until_answered(1, 3_000);
     let (resp, at) = c.answer(1).expect("answered");
     assert_eq!(resp, Response::Done);
     let waited = at - sent_at;
@@ -327,5 +343,69 @@ fn a_write_that_may_have_applied_never_fails_as_not_executed() {
     assert!(
         matches!(resp, Response::Unknown(_)),
         "a write the paused leader may apply was answered {resp:?}"
+    );
+}
+
+/// Before: a leader whose store failed answered forwards "storage failure", and the
+/// follower passed that to its client although a new leader was a second away. Now the
+/// failed node answers "no leader known here" and the follower waits for the next one.
+#[test]
+fn a_forward_to_a_leader_whose_store_failed_follows_the_next_leader() {
+    let mut c = Cluster::new();
+    let l = c.elect();
+    let f = follower_of(l);
+    // The leader's disk fills: its next write fails its store, and it stops.
+    c.disks[l as usize - 1].fail_writes_after(0);
+    c.submit(l, 99, put("first", "x"), None);
+    c.run(1);
+    assert!(
+        c.node(l).storage_failure().is_some(),
+        "the store did not fail"
+    );
+    c.submit(f, 1, put("k", "v"), session(1));
+    c.run_until_answered(1, 3_000);
+    let (resp, _) = c.answer(1).expect("answered");
+    assert_eq!(resp, Response::Done);
+    // (The failed node still believes it leads: it takes no part any more.)
+    let new_leader = (1..=3)
+        .find(|&n| n != l && c.node(n).raft().is_leader())
+        .expect("a new leader");
+    assert_eq!(
+        c.node(new_leader).kv().get(b"k".as_slice()).cloned(),
+        Some(Bytes::from_static(b"v"))
+    );
+}
+
+/// Before: a forwarded write whose leader's disk filled while proposing it came back
+/// "outcome unknown" although its session made a resend safe. Now it goes to the next
+/// leader, and applies exactly once.
+#[test]
+fn a_forwarded_write_caught_by_its_leaders_disk_failure_is_resent_with_its_session() {
+    let mut c = Cluster::new();
+    let l = c.elect();
+    let f = follower_of(l);
+    c.disks[l as usize - 1].fail_writes_after(0);
+    c.submit(
+        f,
+        1,
+        Request::Cas {
+            key: Bytes::from_static(b"n"),
+            expected: None,
+            new: Bytes::from_static(b"1"),
+        },
+        session(1),
+    );
+    c.run_until_answered(1, 3_000);
+    assert!(
+        c.node(l).storage_failure().is_some(),
+        "the store did not fail"
+    );
+    let (resp, _) = c.answer(1).expect("answered");
+    assert_eq!(
+        resp,
+        Response::Cas {
+            swapped: true,
+            current: None
+        }
     );
 }

@@ -2,6 +2,7 @@
 //! tick is (the seed replica uses 100 µs, the cluster server 1 ms).
 
 use crate::types::NodeId;
+use alloc::string::String;
 
 /// How many followers a leader sends new entries to as soon as they are proposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,7 +12,10 @@ pub enum Fanout {
     /// Only as many followers as a commit needs, plus `extra`, chosen among the most
     /// responsive; the rest catch up in the batched appends that double as heartbeats.
     /// Saves messages on a network that charges for them; costs nothing in safety.
-    Quorum { extra: usize },
+    Quorum {
+        /// Followers beyond the quorum's need that also get new entries at once.
+        extra: usize,
+    },
 }
 
 /// TEST ONLY: deliberate bugs, so the simulator can prove it catches them. All off by
@@ -27,8 +31,10 @@ pub struct PlantedBugs {
     pub read_round_after_step_down: bool,
 }
 
+/// Everything a [`crate::Raft`] is configured with; checked by [`Config::validate`].
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// This node's ID.
     pub id: NodeId,
     /// Seed for the node's private RNG (election timeouts).
     pub seed: u64,
@@ -67,6 +73,7 @@ pub struct Config {
     /// Largest snapshot a follower accepts; a bigger transfer is refused (and retried
     /// from the start), so a confused or hostile leader cannot exhaust its memory.
     pub max_snapshot_bytes: u64,
+    /// Which followers get new entries at once (see [`Fanout`]).
     pub fanout: Fanout,
     /// Chain replication of new entries: with `Fanout::Quorum`, the leader sends a fresh
     /// append to the first eager follower only, which passes it on (once durable) to the

@@ -1,11 +1,17 @@
 //! Leader election (§5.2) with Pre-Vote (§9.6 of the thesis).
 
-use crate::message::MessageBody;
-use crate::quorum::{joint_vote, VoteResult};
-use crate::raft::{Raft, Role};
-use crate::types::{EntryKind, Index, NodeId, Term};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use bytes::Bytes;
+
+use crate::hostile;
+use crate::leadership::{Campaign, Leadership};
+use crate::message::MessageBody;
+use crate::progress::Progress;
+use crate::quorum::{joint_vote, VoteResult};
+use crate::raft::Raft;
+use crate::types::{EntryKind, Index, NodeId, Term};
 
 /// Times a (pre-)candidate re-asks voters that have not answered, within one round.
 const MAX_VOTE_RETRIES: u32 = 3;
@@ -29,6 +35,10 @@ impl Raft {
             self.reset_election_timer();
             return;
         }
+        if hostile::next_term(self.term).is_none() {
+            self.refuse_campaign_at_term_limit();
+            return;
+        }
         if self.cfg.pre_vote {
             self.pre_campaign();
         } else {
@@ -44,27 +54,21 @@ impl Raft {
     /// `MAX_VOTE_RETRIES` times per round. Requests are idempotent: a voter that granted
     /// already grants again (the same term, the same candidate).
     fn maybe_retry_votes(&mut self) {
-        let Some(retry) = self.vote_retry else {
+        let now = self.now;
+        let voters = self.voter_peers();
+        let Some(campaign) = self.campaign.as_mut() else {
             return;
         };
-        if self.now < retry.at {
+        let Some(retry) = campaign.retry.filter(|r| now >= r.at) else {
             return;
-        }
-        let pre = match self.role {
-            Role::PreCandidate => true,
-            Role::Candidate => false,
-            _ => {
-                self.vote_retry = None;
-                return;
-            }
         };
-        let silent: Vec<NodeId> = self
-            .voter_peers()
+        let pre = campaign.pre;
+        let silent: Vec<NodeId> = voters
             .into_iter()
-            .filter(|id| !self.votes.contains_key(id))
+            .filter(|id| !campaign.votes.contains_key(id))
             .collect();
-        self.vote_retry = (retry.left > 1 && !silent.is_empty()).then(|| VoteRetry {
-            at: self.now + 2 * retry.interval,
+        campaign.retry = (retry.left > 1 && !silent.is_empty()).then(|| VoteRetry {
+            at: now + 2 * retry.interval,
             interval: 2 * retry.interval,
             left: retry.left - 1,
         });
@@ -79,18 +83,22 @@ impl Raft {
 
     fn start_vote_retries(&mut self) {
         let interval = self.cfg.retransmit_ticks.max(1);
-        self.vote_retry = Some(VoteRetry {
-            at: self.now + interval,
-            interval,
-            left: MAX_VOTE_RETRIES,
-        });
+        let at = self.now + interval;
+        if let Some(campaign) = self.campaign.as_mut() {
+            campaign.retry = Some(VoteRetry {
+                at,
+                interval,
+                left: MAX_VOTE_RETRIES,
+            });
+        }
     }
 
     fn send_pre_vote(&mut self, peer: NodeId) {
         let msg = crate::message::Message {
             from: self.cfg.id,
             to: peer,
-            term: self.term + 1,
+            // tick_election checked that the next term exists.
+            term: self.term.saturating_add(1),
             body: MessageBody::PreVote {
                 last_index: self.log.last_index(),
                 last_term: self.log.last_term(),
@@ -109,12 +117,19 @@ impl Raft {
         self.send_after_persist(peer, self.term, body);
     }
 
+    /// Our term is at `hostile::MAX_TERM`: raising it could overflow, so we stay a
+    /// follower (only a term adopted before the term checks existed gets here).
+    fn refuse_campaign_at_term_limit(&mut self) {
+        self.stats.campaigns_refused_at_term_limit += 1;
+        self.campaign = None;
+        self.reset_election_timer();
+    }
+
     /// Asks whether we could win, without touching our term (nothing to persist).
     fn pre_campaign(&mut self) {
-        self.role = Role::PreCandidate;
+        debug_assert!(!self.is_leader(), "a leader does not campaign");
+        self.campaign = Some(Campaign::new(true, self.cfg.id));
         self.leader = None;
-        self.votes.clear();
-        self.votes.insert(self.cfg.id, true);
         self.reset_election_timer();
         if self.count_votes() == VoteResult::Won {
             self.campaign(false);
@@ -128,13 +143,16 @@ impl Raft {
 
     /// A real election: new term, vote for ourselves, ask the others (§5.2).
     pub(crate) fn campaign(&mut self, transfer: bool) {
-        self.role = Role::Candidate;
-        self.term += 1;
+        debug_assert!(!self.is_leader(), "a leader does not campaign");
+        let Some(next_term) = hostile::next_term(self.term) else {
+            self.refuse_campaign_at_term_limit();
+            return;
+        };
+        self.campaign = Some(Campaign::new(false, self.cfg.id));
+        self.term = next_term;
         self.vote = Some(self.cfg.id);
         self.leader = None;
         self.last_leader_contact = None;
-        self.votes.clear();
-        self.votes.insert(self.cfg.id, true);
         self.reset_election_timer();
         if self.count_votes() == VoteResult::Won {
             self.become_leader();
@@ -146,11 +164,15 @@ impl Raft {
         self.start_vote_retries();
     }
 
+    /// The outcome of the current campaign (`Pending` if there is none).
     fn count_votes(&self) -> VoteResult {
+        let Some(campaign) = &self.campaign else {
+            return VoteResult::Pending;
+        };
         joint_vote(
             &self.membership.voters,
             &self.membership.voters_outgoing,
-            |id| self.votes.get(&id).copied(),
+            |id| campaign.votes.get(&id).copied(),
         )
     }
 
@@ -178,10 +200,14 @@ impl Raft {
     /// A refusal's leader hint is not contact with that leader: adopting it would let
     /// nodes keep a dead leader alive by telling each other about it.
     pub(crate) fn handle_pre_vote_resp(&mut self, from: NodeId, term: Term, granted: bool) {
-        if self.role != Role::PreCandidate || (granted && term != self.term + 1) {
+        let next_term = hostile::next_term(self.term);
+        let Some(campaign) = self.campaign.as_mut().filter(|c| c.pre) else {
+            return;
+        };
+        if granted && Some(term) != next_term {
             return;
         }
-        self.votes.insert(from, granted);
+        campaign.votes.insert(from, granted);
         match self.count_votes() {
             VoteResult::Won => self.campaign(false),
             VoteResult::Lost => self.become_follower(self.term, None),
@@ -211,10 +237,10 @@ impl Raft {
     }
 
     pub(crate) fn handle_vote_resp(&mut self, from: NodeId, granted: bool) {
-        if self.role != Role::Candidate {
+        let Some(campaign) = self.campaign.as_mut().filter(|c| !c.pre) else {
             return;
-        }
-        self.votes.insert(from, granted);
+        };
+        campaign.votes.insert(from, granted);
         match self.count_votes() {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
@@ -223,23 +249,25 @@ impl Raft {
     }
 
     pub(crate) fn become_leader(&mut self) {
-        self.role = Role::Leader;
+        self.campaign = None;
         self.leader = Some(self.cfg.id);
-        self.votes.clear();
-        self.vote_retry = None;
-        self.stamps = Default::default();
         let next = self.log.last_index() + 1;
         let now = self.now;
-        let backoff = self.rto_ticks();
-        self.progress = self
+        // No round trip measured yet in this term: the configured maximum (RFC 6298).
+        let backoff = self.cfg.retransmit_ticks;
+        let progress: BTreeMap<NodeId, Progress> = self
             .peers()
             .into_iter()
-            .map(|id| (id, crate::progress::Progress::new(next, now, backoff)))
+            .map(|id| (id, Progress::new(next, now, backoff)))
             .collect();
-        self.check_quorum_deadline = self.now + self.cfg.election_timeout_ticks;
+        let check_quorum_deadline = now + self.cfg.election_timeout_ticks;
+        self.leadership = Some(Leadership::new(progress, check_quorum_deadline));
         // Commit an entry of our own term at once: only then do we know which entries are
         // committed (§5.4.2, §8), and only then may we serve reads.
-        self.term_start_index = self.append_own_entry(EntryKind::Noop, Bytes::new());
+        let start = self.append_own_entry(EntryKind::Noop, Bytes::new());
+        if let Some(lead) = self.leadership.as_mut() {
+            lead.term_start_index = start;
+        }
         for peer in self.peers() {
             self.send_append(peer);
         }

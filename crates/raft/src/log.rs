@@ -10,8 +10,10 @@
 //! - `unstable_from` is the first index the driver has not been given yet.
 
 use crate::types::{Entry, Index, Term};
+use alloc::vec::Vec;
 
 #[derive(Clone, Debug)]
+/// The log of one node: see the module docs for its invariants.
 pub struct RaftLog {
     /// Index of the last entry covered by the snapshot (0 when none).
     offset: Index,
@@ -21,12 +23,14 @@ pub struct RaftLog {
     unstable_from: Index,
     /// Highest index the driver confirmed durable.
     persisted: Index,
+    /// Highest index known committed.
     pub committed: Index,
     /// Highest index handed out for applying.
     pub applied: Index,
 }
 
 impl RaftLog {
+    /// An empty log (no snapshot, no entries).
     pub fn new() -> RaftLog {
         RaftLog {
             offset: 0,
@@ -62,22 +66,27 @@ impl RaftLog {
         }
     }
 
+    /// The first index still held (one past the snapshot point).
     pub fn first_index(&self) -> Index {
         self.offset + 1
     }
 
+    /// The last index held (the snapshot point if there are no entries).
     pub fn last_index(&self) -> Index {
         self.offset + self.entries.len() as u64
     }
 
+    /// The term of the last entry (or of the snapshot point).
     pub fn last_term(&self) -> Term {
         self.entries.last().map_or(self.offset_term, |e| e.term)
     }
 
+    /// The index the last snapshot covers (0 when none).
     pub fn snapshot_index(&self) -> Index {
         self.offset
     }
 
+    /// Highest index the driver confirmed durable.
     pub fn persisted(&self) -> Index {
         self.persisted
     }
@@ -93,6 +102,7 @@ impl RaftLog {
         Some(self.entries[(index - self.offset - 1) as usize].term)
     }
 
+    /// The entry at `index`, if held (not compacted, not beyond the end).
     pub fn entry(&self, index: Index) -> Option<&Entry> {
         if index <= self.offset || index > self.last_index() {
             return None;
@@ -100,6 +110,7 @@ impl RaftLog {
         Some(&self.entries[(index - self.offset - 1) as usize])
     }
 
+    /// Whether the log holds `index` with term `term` (the §5.3 consistency check).
     pub fn matches(&self, index: Index, term: Term) -> bool {
         self.term(index) == Some(term)
     }
@@ -186,6 +197,7 @@ impl RaftLog {
         out
     }
 
+    /// Whether entries wait to be handed to the driver for persistence.
     pub fn has_unstable(&self) -> bool {
         self.unstable_from <= self.last_index()
     }
@@ -232,6 +244,7 @@ impl RaftLog {
         out
     }
 
+    /// Whether committed, durable entries wait to be handed out for applying.
     pub fn has_committed_to_apply(&self) -> bool {
         self.committed.min(self.persisted) > self.applied
     }
@@ -317,6 +330,7 @@ impl Default for RaftLog {
 
 #[cfg(test)]
 mod tests {
+    use alloc::vec;
     use bytes::Bytes;
 
     use super::*;

@@ -1,6 +1,6 @@
 //! Cluster membership: voters, learners, and the outgoing voter set during joint consensus.
 
-use std::collections::BTreeSet;
+use alloc::collections::BTreeSet;
 
 use crate::types::NodeId;
 
@@ -8,6 +8,7 @@ use crate::types::NodeId;
 /// decisions need a majority of `voters` *and* a majority of `voters_outgoing`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Membership {
+    /// The voters (of the incoming half, during a joint configuration).
     pub voters: BTreeSet<NodeId>,
     /// Non-empty only while a joint configuration is in force.
     pub voters_outgoing: BTreeSet<NodeId>,
@@ -24,6 +25,7 @@ impl Membership {
         }
     }
 
+    /// Whether a joint configuration (old and new voters both deciding) is in force.
     pub fn is_joint(&self) -> bool {
         !self.voters_outgoing.is_empty()
     }
@@ -33,6 +35,7 @@ impl Membership {
         self.voters.union(&self.voters_outgoing).copied().collect()
     }
 
+    /// Whether `id` votes in either half.
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.voters.contains(&id) || self.voters_outgoing.contains(&id)
     }

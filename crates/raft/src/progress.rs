@@ -1,6 +1,6 @@
 //! What a leader knows about each follower (etcd's `tracker`).
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
 
 use crate::types::Index;
 
@@ -19,6 +19,10 @@ pub enum ProgressState {
 pub struct Progress {
     /// Highest index known to match the leader's log.
     pub match_index: Index,
+    /// Highest index this leadership ever sent the follower (an append's last entry,
+    /// or its `prev_index` when empty; a snapshot's index). An acknowledgement beyond it
+    /// is forged: an honest follower cannot match what it was never sent (issue 14).
+    pub sent_up_to: Index,
     /// Next index to send.
     pub next_index: Index,
     pub state: ProgressState,
@@ -53,6 +57,7 @@ impl Progress {
     pub fn new(next_index: Index, now: u64, backoff_ticks: u64) -> Progress {
         Progress {
             match_index: 0,
+            sent_up_to: 0,
             next_index,
             state: ProgressState::Probe,
             inflight: VecDeque::new(),
@@ -100,6 +105,11 @@ impl Progress {
         self.next_index = self.match_index + 1;
         self.inflight.clear();
         self.probe_sent = false;
+    }
+
+    /// Notes that the follower was sent the log up to `index`.
+    pub fn note_sent(&mut self, index: Index) {
+        self.sent_up_to = self.sent_up_to.max(index);
     }
 
     /// Records an acknowledged match; returns whether it advanced.

@@ -1,6 +1,7 @@
 //! Quorum arithmetic, apart from progress tracking: it sees only acknowledged values.
 
-use std::collections::BTreeSet;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 
 use crate::types::NodeId;
 

@@ -3,39 +3,50 @@
 //! Role-specific handlers live beside this file: `election.rs` (timeouts, Pre-Vote,
 //! votes), `replication.rs` (appends, commit), `read.rs` (lease and ReadIndex reads).
 
-use std::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::hostile;
+use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
 use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
-use crate::progress::Progress;
 use crate::rng::Rng;
 use crate::snapshot::IncomingSnapshot;
-use crate::stamp::StampClock;
 use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
+/// Where a node stands in its term (§5.1, plus Pre-Vote).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Follows a leader (or waits for one): answers requests, starts nothing.
     Follower,
+    /// Asking whether it could win (Pre-Vote) without having changed its term.
     PreCandidate,
+    /// Campaigning in a term it started, having voted for itself.
     Candidate,
+    /// Leads its term: the only role that takes proposals and serves reads.
     Leader,
 }
 
 /// A read that may be served once the state machine has applied `index`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadState {
+    /// The caller's tag passed to [`Raft::read`].
     pub ctx: u64,
+    /// The commit index at the time of the read: serve it once this is applied.
     pub index: Index,
 }
 
+/// Why a proposal or a read was refused. Nothing was appended or queued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposeError {
     /// Only the leader takes proposals; here is who we think leads, if anyone.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        /// The leader this node follows, if it knows one.
+        leader: Option<NodeId>,
+    },
     /// The uncommitted tail is at its limit: retry later.
     Busy,
     /// The entry could never fit in one message.
@@ -50,17 +61,26 @@ pub enum ProposeError {
 /// answer `aborted_reads` with "not leader".
 #[derive(Debug, Default)]
 pub struct Ready {
+    /// A snapshot received from the leader, to install before anything else.
     pub snapshot: Option<Snapshot>,
+    /// Term, vote and commit hint, when they changed: persist with `entries`.
     pub hard_state: Option<HardState>,
+    /// New log entries to persist (they may replace a conflicting suffix).
     pub entries: Vec<Entry>,
+    /// Messages that may be sent at once.
     pub messages: Vec<Message>,
+    /// Messages that may be sent only once `hard_state` and `entries` are durable.
     pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in order.
     pub committed_entries: Vec<Entry>,
+    /// Reads that may be served once their index is applied.
     pub read_states: Vec<ReadState>,
+    /// Contexts of reads that will never complete here (leadership was lost).
     pub aborted_reads: Vec<u64>,
 }
 
 impl Ready {
+    /// Whether the batch holds nothing to do.
     pub fn is_empty(&self) -> bool {
         self.snapshot.is_none()
             && self.hard_state.is_none()
@@ -73,16 +93,13 @@ impl Ready {
     }
 }
 
-/// A read waiting for a quorum to confirm leadership (ReadIndex, §6.4 of the thesis).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingRead {
-    pub ctx: u64,
-    pub index: Index,
-    /// Confirmed once a quorum echoed a stamp at least this large: a message sent after
-    /// the read arrived.
-    pub stamp_required: u64,
-}
-
+/// One Raft node: feed it [`Raft::tick`], [`Raft::step`], [`Raft::propose`] and
+/// [`Raft::read`]; drain its effects with [`Raft::ready`]; report durability with
+/// [`Raft::on_persisted`].
+///
+/// Role-specific state lives in `leadership` (only while leading) and `campaign` (only
+/// while a (pre-)candidate); at most one of them is set, and the role is read off them.
+/// Everything else survives a change of role.
 pub struct Raft {
     pub(crate) cfg: Config,
     pub(crate) rng: Rng,
@@ -90,16 +107,12 @@ pub struct Raft {
 
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
-    pub(crate) role: Role,
     pub(crate) leader: Option<NodeId>,
     pub(crate) membership: Membership,
     pub(crate) log: RaftLog,
 
-    // Elections.
+    // Elections (every role).
     pub(crate) election_deadline: u64,
-    pub(crate) votes: BTreeMap<NodeId, bool>,
-    /// While a (pre-)vote round waits for answers: when to ask the silent voters again.
-    pub(crate) vote_retry: Option<crate::election::VoteRetry>,
     /// When we last heard from the leader we follow (for the lease check on votes).
     pub(crate) last_leader_contact: Option<u64>,
     /// Until this tick we refuse votes as if we heard from a leader. A node that restarts
@@ -108,24 +121,15 @@ pub struct Raft {
     /// Set on the first tick after construction.
     pub(crate) vote_guard_until: Option<u64>,
 
-    // Leadership.
-    pub(crate) progress: BTreeMap<NodeId, Progress>,
-    pub(crate) stamps: StampClock,
-    /// Index of this leader's first entry (its no-op); reads wait until it commits.
-    pub(crate) term_start_index: Index,
-    pub(crate) check_quorum_deadline: u64,
-    /// Since when the oldest uncommitted entry of this term has been waiting.
-    pub(crate) commit_wait_since: Option<u64>,
-    /// Smoothed round trip of appends and its mean deviation, in ticks × 8 (leader only;
-    /// None until measured).
-    pub(crate) srtt_x8: Option<(u64, u64)>,
-    pub(crate) pending_reads: VecDeque<PendingRead>,
-    pub(crate) reads_awaiting_term_commit: Vec<u64>,
+    /// Set while a (pre-)candidate: the round's votes and retries.
+    pub(crate) campaign: Option<Campaign>,
+    /// Set while leading: everything that belongs to this term's leadership.
+    pub(crate) leadership: Option<Leadership>,
+    /// A ReadIndex round to broadcast in the next Ready (a deferred effect, like
+    /// `msgs`); done only if we still lead by then.
     pub(crate) read_broadcast_needed: bool,
-    /// New entries were proposed since the last Ready: send them out once, batched.
-    pub(crate) replicate_needed: bool,
-    /// Times a follower was found to have lost entries it had acknowledged.
-    pub(crate) followers_lost_log: u64,
+    /// Counters of refused or suspicious inputs, for the driver's metrics.
+    pub(crate) stats: CoreStats,
 
     // Snapshots (§7).
     /// The latest snapshot of our state machine, sent to followers that need entries we
@@ -144,6 +148,29 @@ pub struct Raft {
     pub(crate) last_hard_state: HardState,
 }
 
+/// Counters of what the core refused or found wrong, since the node started. They only
+/// grow; a driver exports them as metrics and logs a line when one moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// While leading, a follower turned out to have lost log entries it had acknowledged
+    /// (a wiped or replaced disk): worth an operator's attention.
+    pub followers_lost_log: u64,
+    /// Messages dropped for a term no honest peer can have (see `hostile::MAX_TERM_JUMP`
+    /// and `hostile::MAX_TERM`): never adopted, never persisted.
+    pub absurd_terms: u64,
+    /// Elections not started because our term is at `hostile::MAX_TERM`: raising it
+    /// further could overflow. Only a term adopted before these checks existed gets here.
+    pub campaigns_refused_at_term_limit: u64,
+    /// Append acknowledgements (or vouches) claiming a match beyond anything we sent that
+    /// follower in this term; ignored, so a forged answer cannot commit on a minority.
+    pub forged_acks: u64,
+    /// Appends whose entries are not contiguous after `prev_index`, whose terms go down,
+    /// or that claim a term above the message's; refused whole.
+    pub malformed_appends: u64,
+    /// Snapshots refused because their membership is not the cluster's.
+    pub snapshots_refused: u64,
+}
+
 impl Raft {
     /// A fresh node with an empty log.
     pub fn new(cfg: Config, voters: impl IntoIterator<Item = NodeId>) -> Raft {
@@ -156,6 +183,10 @@ impl Raft {
     }
 
     /// A node restarting from durable state.
+    ///
+    /// # Panics
+    /// If `cfg` fails [`Config::validate`]: a misconfigured core could not keep its
+    /// guarantees, and this is a startup error the operator must fix.
     pub fn restore(cfg: Config, membership: Membership, hs: HardState, log: RaftLog) -> Raft {
         if let Err(e) = cfg.validate() {
             panic!("invalid raft config: {e}");
@@ -166,26 +197,16 @@ impl Raft {
             now: 0,
             term: hs.term,
             vote: hs.vote,
-            role: Role::Follower,
             leader: None,
             membership,
             log,
             election_deadline: 0,
-            votes: BTreeMap::new(),
-            vote_retry: None,
             last_leader_contact: None,
             vote_guard_until: None,
-            progress: BTreeMap::new(),
-            stamps: StampClock::default(),
-            term_start_index: 0,
-            check_quorum_deadline: 0,
-            commit_wait_since: None,
-            srtt_x8: None,
-            pending_reads: VecDeque::new(),
-            reads_awaiting_term_commit: Vec::new(),
+            campaign: None,
+            leadership: None,
             read_broadcast_needed: false,
-            replicate_needed: false,
-            followers_lost_log: 0,
+            stats: CoreStats::default(),
             snapshot: None,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -202,33 +223,48 @@ impl Raft {
 
     // ----- accessors -----
 
+    /// This node's ID.
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }
+    /// The current term.
     pub fn term(&self) -> Term {
         self.term
     }
+    /// The current role, read off the role-specific state.
     pub fn role(&self) -> Role {
-        self.role
+        match (&self.leadership, &self.campaign) {
+            (Some(_), _) => Role::Leader,
+            (None, Some(c)) if c.pre => Role::PreCandidate,
+            (None, Some(_)) => Role::Candidate,
+            (None, None) => Role::Follower,
+        }
     }
+    /// The leader of the current term, if known (ourselves when leading).
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
+    /// Whether this node leads its term.
     pub fn is_leader(&self) -> bool {
-        self.role == Role::Leader
+        self.leadership.is_some()
     }
+    /// The in-memory log.
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
+    /// The highest index known committed.
     pub fn commit_index(&self) -> Index {
         self.log.committed
     }
+    /// The membership in force (the latest one in the log, committed or not).
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
+    /// The configuration this node runs with.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
+    /// Term, vote and commit index as they would be persisted now.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
@@ -239,7 +275,7 @@ impl Raft {
     /// Ticks since we last heard from the leader we follow (`None`: never, or no leader).
     /// A leader reports zero.
     pub fn leader_contact_age(&self) -> Option<u64> {
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return Some(0);
         }
         self.leader?;
@@ -249,12 +285,17 @@ impl Raft {
     /// How often, while leading, a follower turned out to have lost log entries it had
     /// acknowledged (a wiped or replaced disk): worth an operator's attention.
     pub fn followers_lost_log(&self) -> u64 {
-        self.followers_lost_log
+        self.stats.followers_lost_log
     }
-    /// A leader's view of each follower: (id, match index).
+    /// Counters of refused or suspicious inputs (see [`CoreStats`]).
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+    /// A leader's view of each follower: (id, match index). Empty unless leading.
     pub fn follower_matches(&self) -> Vec<(NodeId, Index)> {
-        self.progress
+        self.leadership
             .iter()
+            .flat_map(|l| l.progress.iter())
             .map(|(&id, p)| (id, p.match_index))
             .collect()
     }
@@ -267,24 +308,28 @@ impl Raft {
             self.now = now;
         }
         if self.vote_guard_until.is_none() {
-            self.vote_guard_until = Some(self.now + self.cfg.election_timeout_ticks);
+            self.vote_guard_until = Some(self.now.saturating_add(self.cfg.election_timeout_ticks));
             self.reset_election_timer();
         }
-        match self.role {
-            Role::Leader => self.tick_leader(),
-            _ => self.tick_election(),
+        if self.is_leader() {
+            self.tick_leader();
+        } else {
+            self.tick_election();
         }
+        self.check_invariants();
     }
 
     /// The earliest tick at which [`Raft::tick`] has something to do.
     pub fn next_deadline(&self) -> u64 {
-        match self.role {
-            Role::Leader => self.leader_deadline(),
-            _ => {
-                let retry = self.vote_retry.map_or(u64::MAX, |r| r.at);
-                self.election_deadline.min(retry)
-            }
+        if self.is_leader() {
+            return self.leader_deadline();
         }
+        let retry = self
+            .campaign
+            .as_ref()
+            .and_then(|c| c.retry)
+            .map_or(u64::MAX, |r| r.at);
+        self.election_deadline.min(retry)
     }
 
     /// Proposes an application command; returns its log index.
@@ -297,7 +342,7 @@ impl Raft {
         kind: EntryKind,
         data: Bytes,
     ) -> Result<Index, ProposeError> {
-        if self.role != Role::Leader {
+        if !self.is_leader() {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
@@ -309,14 +354,30 @@ impl Raft {
             return Err(ProposeError::Busy);
         }
         let index = self.append_own_entry(kind, data);
-        // Appends go out in `ready()`, so a burst of proposals shares one message.
-        self.replicate_needed = true;
+        if let Some(lead) = self.leadership.as_mut() {
+            // Appends go out in `ready()`, so a burst of proposals shares one message.
+            lead.replicate_needed = true;
+        }
         Ok(index)
     }
 
     /// Handles one message from a peer.
     pub fn step(&mut self, msg: Message) {
+        self.step_message(msg);
+        self.check_invariants();
+    }
+
+    fn step_message(&mut self, msg: Message) {
         if msg.to != self.cfg.id || msg.from == self.cfg.id {
+            return;
+        }
+        // Checks that need no state: a refused message changes nothing, not even the term.
+        if !hostile::plausible_term(self.term, msg.term) {
+            self.stats.absurd_terms += 1;
+            return;
+        }
+        if !hostile::well_formed_append(&msg) {
+            self.stats.malformed_appends += 1;
             return;
         }
         if !self.handle_term(&msg) {
@@ -339,7 +400,7 @@ impl Raft {
             body @ MessageBody::Append { .. } => self.handle_append(body),
             body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
-                if self.role != Role::Leader && self.membership.is_voter(self.cfg.id) {
+                if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
                     self.campaign(true);
                 }
             }
@@ -362,7 +423,7 @@ impl Raft {
     /// The driver made the log durable up to (`index`, `term`).
     pub fn on_persisted(&mut self, index: Index, term: Term) {
         self.log.mark_persisted(index, term);
-        if self.role == Role::Leader {
+        if self.is_leader() {
             self.maybe_commit();
         }
     }
@@ -405,6 +466,7 @@ impl Raft {
         self.log.compact(index.min(covered));
     }
 
+    /// Whether [`Raft::ready`] would return a non-empty batch (or has deferred work).
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
             || self.snapshot_to_install.is_some()
@@ -412,7 +474,7 @@ impl Raft {
             || !self.read_states.is_empty()
             || !self.aborted_reads.is_empty()
             || self.read_broadcast_needed
-            || self.replicate_needed
+            || self.leadership.as_ref().is_some_and(|l| l.replicate_needed)
             || self.log.has_unstable()
             || self.log.has_committed_to_apply()
             || self.hard_state() != self.last_hard_state
@@ -420,18 +482,20 @@ impl Raft {
 
     /// Takes the pending effects. Committed entries are marked applied when handed out.
     pub fn ready(&mut self) -> Ready {
-        if self.replicate_needed {
-            self.replicate_needed = false;
-            if self.role == Role::Leader {
-                self.replicate_new_entries();
-            }
+        let replicate = self
+            .leadership
+            .as_mut()
+            .is_some_and(|l| core::mem::take(&mut l.replicate_needed));
+        if replicate {
+            self.replicate_new_entries();
         }
-        if self.read_broadcast_needed {
-            self.read_broadcast_needed = false;
+        if core::mem::take(&mut self.read_broadcast_needed) {
             // A step-down taken in the same batch as the read already handed the read
-            // back (aborted_reads) and dropped the followers' progress.
-            if self.role == Role::Leader || self.cfg.planted_bugs.read_round_after_step_down {
+            // back (aborted_reads) and dropped the leadership with its followers.
+            if self.is_leader() {
                 self.broadcast_heartbeat();
+            } else if self.cfg.planted_bugs.read_round_after_step_down {
+                self.planted_read_round_without_leadership();
             }
         }
         let hs = self.hard_state();
@@ -439,15 +503,29 @@ impl Raft {
             self.last_hard_state = hs;
             hs
         });
-        Ready {
+        let ready = Ready {
             snapshot: self.snapshot_to_install.take(),
             hard_state,
             entries: self.log.take_unstable(),
-            messages: std::mem::take(&mut self.msgs),
-            persisted_messages: std::mem::take(&mut self.persisted_msgs),
+            messages: core::mem::take(&mut self.msgs),
+            persisted_messages: core::mem::take(&mut self.persisted_msgs),
             committed_entries: self.log.take_committed(self.cfg.max_msg_bytes),
-            read_states: std::mem::take(&mut self.read_states),
-            aborted_reads: std::mem::take(&mut self.aborted_reads),
+            read_states: core::mem::take(&mut self.read_states),
+            aborted_reads: core::mem::take(&mut self.aborted_reads),
+        };
+        self.check_invariants();
+        ready
+    }
+
+    /// TEST ONLY (`PlantedBugs::read_round_after_step_down`): the deposed leader's crash
+    /// as it was before per-role state made it unrepresentable — the read round looked up
+    /// each peer in the follower progress that stepping down had emptied.
+    #[allow(clippy::unnecessary_operation)]
+    fn planted_read_round_without_leadership(&self) {
+        let emptied: alloc::collections::BTreeMap<NodeId, crate::progress::Progress> =
+            alloc::collections::BTreeMap::new();
+        for peer in self.peers() {
+            let _ = emptied[&peer].match_index;
         }
     }
 
@@ -494,21 +572,20 @@ impl Raft {
         self.election_deadline = self.now + self.rng.range(e, 2 * e);
     }
 
-    /// Steps down to follower in `term`, following `leader` if known.
+    /// Steps down to follower in `term`, following `leader` if known. Dropping the
+    /// leadership or the campaign is all the clearing there is; reads the leadership
+    /// still held are handed back in `aborted_reads`.
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
-        if self.role == Role::Leader {
-            self.abort_reads();
+        if let Some(leadership) = self.leadership.take() {
+            self.aborted_reads
+                .extend(leadership.into_unfinished_reads());
         }
+        self.campaign = None;
         if term > self.term {
             self.term = term;
             self.vote = None;
         }
-        self.role = Role::Follower;
         self.leader = leader;
-        self.votes.clear();
-        self.vote_retry = None;
-        self.progress.clear();
-        self.commit_wait_since = None;
         if leader.is_some() {
             self.last_leader_contact = Some(self.now);
         }
@@ -585,7 +662,7 @@ impl Raft {
         if !self.cfg.check_quorum {
             return false;
         }
-        if self.role == Role::Leader {
+        if self.is_leader() {
             return true;
         }
         if self.vote_guard_until.is_some_and(|until| self.now < until) {

@@ -1,21 +1,23 @@
 //! Linearizable reads without writing to the log (§6.4 of the thesis): a lease while a
 //! quorum recently acknowledged us, otherwise ReadIndex (a round of heartbeats).
 
+use crate::leadership::PendingRead;
 use crate::quorum::joint_value;
-use crate::raft::{PendingRead, ProposeError, Raft, ReadState, Role};
+use crate::raft::{ProposeError, Raft, ReadState};
 
 impl Raft {
     /// Asks to read at the current commit index. `ctx` comes back in a [`ReadState`] (or in
     /// `aborted_reads` if leadership is lost first).
     pub fn read(&mut self, ctx: u64) -> Result<(), ProposeError> {
-        if self.role != Role::Leader {
+        let committed = self.log.committed;
+        let Some(lead) = self.leadership.as_mut() else {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
-        }
-        if self.log.committed < self.term_start_index {
+        };
+        if committed < lead.term_start_index {
             // Our commit index may lag the cluster's until our first entry commits.
-            self.reads_awaiting_term_commit.push(ctx);
+            lead.reads_awaiting_term_commit.push(ctx);
             return Ok(());
         }
         self.start_read(ctx);
@@ -32,8 +34,11 @@ impl Raft {
             self.read_states.push(ReadState { ctx, index });
             return;
         }
-        let stamp_required = self.stamps.last() + 1;
-        self.pending_reads.push_back(PendingRead {
+        let Some(lead) = self.leadership.as_mut() else {
+            return;
+        };
+        let stamp_required = lead.stamps.last() + 1;
+        lead.pending_reads.push_back(PendingRead {
             ctx,
             index,
             stamp_required,
@@ -55,7 +60,7 @@ impl Raft {
                 if id == me {
                     u64::MAX
                 } else {
-                    self.progress.get(&id).map_or(0, |p| p.acked_stamp)
+                    self.progress(id).map_or(0, |p| p.acked_stamp)
                 }
             },
         )
@@ -65,27 +70,35 @@ impl Raft {
     /// elected before `t + election_timeout` (they refuse votes while they hear from us);
     /// we use `lease_ticks` (< election timeout) to leave room for clock drift.
     pub fn lease_valid(&self) -> bool {
-        if self.role != Role::Leader
-            || self.cfg.lease_ticks == 0
-            || self.log.committed < self.term_start_index
-        {
+        let Some(lead) = &self.leadership else {
+            return false;
+        };
+        if self.cfg.lease_ticks == 0 || self.log.committed < lead.term_start_index {
             return false;
         }
         if self.quorum_size_is_one() {
             return true;
         }
-        match self.stamps.tick_of(self.quorum_stamp()) {
+        match lead.stamps.tick_of(self.quorum_stamp()) {
             Some(sent) => self.now < sent + self.cfg.lease_ticks,
             None => false,
         }
     }
 
+    /// Answers the ReadIndex reads a quorum has now confirmed, oldest first.
     pub(crate) fn check_pending_reads(&mut self) {
-        if self.pending_reads.is_empty() {
+        if self
+            .leadership
+            .as_ref()
+            .is_none_or(|l| l.pending_reads.is_empty())
+        {
             return;
         }
         let confirmed = self.quorum_stamp();
-        while let Some(read) = self.pending_reads.front() {
+        let Some(lead) = self.leadership.as_mut() else {
+            return;
+        };
+        while let Some(read) = lead.pending_reads.front() {
             if read.stamp_required > confirmed {
                 break;
             }
@@ -93,20 +106,17 @@ impl Raft {
                 ctx: read.ctx,
                 index: read.index,
             });
-            self.pending_reads.pop_front();
+            lead.pending_reads.pop_front();
         }
     }
 
+    /// This term's first entry committed: the reads that waited for it start now.
     pub(crate) fn release_reads_awaiting_term_commit(&mut self) {
-        for ctx in std::mem::take(&mut self.reads_awaiting_term_commit) {
+        let Some(lead) = self.leadership.as_mut() else {
+            return;
+        };
+        for ctx in core::mem::take(&mut lead.reads_awaiting_term_commit) {
             self.start_read(ctx);
         }
-    }
-
-    pub(crate) fn abort_reads(&mut self) {
-        self.aborted_reads
-            .extend(self.pending_reads.drain(..).map(|r| r.ctx));
-        self.aborted_reads
-            .append(&mut self.reads_awaiting_term_commit);
     }
 }

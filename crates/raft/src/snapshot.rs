@@ -15,8 +15,10 @@
 //! - chunks are accepted only in order: the follower's buffer is always a prefix of the
 //!   leader's snapshot data for the same `meta`.
 
+use alloc::vec::Vec;
 use bytes::Bytes;
 
+use crate::hostile;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, Role};
@@ -45,12 +47,21 @@ impl Raft {
         done: bool,
         stamp: u64,
     ) {
-        if self.role != Role::Follower || self.leader != Some(from) {
+        if self.role() != Role::Follower || self.leader != Some(from) {
             self.become_follower(self.term, Some(from));
         }
         self.last_leader_contact = Some(self.now);
         self.reset_election_timer();
         let term = self.term;
+
+        if !hostile::acceptable_membership(&self.membership, &meta.membership) {
+            // Installing it could shrink the voters to a set a minority controls (one
+            // voter: split brain). Refuse, and forget any transfer in progress.
+            self.stats.snapshots_refused += 1;
+            self.incoming_snapshot = None;
+            self.send(from, snapshot_resp(0, 0, false, stamp));
+            return;
+        }
 
         if meta.index <= self.log.committed {
             // Everything it covers is committed here already, hence identical: our commit
@@ -128,7 +139,7 @@ impl Raft {
         let window = chunk.saturating_mul(chunks_in_flight);
         let total = snapshot.data.len() as u64;
         let now = self.now;
-        let Some(pr) = self.progress.get_mut(&peer) else {
+        let Some(pr) = self.progress_mut(peer) else {
             return false;
         };
         let same = pr.state
@@ -142,8 +153,10 @@ impl Raft {
             pr.become_snapshot(snapshot.meta.index);
         }
         let mut sent_any = false;
-        loop {
-            let pr = self.progress.get_mut(&peer).expect("checked above");
+        while let Some(lead) = self.leadership.as_mut() {
+            let Some(pr) = lead.progress.get_mut(&peer) else {
+                break;
+            };
             let offset = pr.snapshot_sent;
             let all_sent = offset >= total && (sent_any || pr.snapshot_last_sent);
             if all_sent || offset.saturating_sub(pr.snapshot_acked) >= window {
@@ -153,11 +166,12 @@ impl Raft {
             let done = end == total;
             pr.snapshot_sent = end;
             pr.snapshot_last_sent = done;
+            pr.note_sent(snapshot.meta.index);
             pr.last_sent_tick = now;
             if pr.unacked_since.is_none() {
                 pr.unacked_since = Some(now);
             }
-            let stamp = self.stamps.issue(now);
+            let stamp = lead.stamps.issue(now);
             let data = snapshot.data.slice(offset as usize..end as usize);
             let body = MessageBody::Snapshot {
                 meta: snapshot.meta.clone(),
@@ -184,11 +198,16 @@ impl Raft {
         success: bool,
         stamp: u64,
     ) {
-        if self.role != Role::Leader || !self.note_answer(from, stamp) {
+        if !self.is_leader() || (success && index > 0 && !self.sent_at_least(from, index)) {
+            return;
+        }
+        if !self.note_answer(from, stamp) {
             return;
         }
         let now = self.now;
-        let pr = self.progress.get_mut(&from).expect("note_answer checked");
+        let Some(pr) = self.progress_mut(from) else {
+            return;
+        };
         if !matches!(pr.state, ProgressState::Snapshot { .. }) {
             // A late answer from a transfer that already ended.
             return;

@@ -3,7 +3,7 @@
 //! follower echoes it. Stamps are counters, not times, so "sent after event E" is exact
 //! even within one tick; the clock remembers at which tick each stamp was issued.
 
-use std::collections::VecDeque;
+use alloc::collections::VecDeque;
 
 #[derive(Clone, Debug, Default)]
 pub struct StampClock {

@@ -24,6 +24,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The kind's tag in the binary codecs (stable: stored on disk).
     pub fn as_u8(self) -> u8 {
         match self {
             EntryKind::Normal => 0,
@@ -31,6 +32,7 @@ impl EntryKind {
             EntryKind::ConfChange => 2,
         }
     }
+    /// The kind for a codec tag; `None` for a tag no version ever wrote.
     pub fn from_u8(tag: u8) -> Option<EntryKind> {
         match tag {
             0 => Some(EntryKind::Normal),
@@ -44,9 +46,13 @@ impl EntryKind {
 /// One log entry. Invariant: within a log, indexes are contiguous and terms never decrease.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The term of the leader that created the entry.
     pub term: Term,
+    /// Its position in the log (1-based).
     pub index: Index,
+    /// What `data` holds.
     pub kind: EntryKind,
+    /// The payload: opaque for `Normal`, empty for `Noop`, a membership for `ConfChange`.
     pub data: Bytes,
 }
 
@@ -62,15 +68,20 @@ impl Entry {
 /// lag, and recovery never trusts it beyond what the log holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HardState {
+    /// The latest term this node has seen.
     pub term: Term,
+    /// Whom it voted for in `term`, if anyone (at most one vote per term).
     pub vote: Option<NodeId>,
+    /// The commit index when this was written (a hint, see above).
     pub commit: Index,
 }
 
 /// Where a snapshot cuts the log: everything up to and including `index` is in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotMeta {
+    /// The last log index the snapshot covers.
     pub index: Index,
+    /// The term of the entry at `index`.
     pub term: Term,
     /// Voters and learners as of `index`.
     pub membership: crate::Membership,
@@ -80,6 +91,8 @@ pub struct SnapshotMeta {
 /// `data` is opaque to the core; it is cheap to clone and slice (InstallSnapshot chunks).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Where the snapshot cuts the log, and the membership at that point.
     pub meta: SnapshotMeta,
+    /// The application's serialised state machine.
     pub data: Bytes,
 }

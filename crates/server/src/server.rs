@@ -142,6 +142,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         client_port: client_addr.port(),
         started: Instant::now(),
         cursors: Default::default(),
+        clients: Default::default(),
     });
     tasks.push(tokio::spawn(crate::resp::accept_loop(
         client_l,

@@ -26,6 +26,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use super::client::Client;
 use super::codec::{parse_command, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
 
@@ -54,8 +55,9 @@ pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
+    let client = ctx.clients.open();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
-    if let Err(e) = write_loop(wr, rx, ctx).await {
+    if let Err(e) = write_loop(wr, rx, ctx, client).await {
         tracing::debug!(%peer, "client connection ended: {e}");
     }
     reader.abort();
@@ -168,6 +170,7 @@ async fn write_loop(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Item>,
     ctx: Arc<RespCtx>,
+    client: Arc<Client>,
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(16 << 10);
     let mut carry: Option<Item> = None;
@@ -222,7 +225,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let close = run_group(&ctx, group.items, &mut out).await;
+        let close = run_group(&ctx, &client, group.items, &mut out).await;
         if close {
             break;
         }
@@ -244,13 +247,14 @@ async fn write_loop(
 /// before the first reply is awaited.
 async fn run_group(
     ctx: &Arc<RespCtx>,
+    client: &Arc<Client>,
     items: Vec<(Vec<Bytes>, OwnedSemaphorePermit)>,
     out: &mut BytesMut,
 ) -> bool {
     let outcomes: Vec<Outcome> = join_all(items.into_iter().map(|(args, permit)| {
-        let ctx = ctx.clone();
+        let (ctx, client) = (ctx.clone(), client.clone());
         async move {
-            let o = execute(ctx, args).await;
+            let o = execute(ctx, client, args).await;
             drop(permit); // room for the reader as soon as this one is done
             o
         }

@@ -1,5 +1,6 @@
 //! The Redis-protocol (RESP2) front end: codec, commands, connections, accept loop.
 
+pub mod client;
 pub mod codec;
 pub mod commands;
 pub mod conn;

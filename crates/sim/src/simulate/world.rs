@@ -21,7 +21,7 @@ use super::invariants::Invariants;
 use super::network::{Fate, Network};
 use super::params::Params;
 use super::rng::SimRng;
-use super::trace::{msg_text, msg_words, Trace};
+use super::trace::{msg_words, Trace};
 
 /// The driver's transport: messages wait here until the simulator routes them.
 #[derive(Default)]
@@ -439,16 +439,15 @@ impl World {
             None
         };
         if let Some(why) = why {
-            self.trace.event(now, "drop", &words, || {
-                format!("{} ({why})", msg_text(&msg))
-            });
+            self.trace
+                .event(now, "drop", &words, || format!("{msg} ({why})"));
             return;
         }
         if m.paused {
             m.inbox.push(Ev::Deliver(msg));
             return;
         }
-        self.trace.event(now, "deliver", &words, || msg_text(&msg));
+        self.trace.event(now, "deliver", &words, || msg.to_string());
         self.net.stats.delivered += 1;
         if matches!(msg.body, MessageBody::AppendResp { success: false, .. }) {
             self.net.stats.append_rejections += 1;
@@ -660,9 +659,8 @@ impl World {
         match self.net.fate(&mut self.rng, now, from, to) {
             Fate::Drop(why) => {
                 let words = msg_words(&msg);
-                self.trace.event(now, "lose", &words, || {
-                    format!("{} ({why})", msg_text(&msg))
-                });
+                self.trace
+                    .event(now, "lose", &words, || format!("{msg} ({why})"));
             }
             Fate::Deliver(at, dup) => {
                 if let Some(at2) = dup {

@@ -1,0 +1,117 @@
+//! Invariants of one node, checked after every input in debug builds (as TigerBeetle's
+//! replica does): a bug then fails at the input that caused it, not three messages later
+//! in a symptom. Release builds skip the checks; they cost a pass over the progress table.
+
+use crate::progress::ProgressState;
+use crate::raft::Raft;
+
+impl Raft {
+    /// Panics if the node's state is inconsistent. Runs at the end of `step`, `tick` and
+    /// `ready` in debug builds; a no-op in release builds.
+    pub(crate) fn check_invariants(&self) {
+        if cfg!(debug_assertions) {
+            self.assert_invariants();
+        }
+    }
+
+    fn assert_invariants(&self) {
+        let id = self.cfg.id;
+        let log = &self.log;
+        assert!(
+            log.applied <= log.committed && log.committed <= log.last_index(),
+            "node {id}: applied {} <= committed {} <= last {} violated",
+            log.applied,
+            log.committed,
+            log.last_index()
+        );
+        assert!(
+            log.persisted() <= log.last_index(),
+            "node {id}: persisted beyond the log"
+        );
+        assert!(
+            log.snapshot_index() <= log.applied,
+            "node {id}: the snapshot point is not applied"
+        );
+        assert!(
+            self.leadership.is_none() || self.campaign.is_none(),
+            "node {id}: leader and candidate at once"
+        );
+        if let Some(campaign) = &self.campaign {
+            assert_eq!(
+                self.leader, None,
+                "node {id}: a candidate follows no leader"
+            );
+            assert_eq!(
+                campaign.votes.get(&id),
+                Some(&true),
+                "node {id}: a campaign counts its own vote"
+            );
+            if !campaign.pre {
+                assert_eq!(
+                    self.vote,
+                    Some(id),
+                    "node {id}: a candidate voted for itself"
+                );
+            }
+        }
+        if let Some(lead) = &self.leadership {
+            assert_eq!(self.leader, Some(id), "node {id}: a leader follows itself");
+            assert_eq!(
+                self.vote,
+                Some(id),
+                "node {id}: a leader voted for itself in its term"
+            );
+            assert!(
+                self.membership.is_voter(id),
+                "node {id}: a leader must be a voter"
+            );
+            for peer in self.peers() {
+                assert!(
+                    lead.progress.contains_key(&peer),
+                    "node {id}: leader without progress for member {peer}"
+                );
+            }
+            assert!(
+                !lead.progress.contains_key(&id),
+                "node {id}: a leader tracks itself"
+            );
+            for (peer, pr) in &lead.progress {
+                assert!(
+                    pr.match_index <= log.last_index(),
+                    "node {id}: follower {peer} matches {} beyond our last index {}",
+                    pr.match_index,
+                    log.last_index()
+                );
+                assert!(
+                    pr.match_index < pr.next_index,
+                    "node {id}: follower {peer} next {} <= match {}",
+                    pr.next_index,
+                    pr.match_index
+                );
+                if let ProgressState::Snapshot { .. } = pr.state {
+                    assert!(
+                        pr.snapshot_acked <= pr.snapshot_sent,
+                        "node {id}: follower {peer} acknowledged snapshot bytes never sent"
+                    );
+                }
+            }
+            assert!(
+                lead.term_start_index > 0 && lead.term_start_index <= log.last_index(),
+                "node {id}: the term's first entry {} is not in the log",
+                lead.term_start_index
+            );
+            if let Some(term) = log.term(lead.term_start_index) {
+                assert_eq!(
+                    term, self.term,
+                    "node {id}: the term's first entry is of another term"
+                );
+            }
+            if log.committed >= lead.term_start_index {
+                assert!(
+                    lead.reads_awaiting_term_commit.is_empty(),
+                    "node {id}: reads still wait for a committed term start"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The leader's timer: CheckQuorum, retransmission with backoff, heartbeats, and the
+//! deadline the driver should wake it at.
+
+use crate::progress::ProgressState;
+use crate::quorum::joint_value;
+use crate::raft::Raft;
+use crate::types::NodeId;
+
+impl Raft {
+    /// Leader timer: CheckQuorum, retransmissions, heartbeats, and widening the fan-out
+    /// when a commit is stuck.
+    pub(crate) fn tick_leader(&mut self) {
+        let now = self.now;
+        let Some(deadline) = self.leadership.as_ref().map(|l| l.check_quorum_deadline) else {
+            return;
+        };
+        // CheckQuorum: step down if a quorum has gone quiet for an election timeout.
+        if self.cfg.check_quorum && now >= deadline {
+            if !self.quorum_recently_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+            let election_timeout = self.cfg.election_timeout_ticks;
+            if let Some(lead) = self.leadership.as_mut() {
+                for pr in lead.progress.values_mut() {
+                    pr.recent_active = false;
+                }
+                lead.check_quorum_deadline = now + election_timeout;
+            }
+        }
+        let retransmit = self.rto_ticks();
+        // A commit stuck for a retransmit interval: widen the fan-out by one follower.
+        let mut commit_stuck = false;
+        if let Some(lead) = self.leadership.as_mut() {
+            commit_stuck = lead
+                .commit_wait_since
+                .is_some_and(|t| now >= t + retransmit);
+            if commit_stuck {
+                lead.commit_wait_since = Some(now);
+            }
+        }
+        let max_backoff = self.max_backoff_ticks();
+        let mut retried = self.retry_lost_chain(max_backoff);
+        let last_index = self.log.last_index();
+        // A chain retry already is this round's second chance.
+        let mut widened = !retried.is_empty();
+        for peer in self.peers() {
+            if retried.contains(&peer) {
+                continue;
+            }
+            let interval = self.heartbeat_interval_for(peer);
+            let Some(pr) = self.progress_mut(peer) else {
+                continue;
+            };
+            if pr
+                .unacked_since
+                .is_some_and(|t| now >= t + pr.backoff_ticks)
+            {
+                // Assume the in-flight appends were lost: resend from the match point,
+                // and wait longer next time if it stays silent.
+                pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
+                if matches!(pr.state, ProgressState::Snapshot { .. }) {
+                    pr.rewind_snapshot(pr.snapshot_acked);
+                } else {
+                    pr.become_probe();
+                }
+                pr.unacked_since = None;
+                self.send_append(peer);
+                retried.push(peer);
+                continue;
+            }
+            let widen = commit_stuck
+                && !widened
+                && pr.unacked_since.is_none()
+                && pr.match_index < last_index
+                && now >= pr.last_sent_tick + pr.backoff_ticks;
+            if widen || now >= pr.last_sent_tick + interval {
+                widened |= widen;
+                self.send_append_or_heartbeat(peer);
+            }
+        }
+    }
+
+    /// Retransmission timeout of this leadership (see `rtt.rs`), within the configured
+    /// bounds; the configured maximum when not leading or before any round trip.
+    pub(crate) fn rto_ticks(&self) -> u64 {
+        let (min, max) = (self.cfg.min_retransmit_ticks, self.cfg.retransmit_ticks);
+        self.leadership
+            .as_ref()
+            .map_or(max, |l| l.rtt.rto(min, max))
+    }
+
+    /// One round-trip sample from an acknowledged stamp of this term.
+    pub(crate) fn sample_rtt(&mut self, stamp: u64) {
+        let now = self.now;
+        let Some(lead) = self.leadership.as_mut() else {
+            return;
+        };
+        if let Some(sent) = lead.stamps.tick_of(stamp) {
+            lead.rtt.sample(now.saturating_sub(sent));
+        }
+    }
+
+    /// The longest a silent follower waits between our messages.
+    pub(crate) fn max_backoff_ticks(&self) -> u64 {
+        self.cfg.election_timeout_ticks
+    }
+
+    /// Heartbeats keep followers from starting elections; a follower silent for an
+    /// election timeout is probably dead or cut off, so it only gets one per backoff.
+    fn heartbeat_interval_for(&self, peer: NodeId) -> u64 {
+        let Some(pr) = self.progress(peer) else {
+            return self.cfg.heartbeat_interval_ticks;
+        };
+        let silent_for = pr
+            .last_heard_tick
+            .map_or(self.now, |t| self.now.saturating_sub(t));
+        if silent_for > self.cfg.election_timeout_ticks {
+            self.max_backoff_ticks()
+                .max(self.cfg.heartbeat_interval_ticks)
+        } else {
+            self.cfg.heartbeat_interval_ticks
+        }
+    }
+
+    /// The earliest tick at which the leader timer has something to do.
+    pub(crate) fn leader_deadline(&self) -> u64 {
+        let Some(lead) = &self.leadership else {
+            return u64::MAX;
+        };
+        let mut next = if self.cfg.check_quorum {
+            lead.check_quorum_deadline
+        } else {
+            u64::MAX
+        };
+        if let Some(t) = lead.commit_wait_since {
+            next = next.min(t + self.rto_ticks());
+        }
+        for (&peer, pr) in &lead.progress {
+            next = next.min(pr.last_sent_tick + self.heartbeat_interval_for(peer));
+            if let Some(t) = pr.unacked_since {
+                next = next.min(t + pr.backoff_ticks);
+            }
+        }
+        next
+    }
+
+    fn quorum_recently_active(&self) -> bool {
+        let me = self.cfg.id;
+        let active = joint_value(
+            &self.membership.voters,
+            &self.membership.voters_outgoing,
+            |id| u64::from(id == me || self.progress(id).is_some_and(|p| p.recent_active)),
+        );
+        active == 1
+    }
+}

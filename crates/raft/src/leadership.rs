@@ -1,0 +1,105 @@
+//! What a node holds only while it leads a term, and what it holds only while it campaigns.
+//!
+//! The node keeps each as an `Option` ([`crate::Raft`]'s `leadership` and `campaign`):
+//! becoming leader or candidate creates the value, stepping down drops it, so nothing of a
+//! term's leadership (follower progress, stamps, pending reads, the RTT estimate) can leak
+//! into a later term, and what does survive a term change — the log, the term and vote,
+//! the election timer, the snapshot — is what stays in `Raft` itself.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use crate::election::VoteRetry;
+use crate::progress::Progress;
+use crate::rtt::RttEstimator;
+use crate::stamp::StampClock;
+use crate::types::{Index, NodeId};
+
+/// A read waiting for a quorum to confirm leadership (ReadIndex, §6.4 of the thesis).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingRead {
+    pub ctx: u64,
+    pub index: Index,
+    /// Confirmed once a quorum echoed a stamp at least this large: a message sent after
+    /// the read arrived.
+    pub stamp_required: u64,
+}
+
+/// The leader's state for one term.
+///
+/// Invariants (checked by `Raft::check_invariants` in debug builds): there is a
+/// `Progress` for every member but ourselves; `term_start_index` holds an entry of the
+/// leader's term; reads wait in `reads_awaiting_term_commit` only while that entry is
+/// uncommitted.
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    /// What we know of each follower (voters and learners alike).
+    pub progress: BTreeMap<NodeId, Progress>,
+    /// Stamps of the messages sent in this term (leases, ReadIndex, RTT samples).
+    pub stamps: StampClock,
+    /// Index of this leader's first entry (its no-op); reads wait until it commits.
+    pub term_start_index: Index,
+    /// When CheckQuorum next asks whether a quorum was heard from.
+    pub check_quorum_deadline: u64,
+    /// Since when the oldest uncommitted entry of this term has been waiting.
+    pub commit_wait_since: Option<u64>,
+    /// Round trips of appends to this term's followers.
+    pub rtt: RttEstimator,
+    /// ReadIndex reads waiting for a quorum's echo, oldest first (stamps increase).
+    pub pending_reads: VecDeque<PendingRead>,
+    /// Reads that arrived before this term's first entry committed.
+    pub reads_awaiting_term_commit: Vec<u64>,
+    /// New entries were proposed since the last Ready: send them out once, batched.
+    pub replicate_needed: bool,
+}
+
+impl Leadership {
+    /// A new term's leadership over `progress`, before its no-op is appended.
+    pub(crate) fn new(progress: BTreeMap<NodeId, Progress>, check_quorum_deadline: u64) -> Self {
+        Leadership {
+            progress,
+            stamps: StampClock::default(),
+            term_start_index: 0,
+            check_quorum_deadline,
+            commit_wait_since: None,
+            rtt: RttEstimator::default(),
+            pending_reads: VecDeque::new(),
+            reads_awaiting_term_commit: Vec::new(),
+            replicate_needed: false,
+        }
+    }
+
+    /// The contexts of every read this leadership will now never answer, oldest first:
+    /// what a deposed leader hands back as `aborted_reads`.
+    pub(crate) fn into_unfinished_reads(self) -> impl Iterator<Item = u64> {
+        self.pending_reads
+            .into_iter()
+            .map(|r| r.ctx)
+            .chain(self.reads_awaiting_term_commit)
+    }
+}
+
+/// A (pre-)candidate's election round.
+///
+/// Invariant: `votes` holds our own grant from the start; a real (not pre-) campaign
+/// is in the term we voted for ourselves in.
+#[derive(Debug)]
+pub(crate) struct Campaign {
+    /// Pre-Vote round (the term is not raised yet) rather than a real election.
+    pub pre: bool,
+    /// The answers so far, ours included.
+    pub votes: BTreeMap<NodeId, bool>,
+    /// When to ask the silent voters again, while retries are left.
+    pub retry: Option<VoteRetry>,
+}
+
+impl Campaign {
+    /// A round in which only `me` has voted (for itself).
+    pub(crate) fn new(pre: bool, me: NodeId) -> Self {
+        Campaign {
+            pre,
+            votes: BTreeMap::from([(me, true)]),
+            retry: None,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! A member that misbehaves cannot break the cluster (issue 14): frames a buggy or
+//! hostile peer could send, each refused by the core without stopping it, and counted in
+//! [`raft::CoreStats`] so the driver can log and export the refusal.
+
+mod common;
+
+use bytes::Bytes;
+use common::{config, Net};
+use raft::{
+    Entry, EntryKind, Fanout, HardState, Membership, Message, MessageBody, Raft, RaftLog, Role,
+    SnapshotMeta,
+};
+
+fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message {
+        from,
+        to,
+        term,
+        body,
+    }
+}
+
+fn append(leader: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> MessageBody {
+    MessageBody::Append {
+        prev_index: prev.0,
+        prev_term: prev.1,
+        entries,
+        commit,
+        stamp: 1,
+        leader,
+        relay: vec![],
+        relayed_by: vec![],
+    }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term,
+        index,
+        kind: EntryKind::Normal,
+        data: Bytes::from_static(b"x"),
+    }
+}
+
+fn ack(index: u64) -> MessageBody {
+    MessageBody::AppendResp {
+        success: true,
+        index,
+        hint_term: 0,
+        rejected: 0,
+        stamp: 1,
+        vouch: vec![],
+        vouch_index: 0,
+    }
+}
+
+/// A follower of node 1 in term 1, holding nothing yet.
+fn follower(id: u64) -> Raft {
+    let mut r = Raft::new(config(id), [1, 2, 3]);
+    r.tick(1);
+    r.step(msg(1, id, 1, append(1, (0, 0), vec![], 0)));
+    r.ready();
+    r
+}
+
+/// A term of `u64::MAX` (or any jump past the limit) is dropped: not adopted, so not
+/// persisted, and the follower keeps following its leader. Before the fix the follower
+/// took the term, persisted it, and its next election overflowed `term + 1`.
+#[test]
+fn an_absurd_term_is_dropped_not_adopted() {
+    let mut r = follower(2);
+    for term in [u64::MAX, u64::MAX - 1, 1 + (1 << 40)] {
+        r.step(msg(3, 2, term, append(3, (0, 0), vec![], 0)));
+        assert_eq!(r.term(), 1, "term {term} adopted");
+        assert_eq!(r.leader(), Some(1));
+    }
+    assert_eq!(r.stats().absurd_terms, 3);
+    assert!(r.ready().hard_state.is_none(), "nothing to persist");
+    // The node keeps serving its real leader.
+    r.step(msg(1, 2, 1, append(1, (0, 0), vec![entry(1, 1)], 1)));
+    assert_eq!(r.log().last_index(), 1);
+}
+
+/// A node that already holds the largest term (persisted before this fix, say) never
+/// wraps it: it refuses to campaign instead of overflowing `term + 1`.
+#[test]
+fn a_node_at_the_last_term_refuses_to_campaign_instead_of_wrapping() {
+    for term in [u64::MAX, u64::MAX - 1] {
+        let hs = HardState {
+            term,
+            vote: None,
+            commit: 0,
+        };
+        let mut r = Raft::restore(config(1), Membership::new([1, 2, 3]), hs, RaftLog::new());
+        for now in 1..200 {
+            r.tick(now);
+            let _ = r.ready();
+        }
+        assert_eq!(r.term(), term, "the term wrapped or moved");
+        assert_eq!(r.role(), Role::Follower);
+        assert!(r.stats().campaigns_refused_at_term_limit > 0);
+    }
+}
+
+/// A forged acknowledgement from a follower the leader never sent the entry to must not
+/// count towards a commit: here it would commit an entry only the leader holds (a
+/// minority of one), which the next leader would not have — an acknowledged write lost.
+#[test]
+fn a_forged_match_index_does_not_commit_on_a_minority() {
+    let mut net = Net::with_config(3, |id| {
+        let mut c = config(id);
+        c.fanout = Fanout::Quorum { extra: 0 };
+        c
+    });
+    let leader = net.elect(200);
+    net.tick(3);
+    net.isolate(leader);
+    let committed = net.node(leader).commit_index();
+    net.sent.clear();
+    let index = net.propose(leader, "only on the leader");
+    let sent_to = |net: &Net, peer: u64| {
+        net.sent.iter().any(|m| {
+            m.from == leader
+                && m.to == peer
+                && matches!(&m.body, MessageBody::Append { entries, .. }
+                    if entries.iter().any(|e| e.index == index))
+        })
+    };
+    let peers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let forger = *peers
+        .iter()
+        .find(|&&p| !sent_to(&net, p))
+        .expect("with Fanout::Quorum one follower is not sent new entries at once");
+    let term = net.node(leader).term();
+    for forged in [index, index + 1000] {
+        net.node_mut(leader)
+            .step(msg(forger, leader, term, ack(forged)));
+        assert_eq!(
+            net.node(leader).commit_index(),
+            committed,
+            "committed on a forged acknowledgement of {forged}"
+        );
+    }
+    assert_eq!(net.node(leader).stats().forged_acks, 2);
+    assert!(net.node(leader).is_leader(), "the leader keeps serving");
+}
+
+/// The same through a vouch: a relayed answer may vouch only for what the leader sent
+/// the vouched-for follower.
+#[test]
+fn a_forged_vouch_does_not_commit_on_a_minority() {
+    let mut net = Net::with_config(3, |id| {
+        let mut c = config(id);
+        c.fanout = Fanout::Quorum { extra: 0 };
+        c
+    });
+    let leader = net.elect(200);
+    net.tick(3);
+    net.isolate(leader);
+    let committed = net.node(leader).commit_index();
+    let index = net.propose(leader, "only on the leader");
+    let term = net.node(leader).term();
+    let peers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    // A stale answer from one follower (match index already known), vouching for the
+    // other at the new index, which that one was never sent or was sent but never got.
+    let (from, vouched) = (peers[0], peers[1]);
+    let body = MessageBody::AppendResp {
+        success: true,
+        index: committed,
+        hint_term: 0,
+        rejected: 0,
+        stamp: 1,
+        vouch: vec![vouched, from],
+        vouch_index: index + 50,
+    };
+    net.node_mut(leader).step(msg(from, leader, term, body));
+    assert_eq!(net.node(leader).commit_index(), committed);
+    assert!(net.node(leader).stats().forged_acks >= 1);
+}
+
+/// Entries that are not contiguous after `prev_index`, whose terms go down, or that claim
+/// a term above the message's are refused whole; the node keeps serving. Before the fix
+/// a gap tripped an assertion in the log (a crash) and falling terms were stored.
+#[test]
+fn a_malformed_append_is_rejected_and_the_node_keeps_serving() {
+    let mut r = follower(2);
+    let bad = [
+        vec![entry(1, 1), entry(3, 1)], // gap
+        vec![entry(2, 1)],              // not right after prev (0)
+        vec![entry(1, 1), entry(1, 1)], // repeated index
+        vec![entry(1, 2), entry(2, 1)], // terms go down
+        vec![entry(1, 5)],              // newer than the message's term 2
+    ];
+    let n = bad.len() as u64;
+    r.step(msg(1, 2, 2, append(1, (0, 0), vec![], 0)));
+    r.ready();
+    for entries in bad {
+        r.step(msg(1, 2, 2, append(1, (0, 0), entries, 0)));
+        assert_eq!(r.log().last_index(), 0, "a malformed append was stored");
+    }
+    assert_eq!(r.stats().malformed_appends, n);
+    // prev_term above the message's term is refused the same way.
+    r.step(msg(1, 2, 2, append(1, (0, 7), vec![], 0)));
+    assert_eq!(r.stats().malformed_appends, n + 1);
+    r.step(msg(
+        1,
+        2,
+        2,
+        append(1, (0, 0), vec![entry(1, 1), entry(2, 2)], 0),
+    ));
+    assert_eq!(r.log().last_index(), 2, "a good append still works");
+}
+
+/// A snapshot whose membership is not the cluster's (here: one voter, the receiver,
+/// which would then elect itself alone — split brain) is refused, not installed.
+#[test]
+fn a_snapshot_that_changes_the_membership_is_refused() {
+    let mut r = follower(2);
+    for voters in [vec![2], vec![1, 2], vec![1, 2, 3, 4]] {
+        let meta = SnapshotMeta {
+            index: 5,
+            term: 1,
+            membership: Membership::new(voters.clone()),
+        };
+        let body = MessageBody::Snapshot {
+            meta,
+            offset: 0,
+            data: Bytes::from_static(b"state"),
+            done: true,
+            stamp: 3,
+        };
+        r.step(msg(1, 2, 1, body));
+        let rd = r.ready();
+        assert!(
+            rd.snapshot.is_none(),
+            "installed a snapshot of voters {voters:?}"
+        );
+        assert_eq!(r.membership(), &Membership::new([1, 2, 3]));
+        assert!(rd
+            .messages
+            .iter()
+            .chain(&rd.persisted_messages)
+            .any(|m| matches!(m.body, MessageBody::SnapshotResp { success: false, .. })));
+    }
+    assert_eq!(r.stats().snapshots_refused, 3);
+    assert_eq!(r.log().last_index(), 0);
+    // The matching membership installs as before.
+    let meta = SnapshotMeta {
+        index: 5,
+        term: 1,
+        membership: Membership::new([1, 2, 3]),
+    };
+    r.step(msg(
+        1,
+        2,
+        1,
+        MessageBody::Snapshot {
+            meta,
+            offset: 0,
+            data: Bytes::from_static(b"state"),
+            done: true,
+            stamp: 4,
+        },
+    ));
+    assert!(r.ready().snapshot.is_some());
+}

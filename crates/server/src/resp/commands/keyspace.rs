@@ -1,0 +1,113 @@
+//! SCAN, KEYS and DBSIZE: the commands that walk or count the whole keyspace (the cursor
+//! table and glob matching are in `resp/scan.rs`).
+
+use bytes::Bytes;
+
+use super::{arity, upper, wrong_args, Failed, Res, RespCtx};
+use crate::resp::client::Client;
+use crate::resp::codec::Value;
+use crate::resp::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT, MAX_KEYS};
+
+pub(super) async fn run(
+    ctx: &RespCtx,
+    _client: &Client,
+    name: &str,
+    a: &[Bytes],
+) -> Option<Res<Value>> {
+    Some(match name {
+        "SCAN" => scan_command(ctx, a).await,
+        "KEYS" => keys_command(ctx, a).await,
+        "DBSIZE" => dbsize(ctx, a).await,
+        _ => return None,
+    })
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
+async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+    let Some(cursor) = a.first() else {
+        return Err(Failed(wrong_args("SCAN")));
+    };
+    let cursor: u64 = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| Failed(Value::err("invalid cursor")))?;
+    let (mut pattern, mut count) = (None, DEFAULT_COUNT);
+    let mut rest = a[1..].chunks(2);
+    for opt in rest.by_ref() {
+        let [name, value] = opt else {
+            return Err(Failed(Value::err("syntax error")));
+        };
+        match upper(name).as_str() {
+            "MATCH" => pattern = Some(value.clone()),
+            "COUNT" => {
+                count = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .filter(|&c| c > 0)
+                    .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))?
+                    .min(MAX_COUNT)
+            }
+            // Every value here is a string.
+            "TYPE" if upper(value) == "STRING" => {}
+            "TYPE" => {
+                return Ok(Value::Array(Some(vec![
+                    Value::bulk("0"),
+                    Value::Array(Some(Vec::new())),
+                ])))
+            }
+            _ => return Err(Failed(Value::err("syntax error"))),
+        }
+    }
+    let after = ctx
+        .cursors
+        .resume(cursor)
+        .map_err(|e| Failed(Value::err(e)))?;
+    let prefix = pattern.as_deref().map_or_else(Bytes::new, literal_prefix);
+    let (page, more) = ctx.scan_page(prefix, after, count).await?;
+    let next = match page.last() {
+        Some((last, _)) if more => ctx.cursors.save(last.clone()),
+        _ => 0,
+    };
+    let keys = page
+        .into_iter()
+        .filter(|(k, _)| pattern.as_deref().is_none_or(|p| glob_match(p, k)))
+        .map(|(k, _)| Value::bulk(k))
+        .collect();
+    Ok(Value::Array(Some(vec![
+        Value::bulk(next.to_string()),
+        Value::Array(Some(keys)),
+    ])))
+}
+
+/// `KEYS pattern`: every matching key, refused beyond a bound (use SCAN for more).
+async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+    arity("KEYS", a.len() == 1)?;
+    let pattern = &a[0];
+    let prefix = literal_prefix(pattern);
+    let mut after = None;
+    let mut keys = Vec::new();
+    loop {
+        let (page, full) = ctx
+            .scan_page(prefix.clone(), after.clone(), MAX_COUNT)
+            .await?;
+        after = page.last().map(|(k, _)| k.clone());
+        keys.extend(
+            page.into_iter()
+                .filter(|(k, _)| glob_match(pattern, k))
+                .map(|(k, _)| Value::bulk(k)),
+        );
+        if keys.len() > MAX_KEYS {
+            return Err(Failed(Value::err(format!(
+                "more than {MAX_KEYS} keys match; use SCAN"
+            ))));
+        }
+        if !full {
+            return Ok(Value::Array(Some(keys)));
+        }
+    }
+}
+
+async fn dbsize(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+    arity("DBSIZE", a.is_empty())?;
+    Ok(Value::Int(ctx.status().await?.keys as i64))
+}

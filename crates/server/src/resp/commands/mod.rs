@@ -1,0 +1,99 @@
+//! The commands: what each one asks of the node, and how its answer becomes a reply.
+//!
+//! One file per concern, each with one `run` that matches the command names it owns and
+//! returns `None` for the others; `dispatch.rs` asks each in turn. To add a group of
+//! commands, add a file with such a `run` and one line in `dispatch::run` (and, if the
+//! commands may be pipelined concurrently, a line in `class.rs`).
+//!
+//! - `dispatch.rs`: the entry point (`execute`) and the routing;
+//! - `class.rs`: how a command orders against its neighbours in a pipeline;
+//! - `node_calls.rs`: the requests to the node, the argument limits, `join_all`;
+//! - `strings.rs`: the string and key commands (GET, SET, DEL, INCR, ...);
+//! - `keyspace.rs`: SCAN, KEYS, DBSIZE;
+//! - `connection.rs`: PING, ECHO, SELECT, CLIENT;
+//! - `server_info.rs`: INFO, COMMAND, CONFIG.
+
+mod class;
+mod connection;
+mod dispatch;
+mod keyspace;
+mod node_calls;
+mod server_info;
+mod strings;
+
+use std::time::Instant;
+
+use raft::NodeId;
+
+use super::codec::Value;
+use crate::node_loop::NodeHandle;
+
+pub use class::{classify, Class};
+pub use dispatch::execute;
+pub(crate) use node_calls::join_all;
+pub use server_info::info;
+
+/// What every connection shares.
+pub struct RespCtx {
+    pub node: NodeHandle,
+    pub me: NodeId,
+    pub max_value_bytes: usize,
+    pub max_key_bytes: usize,
+    pub max_request_bytes: usize,
+    pub max_pipeline: usize,
+    pub client_port: u16,
+    pub started: Instant,
+    /// SCAN cursors in flight (see `scan.rs`).
+    pub cursors: super::scan::Cursors,
+    /// The connections open now.
+    pub clients: super::client::Clients,
+}
+
+/// The reply, and whether to close the connection after sending it.
+pub struct Outcome {
+    pub value: Value,
+    pub close: bool,
+}
+
+impl From<Value> for Outcome {
+    fn from(value: Value) -> Self {
+        Outcome {
+            value,
+            close: false,
+        }
+    }
+}
+
+/// A command's error reply: a failed call, a `Fail` answer, or bad arguments.
+#[derive(Debug)]
+struct Failed(Value);
+
+type Res<T> = Result<T, Failed>;
+
+/// A command's name (or a keyword), upper-cased for matching.
+fn upper(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_uppercase()
+}
+
+fn wrong_args(name: &str) -> Value {
+    Value::err(format!(
+        "wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    ))
+}
+
+/// `Ok` if the argument count is right, else the wrong-arity error for `name`.
+fn arity(name: &str, ok: bool) -> Res<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Failed(wrong_args(name)))
+    }
+}
+
+fn parse_i64(b: &[u8]) -> Res<i64> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Failed(Value::err("value is not an integer or out of range")))
+}
