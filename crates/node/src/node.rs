@@ -680,8 +680,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         }
     }
 
-    /// Answers a read from this node's state machine as it is now.
-    fn read_local(&self, req: &Request) -> Response {
+    /// Answers a read from this node's state machine as it is now: no leader, no quorum,
+    /// so possibly stale (the server uses it for stale reads and for `READONLY`
+    /// connections). A write is answered `Fail`.
+    pub fn read_local(&self, req: &Request) -> Response {
         let now_ms = self.kv.read_time(self.wall_ms);
         match req {
             Request::Get { key } => {

@@ -120,7 +120,16 @@ pub fn show(v: &Value) -> String {
         Value::Int(n) => format!("(integer) {n}"),
         Value::Bulk(None) | Value::Array(None) => "(nil)".into(),
         Value::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        Value::Array(Some(items)) => items
+        Value::Verbatim(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Double(d) => format!("(double) {d}"),
+        Value::Boolean(b) => format!("({b})"),
+        Value::Map(pairs) => pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| format!("{}# {} => {}", i + 1, show(k), show(v)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Array(Some(items)) | Value::Set(items) | Value::Push(items) => items
             .iter()
             .enumerate()
             .map(|(i, v)| format!("{}) {}", i + 1, show(v)))

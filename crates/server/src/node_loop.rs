@@ -96,6 +96,9 @@ pub enum Event {
         reply: oneshot::Sender<Reply>,
         /// A write's exactly-once session (client, seq): retries reuse it.
         session: Option<kv::SessionTag>,
+        /// A read to answer from this node's state machine as it is, without a leader
+        /// round (a `READONLY` connection), whatever the node's read mode.
+        local_read: bool,
     },
     /// A request a peer forwarded to us (we are, it thinks, the leader).
     Forwarded {
@@ -244,11 +247,22 @@ impl NodeHandle {
                 .expect("session")
                 .start(self.session_client)
         });
-        let result = self.send_and_wait(req, reply, rx, session).await;
+        let result = self.send_and_wait(req, reply, rx, session, false).await;
         if let Some(tag) = session {
             self.session_seqs.lock().expect("session").finish(tag.seq);
         }
         result
+    }
+
+    /// Runs a read (GET, SCAN) on this node's state machine as it is now: no leader
+    /// round, so it may be stale, and it is served while there is no leader. A write is
+    /// refused with `Fail`.
+    pub async fn read_local(&self, req: Request) -> Result<Reply, CallError> {
+        if !req.is_read() {
+            return Ok(Reply::Fail("only reads can be served locally".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send_and_wait(req, reply, rx, None, true).await
     }
 
     async fn send_and_wait(
@@ -257,12 +271,14 @@ impl NodeHandle {
         reply: oneshot::Sender<Reply>,
         rx: oneshot::Receiver<Reply>,
         session: Option<kv::SessionTag>,
+        local_read: bool,
     ) -> Result<Reply, CallError> {
         self.tx
             .send(Event::Client {
                 req,
                 reply,
                 session,
+                local_read,
             })
             .await
             .map_err(|_| CallError::Stopped)?;
@@ -532,22 +548,15 @@ impl NodeLoop {
                 req,
                 reply,
                 session,
+                local_read,
             } => {
                 self.metrics.client_requests.inc();
-                if self.read_mode == ReadMode::Stale {
-                    if let Request::Read(q) = &req {
-                        let kv = self.node.kv();
-                        let answer = kv.query(q, kv.read_time(unix_ms()));
-                        self.metrics.stale_reads.inc();
-                        let _ = reply.send(Reply::Kv(answer));
-                        return true;
-                    }
-                    if let Request::Get { key } = &req {
-                        let v = self.node.kv().get(key).cloned();
-                        self.metrics.stale_reads.inc();
-                        let _ = reply.send(Reply::Value(v));
-                        return true;
-                    }
+                let stale_get = self.read_mode == ReadMode::Stale
+                    && matches!(req, Request::Get { .. } | Request::Read(_));
+                if (local_read && req.is_read()) || stale_get {
+                    self.metrics.stale_reads.inc();
+                    let _ = reply.send(Reply::from(self.node.read_local(&req)));
+                    return true;
                 }
                 let id = self.next_id;
                 self.next_id += 1;

@@ -139,6 +139,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         max_key_bytes: cfg.max_key_bytes,
         max_request_bytes: cfg.limits.max_request_bytes,
         max_pipeline: cfg.limits.max_pipeline,
+        max_clients: cfg.limits.max_clients,
         client_port: client_addr.port(),
         started: Instant::now(),
         cursors: Default::default(),

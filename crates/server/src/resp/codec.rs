@@ -1,5 +1,5 @@
-//! RESP2: parsing client commands (multibulk arrays and inline commands) and encoding
-//! replies; plus a reply parser for our own CLI and tests.
+//! RESP: parsing client commands (multibulk arrays and inline commands) and encoding
+//! replies in RESP2 or RESP3; plus a reply parser (both) for our own CLI and tests.
 //!
 //! Limits, so one client cannot make the server buffer without bound: a command's total
 //! size (`max_request`), its argument count, and the length of a header or inline line.
@@ -178,14 +178,45 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Parsed>, ProtoError> {
     Ok(Some((ranges, nl + 1)))
 }
 
-/// A RESP2 value: what we reply, and what the CLI reads.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Which protocol a connection speaks: RESP2 until the client says `HELLO 3`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// The number clients use for it (`HELLO 2`, `proto:3`).
+    pub fn number(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// A reply value: what we send, and what the CLI and tests read.
+///
+/// The RESP3 types encode as RESP3 on a RESP3 connection and as their RESP2 forms on a
+/// RESP2 one (the forms Redis uses): a map as a flat array of keys and values, a set or a
+/// push as an array, a double or a verbatim string as a bulk string, a boolean as 1 or 0.
+/// A nil (`Bulk(None)` or `Array(None)`) is `_` in RESP3.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Simple(String),
     Error(String),
     Int(i64),
     Bulk(Option<Bytes>),
     Array(Option<Vec<Value>>),
+    Map(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+    Double(f64),
+    Boolean(bool),
+    /// Out-of-band data (pub/sub messages, invalidations).
+    Push(Vec<Value>),
+    /// Text meant to be shown as is (INFO, CLIENT LIST); sent with the `txt` format.
+    Verbatim(Bytes),
 }
 
 impl Value {
@@ -207,7 +238,13 @@ impl Value {
         Value::Error(if has_code { msg } else { format!("ERR {msg}") })
     }
 
+    /// Encodes in RESP2.
     pub fn encode(&self, out: &mut BytesMut) {
+        self.encode_as(Protocol::Resp2, out)
+    }
+
+    pub fn encode_as(&self, proto: Protocol, out: &mut BytesMut) {
+        let resp3 = proto == Protocol::Resp3;
         match self {
             Value::Simple(s) => {
                 out.put_u8(b'+');
@@ -217,29 +254,77 @@ impl Value {
                 out.put_u8(b'-');
                 put_line(out, s);
             }
-            Value::Int(n) => {
-                out.put_u8(b':');
-                out.put_slice(n.to_string().as_bytes());
-                out.put_slice(b"\r\n");
-            }
+            Value::Int(n) => put_header(out, b':', *n),
+            Value::Bulk(None) | Value::Array(None) if resp3 => out.put_slice(b"_\r\n"),
             Value::Bulk(None) => out.put_slice(b"$-1\r\n"),
-            Value::Bulk(Some(b)) => {
-                out.put_u8(b'$');
-                out.put_slice(b.len().to_string().as_bytes());
-                out.put_slice(b"\r\n");
-                out.put_slice(b);
-                out.put_slice(b"\r\n");
-            }
+            Value::Bulk(Some(b)) => put_bulk(out, b'$', b),
             Value::Array(None) => out.put_slice(b"*-1\r\n"),
-            Value::Array(Some(items)) => {
-                out.put_u8(b'*');
-                out.put_slice(items.len().to_string().as_bytes());
-                out.put_slice(b"\r\n");
-                for v in items {
-                    v.encode(out);
+            Value::Array(Some(items)) => put_aggregate(out, b'*', items, proto),
+            Value::Map(pairs) => {
+                let (tag, len) = if resp3 {
+                    (b'%', pairs.len())
+                } else {
+                    (b'*', 2 * pairs.len())
+                };
+                put_header(out, tag, len as i64);
+                for (k, v) in pairs {
+                    k.encode_as(proto, out);
+                    v.encode_as(proto, out);
                 }
             }
+            Value::Set(items) => put_aggregate(out, if resp3 { b'~' } else { b'*' }, items, proto),
+            Value::Push(items) => put_aggregate(out, if resp3 { b'>' } else { b'*' }, items, proto),
+            Value::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    out.put_u8(b',');
+                    put_line(out, &text);
+                } else {
+                    put_bulk(out, b'$', text.as_bytes());
+                }
+            }
+            Value::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Value::Boolean(b) => put_header(out, b':', i64::from(*b)),
+            Value::Verbatim(text) if resp3 => {
+                put_header(out, b'=', text.len() as i64 + 4);
+                out.put_slice(b"txt:");
+                out.put_slice(text);
+                out.put_slice(b"\r\n");
+            }
+            Value::Verbatim(text) => put_bulk(out, b'$', text),
         }
+    }
+}
+
+/// A double as Redis writes it: `inf`, `-inf`, `nan`, else the shortest text that reads
+/// back as the same number (Redis 7.0 prints 17 significant digits, 7.2 the shortest).
+fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.into()
+    } else {
+        format!("{d}")
+    }
+}
+
+/// `<tag><n>\r\n`: an integer, or the header of a string or an aggregate.
+fn put_header(out: &mut BytesMut, tag: u8, n: i64) {
+    out.put_u8(tag);
+    out.put_slice(n.to_string().as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, tag: u8, b: &[u8]) {
+    put_header(out, tag, b.len() as i64);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+fn put_aggregate(out: &mut BytesMut, tag: u8, items: &[Value], proto: Protocol) {
+    put_header(out, tag, items.len() as i64);
+    for v in items {
+        v.encode_as(proto, out);
     }
 }
 
@@ -277,6 +362,26 @@ pub fn parse_reply(buf: &mut BytesMut) -> Result<Option<Value>, String> {
     }
 }
 
+/// `n` replies one after another from `pos`, and where they end.
+fn replies_at(
+    buf: &[u8],
+    mut pos: usize,
+    n: usize,
+    depth: usize,
+) -> Result<Option<(Vec<Value>, usize)>, String> {
+    let mut items = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        match reply_at(buf, pos, depth + 1)? {
+            Some((v, next)) => {
+                items.push(v);
+                pos = next;
+            }
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((items, pos)))
+}
+
 fn reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize)>, String> {
     if depth > 64 {
         return Err("reply nested too deeply".into());
@@ -310,24 +415,62 @@ fn reply_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize
                 )
             }
         }
-        b'*' => {
+        b'*' | b'~' | b'>' => {
             let n = int()?;
             if n < 0 {
                 (Value::Array(None), next)
             } else {
-                let mut items = Vec::new();
-                let mut p = next;
-                for _ in 0..n {
-                    match reply_at(buf, p, depth + 1)? {
-                        Some((v, q)) => {
-                            items.push(v);
-                            p = q;
-                        }
-                        None => return Ok(None),
-                    }
-                }
-                (Value::Array(Some(items)), p)
+                let Some((items, p)) = replies_at(buf, next, n as usize, depth)? else {
+                    return Ok(None);
+                };
+                let v = match t {
+                    b'*' => Value::Array(Some(items)),
+                    b'~' => Value::Set(items),
+                    _ => Value::Push(items),
+                };
+                (v, p)
             }
+        }
+        b'%' => {
+            let n = usize::try_from(int()?).map_err(|_| "bad map length".to_string())?;
+            let Some((flat, p)) = replies_at(buf, next, 2 * n, depth)? else {
+                return Ok(None);
+            };
+            let mut flat = flat.into_iter();
+            let mut pairs = Vec::with_capacity(n);
+            while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                pairs.push((k, v));
+            }
+            (Value::Map(pairs), p)
+        }
+        b'_' => (Value::Bulk(None), next),
+        b'#' => match line {
+            b"t" => (Value::Boolean(true), next),
+            b"f" => (Value::Boolean(false), next),
+            _ => return Err(format!("bad boolean {:?}", text())),
+        },
+        b',' => {
+            let d = match line {
+                b"inf" => f64::INFINITY,
+                b"-inf" => f64::NEG_INFINITY,
+                b"nan" => f64::NAN,
+                _ => text()
+                    .parse()
+                    .map_err(|_| format!("bad double {:?}", text()))?,
+            };
+            (Value::Double(d), next)
+        }
+        // A big number: kept as its digits.
+        b'(' => (Value::Simple(text()), next),
+        b'=' => {
+            let n = usize::try_from(int()?).map_err(|_| "bad verbatim length".to_string())?;
+            let end = next + n;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            // `txt:` or `mkd:` before the text.
+            let body = buf.get(next + 4..end).ok_or("verbatim string too short")?;
+            (Value::Verbatim(Bytes::copy_from_slice(body)), end + 2)
         }
         other => return Err(format!("unknown reply type {:?}", other as char)),
     }))
@@ -426,6 +569,53 @@ mod tests {
             Value::Error("CLUSTERDOWN no leader".into())
         );
         assert_eq!(Value::err("busy"), Value::Error("ERR busy".into()));
+    }
+
+    #[test]
+    fn resp3_types_and_their_resp2_forms() {
+        let v = Value::Array(Some(vec![
+            Value::Map(vec![(Value::bulk("k"), Value::Int(1))]),
+            Value::Set(vec![Value::bulk("a")]),
+            Value::nil(),
+            Value::Array(None),
+            Value::Double(1.5),
+            Value::Double(f64::NEG_INFINITY),
+            Value::Boolean(true),
+            Value::Push(vec![Value::bulk("m")]),
+            Value::Verbatim(Bytes::from_static(b"x:1")),
+        ]));
+        let enc = |p| {
+            let mut out = BytesMut::new();
+            v.encode_as(p, &mut out);
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        assert_eq!(
+            enc(Protocol::Resp3),
+            "*9\r\n%1\r\n$1\r\nk\r\n:1\r\n~1\r\n$1\r\na\r\n_\r\n_\r\n,1.5\r\n,-inf\r\n\
+             #t\r\n>1\r\n$1\r\nm\r\n=7\r\ntxt:x:1\r\n"
+        );
+        assert_eq!(
+            enc(Protocol::Resp2),
+            "*9\r\n*2\r\n$1\r\nk\r\n:1\r\n*1\r\n$1\r\na\r\n$-1\r\n*-1\r\n$3\r\n1.5\r\n\
+             $4\r\n-inf\r\n:1\r\n*1\r\n$1\r\nm\r\n$3\r\nx:1\r\n"
+        );
+        // Our reply parser reads RESP3 back (nil arrays come back as nil bulks).
+        let mut buf = BytesMut::from(enc(Protocol::Resp3).as_bytes());
+        let Ok(Some(Value::Array(Some(items)))) = parse_reply(&mut buf) else {
+            panic!("not an array")
+        };
+        assert_eq!(
+            items[0],
+            Value::Map(vec![(Value::bulk("k"), Value::Int(1))])
+        );
+        assert_eq!(items[3], Value::nil());
+        assert_eq!(items[5], Value::Double(f64::NEG_INFINITY));
+        assert_eq!(items[8], Value::Verbatim(Bytes::from_static(b"x:1")));
+        let full = enc(Protocol::Resp3);
+        for cut in 0..full.len() {
+            let mut part = BytesMut::from(&full.as_bytes()[..cut]);
+            assert_eq!(parse_reply(&mut part), Ok(None), "cut {cut}");
+        }
     }
 
     #[test]

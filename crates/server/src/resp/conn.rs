@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::client::Client;
 use super::codec::{parse_command, ProtoError, Value};
-use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
+use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx, Txn};
 
 /// Most commands run together in one group.
 const MAX_GROUP: usize = 256;
@@ -51,16 +51,32 @@ pub async fn serve(stream: TcpStream, ctx: Arc<RespCtx>) {
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let fd = raw_fd(&stream);
+    let registered = ctx
+        .clients
+        .open(stream.peer_addr().ok(), stream.local_addr().ok(), fd);
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
-    let client = ctx.clients.open();
+    let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
     if let Err(e) = write_loop(wr, rx, ctx, client).await {
         tracing::debug!(%peer, "client connection ended: {e}");
     }
     reader.abort();
+    drop(registered);
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_: &TcpStream) -> i64 {
+    -1
 }
 
 async fn read_loop(
@@ -174,6 +190,8 @@ async fn write_loop(
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(16 << 10);
     let mut carry: Option<Item> = None;
+    // MULTI ... EXEC: while one is open, every command goes to it, one at a time.
+    let mut txn = Txn::default();
     loop {
         let item = match carry.take() {
             Some(i) => i,
@@ -200,6 +218,18 @@ async fn write_loop(
                 _budget,
             } => (args, class, _budget),
         };
+        if txn.takes(&args) {
+            client.touch(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
+            txn.handle(&ctx, &args)
+                .await
+                .encode_as(client.protocol(), &mut out);
+            drop(permit);
+            if rx.is_empty() || out.len() >= WRITE_CHUNK {
+                wr.write_all(&out).await?;
+                out.clear();
+            }
+            continue;
+        }
         let mut group = Group::default();
         let _ = group.try_add((args, class, permit));
         while !group.closed() {
@@ -260,9 +290,12 @@ async fn run_group(
         }
     }))
     .await;
+    // Read after the group ran: a HELLO (always alone in its group) answers in the
+    // protocol it switched to.
+    let proto = client.protocol();
     let mut close = false;
     for o in outcomes {
-        o.value.encode(out);
+        o.value.encode_as(proto, out);
         close |= o.close;
     }
     close

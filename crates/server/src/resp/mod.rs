@@ -5,7 +5,6 @@ pub mod codec;
 pub mod commands;
 pub mod conn;
 pub mod scan;
-pub mod typed;
 
 use std::sync::Arc;
 

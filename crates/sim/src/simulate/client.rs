@@ -194,7 +194,7 @@ impl World {
             Mode::Idle => return,
             Mode::Normal if !self.clients.active => return,
             Mode::Normal => {
-                if self.rng.chance(0.15) {
+                if self.rng.chance(0.1) {
                     self.ttl_write();
                 }
                 self.random_op(c)
@@ -232,12 +232,12 @@ impl World {
     }
 
     /// An unchecked write with a short time to live, on keys apart from the checked ones
-    /// (`ttl/0`..`ttl/7`): deadlines, lazy and active expiry run under every fault, and
+    /// (`ttl/0`..`ttl/3`): deadlines, lazy and active expiry run under every fault, and
     /// the end-of-run checks compare the replicas' whole state, deadlines included.
     fn ttl_write(&mut self) {
         use kv::{Command, ExpireCond, SetCond, SetTtl, When};
         let node = self.rng.below(self.n());
-        let key = Bytes::from(format!("ttl/{}", self.rng.below(8)));
+        let key = Bytes::from(format!("ttl/{}", self.rng.below(4)));
         let ttl_ms = 1 + self.rng.below(300) as u64;
         let cmd = match self.rng.below(4) {
             0 => Command::Expire {

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{connection, keyspace, server_info, strings, upper, Failed, Outcome, Res, RespCtx};
+use super::{cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 
 pub async fn execute(ctx: Arc<RespCtx>, client: Arc<Client>, args: Vec<Bytes>) -> Outcome {
-    let Some(name) = args.first() else {
+    let Some(first) = args.first() else {
         return Value::Simple(String::new()).into(); // empty command: nothing to say
     };
-    let name = upper(name);
+    let name = upper(first);
+    client.touch(&command_label(&name, &args));
     if name == "QUIT" {
         return Outcome {
             value: Value::ok(),
@@ -20,31 +21,58 @@ pub async fn execute(ctx: Arc<RespCtx>, client: Arc<Client>, args: Vec<Bytes>) -
         };
     }
     match run(&ctx, &client, &name, &args[1..]).await {
-        Ok(v) | Err(Failed(v)) => v.into(),
+        Some(Ok(v) | Err(Failed(v))) => v.into(),
+        None => unknown_command(&args).into(),
     }
 }
 
 /// Each concern's `run` answers the names it owns and `None` to the others.
-async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Res<Value> {
+async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<Res<Value>> {
     if let Some(r) = connection::run(ctx, client, name, a).await {
-        return r;
+        return Some(r);
     }
-    if let Some(r) = strings::run(ctx, client, name, a).await {
-        return r;
+    if let Some(r) = data::run(ctx, client, name, a).await {
+        return Some(r);
+    }
+    if let Some(r) = cas::run(ctx, client, name, a).await {
+        return Some(r);
     }
     if let Some(r) = keyspace::run(ctx, client, name, a).await {
-        return r;
+        return Some(r);
     }
-    if let Some(r) = server_info::run(ctx, client, name, a).await {
-        return r;
-    }
-    Err(unknown_command(name))
+    server_info::run(ctx, client, name, a).await
 }
 
-fn unknown_command(name: &str) -> Failed {
-    let shown: String = String::from_utf8_lossy(name.as_bytes())
+/// Commands whose first argument names a subcommand (shown as `client|list`).
+const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND"];
+
+/// How `CLIENT LIST` shows a command: lower case, with its subcommand.
+fn command_label(name: &str, args: &[Bytes]) -> String {
+    match args.get(1) {
+        Some(sub) if CONTAINERS.contains(&name) => {
+            format!("{name}|{}", String::from_utf8_lossy(sub)).to_ascii_lowercase()
+        }
+        _ => name.to_ascii_lowercase(),
+    }
+}
+
+/// Redis 7's words: the name as sent, and the first arguments, each quoted and followed
+/// by a space, until 128 characters of them are shown.
+fn unknown_command(args: &[Bytes]) -> Value {
+    let name: String = String::from_utf8_lossy(&args[0])
         .chars()
-        .take(64)
+        .take(128)
         .collect();
-    Failed(Value::err(format!("unknown command '{shown}'")))
+    let mut shown = String::new();
+    for a in &args[1..] {
+        if shown.len() >= 128 {
+            break;
+        }
+        let room = 128 - shown.len();
+        let a: String = String::from_utf8_lossy(a).chars().take(room).collect();
+        shown.push_str(&format!("'{a}' "));
+    }
+    Value::err(format!(
+        "unknown command '{name}', with args beginning with: {shown}"
+    ))
 }

@@ -1,8 +1,9 @@
-//! SCAN, KEYS and DBSIZE: the commands that walk or count the whole keyspace (the cursor
+//! SCAN and KEYS: the commands that walk the whole keyspace (DBSIZE is a typed query) (the cursor
 //! table and glob matching are in `resp/scan.rs`).
 
 use bytes::Bytes;
 
+use super::node_calls::ReadFrom;
 use super::{arity, upper, wrong_args, Failed, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
@@ -10,20 +11,19 @@ use crate::resp::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT, MA
 
 pub(super) async fn run(
     ctx: &RespCtx,
-    _client: &Client,
+    client: &Client,
     name: &str,
     a: &[Bytes],
 ) -> Option<Res<Value>> {
     Some(match name {
-        "SCAN" => scan_command(ctx, a).await,
-        "KEYS" => keys_command(ctx, a).await,
-        "DBSIZE" => dbsize(ctx, a).await,
+        "SCAN" => scan_command(ctx, a, ReadFrom::of(client)).await,
+        "KEYS" => keys_command(ctx, a, ReadFrom::of(client)).await,
         _ => return None,
     })
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
-async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     let Some(cursor) = a.first() else {
         return Err(Failed(wrong_args("SCAN")));
     };
@@ -63,7 +63,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
         .resume(cursor)
         .map_err(|e| Failed(Value::err(e)))?;
     let prefix = pattern.as_deref().map_or_else(Bytes::new, literal_prefix);
-    let (page, more) = ctx.scan_page(prefix, after, count).await?;
+    let (page, more) = ctx.scan_page(prefix, after, count, from).await?;
     let next = match page.last() {
         Some((last, _)) if more => ctx.cursors.save(last.clone()),
         _ => 0,
@@ -80,7 +80,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
 }
 
 /// `KEYS pattern`: every matching key, refused beyond a bound (use SCAN for more).
-async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
     arity("KEYS", a.len() == 1)?;
     let pattern = &a[0];
     let prefix = literal_prefix(pattern);
@@ -88,7 +88,7 @@ async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
     let mut keys = Vec::new();
     loop {
         let (page, full) = ctx
-            .scan_page(prefix.clone(), after.clone(), MAX_COUNT)
+            .scan_page(prefix.clone(), after.clone(), MAX_COUNT, from)
             .await?;
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(
@@ -105,9 +105,4 @@ async fn keys_command(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
             return Ok(Value::Array(Some(keys)));
         }
     }
-}
-
-async fn dbsize(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
-    arity("DBSIZE", a.is_empty())?;
-    Ok(Value::Int(ctx.status().await?.keys as i64))
 }

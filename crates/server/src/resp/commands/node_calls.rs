@@ -2,8 +2,8 @@
 //! error replies; the key and value limits checked before a call; and `join_all`, which
 //! keeps a pipeline's requests in order while they are in flight together.
 //!
-//! Single-request calls map one to one onto the driver's requests (GET → Get, SET →
-//! Put, SET NX → Cas with nothing expected, DEL → Delete, CAS → Cas).
+//! The typed model's commands go as `Request::Write`/`Request::Read` (`data.rs`); CAS
+//! and SCAN keep their own requests.
 
 use std::future::Future;
 
@@ -13,7 +13,27 @@ use node::Request;
 use super::{Failed, Res, RespCtx};
 use crate::node_loop::{CallError, Status};
 use crate::reply::Reply;
+use crate::resp::client::Client;
 use crate::resp::codec::Value;
+
+/// Where a read is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadFrom {
+    /// As the node's read mode says (linearizable by default: through the leader).
+    Node,
+    /// This node's state machine as it is, no leader round (a `READONLY` connection).
+    Local,
+}
+
+impl ReadFrom {
+    pub(super) fn of(client: &Client) -> ReadFrom {
+        if client.state().local_reads {
+            ReadFrom::Local
+        } else {
+            ReadFrom::Node
+        }
+    }
+}
 
 /// Bytes of keys in one SCAN/KEYS page (well inside a peer frame).
 pub(super) const SCAN_PAGE_BYTES: u32 = 256 << 10;
@@ -29,7 +49,15 @@ impl From<CallError> for Failed {
 
 impl RespCtx {
     pub(super) async fn call(&self, req: Request) -> Res<Reply> {
-        match self.node.call(req).await? {
+        self.call_from(req, ReadFrom::Node).await
+    }
+
+    pub(super) async fn call_from(&self, req: Request, from: ReadFrom) -> Res<Reply> {
+        let reply = match from {
+            ReadFrom::Node => self.node.call(req).await?,
+            ReadFrom::Local => self.node.read_local(req).await?,
+        };
+        match reply {
             Reply::Fail(why) => Err(Failed(Value::err(why))),
             // Clients tell "maybe applied" by the TIMEOUT code.
             Reply::Unknown(why) if why.starts_with("TIMEOUT") => Err(Failed(Value::err(why))),
@@ -46,20 +74,6 @@ impl RespCtx {
         }
     }
 
-    pub(super) async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
-        match self.call(Request::Get { key }).await? {
-            Reply::Value(v) => Ok(v),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    pub(super) async fn put(&self, key: Bytes, value: Bytes) -> Res<()> {
-        match self.call(Request::Put { key, value }).await? {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
     /// (swapped, value found)
     pub(super) async fn cas(
         &self,
@@ -73,32 +87,24 @@ impl RespCtx {
         }
     }
 
-    pub(super) async fn delete(&self, key: Bytes) -> Res<bool> {
-        match self.call(Request::Delete { key }).await? {
-            Reply::Deleted(d) => Ok(d),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// One page of keys starting with `prefix` after `after` (a linearizable read), and
-    /// whether more may follow. Keys only, and at most `SCAN_PAGE_BYTES` of them, so a
-    /// page forwarded from a follower always fits in a peer frame.
+    /// One page of keys starting with `prefix` after `after`, and whether more may
+    /// follow. Keys only, and at most `SCAN_PAGE_BYTES` of them, so a page forwarded
+    /// from a follower always fits in a peer frame.
     pub(super) async fn scan_page(
         &self,
         prefix: Bytes,
         after: Option<Bytes>,
         limit: u32,
+        from: ReadFrom,
     ) -> Res<(Vec<(Bytes, Bytes)>, bool)> {
-        match self
-            .call(Request::Scan {
-                prefix,
-                after,
-                limit,
-                max_bytes: SCAN_PAGE_BYTES,
-                keys_only: true,
-            })
-            .await?
-        {
+        let req = Request::Scan {
+            prefix,
+            after,
+            limit,
+            max_bytes: SCAN_PAGE_BYTES,
+            keys_only: true,
+        };
+        match self.call_from(req, from).await? {
             Reply::Entries(kvs) => {
                 let more = node::scan_page_is_full(&kvs, limit, SCAN_PAGE_BYTES);
                 Ok((kvs, more))

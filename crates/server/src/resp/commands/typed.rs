@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use kv::{Command, ExpireCond, GetExTtl, Query, Reply, SetCond, SetTtl, TtlKind, When};
 
-use super::codec::Value;
+use crate::resp::codec::Value;
 
 /// A parsed typed command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,7 +234,7 @@ pub fn parse(name: &str, a: &[Bytes], now_ms: u64) -> Option<P> {
             r(Query::MGet { keys: a.to_vec() })
         }
         "MSET" | "MSETNX" => {
-            arity(n >= 2 && n % 2 == 0)?;
+            arity(n >= 2 && n & 1 == 0)?;
             let pairs = a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
             w(if name == "MSET" {
                 Command::MSet { pairs }
@@ -343,7 +343,7 @@ pub fn parse(name: &str, a: &[Bytes], now_ms: u64) -> Option<P> {
             r(Query::DbSize)
         }
         "HSET" | "HMSET" => {
-            arity(n >= 3 && n % 2 == 1)?;
+            arity(n >= 3 && n & 1 == 1)?;
             let pairs = a[1..]
                 .chunks(2)
                 .map(|p| (p[0].clone(), p[1].clone()))

@@ -1,0 +1,403 @@
+//! The connection-level Redis surface on a one-node cluster, checked on the bytes the
+//! server sends: HELLO and RESP3, CLIENT, INFO sections, READONLY, and the parser's cost
+//! on a trickled command.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::Cluster;
+use server::resp::codec::{encode_command, parse_reply, Value};
+
+/// A client that sees the exact bytes of every reply.
+struct Raw {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Raw {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        let mut out = BytesMut::new();
+        encode_command(args, &mut out);
+        self.stream.write_all(&out).expect("send");
+    }
+
+    /// One reply: its bytes, and its value.
+    fn read(&mut self) -> (String, Value) {
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            let mut probe = self.buf.clone();
+            if let Some(v) = parse_reply(&mut probe).expect("well-formed reply") {
+                let used = self.buf.len() - probe.len();
+                let raw = self.buf.split_to(used);
+                return (String::from_utf8_lossy(&raw).into_owned(), v);
+            }
+            let n = self.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "connection closed");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn raw(&mut self, args: &[&str]) -> String {
+        self.send(args);
+        self.read().0
+    }
+
+    fn call(&mut self, args: &[&str]) -> Value {
+        self.send(args);
+        self.read().1
+    }
+}
+
+fn one_node() -> Cluster {
+    let c = Cluster::start(1, |_| {});
+    c.wait_leader(Duration::from_secs(10));
+    c
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Bulk(Some(b)) | Value::Verbatim(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Simple(s) | Value::Error(s) => s.clone(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn map_get<'a>(v: &'a Value, key: &str) -> &'a Value {
+    let Value::Map(pairs) = v else {
+        panic!("not a map: {v:?}")
+    };
+    &pairs
+        .iter()
+        .find(|(k, _)| text(k) == key)
+        .unwrap_or_else(|| panic!("no {key} in {v:?}"))
+        .1
+}
+
+#[test]
+fn hello_switches_the_protocol_of_this_connection_only() {
+    let c = one_node();
+    let addr = c.client_addr(1);
+    let mut a = Raw::connect(addr);
+    let mut b = Raw::connect(addr);
+    assert_eq!(a.raw(&["GET", "missing"]), "$-1\r\n");
+
+    let hello = a.call(&["HELLO", "3"]);
+    let Value::Map(_) = &hello else {
+        panic!("HELLO 3 answers a map: {hello:?}")
+    };
+    assert_eq!(text(map_get(&hello, "server")), "redis");
+    assert_eq!(map_get(&hello, "proto"), &Value::Int(3));
+    assert_eq!(text(map_get(&hello, "mode")), "standalone");
+    assert_eq!(text(map_get(&hello, "role")), "master");
+    assert_eq!(map_get(&hello, "modules"), &Value::Array(Some(vec![])));
+    let id = a.call(&["CLIENT", "ID"]);
+    assert_eq!(map_get(&hello, "id"), &id);
+
+    // RESP3 forms on `a`; `b` still speaks RESP2.
+    assert_eq!(a.raw(&["GET", "missing"]), "_\r\n");
+    assert_eq!(
+        a.raw(&["CONFIG", "GET", "appendonly"]),
+        "%1\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+    );
+    assert!(a
+        .raw(&["INFO", "keyspace"])
+        .starts_with("=16\r\ntxt:# Keyspace"));
+    assert_eq!(b.raw(&["GET", "missing"]), "$-1\r\n");
+    assert_eq!(
+        b.raw(&["CONFIG", "GET", "appendonly"]),
+        "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"
+    );
+
+    // Refusals leave the protocol as it was.
+    assert_eq!(
+        a.raw(&["HELLO", "4"]),
+        "-NOPROTO unsupported protocol version\r\n"
+    );
+    assert_eq!(
+        a.raw(&["HELLO", "three"]),
+        "-ERR Protocol version is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        a.raw(&["HELLO", "2", "SETNAME"]),
+        "-ERR Syntax error in HELLO option 'SETNAME'\r\n"
+    );
+    assert_eq!(
+        a.raw(&["HELLO", "2", "AUTH", "bob", "secret"]),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(a.raw(&["GET", "missing"]), "_\r\n");
+
+    // AUTH for the passwordless default user, and SETNAME, in one HELLO; back to RESP2.
+    let (raw, hello) = {
+        a.send(&["HELLO", "2", "AUTH", "default", "any", "SETNAME", "app-1"]);
+        a.read()
+    };
+    assert!(
+        raw.starts_with("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
+        "{raw}"
+    );
+    let Value::Array(Some(flat)) = hello else {
+        panic!("RESP2 HELLO is a flat array")
+    };
+    assert_eq!(flat[5], Value::Int(2));
+    assert_eq!(a.raw(&["CLIENT", "GETNAME"]), "$5\r\napp-1\r\n");
+    assert_eq!(a.raw(&["GET", "missing"]), "$-1\r\n");
+}
+
+#[test]
+fn pipelined_hello_applies_from_its_own_reply_on() {
+    let c = one_node();
+    let mut a = Raw::connect(c.client_addr(1));
+    let mut burst = BytesMut::new();
+    for cmd in [
+        &["GET", "k"][..],
+        &["HELLO", "3"],
+        &["GET", "k"],
+        &["HELLO"],
+    ] {
+        encode_command(cmd, &mut burst);
+    }
+    a.stream.write_all(&burst).unwrap();
+    assert_eq!(a.read().0, "$-1\r\n");
+    assert!(a.read().0.starts_with("%7\r\n"));
+    assert_eq!(a.read().0, "_\r\n");
+    // HELLO with no version answers in the current one.
+    let (raw, v) = a.read();
+    assert!(raw.starts_with("%7\r\n"), "{raw}");
+    assert_eq!(map_get(&v, "proto"), &Value::Int(3));
+}
+
+#[test]
+fn client_subcommands() {
+    let c = one_node();
+    let addr = c.client_addr(1);
+    let mut a = Raw::connect(addr);
+    let mut b = Raw::connect(addr);
+    let (Value::Int(ida), Value::Int(idb)) = (a.call(&["CLIENT", "ID"]), b.call(&["CLIENT", "ID"]))
+    else {
+        panic!("ids are integers")
+    };
+    assert!(ida > 0 && idb > 0 && ida != idb);
+
+    assert_eq!(a.raw(&["CLIENT", "GETNAME"]), "$-1\r\n");
+    assert_eq!(a.raw(&["CLIENT", "SETNAME", "worker-7"]), "+OK\r\n");
+    assert_eq!(a.raw(&["CLIENT", "GETNAME"]), "$8\r\nworker-7\r\n");
+    assert_eq!(
+        a.raw(&["CLIENT", "SETNAME", "two words"]),
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+    );
+    assert_eq!(a.raw(&["CLIENT", "GETNAME"]), "$8\r\nworker-7\r\n");
+    // An empty name clears it.
+    assert_eq!(b.raw(&["CLIENT", "SETNAME", ""]), "+OK\r\n");
+    assert_eq!(b.raw(&["CLIENT", "GETNAME"]), "$-1\r\n");
+
+    assert_eq!(
+        a.raw(&["CLIENT", "SETINFO", "LIB-NAME", "redis-py"]),
+        "+OK\r\n"
+    );
+    assert_eq!(a.raw(&["CLIENT", "SETINFO", "lib-ver", "8.1.0"]), "+OK\r\n");
+    assert_eq!(
+        a.raw(&["CLIENT", "SETINFO", "colour", "blue"]),
+        "-ERR Unrecognized option 'colour'\r\n"
+    );
+
+    let info = text(&a.call(&["CLIENT", "INFO"]));
+    assert!(
+        info.ends_with('\n') && info.lines().count() == 1,
+        "{info:?}"
+    );
+    for field in [
+        format!("id={ida} "),
+        " name=worker-7 ".into(),
+        " db=0 ".into(),
+        " cmd=client|info ".into(),
+        " resp=2 ".into(),
+        " lib-name=redis-py ".into(),
+        " lib-ver=8.1.0".into(),
+    ] {
+        assert!(info.contains(&field), "{field:?} not in {info:?}");
+    }
+    let fd = info
+        .split(" fd=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(fd.parse::<i64>().unwrap() > 2, "a real descriptor: {info}");
+
+    let list = text(&b.call(&["CLIENT", "LIST"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(&format!("id={ida} ")) && list.contains(&format!("id={idb} ")));
+    let only_a = text(&b.call(&["CLIENT", "LIST", "ID", &ida.to_string()]));
+    assert_eq!(only_a.lines().count(), 1);
+    assert!(only_a.starts_with(&format!("id={ida} ")));
+    assert_eq!(text(&b.call(&["CLIENT", "LIST", "TYPE", "pubsub"])), "");
+    assert_eq!(
+        b.raw(&["CLIENT", "LIST", "TYPE", "robot"]),
+        "-ERR Unknown client type 'robot'\r\n"
+    );
+    assert_eq!(
+        b.raw(&["CLIENT", "LIST", "ID", "x"]),
+        "-ERR Invalid client ID\r\n"
+    );
+    assert_eq!(b.raw(&["CLIENT", "LIST", "junk"]), "-ERR syntax error\r\n");
+
+    // Errors as Redis words them.
+    assert_eq!(
+        a.raw(&["CLIENT", "FLY"]),
+        "-ERR unknown subcommand 'FLY'. Try CLIENT HELP.\r\n"
+    );
+    assert_eq!(
+        a.raw(&["CLIENT", "SETNAME"]),
+        "-ERR wrong number of arguments for 'client|setname' command\r\n"
+    );
+    assert_eq!(
+        a.raw(&["CLIENT", "ID", "extra"]),
+        "-ERR wrong number of arguments for 'client|id' command\r\n"
+    );
+    assert_eq!(
+        a.raw(&["CLIENT"]),
+        "-ERR wrong number of arguments for 'client' command\r\n"
+    );
+
+    // A closed connection leaves the list.
+    drop(a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = text(&b.call(&["CLIENT", "LIST"]));
+        if list.lines().count() == 1 {
+            assert!(list.starts_with(&format!("id={idb} ")));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn section_names(info: &str) -> Vec<String> {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn field<'a>(info: &'a str, name: &str) -> &'a str {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+#[test]
+fn info_sections_with_real_values() {
+    let c = one_node();
+    let addr = c.client_addr(1);
+    let mut a = Raw::connect(addr);
+    let _b = Raw::connect(addr);
+    let info = text(&a.call(&["INFO"]));
+    assert_eq!(
+        section_names(&info),
+        [
+            "Server",
+            "Clients",
+            "Memory",
+            "Persistence",
+            "Raft",
+            "Keyspace"
+        ]
+    );
+    assert!(
+        info.contains("\r\n\r\n# Clients\r\n"),
+        "sections are CRLF-separated"
+    );
+    assert_eq!(field(&info, "connected_clients"), "2");
+    assert_eq!(field(&info, "tcp_port"), addr.port().to_string());
+    assert_eq!(field(&info, "process_id"), std::process::id().to_string());
+    assert_eq!(field(&info, "run_id").len(), 40);
+    assert!(field(&info, "used_memory").parse::<u64>().unwrap() > 1 << 20);
+    assert!(field(&info, "total_system_memory").parse::<u64>().unwrap() > 1 << 20);
+    assert_eq!(field(&info, "role"), "leader");
+    // An empty database has no keyspace line, as in Redis.
+    assert!(info.ends_with("# Keyspace\r\n"), "{info}");
+
+    assert_eq!(a.call(&["SET", "k", "v"]), Value::ok());
+    let ks = text(&a.call(&["INFO", "KEYSPACE"]));
+    assert_eq!(ks, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n");
+    let two = text(&a.call(&["info", "clients", "server"]));
+    assert_eq!(section_names(&two), ["Server", "Clients"]);
+    let persistence = text(&a.call(&["INFO", "persistence"]));
+    assert_eq!(field(&persistence, "loading"), "0");
+    assert!(
+        field(&persistence, "rdb_changes_since_last_save")
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(text(&a.call(&["INFO", "nosuchsection"])), "");
+    assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 6);
+}
+
+/// READONLY reads this node's state machine without a leader round: with the other two
+/// nodes stopped there is no leader, yet a READONLY connection on the survivor reads
+/// what it applied, while a default connection (and READWRITE) cannot.
+#[test]
+fn readonly_connections_read_locally_while_the_node_default_stays() {
+    let mut c = Cluster::start(3, |cfg| {
+        cfg.limits.request_timeout = Duration::from_millis(1500);
+    });
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let survivor = (1..=3).find(|&i| i != leader).unwrap();
+    let mut w = Raw::connect(c.client_addr(leader));
+    assert_eq!(w.call(&["SET", "k", "v1"]), Value::ok());
+    let applied = c.status(leader).applied_index;
+    c.wait_status(survivor, Duration::from_secs(10), |s| {
+        s.applied_index >= applied
+    });
+
+    let mut ro = Raw::connect(c.client_addr(survivor));
+    let mut rw = Raw::connect(c.client_addr(survivor));
+    assert_eq!(ro.raw(&["READONLY"]), "+OK\r\n");
+    assert!(text(&ro.call(&["CLIENT", "INFO"])).contains(" flags=r "));
+    for id in (1..=3).filter(|&i| i != survivor) {
+        c.stop(id);
+    }
+    let served_before = c.node(survivor).node.metrics.stale_reads.get();
+    assert_eq!(ro.call(&["GET", "k"]), common::bulk("v1"));
+    assert_eq!(
+        ro.call(&["MGET", "k", "nope"]),
+        Value::Array(Some(vec![common::bulk("v1"), Value::nil()]))
+    );
+    assert_eq!(ro.call(&["EXISTS", "k"]), Value::Int(1));
+    assert_eq!(
+        ro.call(&["KEYS", "*"]),
+        Value::Array(Some(vec![common::bulk("k")]))
+    );
+    assert!(c.node(survivor).node.metrics.stale_reads.get() >= served_before + 4);
+    // Writes still need the leader.
+    assert!(matches!(ro.call(&["SET", "k", "v2"]), Value::Error(_)));
+    // The other connection reads as the node's mode says: no leader, no answer.
+    assert!(matches!(rw.call(&["GET", "k"]), Value::Error(_)));
+    assert_eq!(ro.raw(&["READWRITE"]), "+OK\r\n");
+    assert!(matches!(ro.call(&["GET", "k"]), Value::Error(_)));
+    assert!(text(&ro.call(&["CLIENT", "INFO"])).contains(" flags=N "));
+    assert_eq!(
+        ro.raw(&["READONLY", "x"]),
+        "-ERR wrong number of arguments for 'readonly' command\r\n"
+    );
+}
