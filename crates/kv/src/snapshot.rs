@@ -6,23 +6,35 @@
 //! original for every future command, including the exactly-once session table and the
 //! order in which it evicts sessions, so every replica stays deterministic.
 //!
-//! # Layout (format version 1)
+//! # Layout (format version 2)
 //!
 //! Every integer is a LEB128 varint, as in session entries, unless its size is given.
 //!
 //! ```text
 //! magic       4 bytes "RKVS"
-//! version     1 byte, 1
-//! map         entry count, then per entry: key length, key, value length, value;
-//!             keys strictly ascending
+//! version     1 byte, 2
+//! clock_ms    the state machine's clock (the latest leader time applied, Unix ms)
+//! version     entries applied (the per-key version counter)
+//! map         entry count, then per entry, keys strictly ascending:
+//!               key length, key,
+//!               kind: 1 byte, 0 string or 1 hash, plus 0x80 if a deadline follows
+//!               string: value length, value
+//!               hash: field count, then per field (strictly ascending): length,
+//!                     field, length, value; at least one field
+//!               deadline (Unix ms), if flagged
+//!               version (at most the store's)
 //! clock       the count of session writes recorded, which orders LRU eviction
 //! sessions    session count, then per session, least recently used first:
 //!               client, last_used, first_outstanding,
 //!               outcome count, then per outcome: seq, outcome; seqs strictly ascending
 //! outcome     1 tag byte: 0 Done, 1 Deleted(false), 2 Deleted(true), 3 Expired,
 //!             4..=7 Cas, with bit 0 = swapped and bit 1 = a current value follows
-//!             (as length, bytes)
+//!             (as length, bytes), 8 a Reply (its own encoding, `reply.rs`)
 //! ```
+//!
+//! Version 1 (before types, deadlines and versions) still loads: its map is strings
+//! only (`key length, key, value length, value`), with no clock and no versions (all
+//! 0), and no reply outcomes.
 //!
 //! Nothing follows the last session. `size_bytes` is not stored: it is recomputed from
 //! the map. The encoding is canonical — one byte string per state, since sessions go in
@@ -40,11 +52,19 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::reply::Reply;
 use crate::session::{get_varint, put_varint, RestoreError, Session, Sessions, VarintError};
-use crate::store::{KvStore, Outcome};
+use crate::store::{Entry, KvStore, Outcome, Value};
 
 const MAGIC: [u8; 4] = *b"RKVS";
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
+/// The format before types, deadlines and versions: still read.
+const FORMAT_V1: u8 = 1;
+const KIND_STRING: u8 = 0;
+const KIND_HASH: u8 = 1;
+const HAS_DEADLINE: u8 = 0x80;
+/// Key length, kind, value length (or field count), version.
+const MIN_ENTRY_V2_LEN: usize = 4;
 const MAX_VARINT_LEN: usize = 10;
 
 // The smallest encoding of each repeated item, to bound counts by the bytes left.
@@ -61,6 +81,7 @@ const OUTCOME_DELETED: u8 = 2;
 const OUTCOME_EXPIRED: u8 = 3;
 /// Cas outcomes are this, plus either flag below.
 const OUTCOME_CAS: u8 = 4;
+const OUTCOME_REPLY: u8 = 8;
 const CAS_SWAPPED: u8 = 1;
 const CAS_HAS_CURRENT: u8 = 2;
 
@@ -119,6 +140,12 @@ pub enum SnapshotErrorKind {
     TrailingBytes(usize),
     #[error("session clock {0} leaves no room for another session write")]
     ClockExhausted(u64),
+    #[error("version counter {0} leaves no room for another entry")]
+    VersionExhausted(u64),
+    #[error("bad map entry: {0}")]
+    BadEntry(&'static str),
+    #[error("bad reply outcome: {0}")]
+    BadReply(String),
 }
 
 impl KvStore {
@@ -133,6 +160,8 @@ impl KvStore {
         let mut buf = Vec::with_capacity(MAGIC.len() + 1 + map_len + sessions_len);
         buf.extend_from_slice(&MAGIC);
         buf.push(FORMAT_VERSION);
+        put_varint(&mut buf, self.clock_ms);
+        put_varint(&mut buf, self.version);
         write_map(&mut buf, map);
         write_sessions(&mut buf, self.sessions());
         buf
@@ -141,22 +170,55 @@ impl KvStore {
     /// The store `encode_snapshot` wrote into `data`. Never panics, whatever `data` is.
     pub fn decode_snapshot(data: &[u8]) -> Result<KvStore, SnapshotError> {
         let mut r = Reader { data, pos: 0 };
-        read_header(&mut r)?;
-        let map = read_map(&mut r)?;
+        let (map, clock_ms, version) = match read_header(&mut r)? {
+            FORMAT_V1 => (read_map_v1(&mut r)?, 0, 0),
+            _ => {
+                let clock_ms = r.varint("clock_ms")?;
+                let at = r.pos;
+                let version = r.varint("version counter")?;
+                // Every apply increments it: at the maximum it would overflow.
+                if version == u64::MAX {
+                    return Err(error(at, SnapshotErrorKind::VersionExhausted(version)));
+                }
+                (read_map(&mut r, version)?, clock_ms, version)
+            }
+        };
         let sessions = read_sessions(&mut r)?;
         r.finish()?;
-        Ok(KvStore::from_parts(map, sessions))
+        Ok(KvStore::from_parts(map, sessions, clock_ms, version))
     }
 }
 
 // ---- Encoding ----
 
-fn write_map(buf: &mut Vec<u8>, map: &BTreeMap<Bytes, Bytes>) {
+fn write_map(buf: &mut Vec<u8>, map: &BTreeMap<Bytes, Entry>) {
     put_varint(buf, map.len() as u64);
-    // BTreeMap iterates in key order: keys go out strictly ascending.
-    for (key, value) in map {
+    // BTreeMap iterates in key order: keys (and fields) go out strictly ascending.
+    for (key, entry) in map {
         put_field(buf, key);
-        put_field(buf, value);
+        let flag = if entry.deadline.is_some() {
+            HAS_DEADLINE
+        } else {
+            0
+        };
+        match &entry.value {
+            Value::Str(s) => {
+                buf.push(KIND_STRING | flag);
+                put_field(buf, s);
+            }
+            Value::Hash(h) => {
+                buf.push(KIND_HASH | flag);
+                put_varint(buf, h.len() as u64);
+                for (f, v) in h {
+                    put_field(buf, f);
+                    put_field(buf, v);
+                }
+            }
+        }
+        if let Some(d) = entry.deadline {
+            put_varint(buf, d);
+        }
+        put_varint(buf, entry.version);
     }
 }
 
@@ -181,6 +243,10 @@ fn write_outcome(buf: &mut Vec<u8>, outcome: &Outcome) {
         Outcome::Deleted(false) => buf.push(OUTCOME_NOT_DELETED),
         Outcome::Deleted(true) => buf.push(OUTCOME_DELETED),
         Outcome::Expired => buf.push(OUTCOME_EXPIRED),
+        Outcome::Reply(reply) => {
+            buf.push(OUTCOME_REPLY);
+            put_field(buf, &reply.encode());
+        }
         Outcome::Cas { swapped, current } => {
             let swapped = if *swapped { CAS_SWAPPED } else { 0 };
             let has_current = if current.is_some() {
@@ -275,7 +341,8 @@ fn error(offset: usize, kind: SnapshotErrorKind) -> SnapshotError {
     SnapshotError { offset, kind }
 }
 
-fn read_header(r: &mut Reader) -> Result<(), SnapshotError> {
+/// The format version, after checking the magic.
+fn read_header(r: &mut Reader) -> Result<u8, SnapshotError> {
     let mut magic = [0; 4];
     magic.copy_from_slice(r.bytes(MAGIC.len(), "magic")?);
     if magic != MAGIC {
@@ -283,12 +350,13 @@ fn read_header(r: &mut Reader) -> Result<(), SnapshotError> {
     }
     let at = r.pos;
     match r.byte("format version")? {
-        FORMAT_VERSION => Ok(()),
+        v @ (FORMAT_V1 | FORMAT_VERSION) => Ok(v),
         v => Err(error(at, SnapshotErrorKind::UnsupportedVersion(v))),
     }
 }
 
-fn read_map(r: &mut Reader) -> Result<BTreeMap<Bytes, Bytes>, SnapshotError> {
+/// A version-1 map: strings only, no deadlines, version 0.
+fn read_map_v1(r: &mut Reader) -> Result<BTreeMap<Bytes, Entry>, SnapshotError> {
     let count = r.count("map entry count", MIN_ENTRY_LEN)?;
     // Collected, then bulk-built: twice as fast as inserting one by one. The Vec grows
     // with what is actually read, not with the untrusted count.
@@ -304,7 +372,74 @@ fn read_map(r: &mut Reader) -> Result<BTreeMap<Bytes, Bytes>, SnapshotError> {
         }
         let value = r.field("value length")?;
         // Copies, so the store does not pin the whole snapshot buffer in memory.
-        entries.push((Bytes::copy_from_slice(key), Bytes::copy_from_slice(value)));
+        let entry = Entry {
+            value: Value::Str(Bytes::copy_from_slice(value)),
+            deadline: None,
+            version: 0,
+        };
+        entries.push((Bytes::copy_from_slice(key), entry));
+        previous = Some(key);
+    }
+    Ok(BTreeMap::from_iter(entries))
+}
+
+fn read_map(r: &mut Reader, max_version: u64) -> Result<BTreeMap<Bytes, Entry>, SnapshotError> {
+    let count = r.count("map entry count", MIN_ENTRY_V2_LEN)?;
+    let mut entries = Vec::new();
+    let mut previous: Option<&[u8]> = None;
+    for _ in 0..count {
+        let at = r.pos;
+        let key = r.field("key length")?;
+        if previous.is_some_and(|p| key <= p) {
+            return Err(error(at, SnapshotErrorKind::KeyOutOfOrder));
+        }
+        let kind_at = r.pos;
+        let kind = r.byte("value kind")?;
+        let value = match kind & !HAS_DEADLINE {
+            KIND_STRING => Value::Str(Bytes::copy_from_slice(r.field("value length")?)),
+            KIND_HASH => {
+                let fields = r.count("hash field count", MIN_ENTRY_LEN)?;
+                if fields == 0 {
+                    return Err(error(kind_at, SnapshotErrorKind::BadEntry("an empty hash")));
+                }
+                let mut pairs = Vec::with_capacity(fields);
+                let mut previous_field: Option<&[u8]> = None;
+                for _ in 0..fields {
+                    let f_at = r.pos;
+                    let f = r.field("hash field length")?;
+                    if previous_field.is_some_and(|p| f <= p) {
+                        let kind = SnapshotErrorKind::BadEntry("hash fields out of order");
+                        return Err(error(f_at, kind));
+                    }
+                    let v = r.field("hash value length")?;
+                    pairs.push((Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)));
+                    previous_field = Some(f);
+                }
+                Value::Hash(BTreeMap::from_iter(pairs))
+            }
+            _ => {
+                return Err(error(
+                    kind_at,
+                    SnapshotErrorKind::BadEntry("unknown value kind"),
+                ))
+            }
+        };
+        let deadline = match kind & HAS_DEADLINE {
+            0 => None,
+            _ => Some(r.varint("deadline")?),
+        };
+        let v_at = r.pos;
+        let version = r.varint("key version")?;
+        if version > max_version {
+            let kind = SnapshotErrorKind::BadEntry("key version above the store's");
+            return Err(error(v_at, kind));
+        }
+        let entry = Entry {
+            value,
+            deadline,
+            version,
+        };
+        entries.push((Bytes::copy_from_slice(key), entry));
         previous = Some(key);
     }
     Ok(BTreeMap::from_iter(entries))
@@ -381,6 +516,12 @@ fn read_outcome(r: &mut Reader) -> Result<Outcome, SnapshotError> {
         OUTCOME_NOT_DELETED => Outcome::Deleted(false),
         OUTCOME_DELETED => Outcome::Deleted(true),
         OUTCOME_EXPIRED => Outcome::Expired,
+        OUTCOME_REPLY => {
+            let bytes = Bytes::copy_from_slice(r.field("reply length")?);
+            let reply = Reply::decode(&bytes)
+                .map_err(|e| error(at, SnapshotErrorKind::BadReply(e.to_string())))?;
+            Outcome::Reply(reply)
+        }
         tag if tag & !(CAS_SWAPPED | CAS_HAS_CURRENT) == OUTCOME_CAS => {
             let current = match tag & CAS_HAS_CURRENT {
                 0 => None,
@@ -402,6 +543,7 @@ mod tests {
 
     use super::*;
     use crate::command::Command;
+    use crate::reply::Reply;
     use crate::session::{encode_session_write, SessionTag, MAX_SESSIONS};
 
     fn b(s: &str) -> Bytes {
@@ -477,10 +619,119 @@ mod tests {
             session_write(7, 2, 1, Command::Delete { key: b("a") }),
             session_write(7, 3, 1, Command::Delete { key: b("nothing") }),
             session_write(9, 5, 5, create("c")),
+            timed(1_000, typed_hash("h")),
+            timed(1_000, ttl_set("t", 60_000)),
+            session_write(11, 1, 1, timed_cmd(2_000, typed_hash("h2"))),
         ] {
             apply(&mut kv, &entry);
         }
         kv
+    }
+
+    fn timed_cmd(now_ms: u64, cmd: Command) -> Command {
+        Command::Timed {
+            now_ms,
+            cmd: Box::new(cmd),
+        }
+    }
+
+    fn timed(now_ms: u64, cmd: Command) -> Bytes {
+        timed_cmd(now_ms, cmd).encode()
+    }
+
+    fn typed_hash(key: &str) -> Command {
+        Command::HSet {
+            key: b(key),
+            pairs: vec![(b("f1"), b("v1")), (b("f2"), b("v2"))],
+            hmset: false,
+        }
+    }
+
+    fn ttl_set(key: &str, ms: u64) -> Command {
+        Command::Set {
+            key: b(key),
+            value: b("soon"),
+            cond: crate::SetCond::Always,
+            ttl: crate::SetTtl::Expire(crate::When::InMs(ms)),
+            get: false,
+        }
+    }
+
+    #[test]
+    fn typed_values_deadlines_versions_and_replies_roundtrip() {
+        let mut original = sample_store();
+        let mut restored = restore(&original);
+        assert_same(&original, &restored);
+        assert_eq!(restored.clock_ms(), 2_000);
+        let t = restored.entry(b"t").expect("held");
+        assert_eq!(t.deadline, Some(61_000));
+        assert_eq!(t.version, original.entry(b"t").unwrap().version);
+        assert!(matches!(
+            restored.entry(b"h").unwrap().value,
+            Value::Hash(_)
+        ));
+        assert_eq!(restored.expiring(), 1);
+        // The session's reply outcome survived: the retry answers it, not a new count.
+        let retry = session_write(11, 1, 1, timed_cmd(3_000, typed_hash("h2")));
+        let outcomes = apply_both(&mut original, &mut restored, &[retry]);
+        assert_eq!(outcomes, [Outcome::Reply(Reply::Int(2))]);
+        // The deadline still fires, on both alike, at the same entry.
+        let later = timed(61_000, Command::ExpireKeys { keys: vec![b("t")] });
+        let outcomes = apply_both(&mut original, &mut restored, &[later]);
+        assert_eq!(outcomes, [Outcome::Reply(Reply::Int(1))]);
+        assert!(restored.entry(b"t").is_none());
+    }
+
+    #[test]
+    fn version_1_snapshots_still_load() {
+        // Written by the format before types: two strings, a session with a Done.
+        let mut v1 = b"RKVS\x01".to_vec();
+        for v in [2u64, 1, b'a' as u64, 1, b'1' as u64, 1, b'b' as u64, 2] {
+            put_varint(&mut v1, v);
+        }
+        v1.extend_from_slice(b"22");
+        // Session clock 1, one session: client 7, last_used 1, first_outstanding 1,
+        // one outcome (seq 1, Done).
+        for v in [1u64, 1, 7, 1, 1, 1, 1] {
+            put_varint(&mut v1, v);
+        }
+        v1.push(OUTCOME_DONE);
+        let mut kv = KvStore::decode_snapshot(&v1).expect("a version-1 snapshot loads");
+        assert_eq!(kv.get(b"a"), Some(&b("1")));
+        assert_eq!(kv.get(b"b"), Some(&b("22")));
+        assert_eq!(kv.entry(b"a").unwrap().deadline, None);
+        assert_eq!(kv.size_bytes(), 5);
+        assert_eq!(kv.clock_ms(), 0);
+        assert_eq!(
+            apply(&mut kv, &session_write(7, 1, 1, put("a", "again"))),
+            Outcome::Done
+        );
+        assert_eq!(
+            kv.get(b"a"),
+            Some(&b("1")),
+            "a retry answered from the session"
+        );
+        // It re-encodes as version 2, and round-trips.
+        let again = restore(&kv);
+        assert_eq!(kv.encode_snapshot()[4], 2);
+        assert_same(&kv, &again);
+    }
+
+    #[test]
+    fn bad_typed_entries_are_rejected() {
+        let mut kv = KvStore::new();
+        apply(&mut kv, &timed(5, typed_hash("h")));
+        let bytes = kv.encode_snapshot();
+        // Header 5, clock_ms 1, version 1, count 1, key 2, kind at 10.
+        assert_eq!(bytes[10], 1);
+        let mut unknown = bytes.clone();
+        unknown[10] = 7;
+        assert!(decode_error(&unknown).contains("unknown value kind"));
+        let mut swapped = bytes.clone();
+        // Field count at 11, "f1" at 12..15, "v1" at 15..18, "f2" at 18.
+        assert_eq!(&bytes[12..15], b"\x02f1");
+        swapped[14] = b'3';
+        assert!(decode_error(&swapped).contains("hash fields out of order"));
     }
 
     #[test]
@@ -489,8 +740,10 @@ mod tests {
         let mut restored = restore(&original);
         assert_same(&original, &restored);
         assert_eq!(restored.get(b"c"), Some(&b("333")));
-        assert_eq!(restored.size_bytes(), "c333counter1".len());
-        assert_eq!(restored.sessions().len(), 2);
+        // Strings, then hash "h" (key and fields), "t", and hash "h2".
+        let typed = "hf1v1f2v2".len() + "tsoon".len() + "h2f1v1f2v2".len();
+        assert_eq!(restored.size_bytes(), "c333counter1".len() + typed);
+        assert_eq!(restored.sessions().len(), 3);
 
         // Retries answer as the first time and are not applied again: re-applying them
         // would delete "a" and find "counter" present.
@@ -567,8 +820,9 @@ mod tests {
     fn empty_store_roundtrips() {
         let empty = KvStore::new();
         let bytes = empty.encode_snapshot();
-        // Magic, version, then zero entries, clock 0, zero sessions.
-        assert_eq!(bytes, b"RKVS\x01\x00\x00\x00");
+        // Magic, version, clock_ms 0, version 0, zero entries, session clock 0, zero
+        // sessions.
+        assert_eq!(bytes, b"RKVS\x02\x00\x00\x00\x00\x00");
         let restored = KvStore::decode_snapshot(&bytes).unwrap();
         assert!(restored.is_empty());
         assert_eq!(restored.size_bytes(), 0);
@@ -666,13 +920,14 @@ mod tests {
         apply(&mut kv, &put("a", "1").encode());
         apply(&mut kv, &put("b", "2").encode());
         let mut bytes = kv.encode_snapshot();
-        // Header (5), count (1), entry "a" (4), then entry "b" at 10 with its key at 11.
-        assert_eq!(&bytes[10..14], b"\x01b\x012");
-        bytes[11] = b'a';
+        // Header (5), clock_ms (1), version (1), count (1), entry "a" (6: key, kind,
+        // value, version), then entry "b" at 14 with its key at 15.
+        assert_eq!(&bytes[14..20], b"\x01b\x00\x012\x02");
+        bytes[15] = b'a';
         let err = KvStore::decode_snapshot(&bytes).unwrap_err();
         assert_eq!(
             (err.offset, err.kind),
-            (10, SnapshotErrorKind::KeyOutOfOrder)
+            (14, SnapshotErrorKind::KeyOutOfOrder)
         );
     }
 
@@ -743,8 +998,8 @@ mod tests {
                  at least first_outstanding (4)",
             ),
             (
-                handmade(&[0, 5, 1, 1, 1, 1, 1, 1], &[8]),
-                "at byte 13: unknown outcome tag 0x08",
+                handmade(&[0, 5, 1, 1, 1, 1, 1, 1], &[9]),
+                "at byte 13: unknown outcome tag 0x09",
             ),
         ];
         for (bytes, expected) in cases {

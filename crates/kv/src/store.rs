@@ -1,10 +1,21 @@
-//! The state machine: an ordered map from keys to values.
+//! The state machine: an ordered map from keys to typed values with optional deadlines
+//! and per-key versions, plus the exactly-once session table.
+//!
+//! Invariants (checked by `debug_check` in tests):
+//! - `deadlines` holds exactly one `(deadline, key)` for every entry with a deadline;
+//! - `size_bytes` is the sum of `key.len() + value.size()` over the map;
+//! - `clock_ms` never decreases; `version` never decreases, and every entry's version is
+//!   at most `version`.
+//!
+//! How commands change it is in `apply.rs`, how queries read it in `read.rs`, and how
+//! time enters it in `expiry.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
 use crate::command::{Command, DecodeError};
+use crate::reply::Reply;
 use crate::session::{decode_entry, Seen, Sessions};
 
 /// What applying a command produced, returned to the client that proposed it.
@@ -21,14 +32,59 @@ pub enum Outcome {
     /// A session write older than the window of outcomes kept: not applied, since we can
     /// no longer tell whether it already was.
     Expired,
+    /// The Redis-shaped answer of every command after the first three.
+    Reply(Reply),
+}
+
+/// A typed value. Lists and sets join here as new variants (with a `TYPE` name, a size,
+/// and a snapshot tag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Str(Bytes),
+    Hash(BTreeMap<Bytes, Bytes>),
+}
+
+impl Value {
+    /// Bytes held, for limits and metrics.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
+        }
+    }
+
+    /// What `TYPE` answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+}
+
+/// One key's value and metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Value,
+    /// Unix ms at which the key stops existing (`None`: never).
+    pub deadline: Option<u64>,
+    /// The store's `version` when the key was last written: WATCH compares these.
+    pub version: u64,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct KvStore {
-    map: BTreeMap<Bytes, Bytes>,
+    pub(crate) map: BTreeMap<Bytes, Entry>,
+    /// (deadline, key) of every key with a deadline, earliest first: active expiry and
+    /// DBSIZE read it instead of the whole map.
+    pub(crate) deadlines: BTreeSet<(u64, Bytes)>,
     /// Bytes of keys and values held (for limits and metrics).
     size_bytes: usize,
-    sessions: Sessions,
+    pub(crate) sessions: Sessions,
+    /// The latest leader clock (Unix ms) of any entry applied: "now" for the apply.
+    pub(crate) clock_ms: u64,
+    /// Entries applied: the version stamped on the keys an entry writes.
+    pub(crate) version: u64,
 }
 
 impl KvStore {
@@ -36,29 +92,10 @@ impl KvStore {
         KvStore::default()
     }
 
+    /// Applies one command (the entry's session, if any, already checked).
     pub fn apply(&mut self, cmd: Command) -> Outcome {
-        match cmd {
-            Command::Put { key, value } => {
-                self.insert(key, value);
-                Outcome::Done
-            }
-            Command::Delete { key } => Outcome::Deleted(self.remove(&key)),
-            Command::Cas { key, expected, new } => {
-                let current = self.map.get(&key).cloned();
-                if current == expected {
-                    self.insert(key, new);
-                    Outcome::Cas {
-                        swapped: true,
-                        current,
-                    }
-                } else {
-                    Outcome::Cas {
-                        swapped: false,
-                        current,
-                    }
-                }
-            }
-        }
+        self.version += 1;
+        self.apply_command(cmd)
     }
 
     /// Applies a log entry's payload: a command, exactly once per session write.
@@ -78,19 +115,31 @@ impl KvStore {
         }
     }
 
-    /// A store holding `map` and `sessions` (restored from a snapshot); `size_bytes` is
-    /// recomputed here so it cannot disagree with the map.
-    pub(crate) fn from_parts(map: BTreeMap<Bytes, Bytes>, sessions: Sessions) -> KvStore {
-        let size_bytes = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    /// A store restored from a snapshot; `size_bytes` and the deadline index are
+    /// recomputed here so they cannot disagree with the map.
+    pub(crate) fn from_parts(
+        map: BTreeMap<Bytes, Entry>,
+        sessions: Sessions,
+        clock_ms: u64,
+        version: u64,
+    ) -> KvStore {
+        let size_bytes = map.iter().map(|(k, e)| k.len() + e.value.size()).sum();
+        let deadlines = map
+            .iter()
+            .filter_map(|(k, e)| e.deadline.map(|d| (d, k.clone())))
+            .collect();
         KvStore {
             map,
+            deadlines,
             size_bytes,
             sessions,
+            clock_ms,
+            version,
         }
     }
 
-    /// Every key and value, in key order.
-    pub(crate) fn entries(&self) -> &BTreeMap<Bytes, Bytes> {
+    /// Every key and its entry, in key order.
+    pub(crate) fn entries(&self) -> &BTreeMap<Bytes, Entry> {
         &self.map
     }
 
@@ -98,12 +147,40 @@ impl KvStore {
         &self.sessions
     }
 
+    /// The state machine's clock: the latest leader time (Unix ms) applied.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    /// A string's bytes, whatever its deadline (tests and the seed replica; clients
+    /// read through [`crate::Query`], which hides expired keys).
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        match self.map.get(key).map(|e| &e.value) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The entry of `key`, whatever its deadline.
+    pub fn entry(&self, key: &[u8]) -> Option<&Entry> {
         self.map.get(key)
     }
 
-    /// Keys starting with `prefix`, after `after` (exclusive), at most `limit`.
+    /// Keys starting with `prefix`, after `after` (exclusive), at most `limit`, whatever
+    /// their deadlines; a hash's value comes back empty.
     pub fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<(Bytes, Bytes)> {
+        self.scan_live(prefix, after, limit, None)
+    }
+
+    /// Like [`KvStore::scan`], leaving out keys past their deadline at `now_ms` (if
+    /// given): a page is full only if `limit` live keys remained.
+    pub fn scan_live(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        now_ms: Option<u64>,
+    ) -> Vec<(Bytes, Bytes)> {
         let start = match after {
             Some(a) if a >= prefix => std::ops::Bound::Excluded(Bytes::copy_from_slice(a)),
             _ => std::ops::Bound::Included(Bytes::copy_from_slice(prefix)),
@@ -111,11 +188,19 @@ impl KvStore {
         self.map
             .range((start, std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| now_ms.is_none_or(|now| !expired(e, now)))
             .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, e)| {
+                let v = match &e.value {
+                    Value::Str(s) => s.clone(),
+                    Value::Hash(_) => Bytes::new(),
+                };
+                (k.clone(), v)
+            })
             .collect()
     }
 
+    /// Keys held, counting those past their deadline that are not removed yet.
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -124,100 +209,51 @@ impl KvStore {
         self.map.is_empty()
     }
 
+    /// Keys with a deadline (for `INFO keyspace`).
+    pub fn expiring(&self) -> usize {
+        self.deadlines.len()
+    }
+
     pub fn size_bytes(&self) -> usize {
         self.size_bytes
     }
 
-    fn insert(&mut self, key: Bytes, value: Bytes) {
-        let added = key.len() + value.len();
-        if let Some(old) = self.map.insert(key.clone(), value) {
-            self.size_bytes -= key.len() + old.len();
+    /// Puts `entry` under `key`, replacing what was there, keeping the indexes right.
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) {
+        self.take(&key);
+        self.size_bytes += key.len() + entry.value.size();
+        if let Some(d) = entry.deadline {
+            self.deadlines.insert((d, key.clone()));
         }
-        self.size_bytes += added;
+        self.map.insert(key, entry);
     }
 
-    fn remove(&mut self, key: &[u8]) -> bool {
-        match self.map.remove_entry(key) {
-            Some((k, v)) => {
-                self.size_bytes -= k.len() + v.len();
-                true
-            }
-            None => false,
+    /// Removes `key`, whatever its deadline, keeping the indexes right.
+    pub(crate) fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        self.size_bytes -= k.len() + e.value.size();
+        if let Some(d) = e.deadline {
+            self.deadlines.remove(&(d, k));
         }
+        Some(e)
+    }
+
+    /// Checks the invariants in the module doc (tests).
+    #[cfg(test)]
+    pub(crate) fn debug_check(&self) {
+        let size: usize = self.map.iter().map(|(k, e)| k.len() + e.value.size()).sum();
+        assert_eq!(size, self.size_bytes, "size_bytes");
+        let deadlines: BTreeSet<(u64, Bytes)> = self
+            .map
+            .iter()
+            .filter_map(|(k, e)| e.deadline.map(|d| (d, k.clone())))
+            .collect();
+        assert_eq!(deadlines, self.deadlines, "deadline index");
+        assert!(self.map.values().all(|e| e.version <= self.version));
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
-    #[test]
-    fn put_get_delete() {
-        let mut kv = KvStore::new();
-        kv.apply(Command::Put {
-            key: b("a"),
-            value: b("1"),
-        });
-        assert_eq!(kv.get(b"a"), Some(&b("1")));
-        assert_eq!(
-            kv.apply(Command::Delete { key: b("a") }),
-            Outcome::Deleted(true)
-        );
-        assert_eq!(
-            kv.apply(Command::Delete { key: b("a") }),
-            Outcome::Deleted(false)
-        );
-        assert_eq!(kv.size_bytes(), 0);
-    }
-
-    #[test]
-    fn cas_swaps_only_on_match() {
-        let mut kv = KvStore::new();
-        let r = kv.apply(Command::Cas {
-            key: b("k"),
-            expected: None,
-            new: b("x"),
-        });
-        assert_eq!(
-            r,
-            Outcome::Cas {
-                swapped: true,
-                current: None
-            }
-        );
-        let r = kv.apply(Command::Cas {
-            key: b("k"),
-            expected: Some(b("y")),
-            new: b("z"),
-        });
-        assert_eq!(
-            r,
-            Outcome::Cas {
-                swapped: false,
-                current: Some(b("x"))
-            }
-        );
-        assert_eq!(kv.get(b"k"), Some(&b("x")));
-    }
-
-    #[test]
-    fn scan_by_prefix_pages() {
-        let mut kv = KvStore::new();
-        for k in ["a1", "a2", "a3", "b1"] {
-            kv.apply(Command::Put {
-                key: b(k),
-                value: b("v"),
-            });
-        }
-        let keys = |v: Vec<(Bytes, Bytes)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        assert_eq!(
-            keys(kv.scan(b"a", None, 10)),
-            vec![b("a1"), b("a2"), b("a3")]
-        );
-        assert_eq!(keys(kv.scan(b"a", Some(b"a1"), 1)), vec![b("a2")]);
-    }
+/// Whether `entry` is past its deadline at `now_ms`.
+pub(crate) fn expired(entry: &Entry, now_ms: u64) -> bool {
+    entry.deadline.is_some_and(|d| d <= now_ms)
 }

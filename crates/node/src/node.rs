@@ -145,6 +145,11 @@ pub struct Node<T: Transport, S: LogStore> {
     /// [`Node::submit_tagged`]); pruned after `hold_ticks`.
     redirected: HashMap<u64, u64>,
     pub(crate) applied: Index,
+    /// The host's wall clock (Unix ms; see [`Node::set_wall_clock`]).
+    wall_ms: u64,
+    /// The active-expiry entry we proposed and that has not applied yet (index, term):
+    /// one at a time, so expiry never floods the log.
+    expiry_in_flight: Option<(Index, Term)>,
     /// Writes submitted with a session: (client, seq), until answered.
     pub(crate) write_sessions: HashMap<ReqId, kv::SessionTag>,
     responses: Vec<(ReqId, Response)>,
@@ -232,6 +237,8 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             held: VecDeque::new(),
             redirected: HashMap::new(),
             applied: 0,
+            wall_ms: 0,
+            expiry_in_flight: None,
             write_sessions: HashMap::new(),
             responses: Vec::new(),
             stats: NodeStats::default(),
@@ -268,6 +275,13 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.raft.leader()
     }
 
+    /// The host's wall clock, Unix ms (the server's system clock, the simulator's own).
+    /// It only stamps the writes this node proposes as leader and the reads it answers
+    /// (see `kv::expiry`); the core never sees it. Call it before `tick`/`submit`.
+    pub fn set_wall_clock(&mut self, now_ms: u64) {
+        self.wall_ms = now_ms;
+    }
+
     /// Advances time; fires the core's timers and expires held requests.
     pub fn tick(&mut self, now: u64) {
         if self.storage_failure.is_some() {
@@ -289,6 +303,33 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         if self.redirected.len() > MAX_REDIRECT_TAGS {
             let horizon = self.now.saturating_sub(self.opts.hold_ticks);
             self.redirected.retain(|_, &mut at| at >= horizon);
+        }
+        self.expire_actively();
+    }
+
+    /// Active expiry (see `kv::expiry`): the leader proposes removing a bounded batch of
+    /// keys past their deadline by its clock, one entry in flight at a time.
+    fn expire_actively(&mut self) {
+        if let Some((_, term)) = self.expiry_in_flight {
+            if term == self.raft.term() && self.raft.is_leader() {
+                return;
+            }
+            // Deposed: that entry commits or not without us watching it.
+            self.expiry_in_flight = None;
+        }
+        if !self.raft.is_leader() || self.wall_ms == 0 {
+            return;
+        }
+        let keys = self.kv.expired_keys(self.wall_ms, kv::expiry::EXPIRE_BATCH);
+        if keys.is_empty() {
+            return;
+        }
+        let cmd = Command::Timed {
+            now_ms: self.wall_ms,
+            cmd: Box::new(Command::ExpireKeys { keys }),
+        };
+        if let Ok(index) = self.raft.propose(cmd.encode()) {
+            self.expiry_in_flight = Some((index, self.raft.term()));
         }
     }
 
@@ -418,7 +459,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         let cmd = match req {
-            Request::Get { .. } | Request::Scan { .. } => {
+            Request::Get { .. } | Request::Scan { .. } | Request::Read(_) => {
                 let ctx = self.next_read_ctx;
                 self.next_read_ctx += 1;
                 match self.raft.read(ctx) {
@@ -432,6 +473,11 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             Request::Put { key, value } => Command::Put { key, value },
             Request::Delete { key } => Command::Delete { key },
             Request::Cas { key, expected, new } => Command::Cas { key, expected, new },
+            // Stamped with our clock: deadlines are decided by the leader (kv::expiry).
+            Request::Write(cmd) => Command::Timed {
+                now_ms: self.wall_ms,
+                cmd: Box::new(cmd),
+            },
         };
         let data = match self.write_sessions.get(&id) {
             Some(&session) => kv::encode_session_write(session, &cmd),
@@ -586,6 +632,12 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         );
         self.applied = entry.index;
         self.stats.applied += 1;
+        if self
+            .expiry_in_flight
+            .is_some_and(|(index, _)| index <= entry.index)
+        {
+            self.expiry_in_flight = None;
+        }
         let outcome = match entry.kind {
             // A payload that does not decode was never proposed by a driver of ours.
             EntryKind::Normal => self.kv.apply_entry(&entry.data).ok(),
@@ -602,6 +654,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     Some(Outcome::Done) => Response::Done,
                     Some(Outcome::Deleted(existed)) => Response::Deleted(existed),
                     Some(Outcome::Cas { swapped, current }) => Response::Cas { swapped, current },
+                    Some(Outcome::Reply(reply)) => Response::Reply(reply),
                     Some(Outcome::Expired) => Response::Unknown(
                         "session write too old: whether it applied is no longer known",
                     ),
@@ -631,8 +684,15 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     /// so possibly stale (the server uses it for stale reads and for `READONLY`
     /// connections). A write is answered `Fail`.
     pub fn read_local(&self, req: &Request) -> Response {
+        let now_ms = self.kv.read_time(self.wall_ms);
         match req {
-            Request::Get { key } => Response::Value(self.kv.get(key).cloned()),
+            Request::Get { key } => {
+                match self.kv.query(&kv::Query::Get { key: key.clone() }, now_ms) {
+                    kv::Reply::Bulk(v) => Response::Value(Some(v)),
+                    _ => Response::Value(None),
+                }
+            }
+            Request::Read(q) => Response::Reply(self.kv.query(q, now_ms)),
             Request::Scan {
                 prefix,
                 after,
@@ -643,7 +703,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                 let limit = (*limit).min(crate::request::MAX_SCAN_LIMIT) as usize;
                 let mut bytes = 0usize;
                 let mut page = Vec::new();
-                for (k, v) in self.kv.scan(prefix, after.as_deref(), limit) {
+                for (k, v) in self
+                    .kv
+                    .scan_live(prefix, after.as_deref(), limit, Some(now_ms))
+                {
                     let v = if *keys_only { bytes::Bytes::new() } else { v };
                     bytes += crate::request::scan_entry_bytes(&k, &v);
                     page.push((k, v));

@@ -35,6 +35,12 @@ pub enum Request {
         max_bytes: u32,
         keys_only: bool,
     },
+    /// Any write of the typed model: proposed as one entry, stamped with the leader's
+    /// wall clock (see `kv::expiry`), answered with [`Response::Reply`].
+    Write(kv::Command),
+    /// Any read of the typed model: served like `Get` (lease or ReadIndex), answered
+    /// with [`Response::Reply`] at the node's read time.
+    Read(kv::Query),
 }
 
 /// Upper bound on keys one scan returns, whatever the caller asks.
@@ -53,7 +59,10 @@ pub fn scan_page_is_full(page: &[(Bytes, Bytes)], limit: u32, max_bytes: u32) ->
 
 impl Request {
     pub fn is_read(&self) -> bool {
-        matches!(self, Request::Get { .. } | Request::Scan { .. })
+        matches!(
+            self,
+            Request::Get { .. } | Request::Scan { .. } | Request::Read(_)
+        )
     }
 }
 
@@ -70,6 +79,8 @@ pub enum Response {
     },
     /// A scan's keys and values, in key order.
     Entries(Vec<(Bytes, Bytes)>),
+    /// What a [`Request::Write`] or [`Request::Read`] answered.
+    Reply(kv::Reply),
     /// Not the leader: ask this one (or anyone, if `None`).
     Redirect(Option<NodeId>),
     /// The request was not executed and will not be (the reason is for logs and error

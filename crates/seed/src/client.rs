@@ -70,8 +70,11 @@ pub fn encode_reply(me: NodeId, leader: Option<NodeId>, asker: &Asker, resp: &Re
             o.insert("leader".into(), json!(format_leader(*to)));
             "redirect"
         }
-        // The seed protocol has no scans; a reply we cannot express is a failure.
-        Response::Fail(_) | Response::Unknown(_) | Response::Entries(_) => "fail",
+        // The seed protocol has no scans or typed replies; what it cannot express is a
+        // failure.
+        Response::Fail(_) | Response::Unknown(_) | Response::Entries(_) | Response::Reply(_) => {
+            "fail"
+        }
     };
     o.insert("type".into(), json!(ty));
     serde_json::to_vec(&v).expect("json encodes")

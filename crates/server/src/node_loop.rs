@@ -105,6 +105,9 @@ impl NodeLoop {
             // Time first: the core stamps what it does with the clock (leases,
             // retransmission), so it must never act on a stale one.
             let now = self.now();
+            // Wall clock for the typed model: stamps our proposals as leader and our
+            // reads (kv::expiry); the core never sees it.
+            self.node.set_wall_clock(unix_ms());
             self.node.tick(now);
             let mut taken = 0;
             while taken < MAX_BATCH {
@@ -166,8 +169,8 @@ impl NodeLoop {
                 local_read,
             } => {
                 self.metrics.client_requests.inc();
-                let stale_get =
-                    self.read_mode == ReadMode::Stale && matches!(req, Request::Get { .. });
+                let stale_get = self.read_mode == ReadMode::Stale
+                    && matches!(req, Request::Get { .. } | Request::Read(_));
                 if (local_read && req.is_read()) || stale_get {
                     self.metrics.stale_reads.inc();
                     let _ = reply.send(Reply::from(self.node.read_local(&req)));
@@ -339,4 +342,11 @@ impl NodeLoop {
             peers,
         }
     }
+}
+
+/// The system clock in Unix milliseconds (0 before 1970: a broken clock never panics).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -26,6 +26,8 @@ pub enum Reply {
     Unknown(String),
     /// A scan's keys and values, in key order.
     Entries(Vec<(Bytes, Bytes)>),
+    /// What a typed-model write or read answered (`node::Response::Reply`).
+    Kv(kv::Reply),
 }
 
 impl From<Response> for Reply {
@@ -39,6 +41,7 @@ impl From<Response> for Reply {
             Response::Fail(why) => Reply::Fail(why.to_string()),
             Response::Unknown(why) => Reply::Unknown(why.to_string()),
             Response::Entries(kvs) => Reply::Entries(kvs),
+            Response::Reply(r) => Reply::Kv(r),
         }
     }
 }
@@ -62,6 +65,7 @@ impl Reply {
                     .unwrap_or("TIMEOUT the leader failed the request; the outcome is unknown"),
             ),
             Reply::Entries(kvs) => Response::Entries(kvs),
+            Reply::Kv(r) => Response::Reply(r),
         }
     }
 
@@ -83,6 +87,7 @@ impl Reply {
             | Reply::Cas {
                 current: Some(v), ..
             } => v.len() + 32 > budget,
+            Reply::Kv(r) => r.encode().len() + 32 > budget,
             _ => false,
         };
         if too_big {

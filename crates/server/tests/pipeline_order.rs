@@ -53,9 +53,19 @@ fn pipeline(conn: &str) -> (Vec<Vec<String>>, Vec<String>) {
     (cmds, keys)
 }
 
-fn entry_key(data: &Bytes) -> Option<String> {
-    let (_, cmd) = kv::session::decode_entry(data).ok()?;
-    Some(String::from_utf8_lossy(cmd.key()).into_owned())
+/// The keys an entry writes, in order (an MSET is one entry for all its keys).
+fn entry_keys(data: &Bytes) -> Vec<String> {
+    let Ok((_, mut cmd)) = kv::session::decode_entry(data) else {
+        return Vec::new();
+    };
+    if let kv::Command::Timed { cmd: inner, .. } = cmd {
+        cmd = *inner;
+    }
+    let text = |k: &Bytes| String::from_utf8_lossy(k).into_owned();
+    match &cmd {
+        kv::Command::MSet { pairs } => pairs.iter().map(|(k, _)| text(k)).collect(),
+        other => vec![text(other.key())],
+    }
 }
 
 #[test]
@@ -101,7 +111,7 @@ fn pipelined_writes_are_proposed_in_order() {
         .unwrap();
     let mut by_conn: HashMap<String, Vec<String>> = HashMap::new();
     for e in entries.iter().filter(|e| e.kind == EntryKind::Normal) {
-        if let Some(key) = entry_key(&e.data) {
+        for key in entry_keys(&e.data) {
             let conn = key.split('-').next().unwrap_or_default().to_string();
             by_conn.entry(conn).or_default().push(key);
         }

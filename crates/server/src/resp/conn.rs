@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::client::{Client, Endpoints};
 use super::codec::{CommandParser, ProtoError, Value};
-use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx};
+use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx, Txn};
 
 /// Most commands run together in one group.
 const MAX_GROUP: usize = 256;
@@ -177,6 +177,8 @@ async fn write_loop(
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(16 << 10);
     let mut carry: Option<Item> = None;
+    // MULTI ... EXEC: while one is open, every command goes to it, one at a time.
+    let mut txn = Txn::default();
     loop {
         let item = match carry.take() {
             Some(i) => i,
@@ -203,6 +205,18 @@ async fn write_loop(
                 _budget,
             } => (args, class, _budget),
         };
+        if txn.takes(&args) {
+            client.touch(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
+            txn.handle(&ctx, &args)
+                .await
+                .encode_as(client.protocol(), &mut out);
+            drop(permit);
+            if rx.is_empty() || out.len() >= WRITE_CHUNK {
+                wr.write_all(&out).await?;
+                out.clear();
+            }
+            continue;
+        }
         let mut group = Group::default();
         let _ = group.try_add((args, class, permit));
         while !group.closed() {

@@ -84,6 +84,9 @@ pub enum CodecError {
         term: u64,
         why: &'static str,
     },
+    /// A typed-model command, query or reply inside the frame did not decode.
+    #[error("bad {0} in the frame: {1}")]
+    Payload(&'static str, kv::DecodeError),
 }
 
 // ----- encoding -----
@@ -316,6 +319,9 @@ const R_PUT: u8 = 2;
 const R_DELETE: u8 = 3;
 const R_CAS: u8 = 4;
 const R_SCAN: u8 = 5;
+/// A typed-model write or read: `kv::Command::encode` / `kv::Query::encode` bytes.
+const R_WRITE: u8 = 6;
+const R_READ: u8 = 7;
 
 fn encode_request(req: &Request, out: &mut BytesMut) {
     match req {
@@ -352,6 +358,14 @@ fn encode_request(req: &Request, out: &mut BytesMut) {
             put_varint(out, u64::from(*max_bytes));
             put_bool(out, *keys_only);
         }
+        Request::Write(cmd) => {
+            out.put_u8(R_WRITE);
+            put_bytes(out, &cmd.encode());
+        }
+        Request::Read(q) => {
+            out.put_u8(R_READ);
+            put_bytes(out, &q.encode());
+        }
     }
 }
 
@@ -363,6 +377,8 @@ const A_REDIRECT: u8 = 5;
 const A_FAIL: u8 = 6;
 const A_ENTRIES: u8 = 7;
 const A_UNKNOWN: u8 = 8;
+/// A typed-model answer: `kv::Reply::encode` bytes.
+const A_KV: u8 = 9;
 
 fn encode_reply(reply: &Reply, out: &mut BytesMut) {
     match reply {
@@ -399,6 +415,10 @@ fn encode_reply(reply: &Reply, out: &mut BytesMut) {
                 put_bytes(out, k);
                 put_bytes(out, v);
             }
+        }
+        Reply::Kv(r) => {
+            out.put_u8(A_KV);
+            put_bytes(out, &r.encode());
         }
     }
 }
@@ -732,6 +752,13 @@ fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
             max_bytes: u32::try_from(r.varint("max_bytes")?).unwrap_or(u32::MAX),
             keys_only: r.bool("keys_only")?,
         },
+        R_WRITE => Request::Write(
+            kv::Command::decode(&r.bytes("command")?)
+                .map_err(|e| CodecError::Payload("command", e))?,
+        ),
+        R_READ => Request::Read(
+            kv::Query::decode(&r.bytes("query")?).map_err(|e| CodecError::Payload("query", e))?,
+        ),
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "request",
@@ -762,6 +789,10 @@ fn decode_reply(r: &mut Reader) -> Result<Reply, CodecError> {
             }
             Reply::Entries(kvs)
         }
+        A_KV => Reply::Kv(
+            kv::Reply::decode(&r.bytes("kv reply")?)
+                .map_err(|e| CodecError::Payload("reply", e))?,
+        ),
         tag => return Err(CodecError::UnknownTag { what: "reply", tag }),
     })
 }

@@ -78,6 +78,8 @@ fn approx_size(f: &Frame) -> usize {
             node::Request::Scan { prefix, after, .. } => {
                 prefix.len() + after.as_ref().map_or(0, |a| a.len())
             }
+            node::Request::Write(cmd) => cmd.encode().len(),
+            node::Request::Read(q) => q.encode().len(),
         },
         Frame::ForwardResp { reply, .. } => match reply {
             crate::reply::Reply::Value(Some(v)) => v.len(),
@@ -85,6 +87,7 @@ fn approx_size(f: &Frame) -> usize {
             crate::reply::Reply::Cas {
                 current: Some(v), ..
             } => v.len(),
+            crate::reply::Reply::Kv(r) => r.encode().len(),
             _ => 0,
         },
         _ => 0,

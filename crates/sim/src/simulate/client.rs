@@ -77,6 +77,8 @@ pub struct Clients {
     pub probe_started_at: Option<u64>,
     /// When the final reads finished.
     pub final_done_at: Option<u64>,
+    /// Unchecked TTL writes sent (see `ttl_write`): their request ids.
+    pub ttl_writes: u64,
     think_mean_us: u64,
     op_timeout_us: u64,
     random_node_p: f64,
@@ -110,6 +112,7 @@ impl Clients {
             probe_acked_at: None,
             probe_started_at: None,
             final_done_at: None,
+            ttl_writes: 0,
             think_mean_us: p.think_mean_us,
             op_timeout_us: p.op_timeout_us,
             random_node_p: p.random_node_p,
@@ -190,7 +193,12 @@ impl World {
         let (key, call) = match mode {
             Mode::Idle => return,
             Mode::Normal if !self.clients.active => return,
-            Mode::Normal => self.random_op(c),
+            Mode::Normal => {
+                if self.rng.chance(0.1) {
+                    self.ttl_write();
+                }
+                self.random_op(c)
+            }
             Mode::Probe => {
                 if self.clients.probe_acked_at.is_some() {
                     return;
@@ -221,6 +229,43 @@ impl World {
         let at = self.now + self.clients.op_timeout_us;
         self.queue.push(at, Ev::ClientTimeout { client: c, op });
         self.client_send(c);
+    }
+
+    /// An unchecked write with a short time to live, on keys apart from the checked ones
+    /// (`ttl/0`..`ttl/3`): deadlines, lazy and active expiry run under every fault, and
+    /// the end-of-run checks compare the replicas' whole state, deadlines included.
+    fn ttl_write(&mut self) {
+        use kv::{Command, ExpireCond, SetCond, SetTtl, When};
+        let node = self.rng.below(self.n());
+        let key = Bytes::from(format!("ttl/{}", self.rng.below(4)));
+        let ttl_ms = 1 + self.rng.below(300) as u64;
+        let cmd = match self.rng.below(4) {
+            0 => Command::Expire {
+                key,
+                when: When::InMs(ttl_ms),
+                cond: ExpireCond::Gt,
+            },
+            1 => Command::Persist { key },
+            _ => Command::Set {
+                key,
+                value: Bytes::from_static(b"x"),
+                cond: SetCond::Always,
+                ttl: SetTtl::Expire(When::InMs(ttl_ms)),
+                get: false,
+            },
+        };
+        self.clients.ttl_writes += 1;
+        let req_id = (super::world::TTL_CLIENT << 48) | self.clients.ttl_writes;
+        let at = self.now + self.net.client_delay(&mut self.rng);
+        self.queue.push(
+            at,
+            Ev::ToNode {
+                node,
+                req_id,
+                req: Request::Write(cmd),
+                session: None,
+            },
+        );
     }
 
     fn fresh_value(&mut self, c: usize) -> Vec<u8> {

@@ -88,6 +88,11 @@ pub const MAX_STEPS: u64 = 20_000_000;
 
 /// Responses to requests the world submitted itself (scripted tests), by request id.
 pub const DIRECT_CLIENT: u64 = 0xFFFF;
+/// Request ids of the unchecked writes with short TTLs (`client.rs`): their answers are
+/// dropped; what they did is checked by comparing the replicas' whole state.
+pub const TTL_CLIENT: u64 = 0xFFFE;
+/// The simulated wall clock's Unix ms at a node's tick 0 (any fixed date will do).
+pub const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
 
 pub struct World {
     pub p: Params,
@@ -373,6 +378,7 @@ impl World {
             });
         let t = self.local_now(i);
         if let Some(node) = self.machines[i].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.tick(t);
         }
         self.after_node(i);
@@ -414,6 +420,7 @@ impl World {
         self.trace
             .event(now, "tick", &[id, t], || format!("node {id} @{t}"));
         if let Some(node) = self.machines[i].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.tick(t);
         }
         self.after_node(i);
@@ -447,6 +454,7 @@ impl World {
         }
         let t = self.local_now(to);
         if let Some(node) = self.machines[to].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.step(t, msg);
         }
         self.after_node(to);
@@ -474,6 +482,7 @@ impl World {
             });
         let t = self.local_now(to);
         if let Some(node) = self.machines[to].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.on_forward(t, from as NodeId + 1, msg);
         }
         self.after_node(to);
@@ -506,6 +515,7 @@ impl World {
         });
         let t = self.local_now(i);
         if let Some(node) = self.machines[i].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.submit(t, req_id, req, session);
         }
         self.after_node(i);
@@ -522,6 +532,7 @@ impl World {
         }
         let t = self.local_now(i);
         if let Some(node) = self.machines[i].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.submit_unrouted(t, req_id, req);
         }
         self.after_node(i);
@@ -685,6 +696,9 @@ impl World {
             self.direct_responses.push((req_id, resp));
             return;
         }
+        if req_id >> 48 == TTL_CLIENT {
+            return;
+        }
         let at = self.now + self.net.client_delay(&mut self.rng);
         self.queue.push(at, Ev::ToClient { node, req_id, resp });
     }
@@ -719,6 +733,7 @@ impl World {
             });
         let t = self.local_now(i);
         if let Some(node) = self.machines[i].node.as_mut() {
+            node.set_wall_clock(WALL_EPOCH_MS + t);
             node.tick(t);
         }
         // With batching, the backlog is one batch, as a process resumed from SIGSTOP

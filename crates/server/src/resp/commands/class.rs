@@ -2,15 +2,17 @@
 
 use bytes::Bytes;
 
+use super::typed::{self, Parsed};
 use super::upper;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Touches no data (PING, ECHO, COMMAND...): runs alongside anything.
     Free,
-    /// Reads only (GET, MGET, EXISTS).
+    /// Reads only (GET, MGET, EXISTS, HGET, TTL, ...).
     Read,
-    /// Writes with one request per key, no read first (SET, SET NX, DEL, MSET, CAS).
+    /// Writes that are one request each, to these keys (SET in all its forms, DEL, MSET,
+    /// INCR, HSET, CAS, ...).
     Write(Vec<Bytes>),
     /// Everything else: runs alone, after everything before it finished.
     Barrier,
@@ -27,13 +29,16 @@ pub fn classify(args: &[Bytes]) -> Class {
         "HELLO" | "READONLY" | "READWRITE" => Class::Barrier,
         "CLIENT" if matches!(sub().as_str(), "SETNAME" | "SETINFO") => Class::Barrier,
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
-        "GET" | "MGET" | "EXISTS" => Class::Read,
-        "SET" if args.len() == 3 => Class::Write(vec![args[1].clone()]),
-        "SET" if args.len() == 4 && upper(&args[3]) == "NX" => Class::Write(vec![args[1].clone()]),
-        "SETNX" | "CAS" if args.len() >= 2 => Class::Write(vec![args[1].clone()]),
-        "DEL" => Class::Write(args[1..].to_vec()),
-        "MSET" => Class::Write(args[1..].iter().step_by(2).cloned().collect()),
-        _ => Class::Barrier,
+        "CAS" if args.len() >= 2 => Class::Write(vec![args[1].clone()]),
+        // FLUSHALL touches every key; MULTI and friends change the connection's state.
+        "FLUSHALL" | "FLUSHDB" => Class::Barrier,
+        name => match typed::parse(name, &args[1..], 0) {
+            Some(Ok(Parsed::Read(_))) => Class::Read,
+            Some(Ok(p @ Parsed::Write(_))) => Class::Write(typed::keys_of(&p)),
+            // Refused before reaching the node: it touches nothing.
+            Some(Err(_)) => Class::Free,
+            None => Class::Barrier,
+        },
     }
 }
 
@@ -55,12 +60,22 @@ mod tests {
             classify(&args(&["set", "k", "v"])),
             Class::Write(args(&["k"]))
         );
-        assert_eq!(classify(&args(&["set", "k", "v", "xx"])), Class::Barrier);
+        assert_eq!(
+            classify(&args(&["set", "k", "v", "xx", "px", "10"])),
+            Class::Write(args(&["k"]))
+        );
+        assert_eq!(classify(&args(&["hgetall", "h"])), Class::Read);
+        assert_eq!(
+            classify(&args(&["rename", "a", "b"])),
+            Class::Write(args(&["a", "b"]))
+        );
+        assert_eq!(classify(&args(&["multi"])), Class::Barrier);
+        assert_eq!(classify(&args(&["flushall"])), Class::Barrier);
         assert_eq!(
             classify(&args(&["mset", "a", "1", "b", "2"])),
             Class::Write(args(&["a", "b"]))
         );
-        assert_eq!(classify(&args(&["incr", "k"])), Class::Barrier);
+        assert_eq!(classify(&args(&["incr", "k"])), Class::Write(args(&["k"])));
         assert_eq!(classify(&args(&["quit"])), Class::Barrier);
         assert_eq!(classify(&args(&["hello", "3"])), Class::Barrier);
         assert_eq!(classify(&args(&["client", "setname", "x"])), Class::Barrier);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{connection, keyspace, server_info, strings, upper, Failed, Outcome, Res, RespCtx};
+use super::{cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 
@@ -31,7 +31,10 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
     if let Some(r) = connection::run(ctx, client, name, a).await {
         return Some(r);
     }
-    if let Some(r) = strings::run(ctx, client, name, a).await {
+    if let Some(r) = data::run(ctx, client, name, a).await {
+        return Some(r);
+    }
+    if let Some(r) = cas::run(ctx, client, name, a).await {
         return Some(r);
     }
     if let Some(r) = keyspace::run(ctx, client, name, a).await {

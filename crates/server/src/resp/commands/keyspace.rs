@@ -1,4 +1,4 @@
-//! SCAN, KEYS and DBSIZE: the commands that walk or count the whole keyspace (the cursor
+//! SCAN and KEYS: the commands that walk the whole keyspace (DBSIZE is a typed query) (the cursor
 //! table and glob matching are in `resp/scan.rs`).
 
 use bytes::Bytes;
@@ -18,7 +18,6 @@ pub(super) async fn run(
     Some(match name {
         "SCAN" => scan_command(ctx, a, ReadFrom::of(client)).await,
         "KEYS" => keys_command(ctx, a, ReadFrom::of(client)).await,
-        "DBSIZE" => dbsize(ctx, a).await,
         _ => return None,
     })
 }
@@ -106,9 +105,4 @@ async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> 
             return Ok(Value::Array(Some(keys)));
         }
     }
-}
-
-async fn dbsize(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
-    arity("DBSIZE", a.is_empty())?;
-    Ok(Value::Int(ctx.status().await?.keys as i64))
 }

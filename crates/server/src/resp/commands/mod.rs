@@ -8,18 +8,25 @@
 //! - `dispatch.rs`: the entry point (`execute`) and the routing;
 //! - `class.rs`: how a command orders against its neighbours in a pipeline;
 //! - `node_calls.rs`: the requests to the node, the argument limits, `join_all`;
-//! - `strings.rs`: the string and key commands (GET, SET, DEL, INCR, ...);
-//! - `keyspace.rs`: SCAN, KEYS, DBSIZE;
+//! - `typed.rs`: the typed model's commands parsed into `kv::Command`/`kv::Query`
+//!   (strings, keys, expiry, hashes), and `kv::Reply` as a RESP value;
+//! - `data.rs`: runs them (one request, one log entry per write);
+//! - `txn.rs`: MULTI/EXEC/DISCARD/WATCH/UNWATCH (one log entry per EXEC);
+//! - `cas.rs`: CAS (ours);
+//! - `keyspace.rs`: SCAN, KEYS;
 //! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
 //! - `server_info.rs`: INFO, COMMAND, CONFIG.
 
+mod cas;
 mod class;
 mod connection;
+mod data;
 mod dispatch;
 mod keyspace;
 mod node_calls;
 mod server_info;
-mod strings;
+mod txn;
+pub mod typed;
 
 use std::time::Instant;
 
@@ -32,6 +39,7 @@ pub use class::{classify, Class};
 pub use dispatch::execute;
 pub(crate) use node_calls::join_all;
 pub use server_info::info;
+pub use txn::Txn;
 
 /// What every connection shares.
 pub struct RespCtx {

@@ -2,8 +2,8 @@
 //! error replies; the key and value limits checked before a call; and `join_all`, which
 //! keeps a pipeline's requests in order while they are in flight together.
 //!
-//! Single-request calls map one to one onto the driver's requests (GET → Get, SET →
-//! Put, SET NX → Cas with nothing expected, DEL → Delete, CAS → Cas).
+//! The typed model's commands go as `Request::Write`/`Request::Read` (`data.rs`); CAS
+//! and SCAN keep their own requests.
 
 use std::future::Future;
 
@@ -53,7 +53,7 @@ impl RespCtx {
         self.call_from(req, ReadFrom::Node).await
     }
 
-    async fn call_from(&self, req: Request, from: ReadFrom) -> Res<Reply> {
+    pub(super) async fn call_from(&self, req: Request, from: ReadFrom) -> Res<Reply> {
         let reply = match from {
             ReadFrom::Node => self.node.call(req).await?,
             ReadFrom::Local => self.node.read_local(req).await?,
@@ -75,26 +75,6 @@ impl RespCtx {
         }
     }
 
-    /// A linearizable read (what read-modify-write commands build on).
-    pub(super) async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
-        self.get_from(key, ReadFrom::Node).await
-    }
-
-    /// A read as the client asked for it (GET, MGET, EXISTS).
-    pub(super) async fn get_from(&self, key: Bytes, from: ReadFrom) -> Res<Option<Bytes>> {
-        match self.call_from(Request::Get { key }, from).await? {
-            Reply::Value(v) => Ok(v),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    pub(super) async fn put(&self, key: Bytes, value: Bytes) -> Res<()> {
-        match self.call(Request::Put { key, value }).await? {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
     /// (swapped, value found)
     pub(super) async fn cas(
         &self,
@@ -104,13 +84,6 @@ impl RespCtx {
     ) -> Res<(bool, Option<Bytes>)> {
         match self.call(Request::Cas { key, expected, new }).await? {
             Reply::Cas { swapped, current } => Ok((swapped, current)),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    pub(super) async fn delete(&self, key: Bytes) -> Res<bool> {
-        match self.call(Request::Delete { key }).await? {
-            Reply::Deleted(d) => Ok(d),
             other => Err(unexpected(&other)),
         }
     }
