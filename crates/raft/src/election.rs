@@ -253,8 +253,7 @@ impl Raft {
         self.leader = Some(self.cfg.id);
         let next = self.log.last_index() + 1;
         let now = self.now;
-        // No round trip measured yet in this term: the configured maximum (RFC 6298).
-        let backoff = self.cfg.retransmit_ticks;
+        let backoff = self.rto_ticks();
         let progress: BTreeMap<NodeId, Progress> = self
             .peers()
             .into_iter()

@@ -81,23 +81,21 @@ impl Raft {
         }
     }
 
-    /// Retransmission timeout of this leadership (see `rtt.rs`), within the configured
-    /// bounds; the configured maximum when not leading or before any round trip.
+    /// Retransmission timeout (see `rtt.rs`), within the configured bounds; the
+    /// configured maximum before any round trip was measured.
     pub(crate) fn rto_ticks(&self) -> u64 {
         let (min, max) = (self.cfg.min_retransmit_ticks, self.cfg.retransmit_ticks);
-        self.leadership
-            .as_ref()
-            .map_or(max, |l| l.rtt.rto(min, max))
+        self.rtt.rto(min, max)
     }
 
     /// One round-trip sample from an acknowledged stamp of this term.
     pub(crate) fn sample_rtt(&mut self, stamp: u64) {
         let now = self.now;
-        let Some(lead) = self.leadership.as_mut() else {
+        let Some(lead) = &self.leadership else {
             return;
         };
         if let Some(sent) = lead.stamps.tick_of(stamp) {
-            lead.rtt.sample(now.saturating_sub(sent));
+            self.rtt.sample(now.saturating_sub(sent));
         }
     }
 

@@ -2,16 +2,16 @@
 //!
 //! The node keeps each as an `Option` ([`crate::Raft`]'s `leadership` and `campaign`):
 //! becoming leader or candidate creates the value, stepping down drops it, so nothing of a
-//! term's leadership (follower progress, stamps, pending reads, the RTT estimate) can leak
+//! term's leadership (follower progress, stamps, pending reads) can leak
 //! into a later term, and what does survive a term change — the log, the term and vote,
-//! the election timer, the snapshot — is what stays in `Raft` itself.
+//! the election timer, the snapshot, the round-trip estimate (the peers are the same) —
+//! is what stays in `Raft` itself.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 use crate::election::VoteRetry;
 use crate::progress::Progress;
-use crate::rtt::RttEstimator;
 use crate::stamp::StampClock;
 use crate::types::{Index, NodeId};
 
@@ -43,8 +43,6 @@ pub(crate) struct Leadership {
     pub check_quorum_deadline: u64,
     /// Since when the oldest uncommitted entry of this term has been waiting.
     pub commit_wait_since: Option<u64>,
-    /// Round trips of appends to this term's followers.
-    pub rtt: RttEstimator,
     /// ReadIndex reads waiting for a quorum's echo, oldest first (stamps increase).
     pub pending_reads: VecDeque<PendingRead>,
     /// Reads that arrived before this term's first entry committed.
@@ -62,7 +60,6 @@ impl Leadership {
             term_start_index: 0,
             check_quorum_deadline,
             commit_wait_since: None,
-            rtt: RttEstimator::default(),
             pending_reads: VecDeque::new(),
             reads_awaiting_term_commit: Vec::new(),
             replicate_needed: false,

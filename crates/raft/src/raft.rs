@@ -14,6 +14,7 @@ use crate::log::RaftLog;
 use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
 use crate::rng::Rng;
+use crate::rtt::RttEstimator;
 use crate::snapshot::IncomingSnapshot;
 use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
@@ -130,6 +131,9 @@ pub struct Raft {
     pub(crate) read_broadcast_needed: bool,
     /// Counters of refused or suspicious inputs, for the driver's metrics.
     pub(crate) stats: CoreStats,
+    /// Round trips of appends, measured while leading; kept across terms, since the
+    /// peers (and the network between us) are the same.
+    pub(crate) rtt: RttEstimator,
 
     // Snapshots (§7).
     /// The latest snapshot of our state machine, sent to followers that need entries we
@@ -207,6 +211,7 @@ impl Raft {
             leadership: None,
             read_broadcast_needed: false,
             stats: CoreStats::default(),
+            rtt: RttEstimator::default(),
             snapshot: None,
             incoming_snapshot: None,
             snapshot_to_install: None,
