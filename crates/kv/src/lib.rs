@@ -17,6 +17,7 @@ pub mod reply;
 pub mod session;
 pub mod snapshot;
 pub mod store;
+pub mod varint;
 mod wire;
 
 pub use command::{Command, DecodeError, ExpireCond, GetExTtl, Op, SetCond, SetTtl, When};

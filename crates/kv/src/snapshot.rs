@@ -53,8 +53,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::reply::Reply;
-use crate::session::{get_varint, put_varint, RestoreError, Session, Sessions, VarintError};
+use crate::session::{RestoreError, Session, Sessions};
 use crate::store::{Entry, KvStore, Outcome, Value};
+use crate::varint::{get as get_varint, put as put_varint, VarintError, MAX_LEN as MAX_VARINT_LEN};
 
 const MAGIC: [u8; 4] = *b"RKVS";
 const FORMAT_VERSION: u8 = 2;
@@ -65,7 +66,6 @@ const KIND_HASH: u8 = 1;
 const HAS_DEADLINE: u8 = 0x80;
 /// Key length, kind, value length (or field count), version.
 const MIN_ENTRY_V2_LEN: usize = 4;
-const MAX_VARINT_LEN: usize = 10;
 
 // The smallest encoding of each repeated item, to bound counts by the bytes left.
 /// Two empty length prefixes.
@@ -297,12 +297,8 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let value = get_varint(self.data, &mut self.pos).map_err(|e| match e {
             VarintError::Truncated => error(start, SnapshotErrorKind::Truncated(what)),
-            VarintError::TooLong => error(start, SnapshotErrorKind::BadVarint(what)),
+            VarintError::Overlong => error(start, SnapshotErrorKind::BadVarint(what)),
         })?;
-        // A tenth byte may hold only the 64th bit; `get_varint` ignores any more.
-        if self.pos - start == MAX_VARINT_LEN && self.data[self.pos - 1] > 1 {
-            return Err(error(start, SnapshotErrorKind::BadVarint(what)));
-        }
         Ok(value)
     }
 

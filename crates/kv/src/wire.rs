@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes};
 
 use crate::command::DecodeError;
-use crate::session::{get_varint, put_varint};
+use crate::varint::{get as get_varint, put as put_varint};
 
 /// Deepest nesting of commands (a transaction holds commands) and replies (an EXEC
 /// array holds replies that hold arrays): bounds the decoder's recursion.

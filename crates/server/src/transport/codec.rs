@@ -16,6 +16,7 @@
 //! bytes, so garbage is an error, not a huge allocation or a crash.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kv::varint::put as put_varint;
 use node::Request;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, NodeId, SnapshotMeta};
 
@@ -138,14 +139,6 @@ pub fn encode_frame(
     }
     out[start..start + LEN_BYTES].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(len + LEN_BYTES)
-}
-
-fn put_varint(out: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        out.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.put_u8(v as u8);
 }
 
 fn put_bytes(out: &mut BytesMut, b: &[u8]) {
@@ -508,20 +501,13 @@ impl Reader {
     }
 
     fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8(what)?;
-            let bits = u64::from(b & 0x7f);
-            // The tenth byte may carry only the top bit of a u64.
-            if shift == 63 && bits > 1 {
-                return Err(CodecError::Varint(what));
-            }
-            v |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CodecError::Varint(what))
+        let mut used = 0;
+        let v = kv::varint::get(&self.buf, &mut used).map_err(|e| match e {
+            kv::varint::VarintError::Truncated => CodecError::Truncated(what),
+            kv::varint::VarintError::Overlong => CodecError::Varint(what),
+        });
+        self.buf.advance(used.min(self.buf.len()));
+        v
     }
 
     fn bool(&mut self, what: &'static str) -> Result<bool, CodecError> {
