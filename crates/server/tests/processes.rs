@@ -19,9 +19,19 @@ fn have(tool: &str) -> bool {
 }
 
 /// A base port whose nine `raftkv up` ports are free.
+///
+/// Bases lie below the kernel's ephemeral range (32768 and up on Linux): there, the client
+/// sockets of the test that ran before — the flood test's 11,000 connections linger while
+/// they close — could hold some port of every base. (Before, the scan started anywhere
+/// from 20,000 to 49,900 by the process id and never wrapped: a start in the ephemeral
+/// range right after the flood test found no free base.) The scan wraps, so every base is
+/// tried whatever the start.
 fn free_base() -> u16 {
-    let start = 20_000 + (std::process::id() % 300) as u16 * 100;
-    for base in (start..60_000).step_by(300) {
+    const FIRST: u16 = 10_000;
+    const BASES: u16 = 70; // 10,000 to 30,700, 300 apart; the highest port is 30,902
+    let start = (std::process::id() % u32::from(BASES)) as u16;
+    for k in 0..BASES {
+        let base = FIRST + ((start + k) % BASES) * 300;
         let free = (0..3u16).all(|i| {
             [base + i, base + 100 + i, base + 200 + i]
                 .iter()
