@@ -51,6 +51,10 @@ pub struct Progress {
     pub snapshot_acked: u64,
     /// Snapshot state: the last chunk (`done`) went out and no rewind happened since.
     pub snapshot_last_sent: bool,
+    /// Snapshot state: the newest stamp issued when the transfer last rewound. Every
+    /// chunk sent since carries a larger one, so a refusal echoing a stamp at or below
+    /// it answers a chunk from before the rewind and is stale.
+    pub snapshot_rewound_at_stamp: u64,
 }
 
 impl Progress {
@@ -71,6 +75,7 @@ impl Progress {
             snapshot_sent: 0,
             snapshot_acked: 0,
             snapshot_last_sent: false,
+            snapshot_rewound_at_stamp: 0,
         }
     }
 

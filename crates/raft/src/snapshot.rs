@@ -205,6 +205,7 @@ impl Raft {
             return;
         }
         let now = self.now;
+        let newest_stamp = self.leadership.as_ref().map_or(0, |l| l.stamps.last());
         let Some(pr) = self.progress_mut(from) else {
             return;
         };
@@ -230,8 +231,16 @@ impl Raft {
             pr.snapshot_sent = pr.snapshot_sent.max(pr.snapshot_acked);
             pr.unacked_since = (pr.snapshot_acked < pr.snapshot_sent).then_some(now);
         } else {
+            if stamp <= pr.snapshot_rewound_at_stamp {
+                // A refusal of a chunk sent before our last rewind: the rewind already
+                // answered it. Rewinding again for each of a window's out-of-order
+                // chunks resent the window once per chunk, a storm that never finished
+                // a transfer (kvsim seeds 20001617, 20003628, 20004349).
+                return;
+            }
             // It holds exactly `next_offset` bytes of the transfer: resume there.
             pr.rewind_snapshot(next_offset);
+            pr.snapshot_rewound_at_stamp = newest_stamp;
             pr.unacked_since = None;
         }
         self.send_snapshot_chunks(from);

@@ -139,3 +139,17 @@ fn the_cluster_size_is_a_function_of_the_seed() {
     opts.nodes = Some(r.nodes);
     assert_eq!(run_seed(opts).trace_hash, r.trace_hash);
 }
+
+/// Seeds a 10,000-seed soak found in a snapshot-chunk storm: a leader rewound its
+/// transfer for every out-of-order chunk's refusal and resent the window each time, so no
+/// transfer ever finished ("runaway: 50,000 events pending"). Refusals of chunks sent
+/// before the last rewind are now ignored.
+#[test]
+fn snapshot_transfers_under_reordering_finish() {
+    for (seed, nodes) in [(20_001_617, 7), (20_003_628, 5), (20_004_349, 5)] {
+        let mut opts = RunOptions::new(seed);
+        opts.nodes = Some(nodes);
+        let r = run_seed(opts);
+        assert!(r.passed(), "{}: {:?}", r.repro(), r.failure);
+    }
+}
