@@ -1,4 +1,4 @@
-//! The Redis-protocol (RESP2) front end: codec, commands, connections, accept loop.
+//! The Redis-protocol front end (RESP2, and RESP3 after `HELLO 3`): codec, commands, connections, accept loop.
 
 pub mod client;
 pub mod codec;
