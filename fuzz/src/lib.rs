@@ -29,6 +29,9 @@ pub mod crc_fix;
 
 // The seed replica is a binary crate: its codec and request parsing are compiled in here
 // from their sources, unchanged.
+#[path = "../../crates/seed/src/answers.rs"]
+#[allow(dead_code)]
+mod answers;
 #[path = "../../crates/seed/src/ids.rs"]
 #[allow(dead_code)]
 mod ids;
@@ -378,7 +381,7 @@ pub fn snapshot_file(data: &[u8]) {
     let name = format!("snap-{index:020}-{term:020}.snap");
     fs::write(dir.join(&name), &file).expect("write snapshot");
 
-    let store = storage::SnapshotStore::open(&dir).expect("open snapshot dir");
+    let store = storage::FileSnapshotStore::open(&dir).expect("open snapshot dir");
     let listed = store.list().expect("list");
     assert_eq!(listed.len(), 1);
     if let Ok(info) = &listed[0] {
@@ -406,7 +409,7 @@ pub fn snapshot_file(data: &[u8]) {
         if let Ok(all) = all {
             assert_eq!(all, chunked);
             let dir2 = scratch_dir("snap2");
-            let store2 = storage::SnapshotStore::open(&dir2).expect("open second dir");
+            let store2 = storage::FileSnapshotStore::open(&dir2).expect("open second dir");
             let saved = store2.save(&info.meta, &all).expect("save");
             let bytes = fs::read(&saved.path).expect("read saved");
             assert_eq!(bytes, file, "snapshot does not re-save to the same bytes");
@@ -509,7 +512,7 @@ pub fn seed_json(data: &[u8]) {
         return;
     };
     if ty == "get" || ty == "put" {
-        if let Ok((_, node::Request::Put { key, value })) = seed_client::parse_request(o, ty) {
+        if let Ok((_, driver::Request::Put { key, value })) = seed_client::parse_request(o, ty) {
             let _ = seed_codec::put_fits_in_datagram(&key, &value);
         }
         return;

@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use node::ReqId;
+use driver::ReqId;
 use raft::{Entry, Index, NodeId, Term};
 
 /// The replica that answers the write at some log index, and whom to answer.

@@ -1,7 +1,7 @@
 //! Client requests and replies of the seed protocol (SEED.md).
 
 use bytes::Bytes;
-use node::{Request, Response};
+use driver::{Request, Response};
 use raft::NodeId;
 use serde_json::{json, Map, Value};
 

@@ -31,7 +31,7 @@ fn check_datagram(raw: &[u8]) {
         return;
     };
     if ty == "get" || ty == "put" {
-        if let Ok((_, node::Request::Put { key, value })) = parse_request(o, ty) {
+        if let Ok((_, driver::Request::Put { key, value })) = parse_request(o, ty) {
             let _ = put_fits_in_datagram(&key, &value);
         }
         return;

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use node::{Node, ReqId, Transport};
+use driver::{Node, ReqId, Transport};
 use raft::{Message, MessageBody, NodeId};
 use serde_json::Value;
 use storage::MemLogStore;
@@ -55,7 +55,7 @@ pub struct Server {
 
 struct GatedGet {
     id: ReqId,
-    req: node::Request,
+    req: driver::Request,
     tag: u64,
     index: raft::Index,
 }
@@ -177,14 +177,14 @@ impl Server {
         let src = o.get("src").and_then(Value::as_str).ok_or("src missing")?;
         if ty == "get" || ty == "put" {
             let (asker, req) = parse_request(o, ty)?;
-            if let node::Request::Put { key, value } = &req {
+            if let driver::Request::Put { key, value } = &req {
                 if !codec::put_fits_in_datagram(key, value) {
                     // It could never be replicated in one datagram: refuse it up front.
                     let raw = encode_reply(
                         self.me,
                         self.node.leader(),
                         &asker,
-                        &node::Response::Fail("too large"),
+                        &driver::Response::Fail("too large"),
                     );
                     self.send_raw(&raw).map_err(|e| format!("send: {e}"))?;
                     return Err("put too large to replicate; answered fail".into());
@@ -312,12 +312,12 @@ impl Server {
     /// A get goes to the driver at once, unless we lead and some write we designated to
     /// another replica may have been acknowledged already without our knowing it
     /// committed: then it waits until our commit index covers that write.
-    fn submit_get(&mut self, id: ReqId, req: node::Request, tag: u64) {
+    fn submit_get(&mut self, id: ReqId, req: driver::Request, tag: u64) {
         let raft = self.node.raft();
         let gate = self.answers.read_gate();
         if raft.is_leader() && (raft.commit_index() < gate || !self.gated_gets.is_empty()) {
             if self.gated_gets.len() >= MAX_GATED_GETS {
-                self.reply_now(id, &node::Response::Fail("busy: too many gets waiting"));
+                self.reply_now(id, &driver::Response::Fail("busy: too many gets waiting"));
                 return;
             }
             self.gated_gets.push_back(GatedGet {
@@ -361,7 +361,7 @@ impl Server {
         let leader = self.node.leader();
         for (client, mid) in due {
             let asker = Asker { client, mid };
-            let raw = encode_reply(self.me, leader, &asker, &node::Response::Done);
+            let raw = encode_reply(self.me, leader, &asker, &driver::Response::Done);
             if let Err(e) = self.send_raw(&raw) {
                 eprintln!("{}: send error: {e}", format_id(self.me));
             }
@@ -369,7 +369,7 @@ impl Server {
     }
 
     /// Replies to a request of ours at once, outside the driver.
-    fn reply_now(&mut self, id: ReqId, resp: &node::Response) {
+    fn reply_now(&mut self, id: ReqId, resp: &driver::Response) {
         let Some(asker) = self.askers.remove(&id) else {
             return;
         };
@@ -389,7 +389,7 @@ impl Server {
         let now = self.now_ticks();
         for (id, resp) in self.node.take_responses() {
             let delegated = self.answers.take_delegated(id);
-            if let (Some((index, designee)), node::Response::Done) = (delegated, &resp) {
+            if let (Some((index, designee)), driver::Response::Done) = (delegated, &resp) {
                 // Its designated answerer (the chain's tail) sends the `ok`; ours waits
                 // for its report, in case it died first.
                 if self.parked.park(id, index, designee, now) {
@@ -406,7 +406,7 @@ impl Server {
         }
         let due = self.parked.poll(now);
         for id in due.answer {
-            self.reply_now(id, &node::Response::Done);
+            self.reply_now(id, &driver::Response::Done);
         }
         for (designee, index) in due.ask {
             let v = serde_json::json!({"src": format_id(self.me), "dst": format_id(designee),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use node::NodeOptions;
+use driver::NodeOptions;
 use raft::{Config, Fanout, NodeId};
 
 pub struct Tuning {

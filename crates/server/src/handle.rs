@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use node::Request;
+use driver::Request;
 use raft::{Message, NodeId};
 use tokio::sync::{mpsc, oneshot};
 

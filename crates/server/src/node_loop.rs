@@ -1,4 +1,4 @@
-//! The node loop: one OS thread owns the [`node::Node`] and everything it touches.
+//! The node loop: one OS thread owns the [`driver::Node`] and everything it touches.
 //!
 //! It is fed by one bounded channel of [`Event`]s (peer messages, client requests with a
 //! reply channel, forwarded requests and their answers, status queries) and sleeps until
@@ -12,7 +12,7 @@
 //!
 //! Routing (a follower forwards to its leader, parks while none is known, follows the
 //! leader when it moves, retries with the request's session) is the driver's
-//! ([`node::RoutedNode`], so the simulator runs it too); this loop only carries its
+//! ([`driver::RoutedNode`], so the simulator runs it too); this loop only carries its
 //! messages as `ForwardReq`/`ForwardResp` frames and answers local clients.
 //! Invariant: every request that enters the loop gets exactly one reply, unless its
 //! client went away.
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::{ReqId, Request};
+use driver::{ReqId, Request};
 use raft::{NodeId, Role};
 use tokio::sync::{mpsc, oneshot};
 
@@ -61,7 +61,7 @@ pub struct NodeLoop {
     last_role: Role,
     last_leader: Option<NodeId>,
     /// Routing counters already added to the metrics.
-    routing_seen: node::RoutingStats,
+    routing_seen: driver::RoutingStats,
 }
 
 impl NodeLoop {
@@ -88,7 +88,7 @@ impl NodeLoop {
             metrics,
             next_id: 1,
             waiting: HashMap::new(),
-            routing_seen: node::RoutingStats::default(),
+            routing_seen: driver::RoutingStats::default(),
         }
     }
 
@@ -188,11 +188,11 @@ impl NodeLoop {
                 req,
                 session,
             } => {
-                let msg = node::Forward::Req { id, req, session };
+                let msg = driver::Forward::Req { id, req, session };
                 self.node.on_forward(now, from, msg);
             }
             Event::ForwardReply { from, id, reply } => {
-                let msg = node::Forward::Resp {
+                let msg = driver::Forward::Resp {
                     id,
                     resp: reply.into_response(),
                 };
@@ -216,8 +216,8 @@ impl NodeLoop {
         self.observe_routing();
         for (to, msg) in self.node.take_forwards() {
             let frame = match msg {
-                node::Forward::Req { id, req, session } => Frame::ForwardReq { id, req, session },
-                node::Forward::Resp { id, resp } => Frame::ForwardResp {
+                driver::Forward::Req { id, req, session } => Frame::ForwardReq { id, req, session },
+                driver::Forward::Resp { id, resp } => Frame::ForwardResp {
                     id,
                     reply: Reply::from(resp).fit_frame(self.max_frame),
                 },

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::{Node, NodeOptions, RoutedNode, RoutingOptions, SnapshotPolicy};
+use driver::{Node, NodeOptions, RoutedNode, RoutingOptions, SnapshotPolicy};
 use raft::{Membership, NodeId};
-use storage::SnapshotStore;
+use storage::FileSnapshotStore;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, ReadMode};
@@ -83,7 +83,7 @@ pub fn open_node(
         ..NodeOptions::default()
     };
     let snap_dir = cfg.data_dir.join("snap");
-    let snapshots = SnapshotStore::open(&snap_dir)
+    let snapshots = FileSnapshotStore::open(&snap_dir)
         .map_err(|e| format!("cannot open snapshots in {}: {e}", snap_dir.display()))?;
     let started = Instant::now();
     let node = Node::open_with_snapshots(

@@ -1,11 +1,11 @@
 //! The answer to one client request, as the server passes it around: between the node
 //! loop and a client connection, and between nodes when a follower forwards a request.
 //!
-//! It mirrors [`node::Response`] except that a failure carries an owned message (it may
+//! It mirrors [`driver::Response`] except that a failure carries an owned message (it may
 //! have crossed the network, so it cannot be a `&'static str`).
 
 use bytes::Bytes;
-use node::Response;
+use driver::Response;
 use raft::NodeId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Reply {
     Unknown(String),
     /// A scan's keys and values, in key order.
     Entries(Vec<(Bytes, Bytes)>),
-    /// What a typed-model write or read answered (`node::Response::Reply`).
+    /// What a typed-model write or read answered (`driver::Response::Reply`).
     Kv(kv::Reply),
 }
 

@@ -1,11 +1,11 @@
-//! The node's snapshots: a [`SnapshotStore`] under `data_dir/snap`, with the snapshots the
+//! The node's snapshots: a [`FileSnapshotStore`] under `data_dir/snap`, with the snapshots the
 //! node takes itself written and synced on a background thread, so a large state machine
 //! does not stall the node loop for the length of a multi-megabyte write and `fdatasync`.
 //!
 //! Snapshots received from a leader are saved synchronously (`save`): the follower
 //! acknowledges the install only once it is durable. At most one background save runs at
 //! a time (the driver waits for its outcome before taking the next snapshot), but it may
-//! run while an install is saved: the [`SnapshotStore`] serializes the two saves' renames
+//! run while an install is saved: the [`FileSnapshotStore`] serializes the two saves' renames
 //! and prunes itself (a failure on the install path would stop the node).
 
 use std::sync::mpsc as std_mpsc;
@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use raft::{Index, SnapshotMeta};
-use storage::{Result, SaveStarted, SnapshotStorage, SnapshotStore, StorageError};
+use storage::{FileSnapshotStore, Result, SaveStarted, SnapshotStorage, StorageError};
 use tokio::sync::mpsc;
 
 use crate::handle::Event;
 
 pub struct BackgroundSnapshots {
-    store: Arc<SnapshotStore>,
+    store: Arc<FileSnapshotStore>,
     done_tx: std_mpsc::Sender<Result<SnapshotMeta>>,
     done_rx: std_mpsc::Receiver<Result<SnapshotMeta>>,
     /// Wakes the node loop when a save finishes, so it compacts without waiting for
@@ -29,7 +29,7 @@ pub struct BackgroundSnapshots {
 }
 
 impl BackgroundSnapshots {
-    pub fn new(store: SnapshotStore, wake: mpsc::Sender<Event>) -> BackgroundSnapshots {
+    pub fn new(store: FileSnapshotStore, wake: mpsc::Sender<Event>) -> BackgroundSnapshots {
         let (done_tx, done_rx) = std_mpsc::channel();
         BackgroundSnapshots {
             store: Arc::new(store),
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn background_and_install_saves_race_without_errors() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = SnapshotStore::open(tmp.path()).unwrap();
+        let store = FileSnapshotStore::open(tmp.path()).unwrap();
         let (wake, _wake_rx) = mpsc::channel(1024);
         let mut snaps = BackgroundSnapshots::new(store, wake);
         let data = Bytes::from(vec![7u8; 4096]);

@@ -8,7 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bytes::{Bytes, BytesMut};
-use node::Request;
+use driver::Request;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

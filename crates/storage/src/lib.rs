@@ -6,7 +6,7 @@
 //!   simulator uses to lose unsynced writes on a simulated crash;
 //! - [`FileLogStore`]: a segmented write-ahead log with CRC32C-framed records, a
 //!   double-slot hard state file, and recovery that cuts torn tails but refuses corruption;
-//! - [`SnapshotStore`]: CRC-checked snapshot files, streamed in chunks;
+//! - [`FileSnapshotStore`]: CRC-checked snapshot files, streamed in chunks;
 //! - [`SnapshotStorage`]: what the driver needs of snapshots, for files and (in the
 //!   simulator) memory.
 //!
@@ -38,5 +38,5 @@ pub use file_store::{
 };
 pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
-pub use snapshot::{SnapshotInfo, SnapshotReader, SnapshotStore, SnapshotWriter};
+pub use snapshot::{FileSnapshotStore, SnapshotInfo, SnapshotReader, SnapshotWriter};
 pub use snapshot_storage::{MemSnapshotStore, SaveStarted, SnapshotStorage};

@@ -1,4 +1,4 @@
-//! [`SnapshotStore`]: CRC-checked snapshot files, written atomically, read or streamed in
+//! [`FileSnapshotStore`]: CRC-checked snapshot files, written atomically, read or streamed in
 //! chunks.
 //!
 //! ```text
@@ -24,12 +24,12 @@
 //!
 //! # Choosing the snapshot to restart from
 //!
-//! [`SnapshotStore::load_latest`] takes the log's first index and returns the newest
+//! [`FileSnapshotStore::load_latest`] takes the log's first index and returns the newest
 //! snapshot that verifies *and* that the log continues: `log_first_index <= index + 1`.
 //! So a corrupt newest snapshot falls back to the previous one only if the log still holds
 //! every entry after the previous one; otherwise it is an error (a gap nobody can fill
 //! locally: the node must be repaired from a peer). Compacting the log only up to
-//! [`SnapshotStore::compaction_floor`] — the oldest retained snapshot — keeps that
+//! [`FileSnapshotStore::compaction_floor`] — the oldest retained snapshot — keeps that
 //! fallback possible.
 
 use std::fs::{self, File, OpenOptions};
@@ -66,7 +66,7 @@ pub struct SnapshotInfo {
     pub path: PathBuf,
 }
 
-pub struct SnapshotStore {
+pub struct FileSnapshotStore {
     dir: PathBuf,
     retain: usize,
     faults: Faults,
@@ -278,7 +278,7 @@ pub struct SnapshotWriter {
     crc: u32,
     faults: Faults,
     retain: usize,
-    /// The store's lock on its set of files (see [`SnapshotStore`]).
+    /// The store's lock on its set of files (see [`FileSnapshotStore`]).
     files: Arc<Mutex<()>>,
 }
 
@@ -394,7 +394,7 @@ fn prune(dir: &Path, retain: usize, faults: &Faults) -> Result<()> {
     fsutil::sync_dir(dir, faults)
 }
 
-impl SnapshotStore {
+impl FileSnapshotStore {
     /// Opens (creating if needed) the snapshot directory, locking it and removing
     /// temporary files of interrupted writes.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
@@ -404,7 +404,7 @@ impl SnapshotStore {
         for tmp in fsutil::remove_temp_files(&dir)? {
             tracing::warn!(file = %tmp.display(), "removed unfinished snapshot");
         }
-        Ok(SnapshotStore {
+        Ok(FileSnapshotStore {
             dir,
             retain: 2,
             faults: None,

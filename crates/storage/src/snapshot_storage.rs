@@ -1,5 +1,5 @@
 //! [`SnapshotStorage`]: the narrow interface the driver saves and loads state-machine
-//! snapshots through, with a file implementation ([`SnapshotStore`]) and an in-memory one
+//! snapshots through, with a file implementation ([`FileSnapshotStore`]) and an in-memory one
 //! for the simulator ([`MemSnapshotStore`]).
 
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use bytes::Bytes;
 use raft::{Index, SnapshotMeta};
 
 use crate::error::{Result, StorageError};
-use crate::snapshot::SnapshotStore;
+use crate::snapshot::FileSnapshotStore;
 
 /// Durable snapshots of the state machine.
 ///
@@ -53,17 +53,17 @@ pub enum SaveStarted {
     Pending,
 }
 
-impl SnapshotStorage for SnapshotStore {
+impl SnapshotStorage for FileSnapshotStore {
     fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        SnapshotStore::save(self, meta, data).map(|_| ())
+        FileSnapshotStore::save(self, meta, data).map(|_| ())
     }
 
     fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
-        SnapshotStore::load_latest(self, log_first_index)
+        FileSnapshotStore::load_latest(self, log_first_index)
     }
 
     fn compaction_floor(&self) -> Result<Option<Index>> {
-        SnapshotStore::compaction_floor(self)
+        FileSnapshotStore::compaction_floor(self)
     }
 }
 

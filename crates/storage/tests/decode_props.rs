@@ -17,7 +17,7 @@ use storage::fuzzing::{
     decode_hard_state_slot, encode_entry_record, encode_hard_state_slot, peek_entry_record,
     read_entry_record, valid_entry_at, HARD_STATE_SLOT_SIZE,
 };
-use storage::{FileLogStore, LogStore, SnapshotStore};
+use storage::{FileLogStore, FileSnapshotStore, LogStore};
 
 // ---- mutation ----
 
@@ -388,7 +388,7 @@ fn hard_state_survives_mutated_files() {
 
 fn valid_snapshots() -> Vec<Vec<u8>> {
     let dir = scratch();
-    let store = SnapshotStore::open(dir.path()).unwrap().with_retain(10);
+    let store = FileSnapshotStore::open(dir.path()).unwrap().with_retain(10);
     let mut out = Vec::new();
     for (index, term, membership, data) in [
         (5, 1, Membership::default(), &b""[..]),
@@ -423,7 +423,7 @@ fn check_snapshot(file: &[u8]) {
     let dir = scratch();
     let path: PathBuf = dir.path().join(format!("snap-{index:020}-{term:020}.snap"));
     fs::write(&path, file).unwrap();
-    let store = SnapshotStore::open(dir.path()).unwrap();
+    let store = FileSnapshotStore::open(dir.path()).unwrap();
     let listed = store.list().unwrap();
     assert_eq!(listed.len(), 1);
     if let Ok(info) = &listed[0] {
@@ -441,7 +441,7 @@ fn check_snapshot(file: &[u8]) {
         assert_eq!(all.is_ok(), reader.verify().is_ok());
         if let Ok(all) = all {
             let dir2 = scratch();
-            let saved = SnapshotStore::open(dir2.path())
+            let saved = FileSnapshotStore::open(dir2.path())
                 .unwrap()
                 .save(&info.meta, &all)
                 .unwrap();
@@ -555,7 +555,7 @@ fn snapshot_trailer_claiming_u64_max_bytes_is_corruption_not_overflow() {
         &file,
     )
     .unwrap();
-    let store = SnapshotStore::open(dir.path()).unwrap();
+    let store = FileSnapshotStore::open(dir.path()).unwrap();
     let listed = catch_unwind(AssertUnwindSafe(|| store.list().unwrap()))
         .expect("reading the trailer panicked");
     match &listed[..] {
@@ -571,7 +571,7 @@ fn snapshot_trailer_claiming_u64_max_bytes_is_corruption_not_overflow() {
 #[test]
 fn snapshot_at_index_u64_max_is_corruption_not_overflow() {
     let dir = scratch();
-    let store = SnapshotStore::open(dir.path()).unwrap();
+    let store = FileSnapshotStore::open(dir.path()).unwrap();
     let meta = |index| SnapshotMeta {
         index,
         term: 1,

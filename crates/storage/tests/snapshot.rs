@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use raft::{Membership, SnapshotMeta};
-use storage::{FaultInjector, SnapshotStore, StorageError};
+use storage::{FaultInjector, FileSnapshotStore, StorageError};
 
 fn meta(index: u64, term: u64) -> SnapshotMeta {
     SnapshotMeta {
@@ -37,7 +37,7 @@ fn snap_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn save_then_load_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     assert_eq!(store.load_latest(1).unwrap(), None);
     let info = store.save(&meta(10, 2), &data(10, 5000)).unwrap();
     assert_eq!(info.data_len, 5000);
@@ -51,7 +51,7 @@ fn save_then_load_round_trips() {
 #[test]
 fn keeps_the_newest_two() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     for i in 1..=5 {
         store.save(&meta(i * 10, 1), &data(i, 100)).unwrap();
     }
@@ -65,7 +65,7 @@ fn keeps_the_newest_two() {
         .map(|r| r.unwrap().meta.index)
         .collect();
     assert_eq!(listed, vec![50, 40]);
-    let one = SnapshotStore::open(tmp.path().join("one"))
+    let one = FileSnapshotStore::open(tmp.path().join("one"))
         .unwrap()
         .with_retain(1);
     one.save(&meta(1, 1), b"a").unwrap();
@@ -76,7 +76,7 @@ fn keeps_the_newest_two() {
 #[test]
 fn corrupt_newest_falls_back_only_if_the_log_covers_the_gap() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     store.save(&meta(100, 3), &data(100, 4000)).unwrap();
     let newest = store.save(&meta(200, 4), &data(200, 4000)).unwrap();
     let mut bytes = fs::read(&newest.path).unwrap();
@@ -109,7 +109,7 @@ fn corrupt_newest_falls_back_only_if_the_log_covers_the_gap() {
 #[test]
 fn no_snapshot_for_a_compacted_log_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     assert!(matches!(
         store.load_latest(5),
         Err(StorageError::Snapshot(_))
@@ -119,7 +119,7 @@ fn no_snapshot_for_a_compacted_log_is_an_error() {
 #[test]
 fn truncated_or_garbled_files_are_detected() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     let info = store.save(&meta(7, 1), &data(7, 300)).unwrap();
     let full = fs::read(&info.path).unwrap();
     for cut in [0, 10, 40, full.len() / 2, full.len() - 1] {
@@ -143,8 +143,8 @@ fn truncated_or_garbled_files_are_detected() {
 #[test]
 fn streams_in_chunks_between_two_stores() {
     let tmp = tempfile::tempdir().unwrap();
-    let leader = SnapshotStore::open(tmp.path().join("leader")).unwrap();
-    let follower = SnapshotStore::open(tmp.path().join("follower")).unwrap();
+    let leader = FileSnapshotStore::open(tmp.path().join("leader")).unwrap();
+    let follower = FileSnapshotStore::open(tmp.path().join("follower")).unwrap();
     let payload = data(42, 100_000);
     leader.save(&meta(42, 5), &payload).unwrap();
 
@@ -173,7 +173,7 @@ fn streams_in_chunks_between_two_stores() {
 #[test]
 fn writer_refuses_gaps_and_mismatched_transfers() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SnapshotStore::open(tmp.path()).unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
     let mut w = store.writer(&meta(9, 1)).unwrap();
     w.write_chunk(0, b"hello ").unwrap();
     assert!(matches!(
@@ -204,7 +204,7 @@ fn writer_refuses_gaps_and_mismatched_transfers() {
 fn disk_full_during_save_leaves_the_previous_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
-    let store = SnapshotStore::open(tmp.path())
+    let store = FileSnapshotStore::open(tmp.path())
         .unwrap()
         .with_faults(faults.clone());
     store.save(&meta(5, 1), &data(5, 1000)).unwrap();
@@ -224,7 +224,7 @@ fn disk_full_during_save_leaves_the_previous_snapshot() {
 #[test]
 fn concurrent_saves_never_fail() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(SnapshotStore::open(tmp.path()).unwrap());
+    let store = std::sync::Arc::new(FileSnapshotStore::open(tmp.path()).unwrap());
     let rounds = 300u64;
     let threads: Vec<_> = (0..2u64)
         .map(|t| {

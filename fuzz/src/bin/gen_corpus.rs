@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
+use driver::Request;
 use kv::{Command, KvStore, SessionTag};
-use node::Request;
 use raft::{Entry, EntryKind, HardState, Membership, Message, MessageBody, SnapshotMeta};
 use server::reply::Reply;
 use server::transport::codec::{encode_frame, Frame};
@@ -263,7 +263,7 @@ fn wal(root: &Path) {
 fn snapshot_file(root: &Path) {
     let mut o = Out::new(root, "snapshot_file");
     let dir = scratch("snap");
-    let store = storage::SnapshotStore::open(&dir)
+    let store = storage::FileSnapshotStore::open(&dir)
         .expect("open")
         .with_retain(10);
     let metas = [

@@ -16,8 +16,8 @@
 //! bytes, so garbage is an error, not a huge allocation or a crash.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use driver::Request;
 use kv::varint::put as put_varint;
-use node::Request;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, NodeId, SnapshotMeta};
 
 use crate::reply::Reply;

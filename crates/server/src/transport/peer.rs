@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use node::Transport;
+use driver::Transport;
 use raft::{Message, MessageBody, NodeId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -70,16 +70,16 @@ fn approx_size(f: &Frame) -> usize {
             ..
         }) => data.len(),
         Frame::ForwardReq { req, .. } => match req {
-            node::Request::Put { key, value } => key.len() + value.len(),
-            node::Request::Cas { key, expected, new } => {
+            driver::Request::Put { key, value } => key.len() + value.len(),
+            driver::Request::Cas { key, expected, new } => {
                 key.len() + new.len() + expected.as_ref().map_or(0, |e| e.len())
             }
-            node::Request::Get { key } | node::Request::Delete { key } => key.len(),
-            node::Request::Scan { prefix, after, .. } => {
+            driver::Request::Get { key } | driver::Request::Delete { key } => key.len(),
+            driver::Request::Scan { prefix, after, .. } => {
                 prefix.len() + after.as_ref().map_or(0, |a| a.len())
             }
-            node::Request::Write(cmd) => cmd.encode().len(),
-            node::Request::Read(q) => q.encode().len(),
+            driver::Request::Write(cmd) => cmd.encode().len(),
+            driver::Request::Read(q) => q.encode().len(),
         },
         Frame::ForwardResp { reply, .. } => match reply {
             crate::reply::Reply::Value(Some(v)) => v.len(),
@@ -423,7 +423,7 @@ mod tests {
         let big = |id| Frame::ForwardReq {
             id,
             session: None,
-            req: node::Request::Put {
+            req: driver::Request::Put {
                 key: bytes::Bytes::from_static(b"k"),
                 value: bytes::Bytes::from(vec![0u8; 1000]),
             },

@@ -11,8 +11,8 @@
 //! write, so a read names the write it saw.
 
 use bytes::Bytes;
+use driver::{ReqId, Request, Response};
 use lincheck::{Call, Ret};
-use node::{ReqId, Request, Response};
 
 use super::events::Ev;
 use super::params::Params;

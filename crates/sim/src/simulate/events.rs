@@ -4,8 +4,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use driver::{Forward, ReqId, Request, Response};
 use kv::SessionTag;
-use node::{Forward, ReqId, Request, Response};
 use raft::Message;
 
 /// Fault bookkeeping events (see `faults.rs`).

@@ -9,8 +9,8 @@
 //! counts the nodes that committed an index and checks they agree on it.
 
 use bytes::Bytes;
+use driver::Request;
 use kv::Command;
-use node::Request;
 use raft::{EntryKind, Index, Role};
 
 use super::clock::{MS, SEC};

@@ -1,4 +1,4 @@
-//! The simulated world: N real `node::Node`s (real core, real driver, in-memory store
+//! The simulated world: N real `driver::Node`s (real core, real driver, in-memory store
 //! with the durability model), the fake network and clocks, the event queue and the
 //! invariant checker. One thread, one RNG, virtual time.
 //!
@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use kv::SessionTag;
-use node::{
+use driver::{
     Forward, Node, NodeOptions, PlantedDriverBugs, PlantedRoutingBugs, ReqId, Request, Response,
     RoutedNode, RoutingOptions, SnapshotPolicy, Transport,
 };
+use kv::SessionTag;
 use raft::{Config, Fanout, Membership, Message, MessageBody, NodeId, PlantedBugs, Raft, Role};
 use storage::{FaultInjector, MemLogStore, MemSnapshotStore};
 

@@ -4,7 +4,7 @@
 //! `INCR` and `SET ... XX` are atomic, with no read-then-CAS loop.
 
 use bytes::Bytes;
-use node::Request;
+use driver::Request;
 
 use super::node_calls::ReadFrom;
 use super::typed::{self, Parsed};

@@ -8,7 +8,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use node::Request;
+use driver::Request;
 
 use super::{Failed, Res, RespCtx};
 use crate::handle::CallError;
@@ -107,7 +107,7 @@ impl RespCtx {
         };
         match self.call_from(req, from).await? {
             Reply::Entries(kvs) => {
-                let more = node::scan_page_is_full(&kvs, limit, SCAN_PAGE_BYTES);
+                let more = driver::scan_page_is_full(&kvs, limit, SCAN_PAGE_BYTES);
                 Ok((kvs, more))
             }
             other => Err(unexpected(&other)),

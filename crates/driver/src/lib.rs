@@ -1,4 +1,5 @@
-//! node — the driver shared by the seed replica, the cluster server and the simulator.
+//! driver — the loop shared by the seed replica, the cluster server and the simulator: it
+//! feeds the core, runs each `Ready` (persist → send → apply → answer) and routes requests.
 
 mod deadlines;
 mod node;

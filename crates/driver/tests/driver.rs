@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use node::{Node, NodeOptions, Request, Response, Transport};
+use driver::{Node, NodeOptions, Request, Response, Transport};
 use raft::{Config, Membership, Message, NodeId};
 use storage::MemLogStore;
 

@@ -8,8 +8,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use driver::{
+    Forward, Node, NodeOptions, Request, Response, RoutedNode, RoutingOptions, Transport,
+};
 use kv::SessionTag;
-use node::{Forward, Node, NodeOptions, Request, Response, RoutedNode, RoutingOptions, Transport};
 use raft::{Config, Membership, Message, NodeId};
 use storage::{FaultInjector, MemLogStore};
 
