@@ -34,9 +34,15 @@ impl Conn {
     }
 
     fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
+        self.try_call(args).expect("call")
+    }
+
+    /// Like `call`, but an I/O error is returned: while `redis-server` starts, whatever
+    /// answers on the port may not be it yet.
+    fn try_call(&mut self, args: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
         let mut out = BytesMut::new();
         encode_command(args, &mut out);
-        self.stream.write_all(&out).expect("send");
+        self.stream.write_all(&out)?;
         let mut chunk = [0u8; 16 << 10];
         loop {
             let mut probe = self.buf.clone();
@@ -45,10 +51,12 @@ impl Conn {
                 .is_some()
             {
                 let used = self.buf.len() - probe.len();
-                return self.buf.split_to(used).to_vec();
+                return Ok(self.buf.split_to(used).to_vec());
             }
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "connection closed");
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
@@ -61,33 +69,61 @@ struct Redis {
 }
 
 impl Redis {
+    /// Starts `redis-server`; `None` when it is not installed. Its port is below the
+    /// ephemeral range, where the other tests' `bind(0)` never lands; a port once taken
+    /// there anyway makes redis-server exit, or whatever holds it (a raftkv peer port)
+    /// reset our PING. Both mean "try another port", never a failure.
     fn start() -> Option<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let r = Redis {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
+        for _attempt in 0..20 {
+            let Some(port) = free_port_below_ephemeral() else {
+                continue;
+            };
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut r = Redis {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            if r.answers_pong() {
+                return Some(r);
+            }
+        }
+        panic!("redis-server did not start on any of 20 ports");
+    }
+
+    /// Whether our redis-server is up on its port: it answers PING and is still running.
+    fn answers_pong(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut c) = Conn::connect(r.addr) {
-                if c.call(&[b"PING".to_vec()]) == b"+PONG\r\n" {
-                    return Some(r);
-                }
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false; // exited: most likely the port was taken
+            }
+            let pong = Conn::connect(self.addr)
+                .and_then(|mut c| c.try_call(&[b"PING".to_vec()]))
+                .is_ok_and(|reply| reply == b"+PONG\r\n");
+            if pong && self.child.try_wait().ok().flatten().is_none() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("redis-server did not start on port {port}");
+        false
     }
+}
+
+/// A loopback port in 20000..32000 (below Linux's ephemeral 32768..) that is free now.
+fn free_port_below_ephemeral() -> Option<u16> {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    let port = 20_000 + (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % 12_000;
+    let port = u16::try_from(port).ok()?;
+    TcpListener::bind(("127.0.0.1", port)).ok().map(|_| port)
 }
 
 impl Drop for Redis {
