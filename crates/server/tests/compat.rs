@@ -7,60 +7,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use common::raw::RawConn as Conn;
 use common::Cluster;
-use server::resp::codec::{encode_command, parse_reply};
-
-/// A connection that returns each reply's exact bytes.
-struct Conn {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Conn {
-    fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Conn {
-            stream,
-            buf: BytesMut::new(),
-        })
-    }
-
-    fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        self.try_call(args).expect("call")
-    }
-
-    /// Like `call`, but an I/O error is returned: while `redis-server` starts, whatever
-    /// answers on the port may not be it yet.
-    fn try_call(&mut self, args: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
-        let mut out = BytesMut::new();
-        encode_command(args, &mut out);
-        self.stream.write_all(&out)?;
-        let mut chunk = [0u8; 16 << 10];
-        loop {
-            let mut probe = self.buf.clone();
-            if parse_reply(&mut probe)
-                .expect("well-formed reply")
-                .is_some()
-            {
-                let used = self.buf.len() - probe.len();
-                return Ok(self.buf.split_to(used).to_vec());
-            }
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
 
 /// A `redis-server` on a free loopback port, killed on drop.
 struct Redis {
@@ -103,8 +56,8 @@ impl Redis {
             if self.child.try_wait().ok().flatten().is_some() {
                 return false; // exited: most likely the port was taken
             }
-            let pong = Conn::connect(self.addr)
-                .and_then(|mut c| c.try_call(&[b"PING".to_vec()]))
+            let pong = Conn::try_connect(self.addr)
+                .and_then(|mut c| c.try_bytes(&[b"PING".to_vec()]))
                 .is_ok_and(|reply| reply == b"+PONG\r\n");
             if pong && self.child.try_wait().ok().flatten().is_none() {
                 return true;
@@ -210,15 +163,15 @@ fn replies_match_redis_byte_for_byte() {
         let text = std::fs::read_to_string(&script).expect("read script");
         let name = script.file_name().unwrap().to_string_lossy().into_owned();
         for resp3 in [false, true] {
-            let mut r = Conn::connect(redis.addr).expect("connect redis");
-            assert_eq!(r.call(&[b"FLUSHALL".to_vec()]), b"+OK\r\n");
+            let mut r = Conn::connect(redis.addr);
+            assert_eq!(r.bytes(&[b"FLUSHALL".to_vec()]), b"+OK\r\n");
             let cluster = Cluster::start(1, |_| {});
             cluster.wait_leader(Duration::from_secs(10));
-            let mut k = Conn::connect(cluster.client_addr(1)).expect("connect raftkv");
+            let mut k = Conn::connect(cluster.client_addr(1));
             if resp3 {
                 let hello = [b"HELLO".to_vec(), b"3".to_vec()];
-                assert!(r.call(&hello).starts_with(b"%7\r\n"));
-                assert!(k.call(&hello).starts_with(b"%7\r\n"));
+                assert!(r.bytes(&hello).starts_with(b"%7\r\n"));
+                assert!(k.bytes(&hello).starts_with(b"%7\r\n"));
             }
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
@@ -227,7 +180,7 @@ fn replies_match_redis_byte_for_byte() {
                 }
                 cases += 1;
                 let args = words(line);
-                let (want, got) = (r.call(&args), k.call(&args));
+                let (want, got) = (r.bytes(&args), k.bytes(&args));
                 if want != got {
                     mismatches.push(format!(
                         "{name}:{} [{}] {line}\n    redis:  {}\n    raftkv: {}",

@@ -4,65 +4,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use common::raw::RawConn as Raw;
 use common::Cluster;
-use server::resp::codec::{encode_command, parse_reply, Value};
-
-/// A client that sees the exact bytes of every reply.
-struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        Raw {
-            stream,
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = BytesMut::new();
-        encode_command(args, &mut out);
-        self.stream.write_all(&out).expect("send");
-    }
-
-    /// One reply: its bytes, and its value.
-    fn read(&mut self) -> (String, Value) {
-        let mut chunk = [0u8; 16 << 10];
-        loop {
-            let mut probe = self.buf.clone();
-            if let Some(v) = parse_reply(&mut probe).expect("well-formed reply") {
-                let used = self.buf.len() - probe.len();
-                let raw = self.buf.split_to(used);
-                return (String::from_utf8_lossy(&raw).into_owned(), v);
-            }
-            let n = self.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn raw(&mut self, args: &[&str]) -> String {
-        self.send(args);
-        self.read().0
-    }
-
-    fn call(&mut self, args: &[&str]) -> Value {
-        self.send(args);
-        self.read().1
-    }
-}
+use server::resp::codec::{encode_command, Value};
 
 fn one_node() -> Cluster {
     let c = Cluster::start(1, |_| {});

@@ -562,7 +562,8 @@ pub fn hscan(a: &[Bytes]) -> Result<(Query, Option<Bytes>), ParseError> {
     Ok((q, pattern))
 }
 
-/// A kv reply as RESP2 (a map is a flat array of fields and values).
+/// A kv reply as a RESP value: a map stays a map (`%` in RESP3, a flat array of fields
+/// and values in RESP2, as `Value::encode_as` writes it).
 pub fn to_value(r: Reply) -> Value {
     match r {
         Reply::Ok => Value::ok(),
@@ -572,12 +573,12 @@ pub fn to_value(r: Reply) -> Value {
         Reply::Int(i) => Value::Int(i),
         Reply::Bulk(b) => Value::Bulk(Some(b)),
         Reply::Array(items) => Value::Array(Some(items.into_iter().map(to_value).collect())),
-        Reply::Map(pairs) => Value::Array(Some(
+        Reply::Map(pairs) => Value::Map(
             pairs
                 .into_iter()
-                .flat_map(|(f, v)| [Value::Bulk(Some(f)), Value::Bulk(Some(v))])
+                .map(|(f, v)| (Value::Bulk(Some(f)), Value::Bulk(Some(v))))
                 .collect(),
-        )),
+        ),
         Reply::Error(e) => Value::Error(e),
     }
 }
