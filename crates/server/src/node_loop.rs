@@ -30,7 +30,7 @@ use crate::handle::Event;
 use crate::metrics::LoopMetrics;
 use crate::open::ClusterNode;
 use crate::reply::Reply;
-use crate::status::{role_name, PeerStatus, Status};
+use crate::status::{reported_role, PeerStatus, Status};
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
 
@@ -315,11 +315,16 @@ impl NodeLoop {
             })
             .collect();
         let stats = self.node.stats();
+        let (role, leader) = reported_role(
+            raft.role(),
+            raft.leader(),
+            self.node.storage_failure().is_some(),
+        );
         Status {
             id: self.me,
-            role: role_name(raft.role()),
+            role,
             term: raft.term(),
-            leader: raft.leader(),
+            leader,
             commit_index: raft.commit_index(),
             applied_index: log.applied,
             first_index: log.first_index(),

@@ -51,11 +51,44 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
 }
 
+/// The role and leader a node reports. A node whose log store failed no longer takes
+/// part: its core's role (perhaps still "leader", frozen at the failure) and the leader it
+/// last knew are stale, so it reports "failed" and no leader, and nobody routes to it.
+pub fn reported_role(
+    r: Role,
+    leader: Option<NodeId>,
+    storage_failed: bool,
+) -> (&'static str, Option<NodeId>) {
+    if storage_failed {
+        ("failed", None)
+    } else {
+        (role_name(r), leader)
+    }
+}
+
 pub fn role_name(r: Role) -> &'static str {
     match r {
         Role::Follower => "follower",
         Role::PreCandidate => "pre-candidate",
         Role::Candidate => "candidate",
         Role::Leader => "leader",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_whose_store_failed_reports_failed_and_no_leader() {
+        assert_eq!(reported_role(Role::Leader, Some(1), true), ("failed", None));
+        assert_eq!(
+            reported_role(Role::Leader, Some(1), false),
+            ("leader", Some(1))
+        );
+        assert_eq!(
+            reported_role(Role::Follower, Some(2), false),
+            ("follower", Some(2))
+        );
     }
 }
