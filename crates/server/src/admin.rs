@@ -280,6 +280,14 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "Followers found (while leading) to have lost log entries they had acknowledged.",
         s.followers_lost_log,
     );
+    let name = "raftkv_core_refusals_total";
+    let _ = writeln!(
+        o,
+        "# HELP {name} Peer messages the consensus core refused as impossible from an honest peer, by reason.\n# TYPE {name} counter"
+    );
+    for (reason, n) in s.refused_by_core.by_reason() {
+        let _ = writeln!(o, "{name}{{reason=\"{reason}\"}} {n}");
+    }
     gauge(&mut o, "raftkv_keys", "Keys in the state machine.", s.keys);
     gauge(
         &mut o,

@@ -30,7 +30,7 @@ use crate::handle::Event;
 use crate::metrics::LoopMetrics;
 use crate::open::ClusterNode;
 use crate::reply::Reply;
-use crate::status::{reported_role, PeerStatus, Status};
+use crate::status::{reported_role, CoreRefusals, PeerStatus, Status};
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
 
@@ -335,6 +335,7 @@ impl NodeLoop {
             snapshots_taken: stats.snapshots_taken,
             snapshots_installed: stats.snapshots_installed,
             followers_lost_log: raft.followers_lost_log(),
+            refused_by_core: CoreRefusals::of(&raft.stats()),
             read_mode: self.read_mode.as_str(),
             keys: self.node.kv().len() as u64,
             kv_bytes: self.node.kv().size_bytes() as u64,

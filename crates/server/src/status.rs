@@ -17,6 +17,45 @@ pub struct PeerStatus {
     pub dropped_frames: u64,
 }
 
+/// What the consensus core refused from peers, by reason (`raft::CoreStats`): each is
+/// something no honest peer of this cluster sends, so any non-zero count deserves a look.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CoreRefusals {
+    /// Messages with a term no honest peer can have.
+    pub absurd_terms: u64,
+    /// Elections not started because the term is at its limit.
+    pub campaigns_at_term_limit: u64,
+    /// Append acknowledgements claiming more than was sent.
+    pub forged_acks: u64,
+    /// Appends with non-contiguous entries or impossible terms.
+    pub malformed_appends: u64,
+    /// Snapshots whose membership is not the cluster's.
+    pub snapshots: u64,
+}
+
+impl CoreRefusals {
+    pub fn of(s: &raft::CoreStats) -> CoreRefusals {
+        CoreRefusals {
+            absurd_terms: s.absurd_terms,
+            campaigns_at_term_limit: s.campaigns_refused_at_term_limit,
+            forged_acks: s.forged_acks,
+            malformed_appends: s.malformed_appends,
+            snapshots: s.snapshots_refused,
+        }
+    }
+
+    /// `(reason label, count)` for the metrics endpoint.
+    pub fn by_reason(&self) -> [(&'static str, u64); 5] {
+        [
+            ("absurd_term", self.absurd_terms),
+            ("campaign_at_term_limit", self.campaigns_at_term_limit),
+            ("forged_ack", self.forged_acks),
+            ("malformed_append", self.malformed_appends),
+            ("foreign_snapshot", self.snapshots),
+        ]
+    }
+}
+
 /// A consistent view of the node, taken inside the loop.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
@@ -38,6 +77,8 @@ pub struct Status {
     /// While leading: followers found to have lost entries they had acknowledged (a
     /// wiped or replaced disk; such a node should rejoin as a new member).
     pub followers_lost_log: u64,
+    /// Peer messages the consensus core refused as impossible from an honest peer.
+    pub refused_by_core: CoreRefusals,
     pub read_mode: &'static str,
     pub keys: u64,
     pub kv_bytes: u64,

@@ -180,6 +180,43 @@ fn an_append_with_a_gap_is_rejected_at_decode_and_the_node_keeps_serving() {
     assert_eq!(c.wait_leader(Duration::from_secs(10)), leader);
 }
 
+/// A vote request with a term no honest peer can reach (2^40 above ours) is dropped by
+/// the core, never adopted, and counted where an operator sees it: /metrics.
+#[test]
+fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let victim = if leader == 1 { 2 } else { 1 };
+    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let before = c.status(victim);
+    let absurd = Frame::Raft(Message {
+        from: sender,
+        to: victim,
+        term: before.term + (1 << 40),
+        body: MessageBody::Vote {
+            last_index: before.last_index + 1_000,
+            last_term: before.term + (1 << 40),
+            transfer: false,
+        },
+    });
+    let mut s = connect(c.node(victim).peer_addr);
+    s.write_all(&hello(sender, victim)).unwrap();
+    s.write_all(&frame_bytes(&absurd)).unwrap();
+    let admin = c.node(victim).admin_addr;
+    let line = "raftkv_core_refusals_total{reason=\"absurd_term\"} 1";
+    eventually("refusal exported", || {
+        common::http_get(admin, "/metrics")
+            .1
+            .lines()
+            .any(|l| l == line)
+    });
+    assert!(
+        c.status(victim).term < before.term + (1 << 40),
+        "term adopted"
+    );
+    serves(&c, victim, "after-absurd-term", None);
+}
+
 // ---- TLS ----
 
 struct Certs {
