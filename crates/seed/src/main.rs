@@ -11,6 +11,7 @@ mod codec;
 #[cfg(test)]
 mod decode_props;
 mod ids;
+mod order;
 mod server;
 mod tuning;
 

@@ -17,6 +17,7 @@ use crate::answers::{Answers, ParkedAnswers};
 use crate::client::{encode_reply, parse_request, Asker};
 use crate::codec::{self, MAX_DATAGRAM, MAX_DESIGNATED_NAME};
 use crate::ids::{format_id, parse_id, BROADCAST};
+use crate::order::ReplyOrder;
 use crate::tuning::Tuning;
 
 /// Outgoing peer messages, encoded when the loop flushes.
@@ -51,6 +52,9 @@ pub struct Server {
     /// Gets that arrived while we lead but may not yet know of a write another replica
     /// already acknowledged; each waits for our commit index to reach its index.
     gated_gets: VecDeque<GatedGet>,
+    /// Holds a redirect or fail behind an earlier write of the same client and key
+    /// (order.rs).
+    order: ReplyOrder,
 }
 
 struct GatedGet {
@@ -109,6 +113,7 @@ impl Server {
             parked: ParkedAnswers::default(),
             last_rx: HashMap::new(),
             gated_gets: VecDeque::new(),
+            order: ReplyOrder::default(),
         };
         // The harness learns our address from this; it must precede everything else.
         let hello = serde_json::json!({"src": format_id(me), "dst": BROADCAST, "leader": BROADCAST, "type": "hello"});
@@ -134,7 +139,9 @@ impl Server {
             }
             self.answer_committed();
             self.flush();
-            let deadline = self.node.next_deadline().min(self.parked.next_deadline());
+            let deadline = (self.node.next_deadline())
+                .min(self.parked.next_deadline())
+                .min(self.order.next_deadline());
             let wait = deadline.saturating_sub(self.now_ticks());
             if wait > 0 {
                 let wait = self.tick.saturating_mul(wait.min(u32::MAX as u64) as u32);
@@ -194,10 +201,9 @@ impl Server {
             self.next_req += 1;
             // Retries of one logical request share client and key: the tag lets the
             // driver notice a client bouncing between a dead leader and us.
-            let tag = affinity_tag(
-                &asker.client,
-                o.get("key").and_then(Value::as_str).unwrap_or(""),
-            );
+            let key = o.get("key").and_then(Value::as_str).unwrap_or("");
+            let tag = affinity_tag(&asker.client, key);
+            self.order.request(id, &asker.client, key, !req.is_read());
             let (client, mid) = (asker.client.clone(), asker.mid.clone());
             self.askers.insert(id, asker);
             if req.is_read() {
@@ -368,8 +374,16 @@ impl Server {
         }
     }
 
-    /// Replies to a request of ours at once, outside the driver.
+    /// Replies to a request of ours outside the driver (in the order order.rs keeps).
     fn reply_now(&mut self, id: ReqId, resp: &driver::Response) {
+        let now = self.now_ticks();
+        for (id, resp) in self.order.reply(id, resp.clone(), now) {
+            self.send_reply(id, &resp);
+        }
+    }
+
+    /// Sends the reply to request `id` (once: the asker is forgotten).
+    fn send_reply(&mut self, id: ReqId, resp: &driver::Response) {
         let Some(asker) = self.askers.remove(&id) else {
             return;
         };
@@ -396,13 +410,12 @@ impl Server {
                     continue;
                 }
             }
-            let Some(asker) = self.askers.remove(&id) else {
-                continue;
-            };
-            let raw = encode_reply(self.me, leader, &asker, &resp);
-            if let Err(e) = self.send_raw(&raw) {
-                eprintln!("{}: send error: {e}", format_id(self.me));
+            for (id, resp) in self.order.reply(id, resp, now) {
+                self.send_reply(id, &resp);
             }
+        }
+        for (id, resp) in self.order.poll(now) {
+            self.send_reply(id, &resp);
         }
         let due = self.parked.poll(now);
         for id in due.answer {
