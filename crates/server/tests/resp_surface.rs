@@ -355,6 +355,48 @@ fn info_sections_with_real_values() {
     assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 6);
 }
 
+/// `INFO keyspace` counts the keys with a TTL (`expires`) and their average remaining
+/// TTL in ms (`avg_ttl`), as Redis does; PERSIST, DEL and SET (which clears a TTL)
+/// take a key out of the count.
+#[test]
+fn info_keyspace_counts_keys_with_a_ttl() {
+    let c = one_node();
+    let mut a = Raw::connect(c.client_addr(1));
+    let keyspace = |a: &mut Raw| {
+        let ks = text(&a.call(&["INFO", "keyspace"]));
+        let line = ks.lines().nth(1).unwrap_or("").to_string();
+        let fields: Vec<(String, u64)> = line
+            .strip_prefix("db0:")
+            .unwrap_or_else(|| panic!("no db0 line: {ks:?}"))
+            .split(',')
+            .map(|f| {
+                let (k, v) = f.split_once('=').expect("k=v");
+                (k.to_string(), v.parse().expect("a number"))
+            })
+            .collect();
+        let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["keys", "expires", "avg_ttl"], "{line}");
+        (fields[0].1, fields[1].1, fields[2].1)
+    };
+    assert_eq!(a.call(&["SET", "plain", "v"]), Value::ok());
+    assert_eq!(keyspace(&mut a), (1, 0, 0));
+    assert_eq!(a.call(&["SET", "a", "v", "EX", "100"]), Value::ok());
+    assert_eq!(a.call(&["SET", "b", "v", "PX", "300000"]), Value::ok());
+    assert_eq!(a.call(&["HSET", "h", "f", "v"]), Value::Int(1));
+    assert_eq!(a.call(&["EXPIRE", "h", "200"]), Value::Int(1));
+    let (keys, expires, avg) = keyspace(&mut a);
+    assert_eq!((keys, expires), (4, 3));
+    // (100 + 300 + 200) / 3 s, less the few ms the test took.
+    assert!((190_000..=200_000).contains(&avg), "avg_ttl={avg}");
+    assert_eq!(a.call(&["PERSIST", "b"]), Value::Int(1));
+    let (keys, expires, avg) = keyspace(&mut a);
+    assert_eq!((keys, expires), (4, 2));
+    assert!((140_000..=150_000).contains(&avg), "avg_ttl={avg}");
+    assert_eq!(a.call(&["SET", "a", "w"]), Value::ok());
+    assert_eq!(a.call(&["DEL", "h"]), Value::Int(1));
+    assert_eq!(keyspace(&mut a), (3, 0, 0));
+}
+
 /// READONLY reads this node's state machine without a leader round: with the other two
 /// nodes stopped there is no leader, yet a READONLY connection on the survivor reads
 /// what it applied, while a default connection (and READWRITE) cannot.

@@ -259,11 +259,16 @@ fn raft_section(o: &mut String, s: &Status) {
     }
 }
 
-/// As in Redis, an empty database has no line.
+/// As in Redis, an empty database has no line. `expires`: the keys with a TTL;
+/// `avg_ttl`: their average time left in ms (exact, where Redis samples).
 fn keyspace_section(o: &mut String, s: &Status) {
     o.push_str("# Keyspace\r\n");
     if s.keys > 0 {
-        let _ = write!(o, "db0:keys={},expires=0,avg_ttl=0\r\n", s.keys);
+        let _ = write!(
+            o,
+            "db0:keys={},expires={},avg_ttl={}\r\n",
+            s.keys, s.expires, s.avg_ttl_ms
+        );
     }
 }
 
