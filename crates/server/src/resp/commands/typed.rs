@@ -504,7 +504,8 @@ pub fn hscan(a: &[Bytes]) -> Result<(Query, Option<Bytes>), ParseError> {
     Ok((q, pattern))
 }
 
-/// A kv reply as RESP2 (a map is a flat array of fields and values).
+/// A kv reply as a RESP value (a map is a RESP3 map, a flat array of fields and values
+/// in RESP2, as Redis sends HGETALL's).
 pub fn to_value(r: Reply) -> Value {
     match r {
         Reply::Ok => Value::ok(),
@@ -514,12 +515,12 @@ pub fn to_value(r: Reply) -> Value {
         Reply::Int(i) => Value::Int(i),
         Reply::Bulk(b) => Value::Bulk(Some(b)),
         Reply::Array(items) => Value::Array(Some(items.into_iter().map(to_value).collect())),
-        Reply::Map(pairs) => Value::Array(Some(
+        Reply::Map(pairs) => Value::Map(
             pairs
                 .into_iter()
-                .flat_map(|(f, v)| [Value::Bulk(Some(f)), Value::Bulk(Some(v))])
+                .map(|(f, v)| (Value::Bulk(Some(f)), Value::Bulk(Some(v))))
                 .collect(),
-        )),
+        ),
         Reply::Error(e) => Value::Error(e),
     }
 }
