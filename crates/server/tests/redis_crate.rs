@@ -28,7 +28,10 @@ fn connect(c: &Cluster, query: &str) -> redis::Connection {
 }
 
 fn client_field(conn: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("CLIENT").arg("INFO").query(conn).expect("CLIENT INFO");
+    let info: String = redis::cmd("CLIENT")
+        .arg("INFO")
+        .query(conn)
+        .expect("CLIENT INFO");
     info.split_whitespace()
         .find_map(|f| f.strip_prefix(&format!("{name}=")))
         .unwrap_or_else(|| panic!("no {name} in {info}"))
@@ -154,7 +157,10 @@ fn resp3_plain_commands_maps_and_pipelines() {
     let mut r2 = connect(&c, "?protocol=resp2");
     assert_eq!(client_field(&mut r2, "resp"), "2");
     let raw: Value = redis::cmd("HGETALL").arg("rs:h").query(&mut r2).unwrap();
-    assert_eq!(raw, Value::Array(vec![bulk("a"), bulk("11"), bulk("b"), bulk("2")]));
+    assert_eq!(
+        raw,
+        Value::Array(vec![bulk("a"), bulk("11"), bulk("b"), bulk("2")])
+    );
     let h: HashMap<String, String> = r2.hgetall("rs:h").unwrap();
     assert_eq!(h["b"], "2");
     let (n, got): (i64, String) = redis::pipe()

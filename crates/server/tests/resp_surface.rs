@@ -615,7 +615,12 @@ fn command_describes_every_command_that_runs() {
     let client = a.call(&["COMMAND", "INFO", "client"]);
     let subs = items(&items(&items(&client)[0])[9]);
     let sub_names: Vec<String> = subs.iter().map(|s| text(&items(s)[0])).collect();
-    for want in ["client|id", "client|list", "client|setname", "client|setinfo"] {
+    for want in [
+        "client|id",
+        "client|list",
+        "client|setname",
+        "client|setinfo",
+    ] {
         assert!(sub_names.contains(&want.to_string()), "{sub_names:?}");
     }
     assert!(!sub_names.contains(&"client|kill".to_string()));
