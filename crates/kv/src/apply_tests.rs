@@ -766,3 +766,31 @@ fn legacy_commands_still_apply() {
         Outcome::Deleted(true)
     );
 }
+
+#[test]
+fn keys_with_a_ttl_are_counted_with_their_average_ttl() {
+    let mut t = T::new();
+    let ex = |ms| SetTtl::Expire(When::InMs(ms));
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (0, 0));
+    t.set("plain", "v");
+    t.w(set("a", "v", SetCond::Always, ex(10_000), false));
+    t.w(set("b", "v", SetCond::Always, ex(30_000), false));
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (2, 20_000));
+    assert_eq!(t.kv.avg_ttl_ms(t.now + 5_000), 15_000);
+    // A new deadline replaces the old one in the sum.
+    t.w(Command::Expire {
+        key: b("a"),
+        when: When::InMs(50_000),
+        cond: ExpireCond::Always,
+    });
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (2, 40_000));
+    t.w(Command::Persist { key: b("b") });
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (1, 50_000));
+    t.set("a", "w"); // SET clears the TTL
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (0, 0));
+    t.w(set("c", "v", SetCond::Always, ex(1_000), false));
+    // Past its deadline and not removed yet: counted, with no time left.
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now + 2_000)), (1, 0));
+    t.w(Command::FlushAll);
+    assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (0, 0));
+}

@@ -78,6 +78,8 @@ pub struct KvStore {
     /// (deadline, key) of every key with a deadline, earliest first: active expiry and
     /// DBSIZE read it instead of the whole map.
     pub(crate) deadlines: BTreeSet<(u64, Bytes)>,
+    /// The sum of the deadlines in `deadlines` (for `INFO keyspace`'s average TTL).
+    deadline_sum: u128,
     /// Bytes of keys and values held (for limits and metrics).
     size_bytes: usize,
     pub(crate) sessions: Sessions,
@@ -124,13 +126,15 @@ impl KvStore {
         version: u64,
     ) -> KvStore {
         let size_bytes = map.iter().map(|(k, e)| k.len() + e.value.size()).sum();
-        let deadlines = map
+        let deadlines: BTreeSet<(u64, Bytes)> = map
             .iter()
             .filter_map(|(k, e)| e.deadline.map(|d| (d, k.clone())))
             .collect();
+        let deadline_sum = deadlines.iter().map(|(d, _)| u128::from(*d)).sum();
         KvStore {
             map,
             deadlines,
+            deadline_sum,
             size_bytes,
             sessions,
             clock_ms,
@@ -209,9 +213,23 @@ impl KvStore {
         self.map.is_empty()
     }
 
-    /// Keys with a deadline (for `INFO keyspace`).
+    /// Keys with a deadline (for `INFO keyspace`), counting those past it that are not
+    /// removed yet (as [`KvStore::len`] counts them).
     pub fn expiring(&self) -> usize {
         self.deadlines.len()
+    }
+
+    /// The average time left, in ms at `now_ms`, of the keys with a deadline (0 for
+    /// none): `INFO keyspace`'s `avg_ttl`. Exact, from a running sum of the deadlines
+    /// (Redis estimates it by sampling); a key past its deadline and not removed yet
+    /// counts with its negative time left, and a mean in the past reads as 0.
+    pub fn avg_ttl_ms(&self, now_ms: u64) -> u64 {
+        let n = self.deadlines.len() as u128;
+        if n == 0 {
+            return 0;
+        }
+        let mean = self.deadline_sum / n;
+        mean.saturating_sub(u128::from(now_ms)) as u64
     }
 
     pub fn size_bytes(&self) -> usize {
@@ -224,6 +242,7 @@ impl KvStore {
         self.size_bytes += key.len() + entry.value.size();
         if let Some(d) = entry.deadline {
             self.deadlines.insert((d, key.clone()));
+            self.deadline_sum += u128::from(d);
         }
         self.map.insert(key, entry);
     }
@@ -234,6 +253,7 @@ impl KvStore {
         self.size_bytes -= k.len() + e.value.size();
         if let Some(d) = e.deadline {
             self.deadlines.remove(&(d, k));
+            self.deadline_sum -= u128::from(d);
         }
         Some(e)
     }
@@ -249,6 +269,8 @@ impl KvStore {
             .filter_map(|(k, e)| e.deadline.map(|d| (d, k.clone())))
             .collect();
         assert_eq!(deadlines, self.deadlines, "deadline index");
+        let sum: u128 = deadlines.iter().map(|(d, _)| u128::from(*d)).sum();
+        assert_eq!(sum, self.deadline_sum, "deadline sum");
         assert!(self.map.values().all(|e| e.version <= self.version));
     }
 }

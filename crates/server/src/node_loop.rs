@@ -338,6 +338,11 @@ impl NodeLoop {
             refused_by_core: CoreRefusals::of(&raft.stats()),
             read_mode: self.read_mode.as_str(),
             keys: self.node.kv().len() as u64,
+            expires: self.node.kv().expiring() as u64,
+            avg_ttl_ms: self
+                .node
+                .kv()
+                .avg_ttl_ms(self.node.kv().read_time(unix_ms())),
             kv_bytes: self.node.kv().size_bytes() as u64,
             proposals: stats.proposals,
             applied_entries: stats.applied,

@@ -81,6 +81,9 @@ pub struct Status {
     pub refused_by_core: CoreRefusals,
     pub read_mode: &'static str,
     pub keys: u64,
+    /// Keys with a TTL, and their average time left in ms (`INFO keyspace`).
+    pub expires: u64,
+    pub avg_ttl_ms: u64,
     pub kv_bytes: u64,
     pub proposals: u64,
     pub applied_entries: u64,

@@ -303,6 +303,48 @@ fn info_sections_with_real_values() {
     assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 6);
 }
 
+/// `INFO keyspace` counts the keys with a TTL (`expires`) and their average remaining
+/// TTL in ms (`avg_ttl`), as Redis does; PERSIST, DEL and SET (which clears a TTL)
+/// take a key out of the count.
+#[test]
+fn info_keyspace_counts_keys_with_a_ttl() {
+    let c = one_node();
+    let mut a = Raw::connect(c.client_addr(1));
+    let keyspace = |a: &mut Raw| {
+        let ks = text(&a.call(&["INFO", "keyspace"]));
+        let line = ks.lines().nth(1).unwrap_or("").to_string();
+        let fields: Vec<(String, u64)> = line
+            .strip_prefix("db0:")
+            .unwrap_or_else(|| panic!("no db0 line: {ks:?}"))
+            .split(',')
+            .map(|f| {
+                let (k, v) = f.split_once('=').expect("k=v");
+                (k.to_string(), v.parse().expect("a number"))
+            })
+            .collect();
+        let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["keys", "expires", "avg_ttl"], "{line}");
+        (fields[0].1, fields[1].1, fields[2].1)
+    };
+    assert_eq!(a.call(&["SET", "plain", "v"]), Value::ok());
+    assert_eq!(keyspace(&mut a), (1, 0, 0));
+    assert_eq!(a.call(&["SET", "a", "v", "EX", "100"]), Value::ok());
+    assert_eq!(a.call(&["SET", "b", "v", "PX", "300000"]), Value::ok());
+    assert_eq!(a.call(&["HSET", "h", "f", "v"]), Value::Int(1));
+    assert_eq!(a.call(&["EXPIRE", "h", "200"]), Value::Int(1));
+    let (keys, expires, avg) = keyspace(&mut a);
+    assert_eq!((keys, expires), (4, 3));
+    // (100 + 300 + 200) / 3 s, less the few ms the test took.
+    assert!((190_000..=200_000).contains(&avg), "avg_ttl={avg}");
+    assert_eq!(a.call(&["PERSIST", "b"]), Value::Int(1));
+    let (keys, expires, avg) = keyspace(&mut a);
+    assert_eq!((keys, expires), (4, 2));
+    assert!((140_000..=150_000).contains(&avg), "avg_ttl={avg}");
+    assert_eq!(a.call(&["SET", "a", "w"]), Value::ok());
+    assert_eq!(a.call(&["DEL", "h"]), Value::Int(1));
+    assert_eq!(keyspace(&mut a), (3, 0, 0));
+}
+
 /// READONLY reads this node's state machine without a leader round: with the other two
 /// nodes stopped there is no leader, yet a READONLY connection on the survivor reads
 /// what it applied, while a default connection (and READWRITE) cannot.
@@ -442,4 +484,125 @@ fn a_command_trickled_over_tcp_is_answered() {
     }
     assert_eq!(conn.read().0, "+PONG\r\n");
     assert_eq!(conn.read().0, "+PONG\r\n");
+}
+
+/// The items of an array or set reply.
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(Some(items)) | Value::Set(items) => items,
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// COMMAND, COUNT, LIST, INFO and DOCS answer from one table: the one the dispatcher
+/// routes by, so every command listed runs (none is "unknown") and every command that
+/// runs is listed. (Entries equal to Redis's are in tests/compat/command.txt.)
+#[test]
+fn command_describes_every_command_that_runs() {
+    let c = one_node();
+    let mut a = Raw::connect(c.client_addr(1));
+    let all = a.call(&["COMMAND"]);
+    let count = a.call(&["COMMAND", "COUNT"]);
+    assert_eq!(count, Value::Int(items(&all).len() as i64));
+    assert!(items(&all).len() > 60, "{count:?}");
+    let names: Vec<String> = items(&all).iter().map(|e| text(&items(e)[0])).collect();
+    for name in &names {
+        // Run each with too few arguments for most: an arity or syntax error, never
+        // "unknown command" (QUIT, which closes, is answered by the connection itself).
+        if name == "quit" {
+            continue;
+        }
+        let mut b = Raw::connect(c.client_addr(1));
+        let reply = b.raw(&[name]);
+        assert!(!reply.contains("unknown command"), "{name}: {reply}");
+    }
+    for entry in items(&all) {
+        let e = items(entry);
+        assert_eq!(e.len(), 10, "{entry:?}");
+        let Value::Int(arity) = e[1] else {
+            panic!("arity: {entry:?}")
+        };
+        assert_ne!(arity, 0);
+        assert!(items(&e[6]).iter().all(|c| text(c).starts_with('@')));
+    }
+    // Not a command of ours: no entry, and unknown when sent.
+    assert_eq!(a.raw(&["COMMAND", "INFO", "lpush"]), "*1\r\n$-1\r\n");
+    assert!(a.raw(&["LPUSH", "l", "x"]).contains("unknown command"));
+    // CAS is ours: a write with one key.
+    let cas = a.call(&["COMMAND", "INFO", "cas"]);
+    let cas = items(&items(&cas)[0]);
+    assert_eq!(text(&cas[0]), "cas");
+    assert_eq!(cas[1], Value::Int(4));
+    assert_eq!(
+        (&cas[3], &cas[4], &cas[5]),
+        (&Value::Int(1), &Value::Int(1), &Value::Int(1))
+    );
+    assert!(items(&cas[2]).contains(&Value::Simple("write".into())));
+
+    // COMMAND LIST: every command and subcommand; the filters.
+    let list: Vec<String> = items(&a.call(&["COMMAND", "LIST"]))
+        .iter()
+        .map(text)
+        .collect();
+    for n in &names {
+        assert!(list.contains(n), "{n} not in COMMAND LIST");
+    }
+    assert!(list.contains(&"client|setname".to_string()));
+    let hashes: Vec<String> = items(&a.call(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "hash"]))
+        .iter()
+        .map(text)
+        .collect();
+    assert!(hashes.contains(&"hgetall".into()) && !hashes.contains(&"get".into()));
+    let h: Vec<String> = items(&a.call(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "h*"]))
+        .iter()
+        .map(text)
+        .collect();
+    assert!(h.iter().all(|n| n.starts_with('h')) && h.contains(&"hello".into()));
+
+    // CLIENT's subcommands are the ones raftkv answers, each with Redis's arity.
+    let client = a.call(&["COMMAND", "INFO", "client"]);
+    let subs = items(&items(&items(&client)[0])[9]);
+    let sub_names: Vec<String> = subs.iter().map(|s| text(&items(s)[0])).collect();
+    for want in [
+        "client|id",
+        "client|list",
+        "client|setname",
+        "client|setinfo",
+    ] {
+        assert!(sub_names.contains(&want.to_string()), "{sub_names:?}");
+    }
+    assert!(!sub_names.contains(&"client|kill".to_string()));
+    for (sub, spec) in sub_names.iter().zip(subs) {
+        if items(spec)[1] == Value::Int(-2) {
+            continue; // CLIENT LIST: any number
+        }
+        let word = &sub["client|".len()..];
+        let reply = a.raw(&["CLIENT", word, "a", "b", "c", "d"]);
+        assert!(
+            reply.contains(&format!("wrong number of arguments for '{sub}'")),
+            "{sub}: {reply}"
+        );
+    }
+
+    // COMMAND DOCS: a map, one (empty) entry per known command; a map in RESP3.
+    assert_eq!(
+        a.raw(&["COMMAND", "DOCS", "get", "nosuch"]),
+        "*2\r\n$3\r\nget\r\n*0\r\n"
+    );
+    a.call(&["HELLO", "3"]);
+    assert_eq!(
+        a.raw(&["COMMAND", "DOCS", "get"]),
+        "%1\r\n$3\r\nget\r\n%0\r\n"
+    );
+    let docs = a.call(&["COMMAND", "DOCS"]);
+    let Value::Map(docs) = docs else {
+        panic!("DOCS: {docs:?}")
+    };
+    assert_eq!(docs.len(), names.len());
+    // RESP3 types: flags, categories, tips and key specs are sets.
+    let get = a.raw(&["COMMAND", "INFO", "get"]);
+    assert!(
+        get.starts_with("*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n"),
+        "{get}"
+    );
 }

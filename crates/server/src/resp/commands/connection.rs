@@ -185,21 +185,17 @@ fn client_command(ctx: &RespCtx, client: &Client, a: &[Bytes]) -> Res<Value> {
         return Err(Failed(super::wrong_args("CLIENT")));
     };
     let sub_name = upper(sub);
-    // (arity including CLIENT and the subcommand, negative: at least), as Redis's table.
-    let want: i64 = match sub_name.as_str() {
-        "ID" | "INFO" | "GETNAME" | "HELP" => 2,
-        "LIST" => -2,
-        "SETNAME" | "REPLY" | "NO-EVICT" | "NO-TOUCH" => 3,
-        "SETINFO" => 4,
-        s if UNSUPPORTED_CLIENT.contains(&s) => {
+    let container = super::table::command_spec("CLIENT").expect("CLIENT is in the table");
+    let Some(spec) = container.sub(sub) else {
+        if UNSUPPORTED_CLIENT.contains(&sub_name.as_str()) {
             return Err(Failed(Value::err(format!(
-                "CLIENT {s} is not supported by raftkv"
-            ))))
+                "CLIENT {sub_name} is not supported by raftkv"
+            ))));
         }
-        _ => return Err(unknown_sub("CLIENT", sub)),
+        return Err(unknown_sub("CLIENT", sub));
     };
-    let n = a.len() as i64 + 1;
-    if (want > 0 && n != want) || (want < 0 && n < -want) {
+    // The arity (CLIENT and the subcommand included) is the table's, as in Redis.
+    if !spec.arity_ok(a.len() + 1) {
         return Err(wrong_sub_args("CLIENT", &sub_name));
     }
     let s = client.state();

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::table::{self, Group};
 use super::{cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
@@ -26,21 +27,21 @@ pub async fn execute(ctx: Arc<RespCtx>, client: Arc<Client>, args: Vec<Bytes>) -
     }
 }
 
-/// Each concern's `run` answers the names it owns and `None` to the others.
+/// The command table names the concern; its `run` answers. `None`: not a command of
+/// ours (not in the table).
 async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<Res<Value>> {
-    if let Some(r) = connection::run(ctx, client, name, a).await {
-        return Some(r);
+    match table::command_spec(name)?.group {
+        Group::Connection => connection::run(ctx, client, name, a).await,
+        Group::Typed => data::run(ctx, client, name, a).await,
+        Group::Cas => cas::run(ctx, client, name, a).await,
+        Group::Keyspace => keyspace::run(ctx, client, name, a).await,
+        Group::Server => server_info::run(ctx, client, name, a).await,
+        // The connection hands these to its transaction, and answers QUIT in `execute`.
+        Group::Txn | Group::Quit => Some(Err(Failed(Value::err(format!(
+            "internal error: '{}' reached the dispatcher",
+            name.to_ascii_lowercase()
+        ))))),
     }
-    if let Some(r) = data::run(ctx, client, name, a).await {
-        return Some(r);
-    }
-    if let Some(r) = cas::run(ctx, client, name, a).await {
-        return Some(r);
-    }
-    if let Some(r) = keyspace::run(ctx, client, name, a).await {
-        return Some(r);
-    }
-    server_info::run(ctx, client, name, a).await
 }
 
 /// Commands whose first argument names a subcommand (shown as `client|list`).

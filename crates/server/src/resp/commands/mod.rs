@@ -1,11 +1,14 @@
 //! The commands: what each one asks of the node, and how its answer becomes a reply.
 //!
 //! One file per concern, each with one `run` that matches the command names it owns and
-//! returns `None` for the others; `dispatch.rs` asks each in turn. To add a group of
-//! commands, add a file with such a `run` and one line in `dispatch::run` (and, if the
-//! commands may be pipelined concurrently, a line in `class.rs`).
+//! returns `None` for the others; `dispatch.rs` looks the name up in the command table
+//! (`table.rs`) and asks the concern its row names. To add a command, add its row (in
+//! `table.py`) and its arm in the concern's `run` (and, if it may be pipelined
+//! concurrently, a line in `class.rs`).
 //!
-//! - `dispatch.rs`: the entry point (`execute`) and the routing;
+//! - `table.rs`: every command, the concern that runs it, and what `COMMAND` says of it
+//!   (`table_data.rs`, written by `table.py` from a real Redis's `COMMAND INFO`);
+//! - `dispatch.rs`: the entry point (`execute`) and the routing (by the table);
 //! - `class.rs`: how a command orders against its neighbours in a pipeline;
 //! - `node_calls.rs`: the requests to the node, the argument limits, `join_all`;
 //! - `typed.rs`: the typed model's commands parsed into `kv::Command`/`kv::Query`
@@ -25,6 +28,8 @@ mod dispatch;
 mod keyspace;
 mod node_calls;
 mod server_info;
+pub mod table;
+mod table_data;
 mod txn;
 pub mod typed;
 

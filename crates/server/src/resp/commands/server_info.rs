@@ -1,5 +1,5 @@
-//! The server commands that describe the node rather than the data: INFO, COMMAND,
-//! CONFIG.
+//! The server commands that describe the node rather than the data: INFO, COMMAND
+//! (its table is `table.rs`), CONFIG.
 
 use std::fmt::Write;
 
@@ -20,7 +20,7 @@ pub(super) async fn run(
 ) -> Option<Res<Value>> {
     Some(match name {
         "INFO" => info_command(ctx, a).await,
-        "COMMAND" => command(a),
+        "COMMAND" => super::table::command(a),
         "CONFIG" => config(a),
         _ => return None,
     })
@@ -259,21 +259,16 @@ fn raft_section(o: &mut String, s: &Status) {
     }
 }
 
-/// As in Redis, an empty database has no line.
+/// As in Redis, an empty database has no line. `expires`: the keys with a TTL;
+/// `avg_ttl`: their average time left in ms (exact, where Redis samples).
 fn keyspace_section(o: &mut String, s: &Status) {
     o.push_str("# Keyspace\r\n");
     if s.keys > 0 {
-        let _ = write!(o, "db0:keys={},expires=0,avg_ttl=0\r\n", s.keys);
-    }
-}
-
-/// Enough of `COMMAND` for redis-cli: it asks `COMMAND DOCS` at start-up for its hints
-/// and copes with an empty answer.
-fn command(a: &[Bytes]) -> Res<Value> {
-    match a.first().map(|s| upper(s)).as_deref() {
-        None | Some("DOCS") | Some("INFO") | Some("LIST") => Ok(Value::Array(Some(vec![]))),
-        Some("COUNT") => Ok(Value::Int(0)),
-        Some(_) => Err(unknown_sub("COMMAND", &a[0])),
+        let _ = write!(
+            o,
+            "db0:keys={},expires={},avg_ttl={}\r\n",
+            s.keys, s.expires, s.avg_ttl_ms
+        );
     }
 }
 

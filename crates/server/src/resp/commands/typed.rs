@@ -83,67 +83,9 @@ fn ttl_when(unit: &str, v: &[u8], cmd: &str, now_ms: u64) -> Result<When, ParseE
     })
 }
 
-/// Every command parsed here (upper case).
-pub const COMMANDS: &[&str] = &[
-    "GET",
-    "SET",
-    "SETNX",
-    "SETEX",
-    "PSETEX",
-    "GETSET",
-    "GETDEL",
-    "GETEX",
-    "EXPIRE",
-    "PEXPIRE",
-    "EXPIREAT",
-    "PEXPIREAT",
-    "TTL",
-    "PTTL",
-    "EXPIRETIME",
-    "PEXPIRETIME",
-    "PERSIST",
-    "DEL",
-    "UNLINK",
-    "EXISTS",
-    "MGET",
-    "MSET",
-    "MSETNX",
-    "INCR",
-    "DECR",
-    "INCRBY",
-    "DECRBY",
-    "INCRBYFLOAT",
-    "APPEND",
-    "STRLEN",
-    "GETRANGE",
-    "SUBSTR",
-    "SETRANGE",
-    "TYPE",
-    "RENAME",
-    "RENAMENX",
-    "COPY",
-    "FLUSHDB",
-    "FLUSHALL",
-    "DBSIZE",
-    "HSET",
-    "HMSET",
-    "HSETNX",
-    "HGET",
-    "HMGET",
-    "HDEL",
-    "HGETALL",
-    "HKEYS",
-    "HVALS",
-    "HLEN",
-    "HEXISTS",
-    "HSTRLEN",
-    "HINCRBY",
-    "HSCAN",
-];
-
 /// Whether `name` (upper case) is a typed command.
 pub fn is_typed(name: &str) -> bool {
-    COMMANDS.contains(&name)
+    super::table::command_spec(name).is_some_and(|s| s.group == super::table::Group::Typed)
 }
 
 /// Parses a typed command (`name` upper-case, `a` its arguments). `None`: not one of
@@ -413,7 +355,7 @@ pub fn parse(name: &str, a: &[Bytes], now_ms: u64) -> Option<P> {
             arity(n >= 2)?;
             hscan(a).map(|(q, _)| Parsed::Read(q))
         }
-        _ => unreachable!("every name in COMMANDS has an arm"),
+        _ => unreachable!("every typed command in the table has an arm"),
     })();
     Some(p)
 }
@@ -562,8 +504,8 @@ pub fn hscan(a: &[Bytes]) -> Result<(Query, Option<Bytes>), ParseError> {
     Ok((q, pattern))
 }
 
-/// A kv reply as a RESP value: a map stays a map (`%` in RESP3, a flat array of fields
-/// and values in RESP2, as `Value::encode_as` writes it).
+/// A kv reply as a RESP value (a map is a RESP3 map, a flat array of fields and values
+/// in RESP2, as Redis sends HGETALL's).
 pub fn to_value(r: Reply) -> Value {
     match r {
         Reply::Ok => Value::ok(),
@@ -687,7 +629,11 @@ mod tests {
 
     #[test]
     fn every_listed_command_parses_or_refuses_without_panicking() {
-        for name in COMMANDS {
+        let typed = super::super::table::TABLE
+            .iter()
+            .filter(|s| s.group == super::super::table::Group::Typed);
+        for spec in typed {
+            let name = &spec.name.to_ascii_uppercase();
             for n in 0..6 {
                 let a = args(&["k", "1", "2", "3", "4", "5"][..n]);
                 assert!(parse(name, &a, 0).is_some(), "{name}");
