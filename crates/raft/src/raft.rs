@@ -173,6 +173,8 @@ pub struct CoreStats {
     pub malformed_appends: u64,
     /// Snapshots refused because their membership is not the cluster's.
     pub snapshots_refused: u64,
+    /// `TimeoutNow` messages refused: not from the leader we follow in our current term.
+    pub timeouts_now_refused: u64,
 }
 
 impl Raft {
@@ -385,6 +387,9 @@ impl Raft {
             self.stats.malformed_appends += 1;
             return;
         }
+        if matches!(msg.body, MessageBody::TimeoutNow) && !self.timeout_now_from_our_leader(&msg) {
+            return;
+        }
         if !self.handle_term(&msg) {
             return;
         }
@@ -423,6 +428,23 @@ impl Raft {
                 stamp,
             } => self.handle_snapshot_resp(msg.from, index, next_offset, success, stamp),
         }
+    }
+
+    /// Whether a `TimeoutNow` may make us campaign (thesis §3.10): only the leader we
+    /// follow in our current term hands leadership over, to a follower it has brought up to
+    /// date. Anyone else's is refused and counted — a follower (buggy, or a stolen
+    /// certificate) would otherwise depose a healthy leader at will, and one of a newer
+    /// term would also make us adopt that term and its sender as our leader. A stale one
+    /// (an older term) is dropped silently: that is an ordinary late delivery.
+    fn timeout_now_from_our_leader(&mut self, msg: &Message) -> bool {
+        if msg.term < self.term {
+            return false;
+        }
+        let ok = msg.term == self.term && !self.is_leader() && self.leader() == Some(msg.from);
+        if !ok {
+            self.stats.timeouts_now_refused += 1;
+        }
+        ok
     }
 
     /// The driver made the log durable up to (`index`, `term`).
@@ -625,9 +647,9 @@ impl Raft {
                     self.election_deadline = deadline;
                 }
                 Append { leader, .. } => self.become_follower(msg.term, Some(*leader)),
-                Snapshot { .. } | TimeoutNow => {
-                    self.become_follower(msg.term, Some(msg.from));
-                }
+                Snapshot { .. } => self.become_follower(msg.term, Some(msg.from)),
+                // Refused before this (`timeout_now_from_our_leader`): never of a newer term.
+                TimeoutNow => return false,
                 VoteResp { .. } | AppendResp { .. } | SnapshotResp { .. } => {
                     self.become_follower(msg.term, None);
                     return false;

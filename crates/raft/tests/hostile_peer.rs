@@ -264,3 +264,28 @@ fn a_snapshot_that_changes_the_membership_is_refused() {
     ));
     assert!(r.ready().snapshot.is_some());
 }
+
+/// `TimeoutNow` is honoured only from the leader we follow, in our term (thesis §3.10).
+/// From a follower, or with a newer term, it is refused and counted: the follower neither
+/// campaigns nor adopts the term nor takes the sender for its leader. Before the fix any
+/// peer could make any node campaign, deposing a healthy leader at will.
+#[test]
+fn timeout_now_from_anyone_but_our_leader_is_refused() {
+    let mut r = follower(2);
+    r.step(msg(3, 2, 1, MessageBody::TimeoutNow));
+    r.step(msg(3, 2, 2, MessageBody::TimeoutNow));
+    r.step(msg(1, 2, 5, MessageBody::TimeoutNow));
+    assert_eq!(r.role(), Role::Follower);
+    assert_eq!((r.term(), r.leader()), (1, Some(1)));
+    assert_eq!(r.stats().timeouts_now_refused, 3);
+    assert!(r.ready().hard_state.is_none(), "nothing to persist");
+    // A stale one is a late delivery: dropped, not counted.
+    let mut r = follower(2);
+    r.step(msg(1, 2, 2, append(1, (0, 0), vec![], 0)));
+    r.step(msg(1, 2, 1, MessageBody::TimeoutNow));
+    assert_eq!(r.stats().timeouts_now_refused, 0);
+    // From our leader in our term, it works.
+    r.step(msg(1, 2, 2, MessageBody::TimeoutNow));
+    assert_eq!(r.role(), Role::Candidate);
+    assert_eq!(r.term(), 3);
+}

@@ -31,6 +31,8 @@ pub struct CoreRefusals {
     pub malformed_appends: u64,
     /// Snapshots whose membership is not the cluster's.
     pub snapshots: u64,
+    /// `TimeoutNow` not from the leader this node follows in its term.
+    pub timeouts_now: u64,
 }
 
 impl CoreRefusals {
@@ -41,17 +43,19 @@ impl CoreRefusals {
             forged_acks: s.forged_acks,
             malformed_appends: s.malformed_appends,
             snapshots: s.snapshots_refused,
+            timeouts_now: s.timeouts_now_refused,
         }
     }
 
     /// `(reason label, count)` for the metrics endpoint.
-    pub fn by_reason(&self) -> [(&'static str, u64); 5] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
         [
             ("absurd_term", self.absurd_terms),
             ("campaign_at_term_limit", self.campaigns_at_term_limit),
             ("forged_ack", self.forged_acks),
             ("malformed_append", self.malformed_appends),
             ("foreign_snapshot", self.snapshots),
+            ("timeout_now_not_from_leader", self.timeouts_now),
         ]
     }
 }

@@ -217,6 +217,40 @@ fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
     serves(&c, victim, "after-absurd-term", None);
 }
 
+/// `TimeoutNow` from a follower, over an authenticated peer connection, does not make
+/// its target campaign: the leader stays, the refusal is exported, and writes go on.
+#[test]
+fn timeout_now_from_a_follower_leaves_the_leader_in_place() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let victim = if leader == 1 { 2 } else { 1 };
+    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let term = c.status(victim).term;
+    let mut s = connect(c.node(victim).peer_addr);
+    s.write_all(&hello(sender, victim)).unwrap();
+    for t in [term, term + 1] {
+        let forged = Frame::Raft(Message {
+            from: sender,
+            to: victim,
+            term: t,
+            body: MessageBody::TimeoutNow,
+        });
+        s.write_all(&frame_bytes(&forged)).unwrap();
+    }
+    let admin = c.node(victim).admin_addr;
+    let line = "raftkv_core_refusals_total{reason=\"timeout_now_not_from_leader\"} 2";
+    eventually("refusals exported", || {
+        common::http_get(admin, "/metrics")
+            .1
+            .lines()
+            .any(|l| l == line)
+    });
+    let after = c.status(victim);
+    assert_eq!((after.term, after.leader), (term, Some(leader)));
+    serves(&c, victim, "after-timeout-now", None);
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), leader);
+}
+
 // ---- TLS ----
 
 struct Certs {
