@@ -385,6 +385,12 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "RESP and admin connections whose TLS handshake failed.",
         m.client_tls_refused.get(),
     );
+    counter(
+        &mut o,
+        "raftkv_client_memory_refusals_total",
+        "Client connections closed because all clients together reached limits.max_client_memory_bytes.",
+        m.client_memory_refused.get(),
+    );
     let _ = writeln!(
         o,
         "# HELP raftkv_peer_connected 1 if the connection to the peer is up."

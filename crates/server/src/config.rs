@@ -142,6 +142,7 @@ pub struct LimitsFile {
     pub max_request_bytes: Option<u64>,
     pub max_pipeline: Option<u64>,
     pub max_clients: Option<u64>,
+    pub max_client_memory_bytes: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub peer_queue_messages: Option<u64>,
     pub max_peer_connections: Option<u64>,
@@ -183,6 +184,9 @@ pub struct Limits {
     /// Commands read ahead of their replies per client connection.
     pub max_pipeline: usize,
     pub max_clients: usize,
+    /// Bytes all client connections together may hold beyond a small allowance each
+    /// (read buffers, commands not yet answered); see `resp/memory.rs`.
+    pub max_client_memory_bytes: usize,
     /// A forwarded request gets no answer from the leader after this long: error reply.
     pub request_timeout: Duration,
     /// Messages queued per peer; beyond it the oldest are dropped (raft retransmits).
@@ -369,6 +373,16 @@ impl Config {
         if max_clients == 0 {
             return Err(key_err("limits.max_clients", "must be positive"));
         }
+        let max_client_memory = file.limits.max_client_memory_bytes.unwrap_or(1 << 30);
+        if max_client_memory < 2 * max_request_bytes {
+            return Err(key_err(
+                "limits.max_client_memory_bytes",
+                format!(
+                    "must be at least twice limits.max_request_bytes ({max_request_bytes}): \
+                     one largest command must fit, with room to spare"
+                ),
+            ));
+        }
         let request_timeout = file.limits.request_timeout_ms.unwrap_or(10_000);
         if request_timeout < election {
             return Err(key_err(
@@ -421,6 +435,7 @@ impl Config {
                 max_request_bytes: max_request_bytes as usize,
                 max_pipeline: max_pipeline as usize,
                 max_clients: max_clients as usize,
+                max_client_memory_bytes: usize::try_from(max_client_memory).unwrap_or(usize::MAX),
                 request_timeout: Duration::from_millis(request_timeout),
                 peer_queue_messages: peer_queue as usize,
                 max_peer_connections: max_peer_connections as usize,

@@ -131,6 +131,9 @@ pub struct LoopMetrics {
     /// RESP and admin connections whose TLS handshake failed (plaintext to a TLS port,
     /// an untrusted certificate, the deadline).
     pub client_tls_refused: Counter,
+    /// Client connections closed because all clients together held
+    /// `limits.max_client_memory_bytes` for a second (`resp/memory.rs`).
+    pub client_memory_refused: Counter,
     pub stale_reads: Counter,
     /// Submit to answer, for writes answered here (forwarding included).
     pub commit_latency: Histogram,

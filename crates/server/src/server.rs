@@ -164,6 +164,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         started: Instant::now(),
         cursors: Default::default(),
         clients: Default::default(),
+        memory: crate::resp::memory::ClientMemory::new(cfg.limits.max_client_memory_bytes),
     });
     tasks.push(tokio::spawn(crate::resp::accept_loop(
         client_l,

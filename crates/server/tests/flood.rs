@@ -118,3 +118,54 @@ fn idle_peer_and_client_floods_leave_the_node_serving() {
     drop(holder.stdin.take());
     let _ = holder.wait();
 }
+
+/// One bound across all clients (`limits.max_client_memory_bytes`): two connections each
+/// sending most of a large command cannot together hold more than the bound. The one
+/// that cannot get its bytes is closed with an error after a second, the first one
+/// completes its command, and the node serves new clients throughout.
+#[test]
+fn clients_together_cannot_hold_more_than_the_client_memory_bound() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    const BOUND: usize = 1 << 20;
+    let c = Cluster::start(1, |cfg| {
+        cfg.max_value_bytes = 4 << 20;
+        cfg.limits.max_request_bytes = 8 << 20;
+        cfg.limits.max_client_memory_bytes = BOUND;
+    });
+    c.wait_leader(Duration::from_secs(10));
+    let addr = c.client_addr(1);
+    let value_len = 700 << 10; // each partial command holds most of the bound
+    let head = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${value_len}\r\n");
+    let send_partial = |sent: usize| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&vec![b'x'; sent]).unwrap();
+        s
+    };
+    let mut first = send_partial(value_len - 10);
+    std::thread::sleep(Duration::from_millis(300)); // the first one holds its bytes
+    let mut second = send_partial(value_len - 10);
+    // The second cannot get its bytes: closed with the error, within a few seconds.
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let _ = second.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("-ERR the server's client memory limit"),
+        "second connection got {reply:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // New clients are served, and the first one finishes its command.
+    let mut small = c.client(1);
+    assert_eq!(small.call(&["SET", "small", "v"]).unwrap(), ok());
+    first.write_all(&[b'x'; 10]).unwrap();
+    first.write_all(b"\r\n").unwrap();
+    let mut buf = [0u8; 5];
+    first.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"+OK\r\n");
+    let strlen = small.call(&["STRLEN", "k"]).unwrap();
+    assert_eq!(strlen, server::resp::codec::Value::Int(value_len as i64));
+}

@@ -15,7 +15,9 @@
 //!
 //! Memory per client is bounded: the read buffer by `max_request_bytes` (plus one read),
 //! commands read ahead of their replies by `max_pipeline` and by a byte budget of
-//! `2 × max_request_bytes` (the reader waits when either is used up).
+//! `2 × max_request_bytes` (the reader waits when either is used up). Memory across all
+//! clients is bounded too: the same bytes are drawn from one shared budget
+//! (`memory.rs`), and a connection that cannot get them in time is closed with an error.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,17 +29,29 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use super::client::{Client, Endpoints};
 use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx, Txn};
+use super::memory::BufferHolding;
 
 /// Most commands run together in one group.
 const MAX_GROUP: usize = 256;
 /// Replies are written once this much is buffered, even if more commands are queued.
 const WRITE_CHUNK: usize = 64 << 10;
 
+/// What a command read ahead holds until its reply is written: its bytes from this
+/// connection's budget and from the one shared by all clients.
+struct Budget {
+    _conn: OwnedSemaphorePermit,
+    _shared: OwnedSemaphorePermit,
+}
+
+/// The error a connection closes with when the shared client memory stays exhausted.
+const OUT_OF_CLIENT_MEMORY: &str =
+    "ERR the server's client memory limit (limits.max_client_memory_bytes) is reached; closing this connection";
+
 enum Item {
     Cmd {
         args: Vec<Bytes>,
         class: Class,
-        _budget: OwnedSemaphorePermit,
+        _budget: Budget,
     },
     /// A protocol error, answered in order; `close` once it is sent.
     Error { msg: String, close: bool },
@@ -74,6 +88,7 @@ async fn read_loop(
     let mut buf = BytesMut::with_capacity(16 << 10);
     // Resumes a command split across reads where it stopped (see `CommandParser`).
     let mut parser = CommandParser::default();
+    let mut holding = BufferHolding::new(&ctx.memory);
     loop {
         loop {
             match parser.parse(&mut buf, ctx.max_request_bytes) {
@@ -81,14 +96,25 @@ async fn read_loop(
                 Ok(Some(args)) => {
                     let size: usize = args.iter().map(|a| a.len() + 16).sum();
                     let permits = size.clamp(1, budget_bytes) as u32;
-                    let Ok(permit) = budget.clone().acquire_many_owned(permits).await else {
+                    let Ok(conn) = budget.clone().acquire_many_owned(permits).await else {
                         return;
+                    };
+                    // The command's bytes leave the buffer: its holding shrinks first,
+                    // so they are not counted twice.
+                    if !holding.fit(&ctx.memory, buf.capacity()).await {
+                        return out_of_memory(&ctx, &tx).await;
+                    }
+                    let Some(shared) = ctx.memory.reserve(size).await else {
+                        return out_of_memory(&ctx, &tx).await;
                     };
                     let class = classify(&args);
                     let item = Item::Cmd {
                         args,
                         class,
-                        _budget: permit,
+                        _budget: Budget {
+                            _conn: conn,
+                            _shared: shared,
+                        },
                     };
                     if tx.send(item).await.is_err() {
                         return;
@@ -108,11 +134,26 @@ async fn read_loop(
             }
         }
         buf.reserve(16 << 10);
+        if !holding.fit(&ctx.memory, buf.capacity()).await {
+            return out_of_memory(&ctx, &tx).await;
+        }
         match rd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return, // the writer finishes what was read, then closes
             Ok(_) => {}
         }
     }
+}
+
+/// Closes the connection with [`OUT_OF_CLIENT_MEMORY`], after the replies before it.
+async fn out_of_memory(ctx: &RespCtx, tx: &mpsc::Sender<Item>) {
+    ctx.node.metrics.client_memory_refused.inc();
+    tracing::warn!(
+        limit = ctx.memory.limit(),
+        used = ctx.memory.used(),
+        "closing a client connection: the client memory limit is reached"
+    );
+    let msg = OUT_OF_CLIENT_MEMORY.to_string();
+    let _ = tx.send(Item::Error { msg, close: true }).await;
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -126,12 +167,12 @@ enum Kind {
 /// commands; a barrier is alone; writes touch distinct keys.
 #[derive(Default)]
 struct Group {
-    items: Vec<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    items: Vec<(Vec<Bytes>, Budget)>,
     kind: Option<Kind>,
     keys: HashSet<Bytes>,
 }
 
-type Cmd = (Vec<Bytes>, Class, OwnedSemaphorePermit);
+type Cmd = (Vec<Bytes>, Class, Budget);
 
 impl Group {
     /// Adds the command if it may run with the group; gives it back if not.
@@ -265,7 +306,7 @@ async fn write_loop(
 async fn run_group(
     ctx: &Arc<RespCtx>,
     client: &Arc<Client>,
-    items: Vec<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    items: Vec<(Vec<Bytes>, Budget)>,
     out: &mut BytesMut,
 ) -> bool {
     let outcomes: Vec<Outcome> = join_all(items.into_iter().map(|(args, permit)| {

@@ -4,6 +4,7 @@ pub mod client;
 pub mod codec;
 pub mod commands;
 pub mod conn;
+pub mod memory;
 pub mod scan;
 
 use std::sync::Arc;

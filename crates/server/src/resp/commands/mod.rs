@@ -62,6 +62,8 @@ pub struct RespCtx {
     pub cursors: super::scan::Cursors,
     /// The connections open now.
     pub clients: std::sync::Arc<super::client::Clients>,
+    /// The bound across every connection's buffered bytes (`memory.rs`).
+    pub memory: super::memory::ClientMemory,
 }
 
 /// The reply, and whether to close the connection after sending it.
