@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use kv::{Command, KvStore, Outcome};
 use raft::{
     Config, EntryKind, Index, Membership, Message, NodeId, ProposeError, Raft, RaftLog, Term,
+    TransferError,
 };
 use storage::{LogStore, SnapshotStorage, StorageError};
 
@@ -352,6 +353,13 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     /// [`Node::take_responses`], now or later. Every input carries the time: the core
     /// stamps what it does with it (leases, retransmission timers), and a stale clock
     /// would make a lease look younger than it is.
+    /// Starts handing leadership to `target` (raft's `transfer.rs`): writes submitted
+    /// meanwhile are held for the new leader. Call [`Node::process`] after it.
+    pub fn transfer_leader(&mut self, now: u64, target: NodeId) -> Result<(), TransferError> {
+        self.tick(now);
+        self.raft.transfer_leader(target)
+    }
+
     pub fn submit(&mut self, now: u64, id: ReqId, req: Request) {
         if self.storage_failure.is_some() {
             self.respond(
@@ -398,6 +406,13 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             return;
         }
         if self.raft.is_leader() {
+            if self.raft.transferring_to().is_some() && !req.is_read() {
+                // Handing leadership over (raft's transfer.rs): the write waits for the
+                // new leader (or for the transfer to be abandoned), like one that arrives
+                // while no leader is known.
+                self.hold(id, req, tag);
+                return;
+            }
             self.serve_as_leader(id, req);
             return;
         }
@@ -497,6 +512,8 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             ProposeError::NotLeader { leader } => Response::Redirect(leader),
             ProposeError::Busy => Response::Fail("busy: uncommitted log at its limit"),
             ProposeError::TooLarge => Response::Fail("request too large"),
+            // Not executed: the router holds it until the target leads, then sends it on.
+            ProposeError::Transferring { .. } => Response::Redirect(None),
         };
         self.respond(id, resp);
     }
@@ -722,6 +739,9 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// Held requests go to the leader once we hear from one after they arrived.
     fn release_held(&mut self) {
+        if self.raft.is_leader() && self.raft.transferring_to().is_some() {
+            return; // what we hold waits for the transfer's outcome
+        }
         let Some(contact) = self.leader_contact_at() else {
             return;
         };

@@ -10,6 +10,7 @@ impl Raft {
     /// Leader timer: CheckQuorum, retransmissions, heartbeats, and widening the fan-out
     /// when a commit is stuck.
     pub(crate) fn tick_leader(&mut self) {
+        self.tick_transfer();
         let now = self.now;
         let Some(deadline) = self.leadership.as_ref().map(|l| l.check_quorum_deadline) else {
             return;
@@ -133,6 +134,9 @@ impl Raft {
         };
         if let Some(t) = lead.commit_wait_since {
             next = next.min(t + self.rto_ticks());
+        }
+        if let Some(t) = self.transfer_deadline() {
+            next = next.min(t);
         }
         for (&peer, pr) in &lead.progress {
             next = next.min(pr.last_sent_tick + self.heartbeat_interval_for(peer));

@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use crate::election::VoteRetry;
 use crate::progress::Progress;
 use crate::stamp::StampClock;
+use crate::transfer::Transfer;
 use crate::types::{Index, NodeId};
 
 /// A read waiting for a quorum to confirm leadership (ReadIndex, §6.4 of the thesis).
@@ -49,6 +50,8 @@ pub(crate) struct Leadership {
     pub reads_awaiting_term_commit: Vec<u64>,
     /// New entries were proposed since the last Ready: send them out once, batched.
     pub replicate_needed: bool,
+    /// A leadership transfer in progress (transfer.rs): no proposals meanwhile.
+    pub transfer: Option<Transfer>,
 }
 
 impl Leadership {
@@ -63,6 +66,7 @@ impl Leadership {
             pending_reads: VecDeque::new(),
             reads_awaiting_term_commit: Vec::new(),
             replicate_needed: false,
+            transfer: None,
         }
     }
 

@@ -50,6 +50,7 @@ mod rng;
 mod rtt;
 mod snapshot;
 mod stamp;
+mod transfer;
 mod types;
 
 pub use config::{Config, Fanout, PlantedBugs};
@@ -57,4 +58,5 @@ pub use log::RaftLog;
 pub use membership::Membership;
 pub use message::{Message, MessageBody};
 pub use raft::{CoreStats, ProposeError, Raft, ReadState, Ready, Role};
+pub use transfer::TransferError;
 pub use types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};

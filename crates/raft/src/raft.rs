@@ -52,6 +52,12 @@ pub enum ProposeError {
     Busy,
     /// The entry could never fit in one message.
     TooLarge,
+    /// Leadership is being handed to this node (transfer.rs): propose there once it
+    /// leads.
+    Transferring {
+        /// The transfer's target.
+        to: NodeId,
+    },
 }
 
 /// Everything the driver must do, in this order: install `snapshot` (save it durably,
@@ -353,6 +359,9 @@ impl Raft {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(to) = self.transferring_to() {
+            return Err(ProposeError::Transferring { to });
         }
         if data.len() + 64 > self.cfg.max_msg_bytes {
             return Err(ProposeError::TooLarge);

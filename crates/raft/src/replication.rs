@@ -292,6 +292,9 @@ impl Raft {
         let backlog = last_index.saturating_sub(pr.next_index - 1);
         if advanced {
             self.maybe_commit();
+            if self.transferring_to() == Some(peer) {
+                self.advance_transfer();
+            }
         }
         // Keep pipelining to followers that commit entries, and to any follower with
         // more than one message of backlog; others wait for the next heartbeat.

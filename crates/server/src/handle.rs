@@ -90,6 +90,12 @@ pub enum Event {
         reply: Reply,
     },
     Status(oneshot::Sender<Status>),
+    /// Hand leadership to `to` (or, if `None`, to the most caught-up voter): answers the
+    /// target once the transfer started, or why it could not.
+    TransferLeader {
+        to: Option<NodeId>,
+        reply: oneshot::Sender<Result<NodeId, String>>,
+    },
     /// A background snapshot save finished: process, so the node compacts its log.
     SnapshotSaved,
     Shutdown,
@@ -191,6 +197,22 @@ impl NodeHandle {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(_)) => Err(CallError::Stopped),
             Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    /// Starts a leadership transfer (raft's `transfer.rs`) and returns its target; the
+    /// leader change itself follows within an election timeout, or the transfer is
+    /// abandoned.
+    pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<NodeId, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Event::TransferLeader { to, reply })
+            .await
+            .map_err(|_| CallError::Stopped.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(CallError::Stopped.to_string()),
+            Err(_) => Err(CallError::Timeout.to_string()),
         }
     }
 

@@ -300,7 +300,10 @@ fn serve(a: ServeArgs) -> ExitCode {
             }
         };
         tracing::info!("node {id}: shutting down");
-        running.shutdown().await;
+        // A leader hands over first (bounded), so a rolling restart costs no election.
+        running
+            .shutdown_gracefully(std::time::Duration::from_secs(2))
+            .await;
         code
     })
 }

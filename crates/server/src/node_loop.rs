@@ -201,11 +201,35 @@ impl NodeLoop {
             Event::Status(tx) => {
                 let _ = tx.send(self.status());
             }
+            Event::TransferLeader { to, reply } => {
+                let _ = reply.send(self.transfer_leader(now, to));
+            }
             // Nothing to do here: `process` (after this batch) picks up the outcome.
             Event::SnapshotSaved => {}
             Event::Shutdown => return false,
         }
         true
+    }
+
+    /// Starts handing leadership to `to`, or to the voter whose log is the most
+    /// complete (the quickest to take over).
+    fn transfer_leader(&mut self, now: u64, to: Option<NodeId>) -> Result<NodeId, String> {
+        let raft = self.node.raft();
+        let target = match to {
+            Some(id) => id,
+            None => raft
+                .follower_matches()
+                .into_iter()
+                .filter(|(id, _)| raft.membership().is_voter(*id))
+                .max_by_key(|&(id, m)| (m, std::cmp::Reverse(id)))
+                .map(|(id, _)| id)
+                .ok_or_else(|| "no other voter to hand leadership to".to_string())?,
+        };
+        self.node
+            .transfer_leader(now, target)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(target, "handing leadership over");
+        Ok(target)
     }
 
     /// Runs the node (and its router), then sends what the router has for other nodes

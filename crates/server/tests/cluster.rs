@@ -503,3 +503,37 @@ fn a_replaced_follower_with_an_empty_disk_is_rebuilt_from_a_snapshot() {
         "the leader reports the lost log"
     );
 }
+
+/// Stopping the leader as SIGTERM does hands leadership to a caught-up voter first: the
+/// others have a new leader well before an election timeout could have elected one
+/// (2 s here, so an election after a plain stop takes at least that), and no write
+/// acknowledged before the stop is lost.
+#[test]
+fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
+    let election = Duration::from_secs(2);
+    let mut c = Cluster::start(3, |cfg| {
+        cfg.raft.election_timeout = election;
+        cfg.raft.heartbeat = Duration::from_millis(50);
+    });
+    let leader = c.wait_leader(Duration::from_secs(20));
+    let mut client = c.client(leader);
+    for i in 0..20 {
+        let k = format!("k{i}");
+        assert_eq!(client.call(&["SET", k.as_str(), "v"]).unwrap(), ok());
+    }
+    let started = std::time::Instant::now();
+    c.stop_gracefully(leader);
+    let new_leader = c.wait_leader(Duration::from_secs(20));
+    let took = started.elapsed();
+    eprintln!("graceful stop of leader {leader}: node {new_leader} leads after {took:?}");
+    assert_ne!(new_leader, leader);
+    assert!(
+        took < election / 2,
+        "a new leader took {took:?}: the stop did not hand over (election timeout {election:?})"
+    );
+    let mut client = c.client(new_leader);
+    for i in 0..20 {
+        let k = format!("k{i}");
+        assert_eq!(client.call(&["GET", k.as_str()]).unwrap(), bulk("v"));
+    }
+}

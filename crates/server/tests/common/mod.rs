@@ -141,6 +141,14 @@ impl Cluster {
         }
     }
 
+    /// Stops `id` as SIGTERM does: a leader hands leadership over first.
+    pub fn stop_gracefully(&mut self, id: u64) {
+        if let Some(r) = self.nodes[(id - 1) as usize].take() {
+            self.rt
+                .block_on(r.shutdown_gracefully(Duration::from_secs(2)));
+        }
+    }
+
     /// Starts a stopped node again on its data, at its old peer address (so the others
     /// find it), with `cfg` as it was at boot.
     pub fn restart(&mut self, id: u64) {
