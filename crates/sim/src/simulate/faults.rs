@@ -17,7 +17,9 @@
 //! - **leader churn** (the conditions of Figure 8 in the Raft paper): for 1–6 s, every
 //!   node that becomes leader is crashed (back within a second) or cut off (for 0.3–3 s),
 //!   half the time at once (its first appends, still in flight, are lost) and otherwise
-//!   within 300 ms, so terms pile up whose entries reached only a few logs.
+//!   within 300 ms, so terms pile up whose entries reached only a few logs;
+//! - **leadership transfer**: the leader is asked to hand over to a random other voter
+//!   (thesis §3.10), which may be down, paused, behind or cut off at the time.
 
 use super::clock::{MS, SEC};
 use super::events::{Ev, FaultEv};
@@ -104,6 +106,7 @@ impl World {
             m.crash_in_sync,
             m.pause,
             m.churn,
+            m.transfer,
         ];
         let total: u32 = weights.iter().sum();
         if total == 0 {
@@ -124,6 +127,7 @@ impl World {
             2 => self.random_crash(),
             3 => self.random_sync_crash(),
             4 => self.random_pause(),
+            6 => self.random_transfer(),
             _ => {
                 let dur = self.rng.range(SEC, 6 * SEC);
                 self.churn_until = self.now + dur;
@@ -308,6 +312,25 @@ impl World {
         };
         self.log_fault(format!("arm a failing fsync on {i}"));
         self.machines[i].faults.fail_next_syncs(1);
+    }
+
+    /// Asks the leader (if one is up) to hand leadership to a random other voter.
+    fn random_transfer(&mut self) {
+        let Some(i) = self.leader() else {
+            return;
+        };
+        if !self.machines[i].is_up() || self.machines[i].paused {
+            return;
+        }
+        let others: Vec<usize> = (0..self.n()).filter(|&j| j != i).collect();
+        let j = *self.rng.pick(&others);
+        let t = self.local_now(i);
+        let Some(node) = self.machines[i].node.as_mut() else {
+            return;
+        };
+        let outcome = node.transfer_leader(t, j as raft::NodeId + 1);
+        self.log_fault(format!("transfer leadership {i} -> {j}: {outcome:?}"));
+        self.after_node(i);
     }
 
     fn random_pause(&mut self) {

@@ -102,6 +102,9 @@ pub struct FaultMix {
     /// Leader churn (Figure 8 conditions): for a while, every node that becomes leader is
     /// crashed or cut off soon after, often before its first entries reach a quorum.
     pub churn: u32,
+    /// Leadership transfer: the leader is asked to hand over to a random other voter
+    /// (raft's transfer.rs), whatever else is going on.
+    pub transfer: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +183,8 @@ pub struct Params {
 const SNAPSHOT_STREAM: u64 = 0x5AA9_5B07_0000_0001;
 /// Seeds the draw of the input batching (see `Params::batch_max`).
 const BATCH_STREAM: u64 = 0xBA7C_4000_0000_0002;
+/// Seeds the weight of leadership transfers among the faults.
+const TRANSFER_STREAM: u64 = 0x7A45_FE50_0000_0003;
 
 /// Open findings in code the simulator does not own (the core), with the seed that
 /// shows each. The default draws steer clear of them; `--known-issues` draws them again.
@@ -222,6 +227,7 @@ impl Params {
                 crash_in_sync: 0,
                 pause: 0,
                 churn: 0,
+                transfer: 0,
             },
             max_skew_ppm: 0,
             clients: 0,
@@ -292,6 +298,9 @@ impl Params {
             crash_in_sync: rng.range(0, 4) as u32,
             pause: rng.range(0, 3) as u32,
             churn: rng.range(0, 3) as u32,
+            // Its own stream, like the snapshot settings: the seeds that draw 0 (one in
+            // three) keep exactly the runs they had before transfers existed.
+            transfer: SimRng::new(seed ^ TRANSFER_STREAM).range(0, 3) as u32,
         };
         p.max_skew_ppm = rng.range(0, MAX_SKEW_PPM as u64 + 1) as i64;
 
@@ -335,7 +344,7 @@ impl Params {
     pub fn describe(&self) -> String {
         format!(
             "{} nodes, loss {:.0}%, dup {:.1}%, latency {}–{} µs (slow {:.1}% up to {} ms), \
-             fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {}), \
+             fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {} transfer {}), \
              skew ±{} ppm, {} clients on {} keys, lease {} ticks, pre-vote {}, fan-out {}, \
              {} entries/msg, {} in flight, snapshot every {} entries (keep {}, {}-byte chunks{}), \
              up to {} inputs per Ready (flushed after {} µs)",
@@ -353,6 +362,7 @@ impl Params {
             self.mix.crash_in_sync,
             self.mix.pause,
             self.mix.churn,
+            self.mix.transfer,
             self.max_skew_ppm,
             self.clients,
             self.keys,

@@ -542,7 +542,7 @@ impl World {
     /// After any input to node `i`: run its Ready now, or (input batching) once the batch
     /// is full or its flush falls due, as the server's loop takes every waiting event
     /// before it processes.
-    fn after_node(&mut self, i: usize) {
+    pub(super) fn after_node(&mut self, i: usize) {
         let (batch_max, delay) = (self.p.batch_max, self.p.batch_delay_us);
         let now = self.now;
         let m = &mut self.machines[i];
