@@ -80,15 +80,16 @@ async fn serve_maybe_tls(
     node: &NodeHandle,
     tls: Option<&Tls>,
 ) -> std::io::Result<()> {
+    let loopback = stream.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let Some(tls) = tls else {
-        return serve(stream, node).await;
+        return serve(stream, node, loopback).await;
     };
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     match tokio::time::timeout(HEAD_TIMEOUT, tls.public_acceptor().accept(stream)).await {
-        Ok(Ok(stream)) => serve(stream, node).await,
+        Ok(Ok(stream)) => serve(stream, node, loopback).await,
         Ok(Err(e)) => {
             node.metrics.client_tls_refused.inc();
             tracing::warn!(%peer, "refusing an admin client: TLS handshake failed: {e}");
@@ -102,9 +103,12 @@ async fn serve_maybe_tls(
     }
 }
 
+/// `loopback`: the client connects from this machine (write routes need it, see
+/// `route`).
 async fn serve(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     node: &NodeHandle,
+    loopback: bool,
 ) -> std::io::Result<()> {
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(Some(h))) => h,
@@ -114,13 +118,19 @@ async fn serve(
     };
     let resp = match head {
         Head::TooLarge => Response::text(431, "request head too large\n"),
-        Head::Request { method, path } => route(&method, &path, node).await,
+        Head::Request {
+            method,
+            path,
+            query,
+        } => route(&method, &path, &query, node, loopback).await,
     };
     let reason = match resp.code {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        403 => "Forbidden",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",
@@ -140,7 +150,11 @@ async fn serve(
 }
 
 enum Head {
-    Request { method: String, path: String },
+    Request {
+        method: String,
+        path: String,
+        query: String,
+    },
     TooLarge,
 }
 
@@ -154,8 +168,12 @@ async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Opt
             let mut parts = head.lines().next().unwrap_or("").split_whitespace();
             let method = parts.next().unwrap_or("").to_string();
             let target = parts.next().unwrap_or("");
-            let path = target.split('?').next().unwrap_or("").to_string();
-            return Ok(Some(Head::Request { method, path }));
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            return Ok(Some(Head::Request {
+                method,
+                path: path.to_string(),
+                query: query.to_string(),
+            }));
         }
         if buf.len() > MAX_HEAD {
             return Ok(Some(Head::TooLarge));
@@ -168,9 +186,18 @@ async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Opt
     }
 }
 
-async fn route(method: &str, path: &str, node: &NodeHandle) -> Response {
+async fn route(
+    method: &str,
+    path: &str,
+    query: &str,
+    node: &NodeHandle,
+    loopback: bool,
+) -> Response {
     if method.is_empty() || path.is_empty() {
         return Response::text(400, "bad request line\n");
+    }
+    if path == "/transfer-leader" {
+        return transfer_leader(method, query, node, loopback).await;
     }
     if !matches!(path, "/status" | "/metrics" | "/health") {
         return Response::text(404, "not found: try /status, /metrics or /health\n");
@@ -201,6 +228,33 @@ async fn route(method: &str, path: &str, node: &NodeHandle) -> Response {
         }
         (_, Err(e)) => Response::json(503, &serde_json::json!({ "status": e.to_string() })),
         _ => Response::text(404, "not found\n"),
+    }
+}
+
+/// How long `POST /transfer-leader` waits to see leadership move.
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+
+/// `POST /transfer-leader[?to=ID]`: this node, if it leads, hands leadership to `ID` (or
+/// to its most caught-up voter) and answers once it no longer leads. A write route:
+/// until admin credentials exist it is taken only from a loopback client.
+async fn transfer_leader(method: &str, query: &str, node: &NodeHandle, loopback: bool) -> Response {
+    if method != "POST" {
+        return Response::text(405, "POST /transfer-leader[?to=ID]\n");
+    }
+    if !loopback {
+        return Response::text(403, "write routes are served to loopback clients only\n");
+    }
+    let to = match query.strip_prefix("to=") {
+        None if query.is_empty() => None,
+        Some(id) => match id.parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => return Response::text(400, format!("not a node ID: {id:?}\n")),
+        },
+        None => return Response::text(400, "the only parameter is to=ID\n"),
+    };
+    match node.hand_over(to, TRANSFER_WAIT).await {
+        Ok(leader) => Response::json(200, &serde_json::json!({ "leader": leader })),
+        Err(e) => Response::json(409, &serde_json::json!({ "error": e })),
     }
 }
 

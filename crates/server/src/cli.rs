@@ -15,6 +15,8 @@ use bytes::BytesMut;
 use crate::resp::codec::{encode_command, parse_reply, Value};
 
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+/// The admin (HTTP) addresses of `raftkv up`'s three nodes.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -260,4 +262,54 @@ pub fn status(cluster: &[String], tls: Option<&ClientTls>) -> Result<String, Cli
         });
     }
     Ok(lines.join("\n"))
+}
+
+/// `raftkv transfer-leader [ID]`: asks each admin address in turn to hand leadership over
+/// (`POST /transfer-leader`); the leader does, the others answer that they do not lead.
+/// Returns the node that leads afterwards. Plain HTTP from this machine (the route is
+/// served to loopback clients only).
+pub fn transfer_leader(admin: &[String], to: Option<u64>) -> Result<String, CliError> {
+    let path = match to {
+        Some(id) => format!("/transfer-leader?to={id}"),
+        None => "/transfer-leader".to_string(),
+    };
+    let mut refusals = Vec::new();
+    for addr in admin {
+        match http_post(addr, &path) {
+            Ok((200, body)) => return Ok(body.trim().to_string()),
+            Ok((_, body)) => refusals.push(format!("{addr}: {}", body.trim())),
+            Err(e) => refusals.push(format!("{addr}: {e}")),
+        }
+    }
+    let not_leading = refusals
+        .iter()
+        .all(|r| r.contains("does not lead") || r.contains("Connection refused"));
+    Err(CliError::Protocol {
+        addr: admin.join(","),
+        msg: if not_leading && !refusals.is_empty() {
+            format!("no listed node leads now; {}", refusals.join("; "))
+        } else {
+            refusals.join("; ")
+        },
+    })
+}
+
+/// One `POST` with an empty body: (status code, body).
+fn http_post(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((code, body.to_string()))
 }

@@ -216,6 +216,29 @@ impl NodeHandle {
         }
     }
 
+    /// Hands leadership over (to `to`, or the most caught-up voter) and waits, at most
+    /// `within`, until this node no longer leads. Returns the node that leads then (if
+    /// known), or why it did not happen.
+    pub async fn hand_over(
+        &self,
+        to: Option<NodeId>,
+        within: Duration,
+    ) -> Result<Option<NodeId>, String> {
+        let deadline = tokio::time::Instant::now() + within;
+        let target = self.transfer_leader(to).await?;
+        while tokio::time::Instant::now() < deadline {
+            let s = self.status().await.map_err(|e| e.to_string())?;
+            if s.role != "leader" {
+                tracing::info!(target, leader = ?s.leader, "leadership handed over");
+                return Ok(s.leader);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Err(format!(
+            "leadership did not move to node {target} within {within:?}"
+        ))
+    }
+
     pub fn sender(&self) -> mpsc::Sender<Event> {
         self.tx.clone()
     }

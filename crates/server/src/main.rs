@@ -77,6 +77,15 @@ enum Cmd {
         #[command(flatten)]
         cluster: ClusterArg,
     },
+    /// Move leadership to node ID (default: the most caught-up voter), without an
+    /// election timeout; fails with the reason if it cannot within 5 s.
+    TransferLeader {
+        /// The voter that is to lead.
+        id: Option<u64>,
+        /// Admin (HTTP) addresses of the nodes, tried in turn (the leader acts).
+        #[arg(long, default_value = cli::DEFAULT_ADMIN)]
+        admin: String,
+    },
 }
 
 #[derive(Args)]
@@ -174,6 +183,18 @@ fn main() -> ExitCode {
             let mut args: Vec<&[u8]> = vec![b"DEL"];
             args.extend(keys.iter().map(|k| k.as_bytes()));
             one_shot(&cluster, &args)
+        }
+        Cmd::TransferLeader { id, admin } => {
+            match cli::transfer_leader(&cli::split_cluster(&admin), id) {
+                Ok(body) => {
+                    println!("{body}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("raftkv transfer-leader: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Status { cluster } => {
             let tls = match client_tls(&cluster) {

@@ -205,35 +205,12 @@ impl Running {
     pub async fn shutdown_gracefully(self, within: Duration) {
         if let Ok(status) = self.node.status().await {
             if status.role == "leader" {
-                self.hand_leadership_over(within).await;
+                if let Err(e) = self.node.hand_over(None, within).await {
+                    tracing::warn!("stopping without handing leadership over: {e}");
+                }
             }
         }
         self.shutdown().await;
-    }
-
-    async fn hand_leadership_over(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        let target = match self.node.transfer_leader(None).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!("stopping without handing leadership over: {e}");
-                return;
-            }
-        };
-        while tokio::time::Instant::now() < deadline {
-            match self.node.status().await {
-                Ok(s) if s.role != "leader" => {
-                    tracing::info!(target, leader = ?s.leader, "leadership handed over");
-                    return;
-                }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Err(_) => return,
-            }
-        }
-        tracing::warn!(
-            target,
-            "leadership was not handed over within {within:?}; stopping anyway"
-        );
     }
 
     /// Stops accepting, stops the node loop and waits for its thread. Connections

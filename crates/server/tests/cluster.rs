@@ -537,3 +537,25 @@ fn a_leader_stopped_gracefully_hands_over_without_an_election_timeout() {
         assert_eq!(client.call(&["GET", k.as_str()]).unwrap(), bulk("v"));
     }
 }
+
+/// `raftkv transfer-leader ID` (the admin route `POST /transfer-leader?to=ID`): the
+/// command asks every node, the leader hands over, and ID leads when it returns. A
+/// transfer to a node that is not a voter fails with the reason.
+#[test]
+fn transfer_leader_moves_leadership_to_the_named_voter() {
+    let c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let target = if leader == 3 { 1 } else { leader + 1 };
+    let admin: Vec<String> = (1..=3).map(|i| c.node(i).admin_addr.to_string()).collect();
+    let answer = server::cli::transfer_leader(&admin, Some(target)).expect("transfer");
+    assert!(
+        answer.contains(&format!("\"leader\": {target}")),
+        "{answer}"
+    );
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), target);
+    let err = server::cli::transfer_leader(&admin, Some(9))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("node 9 is not a voter"), "{err}");
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), target);
+}
