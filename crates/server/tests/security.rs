@@ -139,15 +139,22 @@ fn a_large_frame_before_hello_is_refused_without_waiting_for_it() {
     eventually("refusal counted", || m.peer_handshakes_refused.get() == 1);
 }
 
+/// In a three-node cluster: the leader, a follower to send forged frames to, and the
+/// other follower, whose identity they claim.
+fn leader_victim_and_sender(c: &Cluster) -> (u64, u64, u64) {
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let victim = if leader == 1 { 2 } else { 1 };
+    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    (leader, victim, sender)
+}
+
 /// An append with a gap in its entries, sent by an authenticated peer, is refused at
 /// decode: the connection drops, the refusal is counted, the node keeps serving and the
 /// log never holds the forged entries.
 #[test]
 fn an_append_with_a_gap_is_rejected_at_decode_and_the_node_keeps_serving() {
     let c = Cluster::start(3, |_| {});
-    let leader = c.wait_leader(Duration::from_secs(10));
-    let victim = if leader == 1 { 2 } else { 1 };
-    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let (leader, victim, sender) = leader_victim_and_sender(&c);
     let before = c.status(victim);
     let entry = |index| Entry {
         term: before.term,
@@ -185,9 +192,7 @@ fn an_append_with_a_gap_is_rejected_at_decode_and_the_node_keeps_serving() {
 #[test]
 fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
     let c = Cluster::start(3, |_| {});
-    let leader = c.wait_leader(Duration::from_secs(10));
-    let victim = if leader == 1 { 2 } else { 1 };
-    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let (_, victim, sender) = leader_victim_and_sender(&c);
     let before = c.status(victim);
     let absurd = Frame::Raft(Message {
         from: sender,
@@ -222,9 +227,7 @@ fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
 #[test]
 fn timeout_now_from_a_follower_leaves_the_leader_in_place() {
     let c = Cluster::start(3, |_| {});
-    let leader = c.wait_leader(Duration::from_secs(10));
-    let victim = if leader == 1 { 2 } else { 1 };
-    let sender = (1..=3).find(|&i| i != leader && i != victim).unwrap();
+    let (leader, victim, sender) = leader_victim_and_sender(&c);
     let term = c.status(victim).term;
     let mut s = connect(c.node(victim).peer_addr);
     s.write_all(&hello(sender, victim)).unwrap();

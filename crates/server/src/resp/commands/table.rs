@@ -133,6 +133,14 @@ fn field(k: &'static str, v: Value) -> (Value, Value) {
     (Value::bulk(k), v)
 }
 
+/// A key spec's `begin_search` or `find_keys`: `{type: kind, spec: {...}}`.
+fn typed_spec(kind: &'static str, spec: Vec<(Value, Value)>) -> Value {
+    Value::Map(vec![
+        field("type", Value::bulk(kind)),
+        field("spec", Value::Map(spec)),
+    ])
+}
+
 impl KeySpec {
     fn info(&self) -> Value {
         let mut m = Vec::with_capacity(4);
@@ -158,13 +166,7 @@ impl KeySpec {
                 ],
             ),
         };
-        m.push(field(
-            "begin_search",
-            Value::Map(vec![
-                field("type", Value::bulk(kind)),
-                field("spec", Value::Map(spec)),
-            ]),
-        ));
+        m.push(field("begin_search", typed_spec(kind, spec)));
         let (kind, spec) = match self.find {
             Find::Range {
                 lastkey,
@@ -191,13 +193,7 @@ impl KeySpec {
                 ],
             ),
         };
-        m.push(field(
-            "find_keys",
-            Value::Map(vec![
-                field("type", Value::bulk(kind)),
-                field("spec", Value::Map(spec)),
-            ]),
-        ));
+        m.push(field("find_keys", typed_spec(kind, spec)));
         Value::Map(m)
     }
 }
