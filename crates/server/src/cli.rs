@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
+use crate::admin_client::AdminClient;
 use crate::resp::codec::{encode_command, parse_reply, Value};
+use axum::http::Method;
 
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 /// The admin (HTTP) addresses of `raftkv up`'s three nodes.
@@ -33,6 +35,11 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
+    /// The rustls configuration (trusting the CA), for other clients (`admin_client`).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
     pub fn from_ca_file(ca: &Path) -> std::io::Result<ClientTls> {
         use rustls_pki_types::pem::PemObject;
         let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
@@ -144,6 +151,15 @@ pub fn split_cluster(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// The host of `host:port` (`[v6]:port` without the brackets): the name a node's
+/// certificate must carry.
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
 /// A TLS session over `stream`, handshake done (so a refused certificate is an error
 /// here, not at the first read).
 fn tls_stream(
@@ -152,11 +168,7 @@ fn tls_stream(
     tls: &ClientTls,
 ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = host_of(addr);
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| invalid(format!("{host}: {e}")))?;
     let conn = rustls::ClientConnection::new(tls.config.clone(), name)
@@ -266,17 +278,33 @@ pub fn status(cluster: &[String], tls: Option<&ClientTls>) -> Result<String, Cli
 
 /// `raftkv transfer-leader [ID]`: asks each admin address in turn to hand leadership over
 /// (`POST /transfer-leader`); the leader does, the others answer that they do not lead.
-/// Returns the node that leads afterwards. Plain HTTP from this machine (the route is
-/// served to loopback clients only).
+/// Returns the node that leads afterwards. Plain HTTP, with the admin credential from
+/// `RAFTKV_ADMIN_TOKEN` if set (see [`transfer_leader_with`]).
 pub fn transfer_leader(admin: &[String], to: Option<u64>) -> Result<String, CliError> {
+    transfer_leader_with(admin, to, &AdminClient::from_env(None))
+}
+
+/// [`transfer_leader`] through `client` (its TLS and credential).
+pub fn transfer_leader_with(
+    admin: &[String],
+    to: Option<u64>,
+    client: &AdminClient,
+) -> Result<String, CliError> {
     let path = match to {
         Some(id) => format!("/transfer-leader?to={id}"),
         None => "/transfer-leader".to_string(),
     };
     let mut refusals = Vec::new();
     for addr in admin {
-        match http_post(addr, &path) {
+        match client.request(addr, Method::POST, &path, None) {
             Ok((200, body)) => return Ok(body.trim().to_string()),
+            // The credential is the same for every node: asking the others is no use.
+            Ok((code @ (401 | 403), body)) => {
+                return Err(CliError::Protocol {
+                    addr: addr.clone(),
+                    msg: format!("refused ({code}): {}", body.trim()),
+                })
+            }
             Ok((_, body)) => refusals.push(format!("{addr}: {}", body.trim())),
             Err(e) => refusals.push(format!("{addr}: {e}")),
         }
@@ -292,24 +320,4 @@ pub fn transfer_leader(admin: &[String], to: Option<u64>) -> Result<String, CliE
             refusals.join("; ")
         },
     })
-}
-
-/// One `POST` with an empty body: (status code, body).
-fn http_post(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let code = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((code, body.to_string()))
 }

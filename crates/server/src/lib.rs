@@ -6,14 +6,17 @@
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
 //! Layers, lowest first; a module imports only from those before it:
-//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
+//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`],
+//! [`cluster_id`] → [`handle`]
 //! (the loop's events and the async side's handle) → [`store`], [`snapshots`],
 //! [`transport`], [`resp`], [`admin`] → [`open`] (building a node from its config) →
-//! [`node_loop`] → [`server`] (wiring).
+//! [`node_loop`] → [`server`] (wiring); [`admin_client`], [`cli`] and [`up`] on top.
 
 pub mod admin;
+pub mod admin_client;
 pub mod cli;
 pub mod clock;
+pub mod cluster_id;
 pub mod config;
 pub mod handle;
 pub mod metrics;

@@ -12,6 +12,7 @@ use driver::Request;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use server::cluster_id::ClusterId;
 use server::config::{parse_peer_list, parse_str, Config, Overrides};
 use server::reply::Reply;
 use server::resp::codec::{
@@ -235,7 +236,18 @@ fn frames() -> Vec<Frame> {
         })
     };
     vec![
-        Frame::Hello { from: 1, to: 300 },
+        Frame::Hello {
+            from: 1,
+            to: 300,
+            cluster: None,
+            bootstrap: 0x0123_4567_89ab_cdef,
+        },
+        Frame::Hello {
+            from: 2,
+            to: 1,
+            cluster: Some(ClusterId(0xfeed_0000_0000_0000_0000_0000_0000_beef)),
+            bootstrap: u64::MAX,
+        },
         m(MessageBody::Vote {
             last_index: 3,
             last_term: 2,
