@@ -160,8 +160,9 @@ fn clusters_with_crossed_peer_lists_never_exchange_a_raft_message() {
 
 /// B's node 3 restarts on cluster A's node 3 data directory (same member ID, another
 /// cluster, a much higher term). B's other nodes refuse it by cluster ID, it refuses
-/// them, and B goes on serving with its leader and term untouched: the foreign term never
-/// reaches B, and B's writes never reach the foreign data.
+/// them, and B goes on serving: the foreign term never reaches B (B's terms stay below
+/// it: a message from the foreign node would have raised them to it), and B's writes
+/// never reach the foreign data.
 #[test]
 fn a_data_directory_from_another_cluster_never_takes_part() {
     let mut a = Cluster::start(3, |_| {});
@@ -171,7 +172,7 @@ fn a_data_directory_from_another_cluster_never_takes_part() {
     assert_ne!(a_id, b_id);
 
     // Leadership transfers raise A's term well above B's.
-    for _ in 0..4 {
+    for _ in 0..6 {
         let l = a.wait_leader(SETTLE);
         let next = l % 3 + 1;
         let h = a.node(l).node.clone();
@@ -189,7 +190,7 @@ fn a_data_directory_from_another_cluster_never_takes_part() {
 
     let b_leader = b.wait_leader(SETTLE);
     let b_term = b.status(b_leader).term;
-    assert!(a_term > b_term + 2, "A's term {a_term}, B's {b_term}");
+    assert!(a_term > b_term + 4, "A's term {a_term}, B's {b_term}");
 
     // B's node 3 gets A's node 3 disk.
     let b_leader = if b_leader == 3 {
@@ -199,7 +200,6 @@ fn a_data_directory_from_another_cluster_never_takes_part() {
         b.stop(3);
         b_leader
     };
-    let b_term = b.status(b_leader).term;
     a.stop(3);
     let b3_dir = b.configs[2].data_dir.clone();
     std::fs::remove_dir_all(&b3_dir).unwrap();
@@ -221,13 +221,14 @@ fn a_data_directory_from_another_cluster_never_takes_part() {
         assert_eq!(cl.call(&["SET", &format!("b{i}"), "v"]).unwrap(), ok());
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Not "the term is unchanged": a loaded machine may cost B an election of its own.
     for id in b.running_ids().into_iter().filter(|&i| i != 3) {
         let s = b.status(id);
-        assert_eq!(
-            (s.leader, s.term),
-            (Some(b_leader), b_term),
-            "node {id}: the foreign term reached B"
+        assert!(
+            s.term < a_term,
+            "node {id}: the foreign term reached B: {s:?}"
         );
+        assert!(matches!(s.leader, Some(1 | 2)), "node {id}: {s:?}");
     }
     let s3 = b.status(3);
     assert_eq!(s3.leader, None, "the foreign node found a leader: {s3:?}");
