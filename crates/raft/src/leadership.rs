@@ -52,6 +52,11 @@ pub(crate) struct Leadership {
     pub replicate_needed: bool,
     /// A leadership transfer in progress (transfer.rs): no proposals meanwhile.
     pub transfer: Option<Transfer>,
+    /// `TimeoutNow` went out in this term, so the lease is gone for good: its target
+    /// campaigns with votes that skip the voters' lease check, and may win at any time
+    /// (even after the transfer is abandoned here: the message may be late). Reads take
+    /// the ReadIndex round from then on.
+    pub lease_given_up: bool,
 }
 
 impl Leadership {
@@ -67,6 +72,7 @@ impl Leadership {
             reads_awaiting_term_commit: Vec::new(),
             replicate_needed: false,
             transfer: None,
+            lease_given_up: false,
         }
     }
 

@@ -124,6 +124,7 @@ impl Raft {
         if caught_up {
             if let Some(lead) = self.leadership.as_mut() {
                 lead.transfer = Some(Transfer { sent: true, ..t });
+                lead.lease_given_up = true;
             }
             self.send(t.target, MessageBody::TimeoutNow);
         } else {

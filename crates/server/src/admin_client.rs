@@ -11,8 +11,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::cli::ClientTls;
 use crate::config::{Secret, ADMIN_TOKEN_ENV};
+use crate::tls::client::{host_of, ClientTls};
 
 /// Requests to admin endpoints, with one TLS setting and one credential.
 #[derive(Clone)]
@@ -97,7 +97,7 @@ impl AdminClient {
         match &self.tls {
             None => exchange(tcp, req).await,
             Some(tls) => {
-                let host = crate::cli::host_of(addr);
+                let host = host_of(addr);
                 let name = rustls_pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| invalid(format!("{host}: {e}")))?;
                 let s = tokio_rustls::TlsConnector::from(tls.config())

@@ -6,8 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -28,41 +26,7 @@ pub enum CliError {
     Protocol { addr: String, msg: String },
 }
 
-/// Client-side TLS: the CA that the nodes' certificates chain to.
-#[derive(Clone)]
-pub struct ClientTls {
-    config: Arc<rustls::ClientConfig>,
-}
-
-impl ClientTls {
-    /// The rustls configuration (trusting the CA), for other clients (`admin_client`).
-    pub fn config(&self) -> Arc<rustls::ClientConfig> {
-        self.config.clone()
-    }
-
-    pub fn from_ca_file(ca: &Path) -> std::io::Result<ClientTls> {
-        use rustls_pki_types::pem::PemObject;
-        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
-            .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(ClientTls {
-            config: Arc::new(config),
-        })
-    }
-}
+pub use crate::tls::client::{host_of, ClientTls};
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -151,15 +115,6 @@ pub fn split_cluster(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// The host of `host:port` (`[v6]:port` without the brackets): the name a node's
-/// certificate must carry.
-pub fn host_of(addr: &str) -> &str {
-    addr.rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-}
-
 /// A TLS session over `stream`, handshake done (so a refused certificate is an error
 /// here, not at the first read).
 fn tls_stream(
@@ -171,8 +126,8 @@ fn tls_stream(
     let host = host_of(addr);
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| invalid(format!("{host}: {e}")))?;
-    let conn = rustls::ClientConnection::new(tls.config.clone(), name)
-        .map_err(|e| invalid(e.to_string()))?;
+    let conn =
+        rustls::ClientConnection::new(tls.config(), name).map_err(|e| invalid(e.to_string()))?;
     let mut s = rustls::StreamOwned::new(conn, stream);
     while s.conn.is_handshaking() {
         s.conn.complete_io(&mut s.sock)?;
