@@ -25,12 +25,17 @@ fn have(tool: &str) -> bool {
 /// they close — could hold some port of every base. (Before, the scan started anywhere
 /// from 20,000 to 49,900 by the process id and never wrapped: a start in the ephemeral
 /// range right after the flood test found no free base.) The scan wraps, so every base is
-/// tried whatever the start.
+/// tried whatever the start. A base is handed out once per process: two tests running
+/// `raftkv up` at once scanned from the same start, both found the same base free before
+/// either bound it, and the second `up` exited on ports in use.
 fn free_base() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static HANDED_OUT: AtomicU16 = AtomicU16::new(0);
     const FIRST: u16 = 10_000;
     const BASES: u16 = 70; // 10,000 to 30,700, 300 apart; the highest port is 30,902
     let start = (std::process::id() % u32::from(BASES)) as u16;
-    for k in 0..BASES {
+    for _ in 0..BASES {
+        let k = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
         let base = FIRST + ((start + k) % BASES) * 300;
         let free = (0..3u16).all(|i| {
             [base + i, base + 100 + i, base + 200 + i]
