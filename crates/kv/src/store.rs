@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::acl::Acl;
 use crate::command::{Command, DecodeError};
 use crate::reply::Reply;
 use crate::session::{decode_entry, Seen, Sessions};
@@ -87,6 +88,8 @@ pub struct KvStore {
     pub(crate) clock_ms: u64,
     /// Entries applied: the version stamped on the keys an entry writes.
     pub(crate) version: u64,
+    /// The users (`acl.rs`): replicated like the keys, untouched by FLUSHALL.
+    pub(crate) acl: Acl,
 }
 
 impl KvStore {
@@ -124,6 +127,7 @@ impl KvStore {
         sessions: Sessions,
         clock_ms: u64,
         version: u64,
+        acl: Acl,
     ) -> KvStore {
         let size_bytes = map.iter().map(|(k, e)| k.len() + e.value.size()).sum();
         let deadlines: BTreeSet<(u64, Bytes)> = map
@@ -139,12 +143,18 @@ impl KvStore {
             sessions,
             clock_ms,
             version,
+            acl,
         }
     }
 
     /// Every key and its entry, in key order.
     pub(crate) fn entries(&self) -> &BTreeMap<Bytes, Entry> {
         &self.map
+    }
+
+    /// The users and their permissions.
+    pub fn acl(&self) -> &Acl {
+        &self.acl
     }
 
     pub fn sessions(&self) -> &Sessions {
