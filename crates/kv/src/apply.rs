@@ -306,6 +306,7 @@ impl KvStore {
                 Reply::Int(removed)
             }
             Command::Acl { op, bootstrap } => {
+                self.acl_changes += 1;
                 let set = matches!(
                     op,
                     crate::acl::AclOp::SetUser { .. } | crate::acl::AclOp::Init

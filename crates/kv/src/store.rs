@@ -90,6 +90,9 @@ pub struct KvStore {
     pub(crate) version: u64,
     /// The users (`acl.rs`): replicated like the keys, untouched by FLUSHALL.
     pub(crate) acl: Acl,
+    /// ACL entries applied by this store (not replicated, not in snapshots): tells a
+    /// reader of [`KvStore::acl`] cheaply that the users may have changed.
+    pub(crate) acl_changes: u64,
 }
 
 impl KvStore {
@@ -144,6 +147,7 @@ impl KvStore {
             clock_ms,
             version,
             acl,
+            acl_changes: 0,
         }
     }
 
@@ -155,6 +159,12 @@ impl KvStore {
     /// The users and their permissions.
     pub fn acl(&self) -> &Acl {
         &self.acl
+    }
+
+    /// How many ACL entries this store applied (a store restored from a snapshot
+    /// starts again at 0): the users changed only if this did, or the store was replaced.
+    pub fn acl_changes(&self) -> u64 {
+        self.acl_changes
     }
 
     pub fn sessions(&self) -> &Sessions {

@@ -6,7 +6,7 @@
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
 //! Layers, lowest first; a module imports only from those before it:
-//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
+//! [`metrics`], [`password`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
 //! (the loop's events and the async side's handle) → [`store`], [`snapshots`],
 //! [`transport`], [`resp`], [`admin`] → [`open`] (building a node from its config) →
 //! [`node_loop`] → [`server`] (wiring).
@@ -19,6 +19,7 @@ pub mod handle;
 pub mod metrics;
 pub mod node_loop;
 pub mod open;
+pub mod password;
 pub mod protected;
 pub mod reply;
 pub mod resp;

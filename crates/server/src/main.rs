@@ -267,6 +267,7 @@ fn serve(a: ServeArgs) -> ExitCode {
         tls_dir: a.tls_dir,
         insecure: a.insecure,
         insecure_peers: a.insecure_peers,
+        requirepass: std::env::var("RAFTKV_REQUIREPASS").ok(),
     };
     let cfg = match Config::load(a.config.as_deref(), &flags) {
         Ok(c) => c,

@@ -66,13 +66,21 @@ where
 {
     let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
     let registered = ctx.clients.open(ends);
+    // Redis's rule: authenticated from the start while `default` needs no password.
+    registered.client.state().authenticated = ctx.users.borrow().default_is_open();
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
     let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
-    if let Err(e) = write_loop(wr, rx, ctx, client).await {
-        tracing::debug!(%peer, "client connection ended: {e}");
+    tokio::select! {
+        r = write_loop(wr, rx, ctx, client.clone()) => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, "client connection ended: {e}");
+            }
+        }
+        // Its user was deleted (`acl/users.rs`): closed at once, as Redis does.
+        _ = client.killed() => {}
     }
     reader.abort();
     drop(registered);
@@ -248,7 +256,7 @@ async fn write_loop(
         };
         if txn.takes(&args) {
             client.touch(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
-            txn.handle(&ctx, &args)
+            txn.handle(&ctx, &client, &args)
                 .await
                 .encode_as(client.protocol(), &mut out);
             drop(permit);

@@ -1,5 +1,6 @@
 //! The Redis-protocol front end (RESP2, and RESP3 after `HELLO 3`): codec, commands, connections, accept loop.
 
+pub mod acl;
 pub mod client;
 pub mod codec;
 pub mod commands;
