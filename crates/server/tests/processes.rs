@@ -52,7 +52,12 @@ struct Up {
 impl Up {
     /// Starts `raftkv up` and waits for its banner (it prints it once a leader is known).
     fn start(data: &Path, base: u16) -> Up {
+        Up::start_with_env(data, base, &[])
+    }
+
+    fn start_with_env(data: &Path, base: u16, env: &[(&str, &str)]) -> Up {
         let mut child = Command::new(RAFTKV)
+            .envs(env.iter().copied())
             .arg("up")
             .arg("--data")
             .arg(data)
@@ -221,6 +226,49 @@ fn up_with_redis_cli_benchmark_and_our_cli() {
     let up = Up::start(data.path(), base);
     assert_eq!(cli(&["-p", &p3, "GET", "greeting"]), "hello");
     assert_eq!(cli(&["-p", &p1, "GET", "visits"]), "2");
+    up.stop();
+}
+
+/// `RAFTKV_REQUIREPASS` in the environment of `raftkv up` (and so of its nodes): clients
+/// without it get NOAUTH; redis-cli with `-a` and our CLI (which reads the same variable)
+/// are served.
+#[test]
+fn up_with_a_password_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base();
+    let up = Up::start_with_env(dir.path(), base, &[("RAFTKV_REQUIREPASS", "pa55")]);
+    let ours = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(RAFTKV)
+            .env_remove("RAFTKV_REQUIREPASS")
+            .envs(env.iter().copied())
+            .args(args)
+            .args(["--cluster", &format!("127.0.0.1:{base}")])
+            .output()
+            .expect("raftkv cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        ours(&["set", "k", "v"], &[("RAFTKV_PASSWORD", "pa55")]),
+        (true, "OK".into())
+    );
+    assert_eq!(
+        ours(&["get", "k"], &[("RAFTKV_PASSWORD", "pa55")]),
+        (true, "v".into())
+    );
+    let (_, denied) = ours(&["get", "k"], &[]);
+    assert!(denied.contains("NOAUTH"), "{denied}");
+    if have("redis-cli") {
+        let port = base.to_string();
+        assert_eq!(
+            cli(&["-p", &port, "get", "k"]),
+            "NOAUTH Authentication required."
+        );
+        let authed = ["-p", &port, "-a", "pa55", "--no-auth-warning", "get", "k"];
+        assert_eq!(cli(&authed), "v");
+    }
     up.stop();
 }
 
