@@ -39,4 +39,6 @@ pub use file_store::{
 pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
 pub use snapshot::{FileSnapshotStore, SnapshotInfo, SnapshotReader, SnapshotWriter};
-pub use snapshot_storage::{MemSnapshotStore, SaveStarted, SnapshotStorage};
+pub use snapshot_storage::{
+    append_in_order, MemSnapshotStore, SaveStarted, SnapshotSink, SnapshotStorage,
+};
