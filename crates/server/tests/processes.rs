@@ -44,6 +44,15 @@ fn free_base() -> u16 {
     panic!("no free ports");
 }
 
+/// Held by each test that runs `raftkv up`: `free_base` checks that ports are free but
+/// does not hold them, so two tests starting clusters at once could pick the same base
+/// (one cluster's `up` then waited on the other's nodes).
+static ONE_UP_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_up_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_UP_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Up {
     child: Child,
     base: u16,
@@ -147,6 +156,7 @@ fn up_with_redis_cli_benchmark_and_our_cli() {
         eprintln!("NOTE: skipping: redis-cli is not installed (apt-get install redis-tools)");
         return;
     }
+    let _one = one_up_at_a_time();
     let data = tempfile::tempdir().expect("tempdir");
     let base = free_base();
     let up = Up::start(data.path(), base);
@@ -234,6 +244,7 @@ fn up_with_redis_cli_benchmark_and_our_cli() {
 /// are served.
 #[test]
 fn up_with_a_password_from_the_environment() {
+    let _one = one_up_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let base = free_base();
     let up = Up::start_with_env(dir.path(), base, &[("RAFTKV_REQUIREPASS", "pa55")]);
