@@ -56,6 +56,11 @@ impl ClientTls {
             config: Arc::new(config),
         })
     }
+
+    /// The rustls configuration (for async clients: kvbench's TLS runs).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
 }
 
 trait Stream: Read + Write + Send {}
