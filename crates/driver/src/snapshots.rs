@@ -5,7 +5,9 @@
 //! - taking: save the snapshot (atomic, durable), *then* compact the log, never past the
 //!   oldest snapshot retained (so a corrupt newest one can fall back);
 //! - receiving: each chunk from the leader is written to a sink (a temporary file) as it
-//!   arrives, and acknowledged by the core only after that; nothing is buffered;
+//!   arrives, and acknowledged by the core only after that; nothing is buffered. One sink
+//!   at most: a transfer the leader abandons keeps its partial file until the next
+//!   transfer replaces it or a restart removes it (at most `max_snapshot_bytes` of disk);
 //! - installing: seal the sink (the snapshot is durable and in place), *then* align the
 //!   log store to it, then replace the state machine; the core acknowledges the install
 //!   only after this Ready.
