@@ -10,8 +10,10 @@
 //!   (`resp/acl/`). Without both, beyond loopback needs `--insecure` (`insecure = true`);
 //!   the message says what is missing. (A password is checked in this node's config:
 //!   the replicated users are not known before the node starts.)
-//! - Admin (`admin_addr`, HTTP): TLS and an admin credential, which the admin server
-//!   does not have yet: beyond loopback it needs `--insecure`, TLS or not.
+//! - Admin (`admin_addr`, HTTP): TLS and an admin credential (`admin_token` or
+//!   `RAFTKV_ADMIN_TOKEN`, which every write route then requires: `admin/auth.rs`).
+//!   Without both, beyond loopback needs `--insecure`. The read routes (`/status`,
+//!   `/metrics`, `/health`) stay open to whoever reaches the port, as etcd's do.
 //!
 //! The check runs on the addresses actually bound (`0.0.0.0`/`::` count as beyond
 //! loopback), so a host name that resolves elsewhere cannot slip through.
@@ -73,19 +75,24 @@ fn resp_protection(cfg: &Config) -> Option<&'static str> {
     }
 }
 
-/// What admin connections lack: the admin server has no credential yet.
+/// What admin connections lack, if anything: TLS and an admin credential.
 fn admin_protection(cfg: &Config) -> Option<&'static str> {
-    if cfg.tls.is_none() {
-        Some("neither TLS nor an admin credential")
-    } else {
-        Some("TLS but no admin credential (the admin server has none yet)")
+    match (cfg.tls.is_some(), cfg.admin_token.is_some()) {
+        (true, true) => None,
+        (false, false) => Some("neither TLS nor an admin credential (admin_token)"),
+        (false, true) => {
+            Some("an admin credential but no TLS (it would cross the network in the clear)")
+        }
+        (true, false) => {
+            Some("TLS but no admin credential (set admin_token or RAFTKV_ADMIN_TOKEN)")
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FileConfig, Overrides, Requirepass, TlsFiles};
+    use crate::config::{FileConfig, Overrides, Requirepass, Secret, TlsFiles};
 
     fn cfg(tls: bool, insecure: bool, insecure_peers: bool) -> Config {
         let flags = Overrides {
@@ -150,14 +157,21 @@ mod tests {
     }
 
     #[test]
-    fn admin_beyond_loopback_needs_the_flag_until_it_has_a_credential() {
+    fn admin_beyond_loopback_needs_tls_and_a_credential_or_the_flag() {
         let lo = a("127.0.0.1:1");
+        let any = a("[::]:9379");
         let mut full = cfg(true, false, false);
         full.requirepass = Some(Requirepass(crate::password::hash(b"x")));
-        let err = check(&full, lo, lo, a("[::]:9379")).unwrap_err();
+        let err = check(&full, lo, lo, any).unwrap_err();
         assert!(err.contains("admin_addr [::]:9379"), "{err}");
-        assert!(err.contains("no admin credential"), "{err}");
+        assert!(err.contains("TLS but no admin credential"), "{err}");
         assert!(!err.contains("client_addr"), "{err}");
+        let mut token = cfg(false, false, false);
+        token.admin_token = Some(Secret::new("0123456789abcdef"));
+        let err = check(&token, lo, lo, any).unwrap_err();
+        assert!(err.contains("an admin credential but no TLS"), "{err}");
+        token.tls = Some(TlsFiles::in_dir(std::path::Path::new("/x"), 1));
+        assert_eq!(check(&token, lo, lo, any), Ok(()));
         assert_eq!(
             check(&cfg(false, true, false), lo, lo, a("[::]:9379")),
             Ok(())
