@@ -185,7 +185,6 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         memory: crate::resp::memory::ClientMemory::new(cfg.limits.max_client_memory_bytes),
         users: users_rx.clone(),
         bootstrap,
-        refusals: Default::default(),
     });
     tasks.push(tokio::spawn(close_connections_of_deleted_users(
         users_rx,

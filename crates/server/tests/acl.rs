@@ -93,6 +93,17 @@ fn without_credentials_every_command_but_auth_hello_and_quit_answers_noauth() {
     let info = conn.raw(&["INFO", "stats"]);
     assert!(info.contains("acl_access_denied_auth:2\r\n"), "{info}");
     assert!(info.contains(&format!("raftkv_access_denied_noauth:{}\r\n", checked + 1)));
+    // The same counters, for Prometheus.
+    let (code, metrics) = common::http_get(c.node(1).admin_addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("raftkv_client_access_denied_total{reason=\"auth\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "raftkv_client_access_denied_total{{reason=\"noauth\"}} {}\n",
+        checked + 1
+    )));
     // The leader made its bootstrap password the cluster's: one ACL entry.
     eventually("the users initialized from requirepass", || {
         let list = conn.raw(&["ACL", "LIST"]);

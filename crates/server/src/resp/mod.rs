@@ -118,7 +118,6 @@ mod tests {
             memory: memory::ClientMemory::new(1 << 30),
             users: tokio::sync::watch::channel(Arc::new(users)).1,
             bootstrap: Vec::new(),
-            refusals: Default::default(),
         })
     }
 

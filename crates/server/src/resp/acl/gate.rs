@@ -18,25 +18,6 @@ use crate::resp::commands::RespCtx;
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Refusals since start, by kind (Redis's `INFO stats` names).
-#[derive(Debug, Default)]
-pub struct Refusals {
-    /// Failed `AUTH` / `HELLO AUTH`.
-    pub auth: AtomicU64,
-    /// `NOAUTH`.
-    pub noauth: AtomicU64,
-    /// `NOPERM` for the command.
-    pub command: AtomicU64,
-    /// `NOPERM` for a key.
-    pub key: AtomicU64,
-}
-
-impl Refusals {
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
-}
-
 /// What to do with a command.
 #[derive(Debug)]
 pub enum Verdict {
@@ -83,7 +64,11 @@ pub fn check(ctx: &RespCtx, client: &Client, args: &[Bytes]) -> Verdict {
     };
     let no_auth = spec.flags.contains(&"no_auth");
     if !authenticated && !users.default_is_open() && !no_auth {
-        ctx.refusals.noauth.fetch_add(1, Ordering::Relaxed);
+        ctx.node
+            .metrics
+            .client_access_denied
+            .noauth
+            .fetch_add(1, Ordering::Relaxed);
         return Verdict::Refuse(Value::Error(NOAUTH.into()));
     }
     let Some(perms) = users.permissions(&user) else {
@@ -96,8 +81,8 @@ pub fn check(ctx: &RespCtx, client: &Client, args: &[Bytes]) -> Verdict {
         Ok(()) => Verdict::Run,
         Err(denied) => {
             let counter = match denied {
-                Denied::Command => &ctx.refusals.command,
-                Denied::Key(_) => &ctx.refusals.key,
+                Denied::Command => &ctx.node.metrics.client_access_denied.command,
+                Denied::Key(_) => &ctx.node.metrics.client_access_denied.key,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -138,7 +123,11 @@ pub fn authenticate(
         u.enabled && (u.nopass || crate::password::matches_any(password, &u.passwords))
     });
     let Some(u) = ok else {
-        ctx.refusals.auth.fetch_add(1, Ordering::Relaxed);
+        ctx.node
+            .metrics
+            .client_access_denied
+            .auth
+            .fetch_add(1, Ordering::Relaxed);
         log_failed_auth(client, user);
         return Err(Value::Error(WRONGPASS.into()));
     };

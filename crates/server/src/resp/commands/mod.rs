@@ -71,8 +71,6 @@ pub struct RespCtx {
     /// This node's bootstrap rules for the `default` user (`requirepass`), carried by
     /// the ACL entries it proposes.
     pub bootstrap: Vec<bytes::Bytes>,
-    /// Authentication and permission refusals (`INFO stats`).
-    pub refusals: super::acl::gate::Refusals,
 }
 
 /// The reply, and whether to close the connection after sending it.

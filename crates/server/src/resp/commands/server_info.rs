@@ -87,8 +87,8 @@ fn info_sections(ctx: &RespCtx, s: &Status, sections: &[&str]) -> String {
 
 /// Refusals, by Redis's names (`acl_access_denied_*`), and raftkv's `NOAUTH` count.
 fn stats_section(o: &mut String, ctx: &RespCtx) {
-    use crate::resp::acl::gate::Refusals;
-    let r = &ctx.refusals;
+    use crate::metrics::ClientAccessDenied as Refusals;
+    let r = &ctx.node.metrics.client_access_denied;
     let _ = write!(
         o,
         "# Stats\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\n\
