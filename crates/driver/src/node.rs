@@ -155,6 +155,8 @@ pub struct Node<T: Transport, S: LogStore> {
     pub(crate) write_sessions: HashMap<ReqId, kv::SessionTag>,
     responses: Vec<(ReqId, Response)>,
     pub(crate) stats: NodeStats,
+    /// What applied entries produced, when recorded (`events.rs`).
+    pub(crate) applied_events: Option<Vec<crate::events::AppliedEvents>>,
 }
 
 impl<T: Transport, S: LogStore> Node<T, S> {
@@ -243,6 +245,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             write_sessions: HashMap::new(),
             responses: Vec::new(),
             stats: NodeStats::default(),
+            applied_events: None,
         }
     }
 
@@ -660,6 +663,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             EntryKind::Normal => self.kv.apply_entry(&entry.data).ok(),
             EntryKind::Noop | EntryKind::ConfChange => None,
         };
+        self.collect_events(entry.index);
         // Resolve our proposals at or below this index.
         while let Some((&index, &(term, id))) = self.proposals.first_key_value() {
             if index > entry.index {

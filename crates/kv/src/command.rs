@@ -195,6 +195,12 @@ pub enum Command {
         watched: Vec<(Bytes, u64)>,
         ops: Vec<Op>,
     },
+    /// `PUBLISH`: changes nothing; applying it produces the message as an event
+    /// (`events.rs`), so every node delivers it to its subscribers in log order.
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+    },
     /// A command with the leader's wall-clock time (Unix ms) when it was proposed.
     Timed {
         now_ms: u64,
@@ -247,6 +253,7 @@ const TAG_HDEL: u8 = 0x22;
 const TAG_HINCRBY: u8 = 0x23;
 const TAG_EXPIREKEYS: u8 = 0x24;
 const TAG_MULTI: u8 = 0x25;
+const TAG_PUBLISH: u8 = 0x26;
 
 const OP_WRITE: u8 = 0;
 const OP_READ: u8 = 1;
@@ -405,6 +412,10 @@ impl Command {
                 by: r.ivarint()?,
             },
             TAG_EXPIREKEYS => Command::ExpireKeys { keys: r.list()? },
+            TAG_PUBLISH => Command::Publish {
+                channel: r.bytes()?,
+                message: r.bytes()?,
+            },
             TAG_MULTI => {
                 if depth >= MAX_DEPTH - 1 {
                     return Err(DecodeError::TooDeep);
@@ -604,6 +615,11 @@ impl Command {
                 buf.put_u8(TAG_EXPIREKEYS);
                 put_list(buf, keys);
             }
+            Command::Publish { channel, message } => {
+                buf.put_u8(TAG_PUBLISH);
+                put_bytes(buf, channel);
+                put_bytes(buf, message);
+            }
             Command::Multi { watched, ops } => {
                 buf.put_u8(TAG_MULTI);
                 put_uvarint(buf, watched.len() as u64);
@@ -625,7 +641,8 @@ impl Command {
         }
     }
 
-    /// The first key the command touches (for logs and tests; empty for FLUSHALL).
+    /// The first key the command touches (for logs and tests; empty for FLUSHALL and
+    /// PUBLISH, which touch none).
     pub fn key(&self) -> &Bytes {
         static NONE: Bytes = Bytes::from_static(b"");
         match self {
@@ -652,7 +669,7 @@ impl Command {
                 pairs.first().map_or(&NONE, |(k, _)| k)
             }
             Command::Timed { cmd, .. } => cmd.key(),
-            Command::Multi { .. } | Command::FlushAll => &NONE,
+            Command::Multi { .. } | Command::FlushAll | Command::Publish { .. } => &NONE,
         }
     }
 }
@@ -828,6 +845,10 @@ mod tests {
             },
             Command::ExpireKeys {
                 keys: vec![b("old")],
+            },
+            Command::Publish {
+                channel: b("news"),
+                message: b("hello"),
             },
         ];
         let multi = Command::Multi {
