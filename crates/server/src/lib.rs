@@ -6,8 +6,9 @@
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
 //! Layers, lowest first; a module imports only from those before it:
-//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
-//! (the loop's events and the async side's handle) → [`store`], [`snapshots`],
+//! [`metrics`], [`glob`], [`events`] (the applied log's events, for subscribers),
+//! [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`] (the loop's
+//! events and the async side's handle) → [`store`], [`snapshots`],
 //! [`transport`], [`resp`], [`admin`] → [`open`] (building a node from its config) →
 //! [`node_loop`] → [`server`] (wiring).
 
@@ -15,6 +16,8 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod events;
+pub mod glob;
 pub mod handle;
 pub mod metrics;
 pub mod node_loop;

@@ -62,6 +62,8 @@ pub struct NodeLoop {
     last_leader: Option<NodeId>,
     /// Routing counters already added to the metrics.
     routing_seen: driver::RoutingStats,
+    /// Where the applied entries' events go, for subscribers (`events/`).
+    hub: Arc<crate::events::Hub>,
 }
 
 impl NodeLoop {
@@ -72,6 +74,7 @@ impl NodeLoop {
         rx: mpsc::Receiver<Event>,
         rt: tokio::runtime::Handle,
         metrics: Arc<LoopMetrics>,
+        hub: Arc<crate::events::Hub>,
     ) -> NodeLoop {
         NodeLoop {
             me: cfg.id,
@@ -89,6 +92,7 @@ impl NodeLoop {
             next_id: 1,
             waiting: HashMap::new(),
             routing_seen: driver::RoutingStats::default(),
+            hub,
         }
     }
 
@@ -236,6 +240,10 @@ impl NodeLoop {
     /// and answers local clients.
     fn process(&mut self) {
         self.node.process();
+        // Events before answers: a subscribed client's own write has its notification
+        // ready when its reply arrives (Redis sends the notification first).
+        let applied = self.node.take_applied_events();
+        self.hub.feed(applied, self.node.applied_index());
         self.observe_role();
         self.observe_routing();
         for (to, msg) in self.node.take_forwards() {

@@ -120,6 +120,12 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         metrics.clone(),
     );
 
+    let hub = Arc::new(crate::events::Hub::new(
+        cfg.events.ring_bytes,
+        cfg.events.notify,
+        cfg.events.output,
+        metrics.clone(),
+    ));
     let node_loop = NodeLoop::new(
         &cfg,
         node,
@@ -127,6 +133,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         rx,
         tokio::runtime::Handle::current(),
         metrics.clone(),
+        hub.clone(),
     );
     // Dropped when the loop returns or panics: `Running::node_stopped` wakes either way.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -165,6 +172,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         cursors: Default::default(),
         clients: Default::default(),
         memory: crate::resp::memory::ClientMemory::new(cfg.limits.max_client_memory_bytes),
+        hub,
     });
     tasks.push(tokio::spawn(crate::resp::accept_loop(
         client_l,

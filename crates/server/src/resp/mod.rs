@@ -5,7 +5,9 @@ pub mod codec;
 pub mod commands;
 pub mod conn;
 pub mod memory;
+pub mod pubsub;
 pub mod scan;
+pub mod subscribed;
 
 use std::sync::Arc;
 

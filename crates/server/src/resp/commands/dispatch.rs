@@ -5,7 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::table::{self, Group};
-use super::{cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx};
+use super::{
+    cas, connection, data, keyspace, pubsub, server_info, upper, Failed, Outcome, Res, RespCtx,
+};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 
@@ -36,8 +38,10 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
         Group::Cas => cas::run(ctx, client, name, a).await,
         Group::Keyspace => keyspace::run(ctx, client, name, a).await,
         Group::Server => server_info::run(ctx, client, name, a).await,
-        // The connection hands these to its transaction, and answers QUIT in `execute`.
-        Group::Txn | Group::Quit => Some(Err(Failed(Value::err(format!(
+        Group::PubSub => pubsub::run(ctx, name, a).await,
+        // The connection hands these to its transaction or its subscriptions, and
+        // answers QUIT in `execute`.
+        Group::Txn | Group::Quit | Group::Subscription => Some(Err(Failed(Value::err(format!(
             "internal error: '{}' reached the dispatcher",
             name.to_ascii_lowercase()
         ))))),
@@ -45,10 +49,10 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
 }
 
 /// Commands whose first argument names a subcommand (shown as `client|list`).
-const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND"];
+const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND", "PUBSUB"];
 
 /// How `CLIENT LIST` shows a command: lower case, with its subcommand.
-fn command_label(name: &str, args: &[Bytes]) -> String {
+pub(crate) fn command_label(name: &str, args: &[Bytes]) -> String {
     match args.get(1) {
         Some(sub) if CONTAINERS.contains(&name) => {
             format!("{name}|{}", String::from_utf8_lossy(sub)).to_ascii_lowercase()
@@ -59,7 +63,7 @@ fn command_label(name: &str, args: &[Bytes]) -> String {
 
 /// Redis 7's words: the name as sent, and the first arguments, each quoted and followed
 /// by a space, until 128 characters of them are shown.
-fn unknown_command(args: &[Bytes]) -> Value {
+pub(crate) fn unknown_command(args: &[Bytes]) -> Value {
     let name: String = String::from_utf8_lossy(&args[0])
         .chars()
         .take(128)

@@ -18,7 +18,8 @@
 //! - `cas.rs`: CAS (ours);
 //! - `keyspace.rs`: SCAN, KEYS;
 //! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
-//! - `server_info.rs`: INFO, COMMAND, CONFIG.
+//! - `server_info.rs`: INFO, COMMAND, CONFIG;
+//! - `pubsub.rs`: PUBLISH, PUBSUB (subscribing is the connection's: `resp/pubsub/`).
 
 mod cas;
 mod class;
@@ -27,6 +28,7 @@ mod data;
 mod dispatch;
 mod keyspace;
 mod node_calls;
+mod pubsub;
 mod server_info;
 pub mod table;
 mod table_data;
@@ -42,6 +44,7 @@ use crate::handle::NodeHandle;
 
 pub use class::{classify, Class};
 pub use dispatch::execute;
+pub(crate) use dispatch::{command_label, unknown_command};
 pub(crate) use node_calls::join_all;
 pub use server_info::info;
 pub use txn::Txn;
@@ -64,6 +67,8 @@ pub struct RespCtx {
     pub clients: std::sync::Arc<super::client::Clients>,
     /// The bound across every connection's buffered bytes (`memory.rs`).
     pub memory: super::memory::ClientMemory,
+    /// The applied log's events, and who subscribes to them here (`events/`).
+    pub hub: std::sync::Arc<crate::events::Hub>,
 }
 
 /// The reply, and whether to close the connection after sending it.
@@ -92,7 +97,7 @@ fn upper(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_ascii_uppercase()
 }
 
-fn wrong_args(name: &str) -> Value {
+pub(crate) fn wrong_args(name: &str) -> Value {
     Value::err(format!(
         "wrong number of arguments for '{}' command",
         name.to_ascii_lowercase()

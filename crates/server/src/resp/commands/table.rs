@@ -34,6 +34,11 @@ pub enum Group {
     Txn,
     /// Answered by `execute` itself.
     Quit,
+    /// `pubsub.rs`: PUBLISH, PUBSUB.
+    PubSub,
+    /// The connection's subscriptions (`resp/pubsub/`): SUBSCRIBE and friends, RESET,
+    /// RAFTKV.WATCH; like `Txn`, never sent to `execute`.
+    Subscription,
 }
 
 /// One command (or subcommand, named `container|sub`) as Redis 7 describes it.
