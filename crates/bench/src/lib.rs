@@ -7,4 +7,5 @@ pub mod floor;
 pub mod orchestrate;
 pub mod report;
 pub mod runner;
+pub mod ttl;
 pub mod workload;

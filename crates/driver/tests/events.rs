@@ -1,6 +1,6 @@
 //! Recorded events (`Node::record_events`): every node produces the same events at the
 //! same index, in index order; a node that catches up from a snapshot says where its
-//! events start again.
+//! events start again. And active expiry, whose `expired` events show its pace.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -99,11 +99,40 @@ impl Cluster {
         }
     }
 
+    /// Delivers the messages queued now (not those they cause): one network round.
+    fn wave(&mut self) {
+        let now = self.now;
+        let queued: Vec<Message> = self.wire.0.borrow_mut().drain(..).collect();
+        for msg in queued {
+            let n = &mut self.nodes[msg.to as usize - 1];
+            n.step(now, msg);
+            n.process();
+        }
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            self.seen[i].extend(n.take_applied_events());
+            n.take_responses();
+        }
+    }
+
+    fn steps(&mut self, n: usize) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
     fn leader(&self) -> Option<usize> {
         self.nodes.iter().position(|n| n.raft().is_leader())
     }
 
     fn write(&mut self, id: u64, key: &str) {
+        let req = Request::Put {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::from_static(b"v"),
+        };
+        self.submit(id, req);
+    }
+
+    fn submit(&mut self, id: u64, req: Request) {
         let l = (0..2000)
             .find_map(|_| {
                 let l = self.leader();
@@ -114,14 +143,8 @@ impl Cluster {
             })
             .expect("a leader");
         let now = self.now;
-        let req = Request::Put {
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            value: Bytes::from_static(b"v"),
-        };
         self.nodes[l].submit(now, id, req);
-        for _ in 0..5 {
-            self.step();
-        }
+        self.step();
     }
 }
 
@@ -152,6 +175,7 @@ fn every_node_produces_the_same_events_at_the_same_index() {
     let mut c = Cluster::new();
     for i in 0..10 {
         c.write(i, &format!("k{i}"));
+        c.steps(4);
     }
     // Node 3 misses enough to need the leader's snapshot.
     let leader = c.leader().expect("leader");
@@ -159,6 +183,7 @@ fn every_node_produces_the_same_events_at_the_same_index() {
     c.isolated = Some(away);
     for i in 10..60 {
         c.write(i, &format!("k{i}"));
+        c.steps(4);
     }
     c.isolated = None;
     for _ in 0..400 {
@@ -198,4 +223,84 @@ fn every_node_produces_the_same_events_at_the_same_index() {
         &full[0].values().next().expect("events")[0],
         kv::Event::Key { kind: kv::KeyEvent::Set, key } if key.as_ref() == b"k0"
     ));
+}
+
+/// `expired` events the node has produced so far.
+fn expired(seen: &[AppliedEvents]) -> usize {
+    seen.iter()
+        .map(|a| match a {
+            AppliedEvents::Entry { events, .. } => events
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        kv::Event::Key {
+                            kind: kv::KeyEvent::Expired,
+                            ..
+                        }
+                    )
+                })
+                .count(),
+            AppliedEvents::Reset { .. } => 0,
+        })
+        .sum()
+}
+
+/// Ten batches of due keys (64 a batch) drain as fast as their entries commit, with no
+/// tick in between: every message the leader receives ticks it (`Node::step`), so the
+/// next batch goes out as the acknowledgements of the last come in — not at the leader's
+/// next heartbeat, which would cap an idle leader at 64 keys per heartbeat. Counted in
+/// network rounds with the clock stopped: an entry is one round out (the append) and one
+/// back (the acknowledgements).
+#[test]
+fn a_backlog_of_due_keys_drains_as_fast_as_entries_commit() {
+    let mut c = Cluster::new();
+    let batches = 10;
+    let n = batches * kv::expiry::EXPIRE_BATCH;
+    let ops = (0..n)
+        .map(|i| {
+            kv::Op::Write(kv::Command::Set {
+                key: Bytes::from(format!("t{i:04}")),
+                value: Bytes::from_static(b"v"),
+                cond: kv::SetCond::Always,
+                ttl: kv::SetTtl::Expire(kv::When::InMs(50)),
+                get: false,
+            })
+        })
+        .collect();
+    c.submit(
+        1,
+        Request::Write(kv::Command::Multi {
+            watched: vec![],
+            ops,
+        }),
+    );
+    let leader = c.leader().expect("leader");
+    // Quiet: the keys are written and replicated, no message in flight.
+    while !c.wire.0.borrow().is_empty() {
+        c.wave();
+    }
+    assert_eq!(expired(&c.seen[leader]), 0);
+    // One tick makes them due and starts the first batch; then messages only.
+    c.now += 1;
+    let now = c.now;
+    for node in &mut c.nodes {
+        node.set_wall_clock(1_700_000_000_000 + now + 100);
+    }
+    c.nodes[leader].tick(now);
+    c.nodes[leader].process();
+    let mut rounds = 0;
+    while expired(&c.seen[leader]) < n {
+        assert!(
+            !c.wire.0.borrow().is_empty(),
+            "stalled at {} of {n}",
+            expired(&c.seen[leader])
+        );
+        c.wave();
+        rounds += 1;
+    }
+    assert!(
+        rounds <= 2 * batches,
+        "{batches} batches took {rounds} rounds: more than one round trip each"
+    );
 }
