@@ -60,6 +60,22 @@ pub struct RunResult {
     pub samples: Vec<Sample>,
     /// TTL runs: the writes acknowledged, as (sent at, count), to know which keys are live.
     pub batches: Vec<(u64, u64)>,
+    /// CPU seconds (user + system) each node used during the measured traffic, warm-up
+    /// included: what the work cost, whatever else the machine was doing.
+    pub node_cpu_s: Vec<f64>,
+}
+
+/// User + system CPU seconds of process `pid` so far (`/proc/<pid>/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
 /// The shape of the other traffic: raftkv's usual benchmark key space.
@@ -192,7 +208,14 @@ fn run_one(
     let label = format!("traffic ({})", if ttl { "TTL" } else { "no TTL" });
     let bar = runner::progress_bar(&label, traffic.warmup + traffic.duration);
     let window_start = churn::unix_ms() + 2_000 + 20;
+    let cpu_before: Vec<f64> = cluster.nodes.iter().map(|p| cpu_seconds(p.pid())).collect();
     let sample = rt.block_on(runner::run(&traffic, &bar))?;
+    let node_cpu_s: Vec<f64> = cluster
+        .nodes
+        .iter()
+        .zip(&cpu_before)
+        .map(|(p, b)| cpu_seconds(p.pid()) - b)
+        .collect();
     let window_end = churn::unix_ms();
     let achieved = churn.achieved_rate();
     let errors = churn.errors.load(std::sync::atomic::Ordering::Relaxed);
@@ -216,5 +239,6 @@ fn run_one(
         } else {
             Vec::new()
         },
+        node_cpu_s,
     })
 }

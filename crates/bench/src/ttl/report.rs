@@ -36,6 +36,9 @@ pub struct RunSummary {
     /// The leader's keys and values (`used_memory_dataset`), at the window's start and end.
     pub dataset_start_mib: f64,
     pub dataset_end_mib: f64,
+    /// The three nodes' CPU during the traffic, in ms per thousand writes (churn and
+    /// traffic writes together).
+    pub cpu_ms_per_kwrite: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -130,6 +133,9 @@ fn summarise(r: &RunResult, ttl_ms: u64) -> RunSummary {
     let first = in_window.first();
     let last = r.samples.last();
     let t = &r.traffic;
+    let secs = t.seconds + 2.0; // the CPU counts cover the warm-up too
+    let writes = r.churn_achieved * secs + t.throughput * secs / 2.0;
+    let cpu: f64 = r.node_cpu_s.iter().sum();
     RunSummary {
         name: format!("round {} {}", r.round, if r.ttl { "TTL" } else { "no TTL" }),
         ttl: r.ttl,
@@ -159,6 +165,11 @@ fn summarise(r: &RunResult, ttl_ms: u64) -> RunSummary {
             .last()
             .and_then(|s| leader(s))
             .map_or(0.0, |l| l.dataset_bytes as f64 / MIB),
+        cpu_ms_per_kwrite: if writes > 0.0 {
+            cpu * 1000.0 / (writes / 1000.0)
+        } else {
+            0.0
+        },
     }
 }
 
@@ -182,13 +193,13 @@ pub fn markdown(opts: &TtlOpts, s: &Summary, runs: &[RunResult]) -> String {
     );
     let _ = writeln!(
         o,
-        "| run | traffic ops/s | p50 ms | p99 ms | p99.9 ms | churn/s (target) | keys held | TTL backlog max (mean) | RSS MiB start → end (max) | dataset MiB start → end |"
+        "| run | traffic ops/s | p50 ms | p99 ms | p99.9 ms | churn/s (target) | keys held | TTL backlog max (mean) | RSS MiB start → end (max) | dataset MiB start → end | node CPU ms / 1k writes |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &s.runs {
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {:.0} ({:.0}) | {} | {} | {:.0} → {:.0} ({:.0}) | {:.0} → {:.0} |",
+            "| {} | {} | {} | {} | {} | {:.0} ({:.0}) | {} | {} | {:.0} → {:.0} ({:.0}) | {:.0} → {:.0} | {:.0} |",
             r.name,
             ops(r.ops_s),
             ms(r.p50_ms * 1000.0),
@@ -207,6 +218,7 @@ pub fn markdown(opts: &TtlOpts, s: &Summary, runs: &[RunResult]) -> String {
             r.rss_max_mib,
             r.dataset_start_mib,
             r.dataset_end_mib,
+            r.cpu_ms_per_kwrite,
         );
     }
     if let Some(ratio) = s.p99_ratio {
