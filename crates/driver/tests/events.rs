@@ -246,17 +246,16 @@ fn expired(seen: &[AppliedEvents]) -> usize {
         .sum()
 }
 
-/// Ten batches of due keys (64 a batch) drain as fast as their entries commit, with no
-/// tick in between: every message the leader receives ticks it (`Node::step`), so the
-/// next batch goes out as the acknowledgements of the last come in — not at the leader's
-/// next heartbeat, which would cap an idle leader at 64 keys per heartbeat. Counted in
-/// network rounds with the clock stopped: an entry is one round out (the append) and one
-/// back (the acknowledgements).
+/// Three full batches of due keys drain as fast as their entries commit, with no tick in
+/// between: every message the leader receives ticks it (`Node::step`), and a full batch
+/// is followed at once, so the next goes out as the acknowledgements of the last come in
+/// — not at the leader's next heartbeat. Counted in network rounds with the clock
+/// stopped: an entry is one round out (the append) and one back (the acknowledgements).
 #[test]
 fn a_backlog_of_due_keys_drains_as_fast_as_entries_commit() {
     let mut c = Cluster::new();
-    let batches = 10;
-    let n = batches * kv::expiry::EXPIRE_BATCH;
+    let batches = 3;
+    let n = batches * kv::expiry::EXPIRE_BATCH_KEYS;
     let ops = (0..n)
         .map(|i| {
             kv::Op::Write(kv::Command::Set {
@@ -302,5 +301,63 @@ fn a_backlog_of_due_keys_drains_as_fast_as_entries_commit() {
     assert!(
         rounds <= 2 * batches,
         "{batches} batches took {rounds} rounds: more than one round trip each"
+    );
+}
+
+/// Keys coming due one a millisecond, for a second: active expiry gathers them into
+/// about ten entries (one per `EXPIRE_INTERVAL_MS`), not one per commit round, and no key
+/// stays due for much more than an interval.
+#[test]
+fn a_trickle_of_expiries_is_paced_into_a_few_entries() {
+    let mut c = Cluster::new();
+    let n = 1000;
+    let ops = (0..n)
+        .map(|i| {
+            kv::Op::Write(kv::Command::Set {
+                key: Bytes::from(format!("t{i:04}")),
+                value: Bytes::from_static(b"v"),
+                cond: kv::SetCond::Always,
+                ttl: kv::SetTtl::Expire(kv::When::InMs(100 + i as u64)),
+                get: false,
+            })
+        })
+        .collect();
+    c.submit(
+        1,
+        Request::Write(kv::Command::Multi {
+            watched: vec![],
+            ops,
+        }),
+    );
+    let leader = c.leader().expect("leader");
+    let before = c.seen[leader].len();
+    let mut steps = 0;
+    while expired(&c.seen[leader]) < n {
+        c.step();
+        steps += 1;
+        assert!(
+            steps <= 1400,
+            "{} of {n} expired after {steps} ms",
+            expired(&c.seen[leader])
+        );
+    }
+    let entries = c.seen[leader][before..]
+        .iter()
+        .filter(|a| match a {
+            AppliedEvents::Entry { events, .. } => events.iter().any(|e| {
+                matches!(
+                    e,
+                    kv::Event::Key {
+                        kind: kv::KeyEvent::Expired,
+                        ..
+                    }
+                )
+            }),
+            AppliedEvents::Reset { .. } => false,
+        })
+        .count();
+    assert!(
+        (9..=13).contains(&entries),
+        "{n} expiries over a second took {entries} entries"
     );
 }
