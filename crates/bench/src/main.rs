@@ -160,6 +160,9 @@ struct TtlArgs {
     /// The raftkv binary (default: next to kvbench, target/release, then PATH).
     #[arg(long)]
     raftkv_bin: Option<PathBuf>,
+    /// Measure nothing: write the summary and ttl.md again from a run's ttl.json.
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -177,6 +180,9 @@ fn main() -> ExitCode {
             shape: a.shape.shape(),
         })
         .map(|_| ()),
+        Cmd::Ttl(TtlArgs {
+            report: Some(json), ..
+        }) => bench::ttl::rerender(&json),
         Cmd::Ttl(a) => bench::ttl::ttl(bench::ttl::TtlOpts {
             keys: a.keys,
             ttl_s: a.ttl,

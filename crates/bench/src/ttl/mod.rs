@@ -132,19 +132,51 @@ pub fn ttl(opts: TtlOpts) -> Result<PathBuf, String> {
             let _ = std::fs::remove_dir_all(&data);
         }
     }
-    let summary = report::Summary::of(&opts, &runs, load_before, crate::report::load_average());
+    let load = (load_before, crate::report::load_average());
+    write(&out, &opts, &runs, load)?;
+    Ok(out)
+}
+
+/// Writes `ttl.json` (everything measured) and `ttl.md` into `out`, and prints the latter.
+fn write(
+    out: &Path,
+    opts: &TtlOpts,
+    runs: &[RunResult],
+    load: (Option<f64>, Option<f64>),
+) -> Result<(), String> {
+    let summary = report::Summary::of(opts, runs, load.0, load.1);
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "opts": opts,
+        "load": load,
         "summary": summary,
         "runs": runs,
     }))
     .map_err(|e| e.to_string())?;
     std::fs::write(out.join("ttl.json"), json + "\n").map_err(|e| e.to_string())?;
-    let md = report::markdown(&opts, &summary, &runs);
+    let md = report::markdown(opts, &summary, runs);
     std::fs::write(out.join("ttl.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     println!("wrote {}", out.display());
-    Ok(out)
+    Ok(())
+}
+
+/// `kvbench ttl --report DIR/ttl.json`: the summary and `ttl.md` again, from what a run
+/// measured (into the JSON's directory).
+pub fn rerender(json: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(json).map_err(|e| format!("{}: {e}", json.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let opts: TtlOpts = serde_json::from_value(v["opts"].clone()).map_err(|e| e.to_string())?;
+    let runs: Vec<RunResult> =
+        serde_json::from_value(v["runs"].clone()).map_err(|e| e.to_string())?;
+    let load = match &v["load"] {
+        serde_json::Value::Array(l) if l.len() == 2 => (l[0].as_f64(), l[1].as_f64()),
+        _ => (
+            v["summary"]["load_before"].as_f64(),
+            v["summary"]["load_after"].as_f64(),
+        ),
+    };
+    let dir = json.parent().unwrap_or(Path::new("."));
+    write(dir, &opts, &runs, load)
 }
 
 fn run_one(
