@@ -9,4 +9,5 @@ pub mod orchestrate;
 pub mod report;
 pub mod runner;
 pub mod tls_cost;
+pub mod ttl;
 pub mod workload;

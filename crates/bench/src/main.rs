@@ -40,6 +40,9 @@ enum Cmd {
     /// What TLS costs raftkv: a plain and a TLS cluster on loopback, the same workloads
     /// on each in alternating order, throughput and p99 side by side.
     Tls(TlsArgs),
+    /// A million keys under TTLs on raftkv: memory bounded by the live keys, and the
+    /// other traffic's p99 against a run without TTLs (about 10 minutes with defaults).
+    Ttl(TtlArgs),
     /// Re-render results.md and results.png from a results.json.
     Report {
         /// The results.json to read.
@@ -162,6 +165,37 @@ struct CompareArgs {
     shape: ShapeArgs,
 }
 
+#[derive(Args)]
+struct TtlArgs {
+    /// Keys live at once (with TTLs; without, the size of the key space written over).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Seconds each key lives; the churn writes keys/ttl per second.
+    #[arg(long, default_value_t = 120.0)]
+    ttl: f64,
+    /// Seconds the other traffic is measured, after one TTL of churn.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// Closed-loop clients of the other traffic (50/50 GET/SET).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Bytes per churn value.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Pairs of runs (no TTL, TTL), in alternating order.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Results directory (default results/ttl-<UTC date-time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The raftkv binary (default: next to kvbench, target/release, then PATH).
+    #[arg(long)]
+    raftkv_bin: Option<PathBuf>,
+    /// Measure nothing: write the summary and ttl.md again from a run's ttl.json.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
@@ -185,6 +219,20 @@ fn main() -> ExitCode {
             warmup: a.warmup,
             duration: a.duration,
             shape: a.shape.shape(),
+        })
+        .map(|_| ()),
+        Cmd::Ttl(TtlArgs {
+            report: Some(json), ..
+        }) => bench::ttl::rerender(&json),
+        Cmd::Ttl(a) => bench::ttl::ttl(bench::ttl::TtlOpts {
+            keys: a.keys,
+            ttl_s: a.ttl,
+            duration_s: a.duration,
+            clients: a.clients,
+            value_size: a.value_size,
+            rounds: a.rounds,
+            out: a.out,
+            raftkv_bin: a.raftkv_bin,
         })
         .map(|_| ()),
         Cmd::Report { json, out } => rerender(&json, out),

@@ -153,10 +153,15 @@ pub struct Node<T: Transport, S: LogStore> {
     /// The active-expiry entry we proposed and that has not applied yet (index, term):
     /// one at a time, so expiry never floods the log.
     expiry_in_flight: Option<(Index, Term)>,
+    /// When we last proposed one (wall ms), and whether it was full: the pace of
+    /// `kv::expiry` (a full batch is followed at once, any other after an interval).
+    expiry_last: (u64, bool),
     /// Writes submitted with a session: (client, seq), until answered.
     pub(crate) write_sessions: HashMap<ReqId, kv::SessionTag>,
     responses: Vec<(ReqId, Response)>,
     pub(crate) stats: NodeStats,
+    /// What applied entries produced, when recorded (`events.rs`).
+    pub(crate) applied_events: Option<Vec<crate::events::AppliedEvents>>,
 }
 
 impl<T: Transport, S: LogStore> Node<T, S> {
@@ -243,9 +248,11 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             applied: 0,
             wall_ms: 0,
             expiry_in_flight: None,
+            expiry_last: (0, false),
             write_sessions: HashMap::new(),
             responses: Vec::new(),
             stats: NodeStats::default(),
+            applied_events: None,
         }
     }
 
@@ -312,7 +319,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
     }
 
     /// Active expiry (see `kv::expiry`): the leader proposes removing a bounded batch of
-    /// keys past their deadline by its clock, one entry in flight at a time.
+    /// keys past their deadline by its clock, one entry in flight at a time, paced.
     fn expire_actively(&mut self) {
         if let Some((_, term)) = self.expiry_in_flight {
             if term == self.raft.term() && self.raft.is_leader() {
@@ -324,8 +331,15 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         if !self.raft.is_leader() || self.wall_ms == 0 {
             return;
         }
-        let keys = self.kv.expired_keys(self.wall_ms, kv::expiry::EXPIRE_BATCH);
+        // A clock that went back counts as an interval gone by.
+        let (last, full) = self.expiry_last;
+        let waited = self.wall_ms < last || self.wall_ms - last >= kv::expiry::EXPIRE_INTERVAL_MS;
+        if !full && !waited {
+            return;
+        }
+        let (keys, full) = self.kv.expiry_batch(self.wall_ms);
         if keys.is_empty() {
+            self.expiry_last.1 = false;
             return;
         }
         let cmd = Command::Timed {
@@ -334,6 +348,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         };
         if let Ok(index) = self.raft.propose(cmd.encode()) {
             self.expiry_in_flight = Some((index, self.raft.term()));
+            self.expiry_last = (self.wall_ms, full);
         }
     }
 
@@ -662,6 +677,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             EntryKind::Normal => self.kv.apply_entry(&entry.data).ok(),
             EntryKind::Noop | EntryKind::ConfChange => None,
         };
+        self.collect_events(entry.index);
         // Resolve our proposals at or below this index.
         while let Some((&index, &(term, id))) = self.proposals.first_key_value() {
             if index > entry.index {

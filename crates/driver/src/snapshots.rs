@@ -201,6 +201,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.store.align_to_snapshot(&meta)?;
         self.kv = kv;
         self.applied = meta.index;
+        self.events_reset();
         self.snapshot_index = meta.index;
         self.stats.snapshots_installed += 1;
         // Our proposals the snapshot covers (we led once): whether they committed is not

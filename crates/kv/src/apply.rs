@@ -3,13 +3,15 @@
 //! entry's leader clock, so every replica does the same at the same index.
 //!
 //! A key past its deadline is removed when a command touches it, before the command
-//! runs: to the command it is absent.
+//! runs: to the command it is absent. The removal is that key's `expired` event, before
+//! the command's own (`events.rs`; the order Redis gives them).
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use crate::command::{Command, ExpireCond, GetExTtl, Op, SetCond, SetTtl, When};
+use crate::events::{Event, KeyEvent};
 use crate::reply::{Reply, NOT_FLOAT, NOT_INTEGER, NO_SUCH_KEY, OVERFLOW, WRONGTYPE};
 use crate::store::{expired, Entry, KvStore, Outcome, Value};
 
@@ -24,11 +26,13 @@ impl KvStore {
     pub(crate) fn apply_command(&mut self, cmd: Command) -> Outcome {
         let reply = match cmd {
             Command::Put { key, value } => {
-                self.set_string(key, value, None);
+                self.set_string(key.clone(), value, None);
+                self.emit(KeyEvent::Set, &key);
                 return Outcome::Done;
             }
-            Command::Delete { key } => return Outcome::Deleted(self.remove_live(&key)),
+            Command::Delete { key } => return Outcome::Deleted(self.del(&key)),
             Command::Cas { key, expected, new } => {
+                self.drop_if_expired(&key);
                 let current = self.live(&key).and_then(|e| match &e.value {
                     Value::Str(s) => Some(s.clone()),
                     Value::Hash(_) => None,
@@ -36,7 +40,8 @@ impl KvStore {
                 let is_hash = self.live(&key).is_some() && current.is_none();
                 let swapped = !is_hash && current == expected;
                 if swapped {
-                    self.set_string(key, new, None);
+                    self.set_string(key.clone(), new, None);
+                    self.emit(KeyEvent::Set, &key);
                 }
                 return Outcome::Cas { swapped, current };
             }
@@ -95,10 +100,12 @@ impl KvStore {
                 get,
             } => self.set(key, value, cond, ttl, get),
             Command::SetNx { key, value } => {
+                self.drop_if_expired(&key);
                 if self.live(&key).is_some() {
                     return Reply::Int(0);
                 }
-                self.set_string(key, value, None);
+                self.set_string(key.clone(), value, None);
+                self.emit(KeyEvent::Set, &key);
                 Reply::Int(1)
             }
             Command::GetDel { key } => match self.string_of(&key) {
@@ -106,6 +113,7 @@ impl KvStore {
                 Ok(None) => Reply::Nil,
                 Ok(Some(v)) => {
                     self.take(&key);
+                    self.emit(KeyEvent::Del, &key);
                     Reply::Bulk(v)
                 }
             },
@@ -119,25 +127,33 @@ impl KvStore {
                 if had {
                     e.version = self.version;
                 }
-                self.put(key, e);
+                self.put(key.clone(), e);
+                if had {
+                    self.emit(KeyEvent::Persist, &key);
+                }
                 Reply::Int(i64::from(had))
             }
             Command::Del { keys } => {
-                let n = keys.iter().filter(|k| self.remove_live(k)).count();
+                let n = keys.iter().filter(|k| self.del(k)).count();
                 Reply::Int(n as i64)
             }
             Command::MSet { pairs } => {
                 for (k, v) in pairs {
-                    self.set_string(k, v, None);
+                    self.set_string(k.clone(), v, None);
+                    self.emit(KeyEvent::Set, &k);
                 }
                 Reply::Ok
             }
             Command::MSetNx { pairs } => {
+                for (k, _) in &pairs {
+                    self.drop_if_expired(k);
+                }
                 if pairs.iter().any(|(k, _)| self.live(k).is_some()) {
                     return Reply::Int(0);
                 }
                 for (k, v) in pairs {
-                    self.set_string(k, v, None);
+                    self.set_string(k.clone(), v, None);
+                    self.emit(KeyEvent::Set, &k);
                 }
                 Reply::Int(1)
             }
@@ -156,7 +172,8 @@ impl KvStore {
                 joined.extend_from_slice(&old);
                 joined.extend_from_slice(&value);
                 let len = joined.len() as i64;
-                self.set_string(key, Bytes::from(joined), deadline);
+                self.set_string(key.clone(), Bytes::from(joined), deadline);
+                self.emit(KeyEvent::Append, &key);
                 Reply::Int(len)
             }
             Command::SetRange { key, offset, value } => {
@@ -178,10 +195,13 @@ impl KvStore {
                 }
                 new[offset as usize..end as usize].copy_from_slice(&value);
                 let len = new.len() as i64;
-                self.set_string(key, Bytes::from(new), deadline);
+                self.set_string(key.clone(), Bytes::from(new), deadline);
+                self.emit(KeyEvent::SetRange, &key);
                 Reply::Int(len)
             }
             Command::Rename { from, to, nx } => {
+                self.drop_if_expired(&from);
+                self.drop_if_expired(&to);
                 if self.live(&from).is_none() {
                     return Reply::error(NO_SUCH_KEY);
                 }
@@ -193,7 +213,9 @@ impl KvStore {
                 }
                 let mut e = self.take(&from).expect("checked live");
                 e.version = self.version;
-                self.put(to, e);
+                self.put(to.clone(), e);
+                self.emit(KeyEvent::RenameFrom, &from);
+                self.emit(KeyEvent::RenameTo, &to);
                 if nx {
                     Reply::Int(1)
                 } else {
@@ -204,6 +226,8 @@ impl KvStore {
                 if from == to {
                     return Reply::error("ERR source and destination objects are the same");
                 }
+                self.drop_if_expired(&from);
+                self.drop_if_expired(&to);
                 let Some(src) = self.live(&from).cloned() else {
                     return Reply::Int(0);
                 };
@@ -214,7 +238,8 @@ impl KvStore {
                     version: self.version,
                     ..src
                 };
-                self.put(to, e);
+                self.put(to.clone(), e);
+                self.emit(KeyEvent::CopyTo, &to);
                 Reply::Int(1)
             }
             Command::FlushAll => {
@@ -222,6 +247,7 @@ impl KvStore {
                 for k in keys {
                     self.take(&k);
                 }
+                self.emit_event(|| Event::Flush);
                 Reply::Ok
             }
             Command::HSet { key, pairs, hmset } => {
@@ -233,7 +259,8 @@ impl KvStore {
                 for (f, v) in pairs {
                     added += i64::from(hash.insert(f, v).is_none());
                 }
-                self.put_hash(key, hash, deadline);
+                self.put_hash(key.clone(), hash, deadline);
+                self.emit(KeyEvent::HSet, &key);
                 if hmset {
                     Reply::Ok
                 } else {
@@ -250,10 +277,12 @@ impl KvStore {
                     return Reply::Int(0);
                 }
                 hash.insert(field, value);
-                self.put_hash(key, hash, deadline);
+                self.put_hash(key.clone(), hash, deadline);
+                self.emit(KeyEvent::HSet, &key);
                 Reply::Int(1)
             }
             Command::HDel { key, fields } => {
+                self.drop_if_expired(&key);
                 match self.live(&key).map(|e| &e.value) {
                     None => return Reply::Int(0),
                     Some(Value::Str(_)) => return Reply::error(WRONGTYPE),
@@ -266,8 +295,11 @@ impl KvStore {
                     self.put_hash_keep_version(key, hash, deadline, version);
                 } else if hash.is_empty() {
                     // A hash with no fields does not exist, as in Redis.
+                    self.emit(KeyEvent::HDel, &key);
+                    self.emit(KeyEvent::Del, &key);
                 } else {
-                    self.put_hash(key, hash, deadline);
+                    self.put_hash(key.clone(), hash, deadline);
+                    self.emit(KeyEvent::HDel, &key);
                 }
                 Reply::Int(removed as i64)
             }
@@ -291,7 +323,8 @@ impl KvStore {
                     return Reply::error(OVERFLOW);
                 };
                 hash.insert(field, Bytes::from(next.to_string()));
-                self.put_hash(key, hash, deadline);
+                self.put_hash(key.clone(), hash, deadline);
+                self.emit(KeyEvent::HIncrBy, &key);
                 Reply::Int(next)
             }
             Command::ExpireKeys { keys } => {
@@ -300,6 +333,7 @@ impl KvStore {
                 for k in keys {
                     if self.map.get(&k).is_some_and(|e| expired(e, now)) {
                         self.take(&k);
+                        self.emit(KeyEvent::Expired, &k);
                         removed += 1;
                     }
                 }
@@ -317,6 +351,14 @@ impl KvStore {
                     Err(e) => Reply::Error(e),
                 }
             }
+            Command::Publish { channel, message } => {
+                self.emit_event(|| Event::Message {
+                    channel: Bytes::copy_from_slice(&channel),
+                    message: Bytes::copy_from_slice(&message),
+                });
+                // The server answers PUBLISH with its own count of receivers.
+                Reply::Int(0)
+            }
             Command::Put { .. }
             | Command::Delete { .. }
             | Command::Cas { .. }
@@ -326,6 +368,7 @@ impl KvStore {
     }
 
     fn set(&mut self, key: Bytes, value: Bytes, cond: SetCond, ttl: SetTtl, get: bool) -> Reply {
+        self.drop_if_expired(&key);
         let old = match self.live(&key) {
             None => None,
             Some(Entry {
@@ -359,6 +402,12 @@ impl KvStore {
             SetTtl::Expire(when) => Some(self.deadline(when)),
         };
         self.set_string(key.clone(), value, deadline);
+        self.emit(KeyEvent::Set, &key);
+        if matches!(ttl, SetTtl::Expire(_)) {
+            self.emit(KeyEvent::Expire, &key);
+        }
+        // A deadline already past (`EXAT` in the past): Redis sets, then the key expires
+        // at its next touch; here at once, with its `expired` event.
         self.drop_if_expired(&key);
         answer(&old, true)
     }
@@ -369,22 +418,32 @@ impl KvStore {
             Ok(None) => return Reply::Nil,
             Ok(Some(v)) => v,
         };
-        let deadline = match ttl {
+        let (deadline, event) = match ttl {
             GetExTtl::Leave => return Reply::Bulk(value),
-            GetExTtl::Persist => None,
-            GetExTtl::Expire(when) => Some(self.deadline(when)),
+            GetExTtl::Persist => (None, KeyEvent::Persist),
+            GetExTtl::Expire(when) => (Some(self.deadline(when)), KeyEvent::Expire),
         };
         let mut e = self.take(&key).expect("checked live");
+        if deadline.is_some_and(|d| d <= self.clock_ms) {
+            // A time already past deletes the key, as Redis does (`del`, not `expired`).
+            self.emit(KeyEvent::Del, &key);
+            return Reply::Bulk(value);
+        }
+        let had = e.deadline.is_some();
         if e.deadline != deadline {
             e.version = self.version;
         }
         e.deadline = deadline;
         self.put(key.clone(), e);
-        self.drop_if_expired(&key);
+        // PERSIST of a key without a TTL changes nothing and says nothing.
+        if event == KeyEvent::Expire || had {
+            self.emit(event, &key);
+        }
         Reply::Bulk(value)
     }
 
     fn expire(&mut self, key: Bytes, when: When, cond: ExpireCond) -> Reply {
+        self.drop_if_expired(&key);
         let Some(current) = self.live(&key).map(|e| e.deadline) else {
             return Reply::Int(0);
         };
@@ -403,10 +462,15 @@ impl KvStore {
             return Reply::Int(0);
         }
         let mut e = self.take(&key).expect("checked live");
+        if new <= self.clock_ms {
+            // A time already past deletes the key, as Redis does (`del`, not `expired`).
+            self.emit(KeyEvent::Del, &key);
+            return Reply::Int(1);
+        }
         e.deadline = Some(new);
         e.version = self.version;
         self.put(key.clone(), e);
-        self.drop_if_expired(&key);
+        self.emit(KeyEvent::Expire, &key);
         Reply::Int(1)
     }
 
@@ -425,7 +489,8 @@ impl KvStore {
         let Some(next) = current.checked_add(by) else {
             return Reply::error(OVERFLOW);
         };
-        self.set_string(key, Bytes::from(next.to_string()), deadline);
+        self.set_string(key.clone(), Bytes::from(next.to_string()), deadline);
+        self.emit(KeyEvent::IncrBy, &key);
         Reply::Int(next)
     }
 
@@ -446,7 +511,8 @@ impl KvStore {
             return Reply::error("ERR increment would produce NaN or Infinity");
         }
         let text = Bytes::from(format_float(next));
-        self.set_string(key, text.clone(), deadline);
+        self.set_string(key.clone(), text.clone(), deadline);
+        self.emit(KeyEvent::IncrByFloat, &key);
         Reply::Bulk(text)
     }
 
@@ -464,10 +530,11 @@ impl KvStore {
     }
 
     /// Removes `key` if it is past its deadline (it reads as absent anyway; removing it
-    /// at apply keeps every replica's map the same).
+    /// at apply keeps every replica's map the same), with its `expired` event.
     fn drop_if_expired(&mut self, key: &[u8]) {
         if self.map.get(key).is_some_and(|e| expired(e, self.clock_ms)) {
             self.take(key);
+            self.emit(KeyEvent::Expired, key);
         }
     }
 
@@ -476,9 +543,13 @@ impl KvStore {
         self.take(key)
     }
 
-    /// Removes `key`; whether it was live.
-    fn remove_live(&mut self, key: &[u8]) -> bool {
-        self.take_live(key).is_some()
+    /// DEL of one key: removes it; whether it was live.
+    fn del(&mut self, key: &[u8]) -> bool {
+        let removed = self.take_live(key).is_some();
+        if removed {
+            self.emit(KeyEvent::Del, key);
+        }
+        removed
     }
 
     fn set_string(&mut self, key: Bytes, value: Bytes, deadline: Option<u64>) {

@@ -813,3 +813,38 @@ fn acl_entries_change_the_users() {
     assert_eq!(kv.acl_changes(), 1);
     assert!(kv.acl().users().unwrap().contains_key(&b"alice"[..]));
 }
+
+#[test]
+fn an_expiry_batch_is_bounded_by_keys_and_bytes_and_says_when_it_is_full() {
+    use crate::expiry::{EXPIRE_BATCH_BYTES, EXPIRE_BATCH_KEYS};
+    let mut t = T::new();
+    let ttl = SetTtl::Expire(When::InMs(10));
+    for i in 0..EXPIRE_BATCH_KEYS + 5 {
+        t.w(set(&format!("k{i:05}"), "v", SetCond::Always, ttl, false));
+    }
+    assert_eq!(
+        t.kv.expiry_batch(t.now),
+        (Vec::new(), false),
+        "none due yet"
+    );
+    let (keys, full) = t.kv.expiry_batch(t.now + 10);
+    assert_eq!((keys.len(), full), (EXPIRE_BATCH_KEYS, true));
+    // Long keys: the byte bound cuts the batch first, and one key always goes.
+    let mut t = T::new();
+    let long = "x".repeat(100 << 10);
+    for i in 0..4 {
+        t.w(set(&format!("{i}{long}"), "v", SetCond::Always, ttl, false));
+    }
+    let (keys, full) = t.kv.expiry_batch(t.now + 10);
+    assert!(full);
+    assert_eq!(keys.len(), EXPIRE_BATCH_BYTES / (100 << 10));
+    let mut t = T::new();
+    t.w(set(
+        &"y".repeat(300 << 10),
+        "v",
+        SetCond::Always,
+        ttl,
+        false,
+    ));
+    assert_eq!(t.kv.expiry_batch(t.now + 10).0.len(), 1);
+}

@@ -202,6 +202,12 @@ pub enum Command {
         op: AclOp,
         bootstrap: Vec<Bytes>,
     },
+    /// `PUBLISH`: changes nothing; applying it produces the message as an event
+    /// (`events.rs`), so every node delivers it to its subscribers in log order.
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+    },
     /// A command with the leader's wall-clock time (Unix ms) when it was proposed.
     Timed {
         now_ms: u64,
@@ -259,6 +265,7 @@ const TAG_ACL: u8 = 0x26;
 const ACL_SETUSER: u8 = 0;
 const ACL_DELUSER: u8 = 1;
 const ACL_INIT: u8 = 2;
+const TAG_PUBLISH: u8 = 0x27;
 
 const OP_WRITE: u8 = 0;
 const OP_READ: u8 = 1;
@@ -432,6 +439,10 @@ impl Command {
                     bootstrap: r.list()?,
                 }
             }
+            TAG_PUBLISH => Command::Publish {
+                channel: r.bytes()?,
+                message: r.bytes()?,
+            },
             TAG_MULTI => {
                 if depth >= MAX_DEPTH - 1 {
                     return Err(DecodeError::TooDeep);
@@ -647,6 +658,11 @@ impl Command {
                 }
                 put_list(buf, bootstrap);
             }
+            Command::Publish { channel, message } => {
+                buf.put_u8(TAG_PUBLISH);
+                put_bytes(buf, channel);
+                put_bytes(buf, message);
+            }
             Command::Multi { watched, ops } => {
                 buf.put_u8(TAG_MULTI);
                 put_uvarint(buf, watched.len() as u64);
@@ -668,7 +684,8 @@ impl Command {
         }
     }
 
-    /// The first key the command touches (for logs and tests; empty for FLUSHALL).
+    /// The first key the command touches (for logs and tests; empty for FLUSHALL and
+    /// PUBLISH, which touch none).
     pub fn key(&self) -> &Bytes {
         static NONE: Bytes = Bytes::from_static(b"");
         match self {
@@ -695,7 +712,10 @@ impl Command {
                 pairs.first().map_or(&NONE, |(k, _)| k)
             }
             Command::Timed { cmd, .. } => cmd.key(),
-            Command::Multi { .. } | Command::FlushAll | Command::Acl { .. } => &NONE,
+            Command::Multi { .. }
+            | Command::FlushAll
+            | Command::Acl { .. }
+            | Command::Publish { .. } => &NONE,
         }
     }
 }
@@ -888,6 +908,10 @@ mod tests {
             Command::Acl {
                 op: AclOp::Init,
                 bootstrap: vec![b("nopass")],
+            },
+            Command::Publish {
+                channel: b("news"),
+                message: b("hello"),
             },
         ];
         let multi = Command::Multi {

@@ -11,6 +11,7 @@
 pub mod acl;
 pub mod apply;
 pub mod command;
+pub mod events;
 pub mod expiry;
 pub mod query;
 pub mod read;
@@ -24,6 +25,7 @@ mod wire;
 
 pub use acl::{Acl, AclOp};
 pub use command::{Command, DecodeError, ExpireCond, GetExTtl, Op, SetCond, SetTtl, When};
+pub use events::{Event, EventClass, KeyEvent};
 pub use query::{Query, TtlKind};
 pub use reply::Reply;
 pub use session::{encode_session_write, SessionTag, MAX_SESSIONS, SESSION_WINDOW};
@@ -32,3 +34,5 @@ pub use store::{Entry, KvStore, Outcome, Value};
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod events_tests;

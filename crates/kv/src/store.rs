@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::acl::Acl;
 use crate::command::{Command, DecodeError};
+use crate::events::{Event, KeyEvent};
 use crate::reply::Reply;
 use crate::session::{decode_entry, Seen, Sessions};
 
@@ -93,6 +94,9 @@ pub struct KvStore {
     /// ACL entries applied by this store (not replicated, not in snapshots): tells a
     /// reader of [`KvStore::acl`] cheaply that the users may have changed.
     pub(crate) acl_changes: u64,
+    /// What the commands applied since the last [`KvStore::take_events`] did, if this
+    /// store records events (`events.rs`). Not state: never in a snapshot.
+    events: Option<Vec<Event>>,
 }
 
 impl KvStore {
@@ -148,7 +152,35 @@ impl KvStore {
             version,
             acl,
             acl_changes: 0,
+            events: None,
         }
+    }
+
+    /// Starts (or stops) recording the events the applied commands produce
+    /// (`events.rs`); [`KvStore::take_events`] hands them over.
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
+    /// The events recorded since the last call, in the order they happened.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Records `event` if this store records events.
+    pub(crate) fn emit_event(&mut self, event: impl FnOnce() -> Event) {
+        if let Some(events) = self.events.as_mut() {
+            events.push(event());
+        }
+    }
+
+    /// Records a key event; the key is copied, so the event does not hold the entry's
+    /// buffer.
+    pub(crate) fn emit(&mut self, kind: KeyEvent, key: &[u8]) {
+        self.emit_event(|| Event::Key {
+            kind,
+            key: Bytes::copy_from_slice(key),
+        });
     }
 
     /// Every key and its entry, in key order.
@@ -256,9 +288,16 @@ impl KvStore {
         self.size_bytes
     }
 
-    /// Puts `entry` under `key`, replacing what was there, keeping the indexes right.
+    /// Puts `entry` under `key`, replacing what was there, keeping the indexes right. An
+    /// entry past its deadline that this replaces expired: that is its `expired` event
+    /// (before the event of the command that replaced it, as in Redis).
     pub(crate) fn put(&mut self, key: Bytes, entry: Entry) {
-        self.take(&key);
+        if self
+            .take(&key)
+            .is_some_and(|old| expired(&old, self.clock_ms))
+        {
+            self.emit(KeyEvent::Expired, &key);
+        }
         self.size_bytes += key.len() + entry.value.size();
         if let Some(d) = entry.deadline {
             self.deadlines.insert((d, key.clone()));
@@ -267,7 +306,8 @@ impl KvStore {
         self.map.insert(key, entry);
     }
 
-    /// Removes `key`, whatever its deadline, keeping the indexes right.
+    /// Removes `key`, whatever its deadline, keeping the indexes right. No event: the
+    /// caller says what the removal was.
     pub(crate) fn take(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, e) = self.map.remove_entry(key)?;
         self.size_bytes -= k.len() + e.value.size();

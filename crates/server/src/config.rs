@@ -147,6 +147,8 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub snapshot: SnapshotFile,
+    #[serde(default)]
+    pub events: EventsFile,
     /// Serve RESP and admin beyond loopback without TLS and authentication.
     pub insecure: Option<bool>,
     /// Talk to peers beyond loopback without mutual TLS.
@@ -180,6 +182,14 @@ pub struct SnapshotFile {
     pub max_bytes: Option<u64>,
 }
 
+/// `[events]`: keyspace notifications and the watch (`src/events/`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsFile {
+    pub ring_bytes: Option<u64>,
+    pub notify_keyspace_events: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftFile {
@@ -199,6 +209,9 @@ pub struct LimitsFile {
     pub peer_queue_messages: Option<u64>,
     pub max_peer_connections: Option<u64>,
     pub peer_handshake_timeout_ms: Option<u64>,
+    pub pubsub_output_hard_bytes: Option<u64>,
+    pub pubsub_output_soft_bytes: Option<u64>,
+    pub pubsub_output_soft_seconds: Option<u64>,
 }
 
 /// What flags can override. `None` leaves the file's value (or the default).
@@ -299,6 +312,18 @@ pub struct SnapshotSettings {
     pub max_bytes: u64,
 }
 
+/// Keyspace notifications, pub/sub and the watch.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    /// Bytes of applied entries' events kept in memory, for subscribers reading at their
+    /// own pace and for `RAFTKV.WATCH ... FROM` (the oldest go first).
+    pub ring_bytes: usize,
+    /// `notify-keyspace-events` at start (`CONFIG SET` changes it on this node).
+    pub notify: crate::events::NotifyFlags,
+    /// A subscriber's output buffer bounds (`client-output-buffer-limit pubsub`).
+    pub output: crate::events::OutputLimits,
+}
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -315,6 +340,7 @@ pub struct Config {
     pub raft: RaftTuning,
     pub limits: Limits,
     pub snapshot: SnapshotSettings,
+    pub events: EventSettings,
     /// TLS on every surface (peers mutual), or none.
     pub tls: Option<TlsFiles>,
     /// Protected mode's overrides (see `protected.rs`).
@@ -493,6 +519,7 @@ impl Config {
         };
 
         let snapshot = resolve_snapshot(&file.snapshot)?;
+        let events = resolve_events(&file.events, &file.limits)?;
         let tls = resolve_tls(id, flags.tls_dir.as_deref(), file.tls)?;
 
         let data_dir = flags
@@ -527,6 +554,7 @@ impl Config {
                 peer_handshake_timeout: Duration::from_millis(handshake),
             },
             snapshot,
+            events,
             tls,
             insecure: flags.insecure || file.insecure.unwrap_or(false),
             insecure_peers: flags.insecure_peers || file.insecure_peers.unwrap_or(false),
@@ -572,6 +600,57 @@ impl Config {
     pub fn max_peer_frame_bytes(&self) -> usize {
         2 * self.raft_max_msg_bytes() + (1 << 20)
     }
+}
+
+fn resolve_events(file: &EventsFile, limits: &LimitsFile) -> Result<EventSettings, ConfigError> {
+    use crate::events::{NotifyFlags, OutputLimits};
+    let ring_bytes = file.ring_bytes.unwrap_or(64 << 20);
+    if !((1 << 20)..=(64 << 30)).contains(&ring_bytes) {
+        return Err(key_err(
+            "events.ring_bytes",
+            "must be in 1048576..=68719476736 (1 MiB to 64 GiB)",
+        ));
+    }
+    let notify = match &file.notify_keyspace_events {
+        None => NotifyFlags::default(),
+        Some(s) => NotifyFlags::parse(s.as_bytes()).ok_or_else(|| {
+            key_err(
+                "events.notify_keyspace_events",
+                crate::events::notify::BAD_CLASS,
+            )
+        })?,
+    };
+    let d = OutputLimits::default();
+    let hard = limits
+        .pubsub_output_hard_bytes
+        .unwrap_or(d.hard_bytes as u64);
+    let soft = limits
+        .pubsub_output_soft_bytes
+        .unwrap_or(d.soft_bytes as u64);
+    if hard < 64 << 10 {
+        return Err(key_err(
+            "limits.pubsub_output_hard_bytes",
+            "must be at least 65536 (one batch of messages must fit)",
+        ));
+    }
+    if soft > hard {
+        return Err(key_err(
+            "limits.pubsub_output_soft_bytes",
+            "must be at most limits.pubsub_output_hard_bytes",
+        ));
+    }
+    let soft_for = limits
+        .pubsub_output_soft_seconds
+        .unwrap_or(d.soft_for.as_secs());
+    Ok(EventSettings {
+        ring_bytes: ring_bytes as usize,
+        notify,
+        output: OutputLimits {
+            hard_bytes: hard as usize,
+            soft_bytes: soft as usize,
+            soft_for: Duration::from_secs(soft_for),
+        },
+    })
 }
 
 /// `--tls-dir` wins over the file; in the file, `dir` or all three paths.

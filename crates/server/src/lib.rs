@@ -6,8 +6,8 @@
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
 //! Layers, lowest first; a module imports only from those before it (checked by
-//! `tests/layers.rs`): [`metrics`], [`password`], [`reply`], [`status`], [`clock`] →
-//! [`config`] → [`protected`], [`tls`], [`cluster_id`] → [`handle`] (the loop's events and the async
+//! `tests/layers.rs`): [`metrics`], [`password`], [`reply`], [`status`], [`clock`],
+//! [`glob`] → [`events`] (the applied log's events, for subscribers) → [`config`] → [`protected`], [`tls`], [`cluster_id`] → [`handle`] (the loop's events and the async
 //! side's handle) → [`store`], [`snapshots`], [`transport`], [`resp`], [`admin`],
 //! [`admin_client`] → [`open`] (building a node from its config) → [`node_loop`] →
 //! [`server`] (wiring), [`cli`] → [`up`].
@@ -18,6 +18,8 @@ pub mod cli;
 pub mod clock;
 pub mod cluster_id;
 pub mod config;
+pub mod events;
+pub mod glob;
 pub mod handle;
 pub mod metrics;
 pub mod node_loop;

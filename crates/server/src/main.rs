@@ -7,6 +7,14 @@ use clap::{Args, Parser, Subcommand};
 use server::cli::{self, DEFAULT_CLUSTER};
 use server::config::{Config, Overrides};
 
+/// jemalloc, not glibc's malloc. A cache's churn — keys written, then removed by expiry
+/// a TTL later, each removal freeing what one write allocated — fragments glibc's free
+/// lists (`_int_malloc`, `unlink_chunk`, `malloc_consolidate` tripled in the profile), and
+/// the other traffic's p99 was 1.3–2.3× that of a run without TTLs for the same CPU per
+/// write; with jemalloc 0.87–1.18× (mimalloc: 1.1–2.9×). `kvbench ttl`, crates/bench/README.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "raftkv",

@@ -141,6 +141,19 @@ impl ClientAccessDenied {
     }
 }
 
+/// A value that goes up and down, set by its owner.
+#[derive(Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 pub fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(
         out,
@@ -192,6 +205,16 @@ pub struct LoopMetrics {
     /// `limits.max_client_memory_bytes` for a second (`resp/memory.rs`).
     pub client_memory_refused: Counter,
     pub stale_reads: Counter,
+    /// Subscribers closed because their output buffer passed the pub/sub limits
+    /// (Redis's `client-output-buffer-limit pubsub`).
+    pub pubsub_output_limit_disconnects: Counter,
+    /// Watches closed because they fell behind the events this node keeps.
+    pub watch_trimmed_disconnects: Counter,
+    /// Messages sent to subscribers (pub/sub, keyspace notifications, watch events).
+    pub pubsub_messages_sent: Counter,
+    /// Bytes of events the ring holds, and the oldest index a watch may resume from.
+    pub events_ring_bytes: Gauge,
+    pub events_oldest_index: Gauge,
     /// Submit to answer, for writes answered here (forwarding included).
     pub commit_latency: Histogram,
     pub read_latency: Histogram,

@@ -74,6 +74,16 @@ pub struct NodeLoop {
     users_init_term: Option<u64>,
     /// Whether the replicated `default` was found not to take our `requirepass`.
     warned_requirepass: bool,
+    /// Where the applied entries' events go, for subscribers (`events/`).
+    hub: Arc<crate::events::Hub>,
+}
+
+/// What the loop publishes to the RESP connections as it applies the log.
+pub struct Outlets {
+    /// The users, for the connections' permission checks (`resp/acl/users.rs`).
+    pub users: UsersTx,
+    /// The applied entries' events, for subscribers and watches (`events/`).
+    pub hub: Arc<crate::events::Hub>,
 }
 
 impl NodeLoop {
@@ -84,8 +94,9 @@ impl NodeLoop {
         rx: mpsc::Receiver<Event>,
         rt: tokio::runtime::Handle,
         metrics: Arc<LoopMetrics>,
-        users: UsersTx,
+        outlets: Outlets,
     ) -> NodeLoop {
+        let Outlets { users, hub } = outlets;
         NodeLoop {
             users,
             users_seen: (u64::MAX, u64::MAX),
@@ -107,6 +118,7 @@ impl NodeLoop {
             next_id: 1,
             waiting: HashMap::new(),
             routing_seen: driver::RoutingStats::default(),
+            hub,
         }
     }
 
@@ -254,6 +266,10 @@ impl NodeLoop {
     /// and answers local clients.
     fn process(&mut self) {
         self.node.process();
+        // Events before answers: a subscribed client's own write has its notification
+        // ready when its reply arrives (Redis sends the notification first).
+        let applied = self.node.take_applied_events();
+        self.hub.feed(applied, self.node.applied_index());
         self.observe_role();
         self.observe_routing();
         // Before any answer goes out: a client told OK by ACL SETUSER sees the change.

@@ -86,7 +86,7 @@ pub fn open_node(
     let snapshots = FileSnapshotStore::open(&snap_dir)
         .map_err(|e| format!("cannot open snapshots in {}: {e}", snap_dir.display()))?;
     let started = Instant::now();
-    let node = Node::open_with_snapshots(
+    let mut node = Node::open_with_snapshots(
         rc,
         Membership::new(cfg.voters()),
         router,
@@ -100,6 +100,9 @@ pub fn open_node(
             cfg.data_dir.display()
         )
     })?;
+    // Keyspace notifications and the watch (`events/`): from the snapshot restored on,
+    // the replay of the log after it included.
+    node.record_events();
     tracing::info!(
         snapshot_index = node.raft().snapshot().map_or(0, |s| s.meta.index),
         keys = node.kv().len(),

@@ -129,6 +129,12 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
     let bootstrap = cfg.bootstrap_rules();
     let (users_tx, users_rx) =
         tokio::sync::watch::channel(Arc::new(Users::of(node.kv().acl(), &bootstrap)));
+    let hub = Arc::new(crate::events::Hub::new(
+        cfg.events.ring_bytes,
+        cfg.events.notify,
+        cfg.events.output,
+        metrics.clone(),
+    ));
     let node_loop = NodeLoop::new(
         &cfg,
         node,
@@ -136,7 +142,10 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         rx,
         tokio::runtime::Handle::current(),
         metrics.clone(),
-        users_tx,
+        crate::node_loop::Outlets {
+            users: users_tx,
+            hub: hub.clone(),
+        },
     );
     // Dropped when the loop returns or panics: `Running::node_stopped` wakes either way.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -185,6 +194,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         memory: crate::resp::memory::ClientMemory::new(cfg.limits.max_client_memory_bytes),
         users: users_rx.clone(),
         bootstrap,
+        hub,
     });
     tasks.push(tokio::spawn(close_connections_of_deleted_users(
         users_rx,

@@ -157,6 +157,13 @@ fn a_users_categories_and_key_patterns_are_enforced() {
         alice.raw(&["FLUSHALL"]),
         "-NOPERM this user has no permissions to run the 'flushall' command\r\n"
     );
+    // Subscribing passes the same check (alice has no @pubsub); she stays out of
+    // subscribed mode and her next command runs as before.
+    assert_eq!(
+        alice.raw(&["SUBSCRIBE", "news"]),
+        "-NOPERM this user has no permissions to run the 'subscribe' command\r\n"
+    );
+    assert_eq!(alice.raw(&["GET", "k1"]), "$1\r\n1\r\n");
     // KEYS and SCAN show only the keys the user may read (raftkv's choice).
     let keys = alice.raw(&["KEYS", "*"]);
     assert!(keys.contains("k1") && keys.contains("r1"), "{keys}");

@@ -1,12 +1,14 @@
 //! The same scripts against a real `redis-server` and against raftkv, replies compared
 //! byte for byte (format: `tests/compat/README.md`). Each script runs from an empty
-//! database, once in RESP2 and once after `HELLO 3`.
+//! database, once in RESP2 and once after `HELLO 3`. A line may name another connection
+//! (`@sub`) and how many replies to read (`<2>`, `<0>`): pub/sub needs both.
 //!
 //! Without `redis-server` on PATH the test says so and passes, except under CI
 //! (`CI` set), where scripts/test.sh installs it and its absence is a failure.
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,6 +148,85 @@ fn shown(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).escape_debug().to_string()
 }
 
+/// A script line: the connection it runs on, the replies to read, the command (none: read
+/// only).
+struct Line {
+    conn: String,
+    replies: usize,
+    args: Vec<Vec<u8>>,
+}
+
+fn parse_line(line: &str) -> Line {
+    let mut args = words(line);
+    let mut conn = "main".to_string();
+    let mut replies = 1;
+    if args.first().is_some_and(|w| w.starts_with(b"@")) {
+        conn = String::from_utf8_lossy(&args.remove(0)[1..]).into_owned();
+    }
+    if let Some(w) = args.first() {
+        if w.starts_with(b"<") && w.ends_with(b">") {
+            let n = String::from_utf8_lossy(&w[1..w.len() - 1]).into_owned();
+            replies = n.parse().expect("<N>: a number of replies");
+            args.remove(0);
+        }
+    }
+    Line {
+        conn,
+        replies,
+        args,
+    }
+}
+
+/// One side's connections by name, opened on first use (after `HELLO 3` in the RESP3
+/// pass).
+struct Side {
+    addr: SocketAddr,
+    resp3: bool,
+    conns: HashMap<String, Conn>,
+}
+
+impl Side {
+    fn new(addr: SocketAddr, resp3: bool) -> Side {
+        Side {
+            addr,
+            resp3,
+            conns: HashMap::new(),
+        }
+    }
+
+    fn conn(&mut self, name: &str) -> &mut Conn {
+        let (addr, resp3) = (self.addr, self.resp3);
+        self.conns.entry(name.to_string()).or_insert_with(|| {
+            let mut c = Conn::connect(addr);
+            if resp3 {
+                let hello = [b"HELLO".to_vec(), b"3".to_vec()];
+                assert!(c.bytes(&hello).starts_with(b"%7\r\n"));
+            }
+            c
+        })
+    }
+
+    /// Sends the line's command (if any) and returns the bytes of the replies it reads;
+    /// a read that fails (the server sent fewer) shows as an error text.
+    fn run(&mut self, line: &Line) -> Vec<u8> {
+        let c = self.conn(&line.conn);
+        if !line.args.is_empty() {
+            c.send(&line.args);
+        }
+        let mut got = Vec::new();
+        for _ in 0..line.replies {
+            match c.try_read() {
+                Ok((bytes, _)) => got.extend(bytes),
+                Err(e) => {
+                    got.extend(format!("<no reply: {e}>").into_bytes());
+                    break;
+                }
+            }
+        }
+        got
+    }
+}
+
 #[test]
 fn replies_match_redis_byte_for_byte() {
     let Some(redis) = Redis::start() else {
@@ -163,24 +244,23 @@ fn replies_match_redis_byte_for_byte() {
         let text = std::fs::read_to_string(&script).expect("read script");
         let name = script.file_name().unwrap().to_string_lossy().into_owned();
         for resp3 in [false, true] {
-            let mut r = Conn::connect(redis.addr);
-            assert_eq!(r.bytes(&[b"FLUSHALL".to_vec()]), b"+OK\r\n");
+            let mut reset = Conn::connect(redis.addr);
+            assert_eq!(reset.bytes(&[b"FLUSHALL".to_vec()]), b"+OK\r\n");
+            let notify = [&b"CONFIG"[..], b"SET", b"notify-keyspace-events", b""];
+            assert_eq!(reset.bytes(&notify), b"+OK\r\n");
+            drop(reset);
             let cluster = Cluster::start(1, |_| {});
             cluster.wait_leader(Duration::from_secs(10));
-            let mut k = Conn::connect(cluster.client_addr(1));
-            if resp3 {
-                let hello = [b"HELLO".to_vec(), b"3".to_vec()];
-                assert!(r.bytes(&hello).starts_with(b"%7\r\n"));
-                assert!(k.bytes(&hello).starts_with(b"%7\r\n"));
-            }
+            let mut r = Side::new(redis.addr, resp3);
+            let mut k = Side::new(cluster.client_addr(1), resp3);
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
                     continue;
                 }
                 cases += 1;
-                let args = words(line);
-                let (want, got) = (r.bytes(&args), k.bytes(&args));
+                let parsed = parse_line(line);
+                let (want, got) = (r.run(&parsed), k.run(&parsed));
                 if want != got {
                     mismatches.push(format!(
                         "{name}:{} [{}] {line}\n    redis:  {}\n    raftkv: {}",

@@ -90,6 +90,21 @@ impl RespConn {
         self.read_reply().await
     }
 
+    /// Sends several commands at once and reads their replies, in order (setup and
+    /// background load only: the measured loop keeps one request in flight).
+    pub async fn call_many(&mut self, cmds: &[Vec<Vec<u8>>]) -> io::Result<Vec<Reply>> {
+        self.out.clear();
+        for c in cmds {
+            encode_command(c, &mut self.out);
+        }
+        self.writer.write_all(&self.out).await?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            replies.push(self.read_reply().await?);
+        }
+        Ok(replies)
+    }
+
     async fn read_reply(&mut self) -> io::Result<Reply> {
         loop {
             if let Some(reply) = parse_reply(&mut self.buf).map_err(|e| bad(&e))? {

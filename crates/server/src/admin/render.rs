@@ -290,5 +290,6 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "Time spent in fdatasync of the log (empty until the log is on disk).",
         &mut o,
     );
+    crate::events::render_metrics(m, &mut o);
     o
 }

@@ -44,6 +44,8 @@ pub struct ClientState {
     pub protocol: Protocol,
     /// `READONLY`: reads on this connection are served from the local state machine.
     pub local_reads: bool,
+    /// Channels, patterns and watches subscribed (`resp/pubsub/`).
+    pub subscriptions: (usize, usize, usize),
     /// The last command run (lower case, as `CLIENT LIST` shows it) and when.
     pub last_command: String,
     pub last_active: Option<Instant>,

@@ -32,6 +32,8 @@ use super::client::{Client, Endpoints};
 use super::codec::{CommandParser, ProtoError, Value};
 use super::commands::{classify, execute, join_all, Class, Outcome, RespCtx, Txn};
 use super::memory::BufferHolding;
+use super::pubsub::{self, Subscriptions};
+use super::subscribed::{self, After};
 
 /// Most commands run together in one group.
 const MAX_GROUP: usize = 256;
@@ -45,7 +47,7 @@ const READ_MAX: usize = 16 << 10;
 
 /// What a command read ahead holds until its reply is written: its bytes from this
 /// connection's budget and from the one shared by all clients.
-struct Budget {
+pub struct Budget {
     _conn: OwnedSemaphorePermit,
     _shared: OwnedSemaphorePermit,
 }
@@ -54,7 +56,7 @@ struct Budget {
 const OUT_OF_CLIENT_MEMORY: &str =
     "ERR the server's client memory limit (limits.max_client_memory_bytes) is reached; closing this connection";
 
-enum Item {
+pub enum Item {
     Cmd {
         args: Vec<Bytes>,
         class: Class,
@@ -287,6 +289,8 @@ async fn write_loop(
     let mut carry: Option<Item> = None;
     // MULTI ... EXEC: while one is open, every command goes to it, one at a time.
     let mut txn = Txn::default();
+    // SUBSCRIBE and friends: once there is one, the connection is in subscribed mode.
+    let mut subs = Subscriptions::new(ctx.hub.clone(), client.clone());
     loop {
         let item = match carry.take() {
             Some(i) => i,
@@ -334,6 +338,31 @@ async fn write_loop(
             drop(permit);
             if rx.is_empty() || out.len() >= WRITE_CHUNK {
                 wr.write_all(&out).await?;
+                out.clear();
+            }
+            continue;
+        }
+        if pubsub::takes(&args) {
+            client.touch(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
+            let replies =
+                subscribed::subscription_command(&ctx, &client, &mut subs, &mut txn, &args);
+            let proto = client.protocol();
+            for r in replies {
+                r.encode_as(proto, &mut out);
+            }
+            drop(permit);
+            if subs.active() {
+                // Boxed: subscribed mode's state is only paid for while in it.
+                let after = Box::pin(subscribed::run(
+                    &mut wr, &mut rx, &mut out, &ctx, &client, &mut subs, &mut txn,
+                ))
+                .await?;
+                if let After::Closed = after {
+                    return Ok(());
+                }
+            }
+            if rx.is_empty() || out.len() >= WRITE_CHUNK {
+                write_flush(&mut wr, &out).await?;
                 out.clear();
             }
             continue;

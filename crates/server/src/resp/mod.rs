@@ -6,7 +6,9 @@ pub mod codec;
 pub mod commands;
 pub mod conn;
 pub mod memory;
+pub mod pubsub;
 pub mod scan;
+pub mod subscribed;
 
 use std::sync::Arc;
 
@@ -101,7 +103,14 @@ mod tests {
     fn ctx() -> Arc<RespCtx> {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let metrics = Arc::new(crate::metrics::LoopMetrics::default());
-        let node = crate::handle::NodeHandle::new(tx, std::time::Duration::from_secs(1), metrics);
+        let node =
+            crate::handle::NodeHandle::new(tx, std::time::Duration::from_secs(1), metrics.clone());
+        let hub = Arc::new(crate::events::Hub::new(
+            1 << 20,
+            Default::default(),
+            Default::default(),
+            metrics,
+        ));
         let users = acl::users::Users::of(&kv::Acl::default(), &[]);
         Arc::new(RespCtx {
             node,
@@ -118,6 +127,7 @@ mod tests {
             memory: memory::ClientMemory::new(1 << 30),
             users: tokio::sync::watch::channel(Arc::new(users)).1,
             bootstrap: Vec::new(),
+            hub,
         })
     }
 

@@ -97,7 +97,87 @@ def pipelines(c, ns):
     other.close()
 
 
+def next_message(ps, timeout=10.0):
+    """The next message (subscribe confirmations included), waiting up to `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = ps.get_message(timeout=0.5)
+        if m is not None:
+            return m
+    raise AssertionError("no pub/sub message within %ss" % timeout)
+
+
+def pubsub(c, ns):
+    """PubSub as applications use it: channels, patterns, keyspace notifications,
+    handlers, PING while subscribed; its channels and keys start with `ns`."""
+    ps = c.pubsub()
+    ps.subscribe(ns + "chan")
+    assert next_message(ps) == {"type": "subscribe", "pattern": None, "channel": (ns + "chan").encode(), "data": 1}
+    ps.psubscribe(ns + "p.*")
+    assert next_message(ps)["type"] == "psubscribe"
+    assert c.pubsub_numsub(ns + "chan", ns + "none") == [((ns + "chan").encode(), 1), ((ns + "none").encode(), 0)]
+    assert (ns + "chan").encode() in c.pubsub_channels(ns + "*")
+    assert c.pubsub_numpat() >= 1
+    # The count is the receivers on the node that answers (one node here).
+    assert c.publish(ns + "chan", "hello") == 1
+    m = next_message(ps)
+    assert m == {"type": "message", "pattern": None, "channel": (ns + "chan").encode(), "data": b"hello"}, m
+    assert c.publish(ns + "p.x", b"\x00bin") == 1
+    m = next_message(ps)
+    assert m == {"type": "pmessage", "pattern": (ns + "p.*").encode(), "channel": (ns + "p.x").encode(), "data": b"\x00bin"}, m
+    # PING while subscribed.
+    ps.ping("still here")
+    m = next_message(ps)
+    assert m["type"] == "pong" and m["data"] == b"still here", m
+    # Keyspace notifications, switched on as with Redis.
+    assert c.config_set("notify-keyspace-events", "KEA") is True
+    assert c.config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"}
+    ps.psubscribe("__keyspace@0__:" + ns + "k:*")
+    assert next_message(ps)["type"] == "psubscribe"
+    c.set(ns + "k:a", 1, px=100_000)
+    c.hset(ns + "k:h", "f", "v")
+    c.rename(ns + "k:a", ns + "k:b")
+    c.set(ns + "k:gone", 1, px=50)
+    msgs = [next_message(ps) for _ in range(7)]
+    got = [(m["channel"].decode().split(":", 1)[1], m["data"]) for m in msgs]
+    k = lambda key: ns + key
+    assert got == [
+        (k("k:a"), b"set"), (k("k:a"), b"expire"), (k("k:h"), b"hset"),
+        (k("k:a"), b"rename_from"), (k("k:b"), b"rename_to"),
+        (k("k:gone"), b"set"), (k("k:gone"), b"expire"),
+    ], got
+    # Expiry through the log: the leader's active expiry removes it, every node says so.
+    m = next_message(ps, timeout=10)
+    assert (m["channel"].decode(), m["data"]) == ("__keyspace@0__:" + ns + "k:gone", b"expired"), m
+    ps.punsubscribe("__keyspace@0__:" + ns + "k:*")
+    assert next_message(ps)["type"] == "punsubscribe"
+    # A handler, called from get_message; confirmations left out.
+    got = []
+    handled = c.pubsub(ignore_subscribe_messages=True)
+    handled.subscribe(**{ns + "h": lambda m: got.append(m["data"])})
+    assert handled.get_message(timeout=1) is None  # the confirmation, ignored
+    c.publish(ns + "h", "one")
+    c.publish(ns + "h", "two")
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        handled.get_message(timeout=0.5)
+    assert got == [b"one", b"two"], got
+    handled.close()
+    ps.unsubscribe()
+    ps.punsubscribe()
+    kinds = sorted(next_message(ps)["type"] for _ in range(2))
+    assert kinds == ["punsubscribe", "unsubscribe"], kinds
+    ps.close()
+    assert c.pubsub_numsub(ns + "chan") == [((ns + "chan").encode(), 0)]
+    c.config_set("notify-keyspace-events", "")
+
+
 pipelines(r, "py:default:")
+pubsub(r, "py:default:")
 info = r.info()
 assert info["redis_version"] and info["connected_clients"] >= 1, info
 assert "db0" in r.info("keyspace")
@@ -108,4 +188,5 @@ for protocol in (2, 3):
     assert int(c.client_info()["resp"]) == protocol
     assert c.hgetall("py:h") == {b"f": b"v", b"g": b"w"}
     pipelines(c, "py:%d:" % protocol)
-print("redis-py", redis.__version__, "with its default protocol (RESP3), RESP2 and RESP3: plain, pipeline(transaction=False), pipeline() (MULTI/EXEC), WATCH: ok")
+    pubsub(c, "py:%d:" % protocol)
+print("redis-py", redis.__version__, "with its default protocol (RESP3), RESP2 and RESP3: plain, pipeline(transaction=False), pipeline() (MULTI/EXEC), WATCH, pubsub (channels, patterns, keyspace notifications, handlers): ok")

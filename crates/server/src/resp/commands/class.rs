@@ -33,6 +33,9 @@ pub fn classify(args: &[Bytes]) -> Class {
         "CLIENT" if matches!(sub().as_str(), "SETNAME" | "SETINFO") => Class::Barrier,
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
         "CAS" if args.len() >= 2 => Class::Write(vec![args[1].clone()]),
+        // One log entry that touches no key: pipelined publishes are in flight together
+        // (and still reach the log in the order sent).
+        "PUBLISH" => Class::Write(Vec::new()),
         // FLUSHALL touches every key; MULTI and friends change the connection's state.
         "FLUSHALL" | "FLUSHDB" => Class::Barrier,
         name => match typed::parse(name, &args[1..], 0) {
@@ -83,5 +86,10 @@ mod tests {
         assert_eq!(classify(&args(&["hello", "3"])), Class::Barrier);
         assert_eq!(classify(&args(&["client", "setname", "x"])), Class::Barrier);
         assert_eq!(classify(&args(&["client", "id"])), Class::Free);
+        assert_eq!(
+            classify(&args(&["publish", "c", "m"])),
+            Class::Write(vec![])
+        );
+        assert_eq!(classify(&args(&["subscribe", "c"])), Class::Barrier);
     }
 }

@@ -341,14 +341,20 @@ fn client_line(c: &Client, s: &ClientState) -> String {
     let idle = s
         .last_active
         .map_or(now - c.opened, |t| now.saturating_duration_since(t));
-    let flags = if s.local_reads { "r" } else { "N" };
+    let (sub, psub, watches) = s.subscriptions;
+    let flags = match (s.local_reads, sub + psub + watches > 0) {
+        (true, true) => "Pr",
+        (true, false) => "r",
+        (false, true) => "P",
+        (false, false) => "N",
+    };
     let cmd = if s.last_command.is_empty() {
         "NULL"
     } else {
         &s.last_command
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub=0 psub=0 \
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub={} psub={} \
          ssub=0 multi=-1 cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         addr(c.addr),
@@ -358,6 +364,8 @@ fn client_line(c: &Client, s: &ClientState) -> String {
         (now - c.opened).as_secs(),
         idle.as_secs(),
         flags,
+        sub,
+        psub,
         cmd,
         String::from_utf8_lossy(&s.user),
         s.protocol.number(),

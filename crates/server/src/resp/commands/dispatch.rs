@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::table::{self, Group};
 use super::{
-    acl, cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx,
+    acl, cas, connection, data, keyspace, pubsub, server_info, upper, Failed, Outcome, Res, RespCtx,
 };
 use crate::resp::acl::gate::{self, Verdict};
 use crate::resp::client::Client;
@@ -48,8 +48,10 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
         Group::Keyspace => keyspace::run(ctx, client, name, a).await,
         Group::Server => server_info::run(ctx, client, name, a).await,
         Group::Acl => acl::run(ctx, client, name, a).await,
-        // The connection hands these to its transaction, and answers QUIT in `execute`.
-        Group::Txn | Group::Quit => Some(Err(Failed(Value::err(format!(
+        Group::PubSub => pubsub::run(ctx, name, a).await,
+        // The connection hands these to its transaction or its subscriptions, and
+        // answers QUIT in `execute`.
+        Group::Txn | Group::Quit | Group::Subscription => Some(Err(Failed(Value::err(format!(
             "internal error: '{}' reached the dispatcher",
             name.to_ascii_lowercase()
         ))))),
@@ -57,10 +59,10 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
 }
 
 /// Commands whose first argument names a subcommand (shown as `client|list`).
-const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND", "ACL"];
+const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND", "ACL", "PUBSUB"];
 
 /// How `CLIENT LIST` shows a command: lower case, with its subcommand.
-fn command_label(name: &str, args: &[Bytes]) -> String {
+pub(crate) fn command_label(name: &str, args: &[Bytes]) -> String {
     match args.get(1) {
         Some(sub) if CONTAINERS.contains(&name) => {
             format!("{name}|{}", String::from_utf8_lossy(sub)).to_ascii_lowercase()

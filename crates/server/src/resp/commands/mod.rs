@@ -19,7 +19,8 @@
 //! - `keyspace.rs`: SCAN, KEYS;
 //! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
 //! - `acl.rs`: AUTH, ACL (the users; the check before every command is `resp/acl/`);
-//! - `server_info.rs`: INFO, COMMAND, CONFIG.
+//! - `server_info.rs`: INFO, COMMAND, CONFIG;
+//! - `pubsub.rs`: PUBLISH, PUBSUB (subscribing is the connection's: `resp/pubsub/`).
 
 mod acl;
 mod cas;
@@ -29,6 +30,7 @@ mod data;
 mod dispatch;
 mod keyspace;
 mod node_calls;
+mod pubsub;
 mod server_info;
 pub mod table;
 mod table_data;
@@ -42,7 +44,9 @@ use raft::NodeId;
 use super::codec::Value;
 use crate::handle::NodeHandle;
 
+pub(crate) use crate::resp::acl::gate::unknown_command;
 pub use class::{classify, Class};
+pub(crate) use dispatch::command_label;
 pub use dispatch::execute;
 pub(crate) use node_calls::join_all;
 pub use server_info::info;
@@ -71,6 +75,8 @@ pub struct RespCtx {
     /// This node's bootstrap rules for the `default` user (`requirepass`), carried by
     /// the ACL entries it proposes.
     pub bootstrap: Vec<bytes::Bytes>,
+    /// The applied log's events, and who subscribes to them here (`events/`).
+    pub hub: std::sync::Arc<crate::events::Hub>,
 }
 
 /// The reply, and whether to close the connection after sending it.
@@ -99,7 +105,7 @@ fn upper(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_ascii_uppercase()
 }
 
-fn wrong_args(name: &str) -> Value {
+pub(crate) fn wrong_args(name: &str) -> Value {
     Value::err(format!(
         "wrong number of arguments for '{}' command",
         name.to_ascii_lowercase()

@@ -21,7 +21,7 @@ pub(super) async fn run(
     Some(match name {
         "INFO" => info_command(ctx, a).await,
         "COMMAND" => super::table::command(a),
-        "CONFIG" => config(a),
+        "CONFIG" => config(ctx, a),
         _ => return None,
     })
 }
@@ -291,11 +291,15 @@ fn keyspace_section(o: &mut String, s: &Status) {
 }
 
 /// The parameters `CONFIG GET` knows (redis-benchmark reads `save` and `appendonly` at
-/// start-up, and only warns if it cannot).
+/// start-up, and only warns if it cannot), besides `notify-keyspace-events`.
 const CONFIG: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
 
-/// `CONFIG GET parameter [parameter ...]` (glob patterns, as Redis 7); a map in RESP3.
-fn config(a: &[Bytes]) -> Res<Value> {
+/// The one parameter `CONFIG SET` changes, on this node (`events/notify.rs`).
+const NOTIFY: &str = "notify-keyspace-events";
+
+/// `CONFIG GET parameter [parameter ...]` (glob patterns, as Redis 7), a map in RESP3;
+/// `CONFIG SET notify-keyspace-events flags`.
+fn config(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
     let Some(sub) = a.first() else {
         return Err(Failed(wrong_args("CONFIG")));
     };
@@ -306,7 +310,8 @@ fn config(a: &[Bytes]) -> Res<Value> {
                 "wrong number of arguments for 'config|get' command",
             )))
         }
-        "SET" | "RESETSTAT" | "REWRITE" => {
+        "SET" => return config_set(ctx, &a[1..]),
+        "RESETSTAT" | "REWRITE" => {
             return Err(Failed(Value::err(format!(
                 "CONFIG {} is not supported by raftkv",
                 upper(sub)
@@ -315,16 +320,59 @@ fn config(a: &[Bytes]) -> Res<Value> {
         _ => return Err(unknown_sub("CONFIG", sub)),
     }
     let mut out = Vec::new();
-    for (name, value) in CONFIG {
+    let notify = (NOTIFY, ctx.hub.flags().show());
+    let params = CONFIG.iter().map(|(n, v)| (*n, v.to_string()));
+    for (name, value) in params.chain([notify]) {
         let lower = name.as_bytes();
         if a[1..]
             .iter()
             .any(|p| glob_match(&p.to_ascii_lowercase(), lower))
         {
-            out.push((Value::bulk(*name), Value::bulk(*value)));
+            out.push((Value::bulk(name), Value::bulk(value)));
         }
     }
     Ok(Value::Map(out))
+}
+
+/// `CONFIG SET parameter value [parameter value ...]`, for `notify-keyspace-events`
+/// (Redis's errors for the rest: unknown, or not supported here).
+fn config_set(ctx: &RespCtx, a: &[Bytes]) -> Res<Value> {
+    if a.len() < 2 || !a.len().is_multiple_of(2) {
+        return Err(Failed(Value::err(
+            "wrong number of arguments for 'config|set' command",
+        )));
+    }
+    let mut flags = None;
+    for pair in a.chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        if name != NOTIFY {
+            let known = CONFIG.iter().any(|(n, _)| *n == name);
+            return Err(Failed(Value::err(if known {
+                format!("CONFIG SET {name} is not supported by raftkv (only {NOTIFY} is)")
+            } else {
+                format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&pair[0])
+                )
+            })));
+        }
+        let failed = |why: &str| {
+            Failed(Value::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{NOTIFY}') - {why}"
+            )))
+        };
+        if flags.is_some() {
+            return Err(failed("duplicate parameter"));
+        }
+        flags = Some(
+            crate::events::NotifyFlags::parse(&pair[1])
+                .ok_or_else(|| failed(crate::events::notify::BAD_CLASS))?,
+        );
+    }
+    if let Some(f) = flags {
+        ctx.hub.set_flags(f);
+    }
+    Ok(Value::ok())
 }
 
 #[cfg(test)]

@@ -17,13 +17,16 @@ GROUPS = {
     "Txn": "MULTI EXEC DISCARD WATCH UNWATCH",
     "Quit": "QUIT",
     "Acl": "AUTH ACL",
+    "PubSub": "PUBLISH PUBSUB",
+    "Subscription": "SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE RESET",
 }
 # Subcommands raftkv answers (the others are refused, or unknown).
 SUBS = {
     "client": "id info getname help list setname reply no-evict",
-    "config": "get",
+    "config": "get set",
     "command": "count docs info list help",
     "acl": "cat deluser dryrun genpass getuser list load save setuser users whoami help",
+    "pubsub": "channels numsub numpat help",
 }
 
 
@@ -37,13 +40,19 @@ use super::table::{Begin, Find, Group, KeySpec, Spec};
 pub static TABLE: &[Spec] = &[
 """
 
-# What Redis 7.0 does not have: raftkv's CAS, and Redis 7.2's CLIENT SETINFO and
-# CLIENT NO-TOUCH (as 7.2's table gives them).
+# What Redis 7.0 does not have: raftkv's CAS, RAFTKV.WATCH and RAFTKV.UNWATCH, and
+# Redis 7.2's CLIENT SETINFO and CLIENT NO-TOUCH (as 7.2's table gives them).
 EXTRA = [
     'Spec { name: "cas", group: Group::Cas, arity: 4, flags: &["write", "denyoom"], '
     'keys: (1, 1, 1), acl: &["@write", "@string", "@slow"], tips: &[], key_specs: '
     '&[KeySpec { notes: None, flags: &["RW", "access", "update"], begin: Begin::Index(1), '
     'find: Find::Range { lastkey: 0, keystep: 1, limit: 0 } }], subs: &[] },',
+    'Spec { name: "raftkv.watch", group: Group::Subscription, arity: -2, flags: '
+    '&["pubsub", "noscript", "loading", "stale"], keys: (0, 0, 0), acl: &["@pubsub", "@slow"], '
+    'tips: &[], key_specs: &[], subs: &[] },',
+    'Spec { name: "raftkv.unwatch", group: Group::Subscription, arity: -1, flags: '
+    '&["pubsub", "noscript", "loading", "stale"], keys: (0, 0, 0), acl: &["@pubsub", "@slow"], '
+    'tips: &[], key_specs: &[], subs: &[] },',
 ]
 EXTRA_SUBS = {
     "client": [

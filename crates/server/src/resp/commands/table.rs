@@ -36,6 +36,11 @@ pub enum Group {
     Quit,
     /// `acl.rs`: AUTH, ACL.
     Acl,
+    /// `pubsub.rs`: PUBLISH, PUBSUB.
+    PubSub,
+    /// The connection's subscriptions (`resp/pubsub/`): SUBSCRIBE and friends, RESET,
+    /// RAFTKV.WATCH; like `Txn`, never sent to `execute`.
+    Subscription,
 }
 
 /// One command (or subcommand, named `container|sub`) as Redis 7 describes it.
