@@ -262,6 +262,100 @@ fn timeout_now_from_a_follower_leaves_the_leader_in_place() {
     assert_eq!(c.wait_leader(Duration::from_secs(10)), leader);
 }
 
+/// The leader alone holds a write (both followers stopped) while an authenticated peer
+/// connection claiming to be one of them answers for more than the leader sent it: the
+/// write must not be acknowledged (it would be a commit on a minority of one, lost if
+/// another node became leader), the forgeries are counted, and once the followers are
+/// back the cluster serves again.
+///
+/// What this defence cannot do, and what stops it instead: an answer for exactly what
+/// the leader queued for that member (`index` here) is indistinguishable from the
+/// member's own. Raft is not Byzantine-tolerant: whoever holds a member's identity can
+/// acknowledge without storing. So the member's identity must be authenticated — mutual
+/// TLS with the ID bound to the certificate — and protected mode refuses peers beyond
+/// loopback without it (README, "Security").
+fn forged_answers_commit_nothing(forge: impl Fn(u64, u64, u64) -> MessageBody) {
+    let mut c = Cluster::start(3, |_| {});
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    serves(&c, leader, "before", None);
+    for &f in &followers {
+        c.stop(f);
+    }
+    let before = c.status(leader);
+    let addr = c.client_addr(leader).to_string();
+    let write = std::thread::spawn(move || {
+        let mut cl = RespClient::connect_with(&addr, Duration::from_secs(4), None).unwrap();
+        cl.call(&["SET", "only-on-the-leader", "v"])
+    });
+    let at = c.wait_status(leader, Duration::from_secs(5), |s| {
+        s.last_index > before.last_index
+    });
+    let index = at.last_index;
+    let (forger, other) = (followers[0], followers[1]);
+    let mut s = connect(c.node(leader).peer_addr);
+    s.write_all(&hello(&c, forger, leader)).unwrap();
+    for claimed in [index + 1, index + 1_000] {
+        let forged = Frame::Raft(Message {
+            from: forger,
+            to: leader,
+            term: at.term,
+            body: forge(claimed, forger, other),
+        });
+        s.write_all(&frame_bytes(&forged)).unwrap();
+    }
+    let refused = || c.status(leader).refused_by_core.forged_acks;
+    eventually("the forged answers counted", || refused() >= 2);
+    assert!(
+        c.status(leader).commit_index < index,
+        "the leader committed on a forged answer: index {index}, before {before:?}, now {:?}",
+        c.status(leader)
+    );
+    let answer = write.join().unwrap();
+    assert!(
+        answer.as_ref().map_or(true, |v| *v != ok()),
+        "a write only the leader holds was acknowledged: {answer:?}"
+    );
+    drop(s);
+    for &f in &followers {
+        c.restart(f);
+    }
+    c.wait_leader(Duration::from_secs(10));
+    for id in 1..=3 {
+        serves(&c, id, &format!("after-{id}"), None);
+    }
+}
+
+/// A forged acknowledgement (`AppendResp` claiming a match index the leader never sent
+/// that peer), over an authenticated peer connection.
+#[test]
+fn a_forged_match_index_commits_nothing_and_the_cluster_serves_on() {
+    forged_answers_commit_nothing(|index, _, _| MessageBody::AppendResp {
+        success: true,
+        index,
+        hint_term: 0,
+        rejected: 0,
+        stamp: 1,
+        vouch: vec![],
+        vouch_index: 0,
+    });
+}
+
+/// The same through a vouch: an answer that vouches for the other follower at an index
+/// the leader never sent it.
+#[test]
+fn a_forged_vouch_commits_nothing_and_the_cluster_serves_on() {
+    forged_answers_commit_nothing(|index, forger, other| MessageBody::AppendResp {
+        success: true,
+        index: 0,
+        hint_term: 0,
+        rejected: 0,
+        stamp: 1,
+        vouch: vec![other, forger],
+        vouch_index: index,
+    });
+}
+
 // ---- TLS ----
 
 struct Certs {
