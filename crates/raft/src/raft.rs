@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::config_history::ConfigHistory;
 use crate::hostile;
 use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
@@ -115,7 +116,8 @@ pub struct Raft {
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
     pub(crate) leader: Option<NodeId>,
-    pub(crate) membership: Membership,
+    /// The configurations of the log (`config_history.rs`); the newest is in force.
+    pub(crate) configs: ConfigHistory,
     pub(crate) log: RaftLog,
 
     // Elections (every role).
@@ -181,6 +183,9 @@ pub struct CoreStats {
     pub snapshots_refused: u64,
     /// `TimeoutNow` messages refused: not from the leader we follow in our current term.
     pub timeouts_now_refused: u64,
+    /// Appends refused because a configuration entry in them is not a legal step from
+    /// the configuration before it (`membership::is_valid_transition`).
+    pub illegal_conf_changes: u64,
 }
 
 impl Raft {
@@ -194,14 +199,54 @@ impl Raft {
         )
     }
 
-    /// A node restarting from durable state.
+    /// A node restarting from durable state: `membership` is the configuration in force
+    /// at the log's snapshot point (the snapshot's, or the one the cluster was
+    /// bootstrapped with when nothing was compacted yet; empty for a node that joins and
+    /// has not learned it), and the log's `ConfChange` entries after it are replayed.
     ///
     /// # Panics
-    /// If `cfg` fails [`Config::validate`]: a misconfigured core could not keep its
-    /// guarantees, and this is a startup error the operator must fix.
+    /// If [`Raft::try_restore`] fails: a misconfigured core, or a log whose
+    /// configuration entries do not decode, could not keep its guarantees, and this is a
+    /// startup error the operator must fix.
     pub fn restore(cfg: Config, membership: Membership, hs: HardState, log: RaftLog) -> Raft {
+        match Raft::try_restore(cfg, membership, hs, log) {
+            Ok(raft) => raft,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Raft::restore`], with its refusals as errors: `cfg` fails [`Config::validate`],
+    /// `membership` is not valid, or a `ConfChange` entry of the log does not decode or
+    /// is no legal step from the configuration before it.
+    pub fn try_restore(
+        cfg: Config,
+        membership: Membership,
+        hs: HardState,
+        log: RaftLog,
+    ) -> Result<Raft, alloc::string::String> {
+        use alloc::format;
         if let Err(e) = cfg.validate() {
-            panic!("invalid raft config: {e}");
+            return Err(format!("invalid raft config: {e}"));
+        }
+        if let Err(e) = membership.validate() {
+            return Err(format!("invalid membership {membership:?}: {e}"));
+        }
+        let mut configs = ConfigHistory::new(log.snapshot_index(), membership);
+        for index in log.first_index()..=log.last_index() {
+            let Some(e) = log.entry(index).filter(|e| e.kind == EntryKind::ConfChange) else {
+                continue;
+            };
+            let m = Membership::from_entry_data(&e.data).ok_or_else(|| {
+                format!("the configuration entry at index {index} does not decode")
+            })?;
+            let legal = crate::membership::is_valid_transition(configs.current(), &m)
+                || cfg.planted_bugs.conf_change_without_joint;
+            if !legal {
+                return Err(format!(
+                    "the configuration entry at index {index} is no legal step from the one before it"
+                ));
+            }
+            configs.push(index, e.term, m);
         }
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
@@ -210,7 +255,7 @@ impl Raft {
             term: hs.term,
             vote: hs.vote,
             leader: None,
-            membership,
+            configs,
             log,
             election_deadline: 0,
             last_leader_contact: None,
@@ -231,7 +276,7 @@ impl Raft {
         };
         raft.log.commit_to(hs.commit);
         raft.reset_election_timer();
-        raft
+        Ok(raft)
     }
 
     // ----- accessors -----
@@ -271,7 +316,30 @@ impl Raft {
     }
     /// The membership in force (the latest one in the log, committed or not).
     pub fn membership(&self) -> &Membership {
-        &self.membership
+        self.configs.current()
+    }
+    /// The index of the entry that set the membership in force (the snapshot point if
+    /// no entry after it did).
+    pub fn membership_index(&self) -> Index {
+        self.configs.current_index()
+    }
+    /// The membership once every entry up to `index` is applied (for an index at or
+    /// below the log's snapshot point: the snapshot's).
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        self.configs.at(index)
+    }
+    /// Every membership the log holds, from its snapshot point on: (index, membership),
+    /// oldest first. The newest is in force; those above the commit index may yet be
+    /// rolled back.
+    pub fn membership_history(&self) -> impl Iterator<Item = (Index, &Membership)> {
+        self.configs.iter()
+    }
+    /// Whether this node knows a configuration and is no member of it: it was removed,
+    /// takes part in nothing and never campaigns. A driver logs it and an operator may
+    /// stop the process.
+    pub fn is_removed(&self) -> bool {
+        let m = self.configs.current();
+        !m.is_unknown() && !m.is_member(self.cfg.id)
     }
     /// The configuration this node runs with.
     pub fn config(&self) -> &Config {
@@ -419,7 +487,7 @@ impl Raft {
             body @ MessageBody::Append { .. } => self.handle_append(body),
             body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
-                if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
+                if !self.is_leader() && self.membership().is_voter(self.cfg.id) {
                     self.campaign(true);
                 }
             }
@@ -473,7 +541,7 @@ impl Raft {
         Some(SnapshotMeta {
             index,
             term: self.log.term(index)?,
-            membership: self.membership.clone(),
+            membership: self.configs.at(index).clone(),
         })
     }
 
@@ -500,6 +568,7 @@ impl Raft {
     pub fn compact(&mut self, index: Index) {
         let covered = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
         self.log.compact(index.min(covered));
+        self.configs.compact(self.log.snapshot_index());
     }
 
     /// Whether [`Raft::ready`] would return a non-empty batch (or has deferred work).
@@ -588,7 +657,7 @@ impl Raft {
     }
 
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.membership
+        self.membership()
             .members()
             .into_iter()
             .filter(|&id| id != self.cfg.id)
@@ -596,7 +665,7 @@ impl Raft {
     }
 
     pub(crate) fn voter_peers(&self) -> Vec<NodeId> {
-        self.membership
+        self.membership()
             .all_voters()
             .into_iter()
             .filter(|&id| id != self.cfg.id)

@@ -31,6 +31,15 @@ impl Raft {
         index
     }
 
+    /// Everyone a leader sends appends to: the members but itself, and the departing
+    /// nodes (`reconfig.rs`). Empty unless leading.
+    pub(crate) fn replication_targets(&self) -> Vec<NodeId> {
+        self.leadership
+            .as_ref()
+            .map(|l| l.progress.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// The progress of `peer`, if we lead and track it.
     pub(crate) fn progress(&self, peer: NodeId) -> Option<&Progress> {
         self.leadership.as_ref()?.progress.get(&peer)
@@ -66,13 +75,15 @@ impl Raft {
         let want = match self.cfg.fanout {
             Fanout::All => return self.peers(),
             Fanout::Quorum { extra } => {
-                let voters_total = self.membership.voters.len();
-                let joint_extra = self.membership.voters_outgoing.len();
-                if joint_extra > 0 {
+                let m = self.membership();
+                if m.is_joint() {
                     // Joint configurations need both halves: keep it simple and send to all.
                     return self.peers();
                 }
-                (voters_total / 2 + extra).min(voters.len())
+                // Followers a commit needs: a majority, less ourselves if we vote (a
+                // leader removing itself does not).
+                let need = (m.voters.len() / 2 + 1) - usize::from(m.voters.contains(&self.cfg.id));
+                (need + extra).min(voters.len())
             }
         };
         // Healthy first (in sync and heard from within a heartbeat interval), then the most
@@ -301,6 +312,7 @@ impl Raft {
         if backlog > 0 && (eager || backlog as usize >= self.cfg.max_msg_entries) {
             self.send_append(peer);
         }
+        self.release_departed(peer);
     }
 
     /// `peer` refused an append whose `prev` (`rejected`) it does not hold.
@@ -366,8 +378,8 @@ impl Raft {
         let me = self.cfg.id;
         let own = self.log.persisted();
         let quorum_index = joint_value(
-            &self.membership.voters,
-            &self.membership.voters_outgoing,
+            &self.membership().voters,
+            &self.membership().voters_outgoing,
             |id| {
                 if id == me {
                     own
@@ -392,5 +404,6 @@ impl Raft {
         if committed >= lead.term_start_index {
             self.release_reads_awaiting_term_commit();
         }
+        self.after_commit_advanced();
     }
 }

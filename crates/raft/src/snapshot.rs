@@ -54,15 +54,6 @@ impl Raft {
         self.reset_election_timer();
         let term = self.term;
 
-        if !hostile::acceptable_membership(&self.membership, &meta.membership) {
-            // Installing it could shrink the voters to a set a minority controls (one
-            // voter: split brain). Refuse, and forget any transfer in progress.
-            self.stats.snapshots_refused += 1;
-            self.incoming_snapshot = None;
-            self.send(from, snapshot_resp(0, 0, false, stamp));
-            return;
-        }
-
         if meta.index <= self.log.committed {
             // Everything it covers is committed here already, hence identical: our commit
             // index is a match point. Durable once this Ready is persisted.
@@ -70,6 +61,16 @@ impl Raft {
             let index = self.log.committed;
             let body = snapshot_resp(index, 0, true, stamp);
             self.send_after_persist(from, term, body);
+            return;
+        }
+
+        if !hostile::acceptable_membership(self.cfg.id, self.configs.iter(), &meta.membership) {
+            // Installing it would make us the sole voter (split brain), or its
+            // membership is not even well formed. Refuse, and forget any transfer in
+            // progress.
+            self.stats.snapshots_refused += 1;
+            self.incoming_snapshot = None;
+            self.send(from, snapshot_resp(0, 0, false, stamp));
             return;
         }
 
@@ -115,13 +116,19 @@ impl Raft {
         self.send_after_persist(from, term, snapshot_resp(meta.index, held, true, stamp));
     }
 
-    /// Replaces our log prefix and state with a complete snapshot from the leader.
-    fn install_received_snapshot(&mut self, snapshot: Snapshot) {
-        let meta = &snapshot.meta;
-        self.log.install_snapshot(meta.index, meta.term);
-        if !meta.membership.voters.is_empty() {
-            self.membership = meta.membership.clone();
+    /// Replaces our log prefix and state with a complete snapshot from the leader. Its
+    /// configuration becomes the one at its index; configurations of a log suffix we
+    /// keep stay in force after it. A snapshot that carries no configuration (its
+    /// sender did not know the one at that index) keeps ours there.
+    fn install_received_snapshot(&mut self, mut snapshot: Snapshot) {
+        let index = snapshot.meta.index;
+        if snapshot.meta.membership.is_unknown() {
+            snapshot.meta.membership = self.configs.at(index).clone();
         }
+        let kept = self.log.install_snapshot(index, snapshot.meta.term);
+        self.configs
+            .install(index, snapshot.meta.membership.clone(), kept);
+        self.on_config_changed();
         self.snapshot = Some(snapshot.clone());
         self.snapshot_to_install = Some(snapshot);
     }

@@ -80,7 +80,7 @@ impl Raft {
         if target == self.id() {
             return Err(TransferError::AlreadyLeader);
         }
-        if !self.membership.is_voter(target) {
+        if !self.membership().is_voter(target) {
             return Err(TransferError::NotAVoter(target));
         }
         let deadline = self.now.saturating_add(self.cfg.election_timeout_ticks);

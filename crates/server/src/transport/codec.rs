@@ -85,6 +85,9 @@ pub enum CodecError {
         term: u64,
         why: &'static str,
     },
+    /// A snapshot's membership that is not a valid one (`raft::Membership::decode`).
+    #[error("bad membership in a snapshot frame")]
+    Membership,
     /// A typed-model command, query or reply inside the frame did not decode.
     #[error("bad {0} in the frame: {1}")]
     Payload(&'static str, kv::DecodeError),
@@ -192,6 +195,10 @@ const T_APPEND_RESP: u8 = 6;
 const T_SNAPSHOT: u8 = 7;
 const T_SNAPSHOT_RESP: u8 = 8;
 const T_TIMEOUT_NOW: u8 = 9;
+/// A snapshot chunk whose membership carries member metadata (peer addresses): the
+/// membership goes as one `raft::Membership::encode` blob. Without metadata the older
+/// `T_SNAPSHOT` form is sent, which every version reads.
+const T_SNAPSHOT_META: u8 = 10;
 
 fn encode_message(msg: &Message, out: &mut BytesMut) {
     put_varint(out, msg.from);
@@ -276,15 +283,22 @@ fn encode_message(msg: &Message, out: &mut BytesMut) {
             done,
             stamp,
         } => {
-            out.put_u8(T_SNAPSHOT);
-            put_varint(out, meta.index);
-            put_varint(out, meta.term);
-            for set in [
-                &meta.membership.voters,
-                &meta.membership.voters_outgoing,
-                &meta.membership.learners,
-            ] {
-                put_ids(out, set);
+            if meta.membership.metadata.is_empty() {
+                out.put_u8(T_SNAPSHOT);
+                put_varint(out, meta.index);
+                put_varint(out, meta.term);
+                for set in [
+                    &meta.membership.voters,
+                    &meta.membership.voters_outgoing,
+                    &meta.membership.learners,
+                ] {
+                    put_ids(out, set);
+                }
+            } else {
+                out.put_u8(T_SNAPSHOT_META);
+                put_varint(out, meta.index);
+                put_varint(out, meta.term);
+                put_bytes(out, &meta.membership.encode());
             }
             put_varint(out, *offset);
             put_bytes(out, data);
@@ -635,13 +649,19 @@ fn decode_message(r: &mut Reader) -> Result<Message, CodecError> {
             vouch: r.id_list("AppendResp vouch")?,
             vouch_index: r.varint("AppendResp")?,
         },
-        T_SNAPSHOT => {
+        tag @ (T_SNAPSHOT | T_SNAPSHOT_META) => {
             let index = r.varint("Snapshot")?;
             let term = r.varint("Snapshot")?;
-            let membership = Membership {
-                voters: r.id_set("Snapshot voters")?,
-                voters_outgoing: r.id_set("Snapshot outgoing voters")?,
-                learners: r.id_set("Snapshot learners")?,
+            let membership = if tag == T_SNAPSHOT {
+                Membership {
+                    voters: r.id_set("Snapshot voters")?,
+                    voters_outgoing: r.id_set("Snapshot outgoing voters")?,
+                    learners: r.id_set("Snapshot learners")?,
+                    metadata: Default::default(),
+                }
+            } else {
+                let blob = r.bytes("Snapshot membership")?;
+                Membership::decode(&blob).ok_or(CodecError::Membership)?
             };
             MessageBody::Snapshot {
                 meta: SnapshotMeta {
@@ -827,7 +847,22 @@ mod tests {
         let mut membership = Membership::new([1, 2, 3]);
         membership.voters_outgoing.insert(9);
         membership.learners.insert(u64::MAX);
+        let mut with_addresses = membership.clone();
+        with_addresses
+            .metadata
+            .insert(9, Bytes::from_static(b"10.0.0.9:7100"));
         vec![
+            msg(MessageBody::Snapshot {
+                meta: SnapshotMeta {
+                    index: 7,
+                    term: 2,
+                    membership: with_addresses,
+                },
+                offset: 0,
+                data: b("s"),
+                done: false,
+                stamp: 9,
+            }),
             Frame::Hello { from: 1, to: 2 },
             msg(MessageBody::PreVote {
                 last_index: 5,

@@ -154,6 +154,7 @@ impl World {
                 commit_old_term_by_count: p.bugs.commit_old_term_by_count,
                 vote_without_log_check: p.bugs.vote_without_log_check,
                 read_round_after_step_down: p.bugs.read_round_after_step_down,
+                conf_change_without_joint: false,
             };
             let clock = if p.max_skew_ppm > 0 {
                 Clock {
