@@ -543,3 +543,37 @@ fn a_follower_refuses_two_voters_switched_in_one_step() {
     assert_eq!(f.stats().illegal_conf_changes, 1);
     assert_eq!(f.membership(), &Membership::new([1, 2, 3]));
 }
+
+/// §6.4 with §4.3: in the joint configuration `{2} / {1}` (a one-node cluster handing
+/// over to a new node), each half has a single voter but both are needed: the leader
+/// alone holds no lease and serves no read until node 2 answers. (Counting voters per
+/// half took this for a one-node quorum and served reads on the leader's word alone.)
+#[test]
+fn a_leader_handing_a_one_node_cluster_over_is_no_quorum_alone() {
+    let mut net = Net::new(1);
+    let leader = net.elect(100);
+    net.tick(2);
+    net.add_joiner(2);
+    net.node_mut(leader).propose_conf_change(&[add(2)]).unwrap();
+    net.tick(3);
+    net.drop_if = Some(Box::new(|m: &Message| m.from == 2));
+    // The learner was heard from recently, so the change is accepted.
+    net.node_mut(leader)
+        .propose_conf_change(&[ConfChange::Remove { id: 1 }, ConfChange::Promote { id: 2 }])
+        .unwrap();
+    net.tick(9); // past any lease the learner's last answer could give
+    let l = net.node(leader);
+    assert!(l.is_leader() && l.membership().is_joint());
+    assert!(!l.lease_valid());
+    net.node_mut(leader).read(7).unwrap();
+    net.stabilize();
+    assert!(
+        net.reads.get(&leader).is_none_or(|r| r.is_empty()),
+        "a read was served without node 2"
+    );
+    net.drop_if = None;
+    // Within the retransmission backoff the silence built up (an election timeout).
+    net.tick(25);
+    assert_eq!(net.leader(), Some(2));
+    assert!(net.node(1).is_removed());
+}
