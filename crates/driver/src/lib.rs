@@ -2,6 +2,7 @@
 //! feeds the core, runs each `Ready` (persist → send → apply → answer) and routes requests.
 
 mod deadlines;
+mod membership;
 mod node;
 mod request;
 mod routing;

@@ -15,6 +15,8 @@
 //! length or count beyond the bytes actually present, never panics, and rejects trailing
 //! bytes, so garbage is an error, not a huge allocation or a crash.
 
+mod conf;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use driver::Request;
 use kv::varint::put as put_varint;
@@ -329,6 +331,8 @@ const R_SCAN: u8 = 5;
 /// A typed-model write or read: `kv::Command::encode` / `kv::Query::encode` bytes.
 const R_WRITE: u8 = 6;
 const R_READ: u8 = 7;
+/// A membership change (`conf.rs`).
+const R_CHANGE_MEMBERSHIP: u8 = 8;
 
 fn encode_request(req: &Request, out: &mut BytesMut) {
     match req {
@@ -373,6 +377,10 @@ fn encode_request(req: &Request, out: &mut BytesMut) {
             out.put_u8(R_READ);
             put_bytes(out, &q.encode());
         }
+        Request::ChangeMembership(changes) => {
+            out.put_u8(R_CHANGE_MEMBERSHIP);
+            conf::encode_changes(changes, out);
+        }
     }
 }
 
@@ -386,6 +394,10 @@ const A_ENTRIES: u8 = 7;
 const A_UNKNOWN: u8 = 8;
 /// A typed-model answer: `kv::Reply::encode` bytes.
 const A_KV: u8 = 9;
+/// A membership change completed: the configuration in force (`conf.rs`).
+const A_MEMBERSHIP: u8 = 10;
+/// A membership change refused, with the core's reason (`conf.rs`).
+const A_MEMBERSHIP_REFUSED: u8 = 11;
 
 fn encode_reply(reply: &Reply, out: &mut BytesMut) {
     match reply {
@@ -426,6 +438,14 @@ fn encode_reply(reply: &Reply, out: &mut BytesMut) {
         Reply::Kv(r) => {
             out.put_u8(A_KV);
             put_bytes(out, &r.encode());
+        }
+        Reply::Membership(m) => {
+            out.put_u8(A_MEMBERSHIP);
+            conf::encode_membership(m, out);
+        }
+        Reply::MembershipRefused(e) => {
+            out.put_u8(A_MEMBERSHIP_REFUSED);
+            conf::encode_refusal(e, out);
         }
     }
 }
@@ -765,6 +785,7 @@ fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
         R_READ => Request::Read(
             kv::Query::decode(&r.bytes("query")?).map_err(|e| CodecError::Payload("query", e))?,
         ),
+        R_CHANGE_MEMBERSHIP => Request::ChangeMembership(conf::decode_changes(r)?),
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "request",
@@ -799,6 +820,8 @@ fn decode_reply(r: &mut Reader) -> Result<Reply, CodecError> {
             kv::Reply::decode(&r.bytes("kv reply")?)
                 .map_err(|e| CodecError::Payload("reply", e))?,
         ),
+        A_MEMBERSHIP => Reply::Membership(conf::decode_membership(r)?),
+        A_MEMBERSHIP_REFUSED => Reply::MembershipRefused(conf::decode_refusal(r)?),
         tag => return Err(CodecError::UnknownTag { what: "reply", tag }),
     })
 }
@@ -968,6 +991,47 @@ mod tests {
                     expected: Some(b("o")),
                     new: b("n"),
                 },
+            },
+            Frame::ForwardReq {
+                id: 40,
+                req: Request::ChangeMembership(vec![
+                    raft::ConfChange::AddLearner {
+                        id: 4,
+                        metadata: b("127.0.0.1:7104"),
+                    },
+                    raft::ConfChange::Promote { id: 5 },
+                    raft::ConfChange::Remove { id: 1 },
+                    raft::ConfChange::SetMetadata {
+                        id: 2,
+                        metadata: b(""),
+                    },
+                ]),
+                session: None,
+            },
+            Frame::ForwardResp {
+                id: 41,
+                reply: Reply::Membership({
+                    let mut m = Membership::new([1, 2]);
+                    m.learners.insert(3);
+                    m.metadata.insert(3, b("127.0.0.1:7103"));
+                    m
+                }),
+            },
+            Frame::ForwardResp {
+                id: 42,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::WouldLoseQuorum {
+                    healthy: [1, 3].into(),
+                }),
+            },
+            Frame::ForwardResp {
+                id: 43,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::NotLeader {
+                    leader: Some(2),
+                }),
+            },
+            Frame::ForwardResp {
+                id: 44,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::InProgress { index: 9 }),
             },
             Frame::ForwardResp {
                 id: 6,

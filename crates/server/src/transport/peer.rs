@@ -80,6 +80,7 @@ fn approx_size(f: &Frame) -> usize {
             }
             driver::Request::Write(cmd) => cmd.encode().len(),
             driver::Request::Read(q) => q.encode().len(),
+            driver::Request::ChangeMembership(changes) => changes.len() * 64,
         },
         Frame::ForwardResp { reply, .. } => match reply {
             crate::reply::Reply::Value(Some(v)) => v.len(),
