@@ -56,6 +56,11 @@ pub(crate) struct Leadership {
     pub replicate_needed: bool,
     /// A leadership transfer in progress (transfer.rs): no proposals meanwhile.
     pub transfer: Option<Transfer>,
+    /// `TimeoutNow` went out in this term: the target's transfer vote requests are
+    /// granted inside followers' leases, so the lease no longer protects us. No read
+    /// is served from it again in this term (ReadIndex still is), even if the transfer
+    /// is abandoned: the target's campaign may outlive our deadline.
+    pub lease_forfeited: bool,
 }
 
 impl Leadership {
@@ -72,6 +77,7 @@ impl Leadership {
             reads_awaiting_term_commit: Vec::new(),
             replicate_needed: false,
             transfer: None,
+            lease_forfeited: false,
         }
     }
 

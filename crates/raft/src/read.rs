@@ -76,7 +76,10 @@ impl Raft {
         let Some(lead) = &self.leadership else {
             return false;
         };
-        if self.cfg.lease_ticks == 0 || self.log.committed < lead.term_start_index {
+        if self.cfg.lease_ticks == 0
+            || self.log.committed < lead.term_start_index
+            || lead.lease_forfeited
+        {
             return false;
         }
         if self.quorum_size_is_one() {

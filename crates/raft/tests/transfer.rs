@@ -118,3 +118,36 @@ fn a_transfer_is_refused_off_the_leader_to_itself_or_to_a_non_voter() {
     );
     assert_eq!(net.node_mut(leader).transfer_leader(follower), Ok(()));
 }
+
+/// §6.4 with §3.10: once the leader has sent `TimeoutNow`, its lease no longer protects
+/// it — the target's vote requests say "transfer", and voters grant them inside their
+/// lease — so it serves no read from the lease again in its term (ReadIndex still works:
+/// it needs a quorum of its term). Before the fix a leader that did not hear of the new
+/// term at once (its copy of the target's vote request lost) answered a read from the
+/// lease after the target had won and committed a write: a stale read (kvsim seed 212,
+/// with membership changes drawn).
+#[test]
+fn a_leader_that_sent_timeout_now_serves_no_lease_read() {
+    let mut net = Net::new(3);
+    let old = net.elect(100);
+    net.propose(old, "a");
+    net.tick(2);
+    assert!(net.node(old).lease_valid());
+    let target = others(old)[0];
+    // The old leader hears nothing of the target's campaign or its leadership.
+    net.drop_if = Some(Box::new(move |m| m.from == target && m.to == old));
+    net.node_mut(old).transfer_leader(target).unwrap();
+    net.stabilize();
+    assert_eq!(net.leader_among(|id| id != old), Some(target));
+    let idx = net.propose(target, "b");
+    assert!(net.node(target).commit_index() >= idx);
+    // Still leading its old term, within what would have been its lease.
+    assert!(net.node(old).is_leader());
+    assert!(!net.node(old).lease_valid());
+    net.node_mut(old).read(1).unwrap();
+    net.stabilize();
+    assert!(
+        net.reads.get(&old).is_none_or(|r| r.is_empty()),
+        "the deposed leader answered a read on its lease"
+    );
+}
