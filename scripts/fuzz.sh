@@ -20,7 +20,8 @@
 # a cpuacct cgroup when it can make one), execs, execs/s, corpus paths, edge coverage,
 # crashes, hangs. Exits 1 if the soak saved a crash or a hang.
 #
-# Environment: FUZZ_MEM_MB (AFL memory limit for the target, default 1024),
+# Environment: FUZZ_CPU_SECONDS (end each soak after this much CPU time instead of
+# SECONDS of wall time, which then only caps it), FUZZ_MEM_MB (AFL memory limit for the target, default 1024),
 # FUZZ_TIMEOUT_MS (per input, default 2000).
 set -euo pipefail
 
@@ -84,6 +85,25 @@ soak() { # soak TARGET SECONDS
     if [[ -w "$cg_root" ]] && mkdir "$cg_root/raftkv-fuzz-$t-$$" 2>/dev/null; then
         cg="$cg_root/raftkv-fuzz-$t-$$"
     fi
+    # With FUZZ_CPU_SECONDS, the soak ends when it has used that much CPU (all its
+    # processes, from the cgroup) rather than after SECONDS of wall time, which then only
+    # caps it: on a shared machine an hour of wall time is far less than an hour of CPU.
+    local watcher=""
+    if [[ -n "${FUZZ_CPU_SECONDS:-}" ]]; then
+        [[ -n "$cg" ]] || die "FUZZ_CPU_SECONDS needs a cpuacct cgroup (root, cgroup v1)"
+        (
+            while sleep 5; do
+                used=$(awk '{ printf "%.0f", $1 / 1e9 }' "$cg/cpuacct.usage" 2>/dev/null) || exit 0
+                if ((used >= FUZZ_CPU_SECONDS)); then
+                    for pid in $(cat "$cg/tasks" 2>/dev/null); do
+                        [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == afl-fuzz ]] && kill -INT "$pid"
+                    done
+                    exit 0
+                fi
+            done
+        ) &
+        watcher=$!
+    fi
     start=$(date +%s)
     # AFL_NO_UI: plain status lines; the machine is shared, so no core binding, no CPU
     # frequency check, and no core_pattern demands.
@@ -99,6 +119,7 @@ soak() { # soak TARGET SECONDS
         )
     ) 2>"$cpu_file" || rc=$?
     end=$(date +%s)
+    [[ -n "$watcher" ]] && { kill "$watcher" 2>/dev/null || true; }
     local stats="$dir/default/fuzzer_stats"
     if [[ ! -f "$stats" ]]; then
         tail -30 "$OUT/$t.log" >&2

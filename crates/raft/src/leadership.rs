@@ -56,11 +56,11 @@ pub(crate) struct Leadership {
     pub replicate_needed: bool,
     /// A leadership transfer in progress (transfer.rs): no proposals meanwhile.
     pub transfer: Option<Transfer>,
-    /// `TimeoutNow` went out in this term: the target's transfer vote requests are
-    /// granted inside followers' leases, so the lease no longer protects us. No read
-    /// is served from it again in this term (ReadIndex still is), even if the transfer
-    /// is abandoned: the target's campaign may outlive our deadline.
-    pub lease_forfeited: bool,
+    /// `TimeoutNow` went out in this term, so the lease is gone for good: its target
+    /// campaigns with votes that skip the voters' lease check, and may win at any time
+    /// (even after the transfer is abandoned here: the message may be late). Reads take
+    /// the ReadIndex round from then on.
+    pub lease_given_up: bool,
 }
 
 impl Leadership {
@@ -77,7 +77,7 @@ impl Leadership {
             reads_awaiting_term_commit: Vec::new(),
             replicate_needed: false,
             transfer: None,
-            lease_forfeited: false,
+            lease_given_up: false,
         }
     }
 

@@ -71,14 +71,15 @@ impl Raft {
 
     /// Lease: a quorum acknowledged a message sent at tick `t`, so no other leader can be
     /// elected before `t + election_timeout` (they refuse votes while they hear from us);
-    /// we use `lease_ticks` (< election timeout) to leave room for clock drift.
+    /// we use `lease_ticks` (< election timeout) to leave room for clock drift. A leader
+    /// that sent `TimeoutNow` has none: the votes its target asks for skip that refusal.
     pub fn lease_valid(&self) -> bool {
         let Some(lead) = &self.leadership else {
             return false;
         };
         if self.cfg.lease_ticks == 0
+            || lead.lease_given_up
             || self.log.committed < lead.term_start_index
-            || lead.lease_forfeited
         {
             return false;
         }

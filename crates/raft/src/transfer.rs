@@ -14,7 +14,7 @@
 //!    transfer is abandoned and the leader takes proposals again.
 //!
 //! Reads: from the moment `TimeoutNow` goes out the leader serves no read from its
-//! lease for the rest of its term (`Leadership::lease_forfeited`): voters grant the
+//! lease for the rest of its term (`Leadership::lease_given_up`): voters grant the
 //! target's transfer vote requests inside their leases, so a lease no longer means no
 //! other leader can be elected. ReadIndex reads still work (they need a quorum of this
 //! term).
@@ -130,7 +130,7 @@ impl Raft {
         if caught_up {
             if let Some(lead) = self.leadership.as_mut() {
                 lead.transfer = Some(Transfer { sent: true, ..t });
-                lead.lease_forfeited = true;
+                lead.lease_given_up = true;
             }
             self.send(t.target, MessageBody::TimeoutNow);
         } else {

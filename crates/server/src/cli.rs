@@ -6,13 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 
+use crate::admin_client::AdminClient;
 use crate::resp::codec::{encode_command, parse_reply, Value};
+use axum::http::Method;
 
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 /// The admin (HTTP) addresses of `raftkv up`'s three nodes.
@@ -26,36 +26,7 @@ pub enum CliError {
     Protocol { addr: String, msg: String },
 }
 
-/// Client-side TLS: the CA that the nodes' certificates chain to.
-#[derive(Clone)]
-pub struct ClientTls {
-    config: Arc<rustls::ClientConfig>,
-}
-
-impl ClientTls {
-    pub fn from_ca_file(ca: &Path) -> std::io::Result<ClientTls> {
-        use rustls_pki_types::pem::PemObject;
-        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-        let mut roots = rustls::RootCertStore::empty();
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
-            .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(ClientTls {
-            config: Arc::new(config),
-        })
-    }
-}
+pub use crate::tls::client::{host_of, ClientTls};
 
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
@@ -152,15 +123,11 @@ fn tls_stream(
     tls: &ClientTls,
 ) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = host_of(addr);
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| invalid(format!("{host}: {e}")))?;
-    let conn = rustls::ClientConnection::new(tls.config.clone(), name)
-        .map_err(|e| invalid(e.to_string()))?;
+    let conn =
+        rustls::ClientConnection::new(tls.config(), name).map_err(|e| invalid(e.to_string()))?;
     let mut s = rustls::StreamOwned::new(conn, stream);
     while s.conn.is_handshaking() {
         s.conn.complete_io(&mut s.sock)?;
@@ -266,17 +233,33 @@ pub fn status(cluster: &[String], tls: Option<&ClientTls>) -> Result<String, Cli
 
 /// `raftkv transfer-leader [ID]`: asks each admin address in turn to hand leadership over
 /// (`POST /transfer-leader`); the leader does, the others answer that they do not lead.
-/// Returns the node that leads afterwards. Plain HTTP from this machine (the route is
-/// served to loopback clients only).
+/// Returns the node that leads afterwards. Plain HTTP, with the admin credential from
+/// `RAFTKV_ADMIN_TOKEN` if set (see [`transfer_leader_with`]).
 pub fn transfer_leader(admin: &[String], to: Option<u64>) -> Result<String, CliError> {
+    transfer_leader_with(admin, to, &AdminClient::from_env(None))
+}
+
+/// [`transfer_leader`] through `client` (its TLS and credential).
+pub fn transfer_leader_with(
+    admin: &[String],
+    to: Option<u64>,
+    client: &AdminClient,
+) -> Result<String, CliError> {
     let path = match to {
         Some(id) => format!("/transfer-leader?to={id}"),
         None => "/transfer-leader".to_string(),
     };
     let mut refusals = Vec::new();
     for addr in admin {
-        match http_post(addr, &path) {
+        match client.request(addr, Method::POST, &path, None) {
             Ok((200, body)) => return Ok(body.trim().to_string()),
+            // The credential is the same for every node: asking the others is no use.
+            Ok((code @ (401 | 403), body)) => {
+                return Err(CliError::Protocol {
+                    addr: addr.clone(),
+                    msg: format!("refused ({code}): {}", body.trim()),
+                })
+            }
             Ok((_, body)) => refusals.push(format!("{addr}: {}", body.trim())),
             Err(e) => refusals.push(format!("{addr}: {e}")),
         }
@@ -292,24 +275,4 @@ pub fn transfer_leader(admin: &[String], to: Option<u64>) -> Result<String, CliE
             refusals.join("; ")
         },
     })
-}
-
-/// One `POST` with an empty body: (status code, body).
-fn http_post(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let code = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((code, body.to_string()))
 }

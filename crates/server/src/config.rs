@@ -40,6 +40,52 @@ fn key_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The environment variable that sets the admin token (over the file's `admin_token`).
+pub const ADMIN_TOKEN_ENV: &str = "RAFTKV_ADMIN_TOKEN";
+
+/// A credential that must never reach a log line: `Debug` and `Display` print
+/// `<redacted>`; the value is read only through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The shortest admin token accepted: a guessable token is no credential.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// An admin token must be long enough and travel in an HTTP header as is: visible ASCII,
+/// no spaces. The error never quotes the token.
+pub fn check_admin_token(key: &str, t: &Secret) -> Result<(), ConfigError> {
+    let s = t.expose();
+    if s.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+        return Err(key_err(
+            key,
+            format!("the admin token must have at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+        ));
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(key_err(
+            key,
+            "the admin token must be visible ASCII characters without spaces",
+        ));
+    }
+    Ok(())
+}
+
 /// How reads (GET, MGET, EXISTS) are served. Writes always go through the leader's log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadMode {
@@ -107,6 +153,9 @@ pub struct FileConfig {
     pub insecure_peers: Option<bool>,
     #[serde(default)]
     pub tls: TlsFile,
+    /// The admin credential: HTTP admin write routes require it (as a bearer token, or
+    /// the password of HTTP Basic user `admin`). `RAFTKV_ADMIN_TOKEN` overrides it.
+    pub admin_token: Option<Secret>,
 }
 
 /// `[tls]`: either `dir` (as `raftkv certs` writes it) or all of `ca`, `cert`, `key`.
@@ -168,6 +217,8 @@ pub struct Overrides {
     /// `--insecure` (true) or nothing (the file decides).
     pub insecure: bool,
     pub insecure_peers: bool,
+    /// From `RAFTKV_ADMIN_TOKEN` (never a flag: command lines are visible to every user).
+    pub admin_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug)]
@@ -253,6 +304,9 @@ pub struct Config {
     /// Protected mode's overrides (see `protected.rs`).
     pub insecure: bool,
     pub insecure_peers: bool,
+    /// Admin write routes require this credential; without one they are served to
+    /// loopback clients only (`admin/auth.rs`).
+    pub admin_token: Option<Secret>,
 }
 
 impl Config {
@@ -407,6 +461,18 @@ impl Config {
             ));
         }
 
+        let admin_token = match (flags.admin_token.clone(), file.admin_token) {
+            (Some(t), _) => {
+                check_admin_token(ADMIN_TOKEN_ENV, &t)?;
+                Some(t)
+            }
+            (None, Some(t)) => {
+                check_admin_token("admin_token", &t)?;
+                Some(t)
+            }
+            (None, None) => None,
+        };
+
         let snapshot = resolve_snapshot(&file.snapshot)?;
         let tls = resolve_tls(id, flags.tls_dir.as_deref(), file.tls)?;
 
@@ -445,6 +511,7 @@ impl Config {
             tls,
             insecure: flags.insecure || file.insecure.unwrap_or(false),
             insecure_peers: flags.insecure_peers || file.insecure_peers.unwrap_or(false),
+            admin_token,
         })
     }
 
@@ -682,6 +749,55 @@ mod tests {
                 "{text:?}: error {err:?} does not name {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_file_or_the_environment_and_never_shows() {
+        let token = "s3cret-token-0123456789";
+        let c = resolve(
+            &format!("{GOOD}\nadmin_token = \"{token}\"\n"),
+            &Overrides::default(),
+        );
+        // `admin_token` after `[raft]` would belong to that table: put it first.
+        assert!(c.is_err());
+        let file = format!("admin_token = \"{token}\"\n{GOOD}");
+        let c = resolve(&file, &Overrides::default()).unwrap();
+        assert_eq!(c.admin_token.as_ref().map(Secret::expose), Some(token));
+        assert!(
+            !format!("{c:?}").contains(token),
+            "the token shows in Debug"
+        );
+        let env = Overrides {
+            admin_token: Some(Secret::new("from-the-environment-123")),
+            ..Overrides::default()
+        };
+        let c = resolve(&file, &env).unwrap();
+        assert_eq!(
+            c.admin_token.as_ref().map(Secret::expose),
+            Some("from-the-environment-123")
+        );
+        let err = resolve(
+            &format!("admin_token = \"short\"\n{GOOD}"),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("admin_token") && !err.contains("short\""),
+            "{err}"
+        );
+        let err = resolve(
+            GOOD,
+            &Overrides {
+                admin_token: Some(Secret::new("has a space in it, sadly")),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains(ADMIN_TOKEN_ENV), "{err}");
+        assert!(resolve(GOOD, &Overrides::default())
+            .unwrap()
+            .admin_token
+            .is_none());
     }
 
     #[test]

@@ -217,8 +217,14 @@ impl NodeHandle {
     }
 
     /// Hands leadership over (to `to`, or the most caught-up voter) and waits, at most
-    /// `within`, until this node no longer leads. Returns the node that leads then (if
-    /// known), or why it did not happen.
+    /// `within`, until this node no longer leads and knows who does. Returns the node
+    /// that leads then (`None` only if this node stepped down but heard from no new
+    /// leader within `within`), or why it did not happen.
+    ///
+    /// This node steps down when the target's campaign (a higher term) reaches it, and
+    /// learns the new leader only from its first append: returning at the step-down
+    /// answered `{"leader": null}` under load (`transfer_leader_moves_leadership_...`
+    /// in tests/cluster.rs failed so, once in six runs beside the flood test).
     pub async fn hand_over(
         &self,
         to: Option<NodeId>,
@@ -226,17 +232,30 @@ impl NodeHandle {
     ) -> Result<Option<NodeId>, String> {
         let deadline = tokio::time::Instant::now() + within;
         let target = self.transfer_leader(to).await?;
+        let mut stepped_down = None;
         while tokio::time::Instant::now() < deadline {
             let s = self.status().await.map_err(|e| e.to_string())?;
             if s.role != "leader" {
-                tracing::info!(target, leader = ?s.leader, "leadership handed over");
-                return Ok(s.leader);
+                if s.leader.is_some() {
+                    tracing::info!(target, leader = ?s.leader, "leadership handed over");
+                    return Ok(s.leader);
+                }
+                stepped_down = Some(s.leader);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Err(format!(
-            "leadership did not move to node {target} within {within:?}"
-        ))
+        match stepped_down {
+            Some(leader) => {
+                tracing::info!(
+                    target,
+                    "leadership handed over; no new leader heard from yet"
+                );
+                Ok(leader)
+            }
+            None => Err(format!(
+                "leadership did not move to node {target} within {within:?}"
+            )),
+        }
     }
 
     pub fn sender(&self) -> mpsc::Sender<Event> {

@@ -5,15 +5,18 @@
 //! ([`admin`]). [`server::start`] wires them; [`cli`] and [`up`] are the client and the
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
-//! Layers, lowest first; a module imports only from those before it:
-//! [`metrics`], [`config`], [`reply`], [`status`], [`protected`] → [`tls`] → [`handle`]
-//! (the loop's events and the async side's handle) → [`store`], [`snapshots`],
-//! [`transport`], [`resp`], [`admin`] → [`open`] (building a node from its config) →
-//! [`node_loop`] → [`server`] (wiring).
+//! Layers, lowest first; a module imports only from those before it (checked by
+//! `tests/layers.rs`): [`metrics`], [`config`], [`reply`], [`status`], [`clock`] →
+//! [`protected`], [`tls`], [`cluster_id`] → [`handle`] (the loop's events and the async
+//! side's handle) → [`store`], [`snapshots`], [`transport`], [`resp`], [`admin`],
+//! [`admin_client`] → [`open`] (building a node from its config) → [`node_loop`] →
+//! [`server`] (wiring), [`cli`] → [`up`].
 
 pub mod admin;
+pub mod admin_client;
 pub mod cli;
 pub mod clock;
+pub mod cluster_id;
 pub mod config;
 pub mod handle;
 pub mod metrics;

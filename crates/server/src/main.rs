@@ -79,12 +79,18 @@ enum Cmd {
     },
     /// Move leadership to node ID (default: the most caught-up voter), without an
     /// election timeout; fails with the reason if it cannot within 5 s.
+    ///
+    /// Sends the admin credential from RAFTKV_ADMIN_TOKEN when it is set (required by
+    /// nodes that have one configured; without one they serve loopback clients only).
     TransferLeader {
         /// The voter that is to lead.
         id: Option<u64>,
         /// Admin (HTTP) addresses of the nodes, tried in turn (the leader acts).
         #[arg(long, default_value = cli::DEFAULT_ADMIN)]
         admin: String,
+        /// HTTPS, trusting the CA in this PEM file (nodes with TLS serve admin over HTTPS).
+        #[arg(long)]
+        cacert: Option<PathBuf>,
     },
 }
 
@@ -184,8 +190,19 @@ fn main() -> ExitCode {
             args.extend(keys.iter().map(|k| k.as_bytes()));
             one_shot(&cluster, &args)
         }
-        Cmd::TransferLeader { id, admin } => {
-            match cli::transfer_leader(&cli::split_cluster(&admin), id) {
+        Cmd::TransferLeader { id, admin, cacert } => {
+            let tls = match cacert
+                .map(|ca| cli::ClientTls::from_ca_file(&ca))
+                .transpose()
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("raftkv: --cacert: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let client = server::admin_client::AdminClient::from_env(tls);
+            match cli::transfer_leader_with(&cli::split_cluster(&admin), id, &client) {
                 Ok(body) => {
                     println!("{body}");
                     ExitCode::SUCCESS
@@ -267,6 +284,10 @@ fn serve(a: ServeArgs) -> ExitCode {
         tls_dir: a.tls_dir,
         insecure: a.insecure,
         insecure_peers: a.insecure_peers,
+        admin_token: std::env::var(server::config::ADMIN_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(server::config::Secret::new),
     };
     let cfg = match Config::load(a.config.as_deref(), &flags) {
         Ok(c) => c,

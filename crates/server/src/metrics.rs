@@ -94,6 +94,33 @@ impl Counter {
     }
 }
 
+/// A counter split by a `reason` label (refusals: rare, so a mutex is cheap enough).
+#[derive(Default)]
+pub struct ByReason {
+    total: AtomicU64,
+    by: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl ByReason {
+    pub fn inc(&self, reason: &'static str) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+        *by.entry(reason).or_insert(0) += 1;
+    }
+    /// All reasons together.
+    pub fn get(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+    pub fn reason(&self, reason: &str) -> u64 {
+        let by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+        by.get(reason).copied().unwrap_or(0)
+    }
+    pub fn by_reason(&self) -> Vec<(&'static str, u64)> {
+        let by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+        by.iter().map(|(&r, &n)| (r, n)).collect()
+    }
+}
+
 pub fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(
         out,
@@ -121,9 +148,17 @@ pub struct LoopMetrics {
     pub dropped_inbound: Counter,
     /// Inbound peer connections closed at once: the connection limit was reached.
     pub peer_connections_refused: Counter,
-    /// Inbound peer connections whose handshake failed: TLS, certificate, `Hello`, or
-    /// the deadline.
-    pub peer_handshakes_refused: Counter,
+    /// Inbound peer connections whose handshake failed, by reason: `tls`, `certificate`,
+    /// `hello` (malformed, unknown node, another node's), `deadline`, and the cluster
+    /// identity's `cluster_id`, `bootstrap_list`, `storage` (`cluster_id/`).
+    pub peer_handshakes_refused: ByReason,
+    /// Outbound peer connections this node closed at the handshake because of the
+    /// answer: the peer's identity (`cluster_id`, `bootstrap_list`, `storage`) or a
+    /// malformed answer (`hello`).
+    pub peer_dials_refused: ByReason,
+    /// Admin write requests refused (`admin/auth.rs`): `no_credential`,
+    /// `bad_credential`, `not_loopback`.
+    pub admin_refused: ByReason,
     /// Frames from an authenticated peer that did not decode or broke the protocol (an
     /// append that is not a log slice, a message not from the sender): the connection
     /// is dropped.

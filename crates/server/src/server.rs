@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::cluster_id::ClusterIdentity;
 use crate::config::Config;
 use crate::handle::{Event, NodeHandle};
 use crate::metrics::LoopMetrics;
@@ -21,7 +22,7 @@ use crate::open::open_node;
 use crate::resp::commands::RespCtx;
 use crate::tls::Tls;
 use crate::transport::inbound::{self, Inbound};
-use crate::transport::peer::{spawn_writers, PeerRouter};
+use crate::transport::peer::{spawn_writers, PeerRouter, WriterCtx};
 
 /// Bound on the node loop's event channel.
 const EVENT_QUEUE: usize = 16 << 10;
@@ -76,6 +77,8 @@ pub struct Running {
     pub client_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub node: NodeHandle,
+    /// This node's cluster identity (its cluster ID once bound).
+    pub identity: Arc<ClusterIdentity>,
     tasks: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     node_done: tokio::sync::oneshot::Receiver<()>,
@@ -111,6 +114,8 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         queue_bytes,
     );
     let metrics = Arc::new(LoopMetrics::default());
+    // Before the log is opened: a data directory of another member refuses the start.
+    let identity = Arc::new(ClusterIdentity::open(&cfg).map_err(ServerError::Node)?);
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     let node =
         open_node(&cfg, router.clone(), metrics.clone(), tx.clone()).map_err(ServerError::Node)?;
@@ -138,7 +143,14 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         })?;
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut tasks = spawn_writers(cfg.id, &router, &cfg.peers, max_frame, tls.clone());
+    let writers = Arc::new(WriterCtx {
+        me: cfg.id,
+        max_frame,
+        tls: tls.clone(),
+        identity: identity.clone(),
+        metrics: metrics.clone(),
+    });
+    let mut tasks = spawn_writers(writers, &router, &cfg.peers);
     let inbound = Arc::new(Inbound {
         me: cfg.id,
         peers: cfg.peers.keys().copied().collect::<BTreeSet<_>>(),
@@ -150,6 +162,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         tls: tls.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_peer_connections)),
         handshake_timeout: cfg.limits.peer_handshake_timeout,
+        identity: identity.clone(),
     });
     tasks.push(tokio::spawn(inbound::accept_loop(peer_l, inbound)));
     let resp_ctx = Arc::new(RespCtx {
@@ -173,11 +186,15 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         stop,
         tls.clone(),
     )));
-    tasks.push(tokio::spawn(crate::admin::accept_loop(
-        admin_l,
-        handle.clone(),
-        tls,
-    )));
+    let admin = Arc::new(crate::admin::AdminState {
+        node: handle.clone(),
+        identity: identity.clone(),
+        auth: cfg.admin_token.as_ref().map(|t| {
+            Arc::new(crate::admin::auth::AdminToken::new(t))
+                as Arc<dyn crate::admin::auth::AdminAuthority>
+        }),
+    });
+    tasks.push(tokio::spawn(crate::admin::accept_loop(admin_l, admin, tls)));
 
     Ok(Running {
         id: cfg.id,
@@ -185,6 +202,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         client_addr,
         admin_addr,
         node: handle,
+        identity,
         tasks,
         thread: Some(thread),
         stop: stop_tx,

@@ -12,6 +12,7 @@ use driver::Request;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use server::cluster_id::ClusterId;
 use server::config::{parse_peer_list, parse_str, Config, Overrides};
 use server::reply::Reply;
 use server::resp::codec::{
@@ -235,7 +236,18 @@ fn frames() -> Vec<Frame> {
         })
     };
     vec![
-        Frame::Hello { from: 1, to: 300 },
+        Frame::Hello {
+            from: 1,
+            to: 300,
+            cluster: None,
+            bootstrap: 0x0123_4567_89ab_cdef,
+        },
+        Frame::Hello {
+            from: 2,
+            to: 1,
+            cluster: Some(ClusterId(0xfeed_0000_0000_0000_0000_0000_0000_beef)),
+            bootstrap: u64::MAX,
+        },
         m(MessageBody::Vote {
             last_index: 3,
             last_term: 2,
@@ -386,7 +398,7 @@ fn config_survives_random_and_mutated_input() {
         b"id = 1\npeer_addr = \"127.0.0.1:7001\"\n".to_vec(),
         b"id = 2\nread_mode = \"lease\"\nmax_value_bytes = 268435456\n[peers]\n\
           1 = \"127.0.0.1:7001\"\n2 = \"127.0.0.1:7002\"\n[raft]\nelection_timeout_ms = 60000\n\
-          [limits]\nmax_request_bytes = 9223372036854775807\nrequest_timeout_ms = 60000\n[snapshot]\nchunk_bytes = 1\n"
+          [limits]\nmax_request_bytes = 4611686018427387903\nmax_client_memory_bytes = 9223372036854775807\nrequest_timeout_ms = 60000\n[snapshot]\nchunk_bytes = 1\n"
             .to_vec(),
         b"1=127.0.0.1:7001,2=[::1]:7002".to_vec(),
     ];

@@ -25,12 +25,17 @@ fn have(tool: &str) -> bool {
 /// they close — could hold some port of every base. (Before, the scan started anywhere
 /// from 20,000 to 49,900 by the process id and never wrapped: a start in the ephemeral
 /// range right after the flood test found no free base.) The scan wraps, so every base is
-/// tried whatever the start.
+/// tried whatever the start. A base is handed out once per process: two tests running
+/// `raftkv up` at once scanned from the same start, both found the same base free before
+/// either bound it, and the second `up` exited on ports in use.
 fn free_base() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static HANDED_OUT: AtomicU16 = AtomicU16::new(0);
     const FIRST: u16 = 10_000;
     const BASES: u16 = 70; // 10,000 to 30,700, 300 apart; the highest port is 30,902
     let start = (std::process::id() % u32::from(BASES)) as u16;
-    for k in 0..BASES {
+    for _ in 0..BASES {
+        let k = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
         let base = FIRST + ((start + k) % BASES) * 300;
         let free = (0..3u16).all(|i| {
             [base + i, base + 100 + i, base + 200 + i]
@@ -52,7 +57,14 @@ struct Up {
 impl Up {
     /// Starts `raftkv up` and waits for its banner (it prints it once a leader is known).
     fn start(data: &Path, base: u16) -> Up {
+        Up::start_with_env(data, base, &[])
+    }
+
+    /// `raftkv up` with `env` set (its nodes inherit it).
+    fn start_with_env(data: &Path, base: u16, env: &[(&str, &str)]) -> Up {
         let mut child = Command::new(RAFTKV)
+            .envs(env.iter().copied())
+            .env_remove_unless_set(ADMIN_TOKEN_ENV, env)
             .arg("up")
             .arg("--data")
             .arg(data)
@@ -123,7 +135,62 @@ impl Drop for Up {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).output().expect("run command")
+    Command::new(cmd)
+        .env_remove(ADMIN_TOKEN_ENV)
+        .args(args)
+        .output()
+        .expect("run command")
+}
+
+const ADMIN_TOKEN_ENV: &str = "RAFTKV_ADMIN_TOKEN";
+
+/// Keeps the test's own environment from deciding whether a child has a token.
+trait EnvRemoveUnlessSet {
+    fn env_remove_unless_set(&mut self, name: &str, set: &[(&str, &str)]) -> &mut Self;
+}
+
+impl EnvRemoveUnlessSet for Command {
+    fn env_remove_unless_set(&mut self, name: &str, set: &[(&str, &str)]) -> &mut Self {
+        if !set.iter().any(|(k, _)| *k == name) {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+
+/// `RAFTKV_ADMIN_TOKEN` set for `raftkv up` reaches its nodes, and `raftkv
+/// transfer-leader` reads it too: without it the command is refused (401), with it the
+/// leader moves. The token appears in no node's log.
+#[test]
+fn the_admin_token_from_the_environment_guards_transfer_leader() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let base = free_base();
+    let token = "env-admin-token-0123456789abcdef";
+    let up = Up::start_with_env(data.path(), base, &[(ADMIN_TOKEN_ENV, token)]);
+    let admin = (0..3)
+        .map(|i| format!("127.0.0.1:{}", base + 200 + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let o = run(RAFTKV, &["transfer-leader", "--admin", &admin]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refused (401)"), "{err}");
+    let o = Command::new(RAFTKV)
+        .env(ADMIN_TOKEN_ENV, token)
+        .args(["transfer-leader", "--admin", &admin])
+        .output()
+        .expect("run raftkv");
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("\"leader\""), "{o:?}");
+    up.stop();
+    for i in 1..=3 {
+        let log = std::fs::read_to_string(data.path().join(format!("node{i}.log"))).unwrap();
+        assert!(!log.contains(token), "node {i} logged the token");
+        // The command stopped at the first node's refusal.
+        if i == 1 {
+            assert!(log.contains("refusing an admin write request"), "{log}");
+        }
+    }
 }
 
 fn stdout(o: &Output) -> String {

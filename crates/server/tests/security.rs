@@ -31,8 +31,16 @@ fn frame_bytes(f: &Frame) -> Vec<u8> {
     out.to_vec()
 }
 
-fn hello(from: u64, to: u64) -> Vec<u8> {
-    frame_bytes(&Frame::Hello { from, to })
+/// The `Hello` a genuine member `from` of `c` sends to `to`: with the cluster's ID, so
+/// that what follows is judged on its own (the node answers with its own `Hello`).
+fn hello(c: &Cluster, from: u64, to: u64) -> Vec<u8> {
+    let id = &c.node(to).identity;
+    frame_bytes(&Frame::Hello {
+        from,
+        to,
+        cluster: Some(id.current().expect("the node has its cluster ID")),
+        bootstrap: id.bootstrap(),
+    })
 }
 
 /// Waits (up to 5 s) for `read` on a stream to report the peer closed it; false if it
@@ -178,7 +186,7 @@ fn an_append_with_a_gap_is_rejected_at_decode_and_the_node_keeps_serving() {
         },
     });
     let mut s = connect(c.node(victim).peer_addr);
-    s.write_all(&hello(sender, victim)).unwrap();
+    s.write_all(&hello(&c, sender, victim)).unwrap();
     s.write_all(&frame_bytes(&forged)).unwrap();
     assert!(closed_by_peer(&mut s), "the forged append was accepted");
     let m = metrics(&c, victim);
@@ -205,7 +213,7 @@ fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
         },
     });
     let mut s = connect(c.node(victim).peer_addr);
-    s.write_all(&hello(sender, victim)).unwrap();
+    s.write_all(&hello(&c, sender, victim)).unwrap();
     s.write_all(&frame_bytes(&absurd)).unwrap();
     let admin = c.node(victim).admin_addr;
     let line = "raftkv_core_refusals_total{reason=\"absurd_term\"} 1";
@@ -230,7 +238,7 @@ fn timeout_now_from_a_follower_leaves_the_leader_in_place() {
     let (leader, victim, sender) = leader_victim_and_sender(&c);
     let term = c.status(victim).term;
     let mut s = connect(c.node(victim).peer_addr);
-    s.write_all(&hello(sender, victim)).unwrap();
+    s.write_all(&hello(&c, sender, victim)).unwrap();
     for t in [term, term + 1] {
         let forged = Frame::Raft(Message {
             from: sender,
@@ -376,7 +384,7 @@ fn a_peer_certificate_from_another_ca_is_refused() {
     // The impostor trusts the real CA (it knows the cluster) but its own certificate
     // comes from another one.
     let mut s = peer_tls(c.node(1).peer_addr, 1, &other, 2, &certs.ca());
-    let _ = s.write_all(&hello(2, 1));
+    let _ = s.write_all(&hello(&c, 2, 1));
     let _ = s.flush();
     assert!(closed_by_peer(&mut s), "a foreign certificate was accepted");
     let m = metrics(&c, 1);
@@ -391,7 +399,7 @@ fn a_valid_certificate_claiming_another_members_id_is_refused() {
     let addr = c.node(1).peer_addr;
     // Node 3's genuine certificate, saying it is node 2: refused.
     let mut s = peer_tls(addr, 1, &certs, 3, &certs.ca());
-    s.write_all(&hello(2, 1)).unwrap();
+    s.write_all(&hello(&c, 2, 1)).unwrap();
     s.flush().unwrap();
     assert!(
         closed_by_peer(&mut s),
@@ -401,7 +409,7 @@ fn a_valid_certificate_claiming_another_members_id_is_refused() {
     eventually("refusal counted", || m.peer_handshakes_refused.get() == 1);
     // The same certificate saying who it is: accepted (the connection stays open).
     let mut s = peer_tls(addr, 1, &certs, 3, &certs.ca());
-    s.write_all(&hello(3, 1)).unwrap();
+    s.write_all(&hello(&c, 3, 1)).unwrap();
     s.flush().unwrap();
     assert!(!closed_by_peer(&mut s), "node 3 could not say it is node 3");
     assert_eq!(metrics(&c, 1).peer_handshakes_refused.get(), 1);
@@ -414,7 +422,7 @@ fn plaintext_to_tls_ports_is_refused() {
     let c = tls_cluster(1, &certs);
     // Peer port: a plaintext hello is not a TLS ClientHello.
     let mut s = connect(c.node(1).peer_addr);
-    s.write_all(&hello(2, 1)).unwrap();
+    s.write_all(&hello(&c, 2, 1)).unwrap();
     assert!(closed_by_peer(&mut s));
     // RESP port: PING gets no PONG.
     let mut s = connect(c.client_addr(1));

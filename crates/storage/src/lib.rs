@@ -40,3 +40,16 @@ pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
 pub use snapshot::{FileSnapshotStore, SnapshotInfo, SnapshotReader, SnapshotWriter};
 pub use snapshot_storage::{MemSnapshotStore, SaveStarted, SnapshotStorage};
+
+/// Writes a small file durably, for files other crates keep beside the log (the server's
+/// cluster identity): `dir` is created if missing (its new levels' parents synced), then
+/// `name.tmp` is written and synced, renamed over `name`, and `dir` synced. A crash leaves
+/// either the old file or the new one, and a stray `name.tmp` at worst.
+pub fn write_file_durably(
+    dir: &std::path::Path,
+    name: &str,
+    contents: &[u8],
+) -> Result<std::path::PathBuf> {
+    fsutil::ensure_dir(dir)?;
+    fsutil::write_file_atomically(dir, name, contents, &None)
+}

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use driver::Request;
 use kv::{Command, KvStore, SessionTag};
 use raft::{Entry, EntryKind, HardState, Membership, Message, MessageBody, SnapshotMeta};
+use server::cluster_id::ClusterId;
 use server::reply::Reply;
 use server::transport::codec::{encode_frame, Frame};
 use storage::LogStore;
@@ -155,7 +156,20 @@ fn resp(root: &Path) {
 
 fn peer_frame(root: &Path) {
     let mut o = Out::new(root, "peer_frame");
-    let mut frames = vec![Frame::Hello { from: 1, to: 300 }];
+    let mut frames = vec![
+        Frame::Hello {
+            from: 1,
+            to: 300,
+            cluster: None,
+            bootstrap: 0x0123_4567_89ab_cdef,
+        },
+        Frame::Hello {
+            from: 2,
+            to: 1,
+            cluster: Some(ClusterId(0xfeed_0000_0000_0000_0000_0000_0000_beef)),
+            bootstrap: u64::MAX,
+        },
+    ];
     frames.extend(messages().into_iter().map(Frame::Raft));
     let reqs = [
         Request::Get { key: b("k") },

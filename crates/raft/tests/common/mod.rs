@@ -176,6 +176,11 @@ impl Net {
         self.cut.insert((b, a));
     }
 
+    /// Loses every message from `from` to `to` (the other direction still works).
+    pub fn cut_one_way(&mut self, from: NodeId, to: NodeId) {
+        self.cut.insert((from, to));
+    }
+
     pub fn heal(&mut self) {
         self.cut.clear();
     }

@@ -15,6 +15,7 @@
 //! the previous configuration in use, with one warning per change seen.
 
 pub mod certs;
+pub mod client;
 pub mod identity;
 
 use std::path::Path;

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! frame   = length:u32 (big endian; bytes after this field, 2 ..= max_frame)
-//!           version:u8 (= 1) kind:u8 body
-//! kind    = 1 Hello       from:varint to:varint
+//!           version:u8 (= 3) kind:u8 body
+//! kind    = 1 Hello       from:varint to:varint cluster:opt(u128 BE) bootstrap:u64 BE
 //!         | 2 Raft        raft::Message
 //!         | 3 ForwardReq  id:varint request
 //!         | 4 ForwardResp id:varint reply
@@ -22,10 +22,12 @@ use driver::Request;
 use kv::varint::put as put_varint;
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, NodeId, SnapshotMeta};
 
+use crate::cluster_id::ClusterId;
 use crate::reply::Reply;
 
-/// 2: forwarded requests carry their exactly-once session.
-pub const VERSION: u8 = 2;
+/// 2: forwarded requests carry their exactly-once session. 3: `Hello` carries the
+/// cluster identity and is answered by one.
+pub const VERSION: u8 = 3;
 /// The length prefix.
 pub const LEN_BYTES: usize = 4;
 
@@ -36,11 +38,16 @@ const KIND_FORWARD_RESP: u8 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// First frame on every connection: who is calling whom. The receiver refuses a
-    /// connection from an unknown node or meant for another one (a misconfiguration).
+    /// First frame on every connection, and the acceptor's answer to it: who is calling
+    /// whom, and which cluster each belongs to (`cluster_id/`). The receiver refuses a
+    /// connection from an unknown node, meant for another one, or of another cluster.
     Hello {
         from: NodeId,
         to: NodeId,
+        /// The sender's cluster ID; `None` while it has none yet (bootstrap).
+        cluster: Option<ClusterId>,
+        /// The fingerprint of the sender's bootstrap member list.
+        bootstrap: u64,
     },
     Raft(Message),
     /// A client request a follower passes to the leader; `id` is the follower's.
@@ -108,10 +115,20 @@ pub fn encode_frame(
     out.put_u32(0); // patched below
     out.put_u8(VERSION);
     match frame {
-        Frame::Hello { from, to } => {
+        Frame::Hello {
+            from,
+            to,
+            cluster,
+            bootstrap,
+        } => {
             out.put_u8(KIND_HELLO);
             put_varint(out, *from);
             put_varint(out, *to);
+            put_bool(out, cluster.is_some());
+            if let Some(c) = cluster {
+                out.put_u128(c.0);
+            }
+            out.put_u64(*bootstrap);
         }
         Frame::Raft(msg) => {
             out.put_u8(KIND_RAFT);
@@ -495,6 +512,12 @@ pub fn decode_body(body: Bytes) -> Result<Frame, CodecError> {
         KIND_HELLO => Frame::Hello {
             from: r.varint("hello")?,
             to: r.varint("hello")?,
+            cluster: if r.bool("hello cluster")? {
+                Some(ClusterId(r.u128("hello cluster")?))
+            } else {
+                None
+            },
+            bootstrap: r.u64("hello bootstrap")?,
         },
         KIND_RAFT => Frame::Raft(decode_message(&mut r)?),
         KIND_FORWARD_REQ => Frame::ForwardReq {
@@ -532,6 +555,20 @@ impl Reader {
             return Err(CodecError::Truncated(what));
         }
         Ok(self.buf.get_u8())
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        if self.buf.remaining() < 8 {
+            return Err(CodecError::Truncated(what));
+        }
+        Ok(self.buf.get_u64())
+    }
+
+    fn u128(&mut self, what: &'static str) -> Result<u128, CodecError> {
+        if self.buf.remaining() < 16 {
+            return Err(CodecError::Truncated(what));
+        }
+        Ok(self.buf.get_u128())
     }
 
     fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
@@ -886,7 +923,18 @@ mod tests {
                 done: false,
                 stamp: 9,
             }),
-            Frame::Hello { from: 1, to: 2 },
+            Frame::Hello {
+                from: 1,
+                to: 2,
+                cluster: None,
+                bootstrap: 0,
+            },
+            Frame::Hello {
+                from: u64::MAX,
+                to: 3,
+                cluster: Some(ClusterId(u128::MAX - 7)),
+                bootstrap: u64::MAX,
+            },
             msg(MessageBody::PreVote {
                 last_index: 5,
                 last_term: 2,
@@ -1146,7 +1194,8 @@ mod tests {
             vec![0, 0, 0, 7, 1, 2, 1, 1, 1, 4, 2], // bool that is 2
             // Hello with an 11-byte varint.
             vec![
-                0, 0, 0, 13, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1,
+                0, 0, 0, 13, VERSION, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                0xff, 1,
             ],
             // Append claiming 2^60 entries.
             vec![
@@ -1154,7 +1203,18 @@ mod tests {
                 0x80, 0x80, 0x80, 0x10,
             ],
             // Hello with a trailing byte.
-            vec![0, 0, 0, 5, 1, 1, 1, 2, 0],
+            vec![0, 0, 0, 14, VERSION, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            // Hello whose cluster flag is 2.
+            vec![0, 0, 0, 13, VERSION, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+            // Hello with a cluster flag and 15 of the ID's 16 bytes.
+            [
+                vec![0, 0, 0, 28, VERSION, 1, 1, 2, 1],
+                vec![0; 15],
+                vec![0; 8],
+            ]
+            .concat(),
+            // Hello without its bootstrap fingerprint.
+            vec![0, 0, 0, 5, VERSION, 1, 1, 2, 0],
         ];
         for raw in bad {
             assert!(decode_frame(&raw, MAX).is_err(), "{raw:?}");

@@ -1,9 +1,14 @@
 //! Inbound peer connections: the accept loop and one reader task per connection.
 //!
-//! A connection must open with `Hello { from, to }` naming a configured peer and this
-//! node (with TLS: after a handshake in which the peer showed a certificate from the
-//! cluster CA that names member `from`); anything else is refused and the connection
-//! closed with a log line. After that every frame is decoded and handed to the node loop.
+//! A connection must open with `Hello { from, to, cluster, bootstrap }` naming a
+//! configured peer and this node (with TLS: after a handshake in which the peer showed a
+//! certificate from the cluster CA that names member `from`); anything else is refused
+//! and the connection closed with a log line. The node answers with its own `Hello`
+//! (its cluster identity), after applying the binding rules of `cluster_id/` to the
+//! peer's; frames are read only if both were bound to the same cluster ID, else the
+//! connection closes — quietly while one side is still binding (it redials), with a log
+//! line and a metric when the identities conflict. After that every frame is decoded
+//! and handed to the node loop.
 //! A decoding error (bad version, garbage, oversized frame, an append that is not a slice
 //! of a log) closes the connection with a log line: the stream cannot be resynchronised,
 //! and the peer's writer reconnects.
@@ -17,65 +22,22 @@
 //!   the 64 KiB read buffer and `max_frame`-sized bodies come only after.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use raft::NodeId;
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::Semaphore;
 
-use super::codec::{check_len, decode_body, CodecError, Frame, LEN_BYTES};
+use super::codec::Frame;
+use super::framing::{read_frame, write_frame, ReadError, HELLO_MAX_FRAME};
 use super::peer::PeerRouter;
+use crate::cluster_id::{ClusterIdentity, PeerView};
 use crate::handle::Event;
 use crate::metrics::LoopMetrics;
 use crate::reply::Reply;
 use crate::tls::{identity, Tls};
-
-/// The longest frame read before the handshake is done: a `Hello` is a header and two
-/// varints (at most 22 bytes).
-pub const HELLO_MAX_FRAME: usize = 32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("bad frame: {0}")]
-    Codec(#[from] CodecError),
-}
-
-/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max_frame: usize,
-) -> Result<Option<Frame>, ReadError> {
-    let mut len = [0u8; LEN_BYTES];
-    let mut got = 0;
-    while got < LEN_BYTES {
-        let n = r.read(&mut len[got..]).await?;
-        if n == 0 {
-            if got == 0 {
-                return Ok(None);
-            }
-            return Err(CodecError::Truncated("length prefix").into());
-        }
-        got += n;
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    // Checked before allocating: a forged length cannot make us reserve memory.
-    check_len(len, max_frame)?;
-    let mut body = BytesMut::zeroed(len);
-    match r.read_exact(&mut body).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            return Err(CodecError::Truncated("frame").into())
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(Some(decode_body(body.freeze())?))
-}
 
 pub struct Inbound {
     pub me: NodeId,
@@ -91,6 +53,8 @@ pub struct Inbound {
     /// One permit per open connection (`limits.max_peer_connections`).
     pub slots: Arc<Semaphore>,
     pub handshake_timeout: std::time::Duration,
+    /// This node's cluster identity; handshakes may bind it.
+    pub identity: Arc<ClusterIdentity>,
 }
 
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<Inbound>) {
@@ -125,8 +89,27 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<Inbound>) {
     }
 }
 
-/// Why a handshake failed, or `None` for a connection closed before saying anything.
-type Handshake<S> = Result<Option<(NodeId, S)>, String>;
+/// A refused handshake: the `reason` label of the metric, and what to log.
+pub struct Refused {
+    pub reason: &'static str,
+    pub why: String,
+    /// The identity refusals name the peer: they are logged at warn once a minute per
+    /// peer and reason (a misconfigured peer redials every second).
+    pub peer: Option<NodeId>,
+}
+
+fn refused(reason: &'static str, why: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        why: why.into(),
+        peer: None,
+    }
+}
+
+/// The peer and the stream to read its frames from; `None` for a connection that ends
+/// without frames and without a refusal (closed before saying anything, or an identity
+/// still being agreed on: the peer redials).
+type Handshake<S> = Result<Option<(NodeId, S)>, Refused>;
 
 async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
     match &ctx.tls {
@@ -147,25 +130,40 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
     }
 }
 
-/// Runs a handshake under the deadline; a failure is counted.
+/// Runs a handshake under the deadline; a refusal is counted by reason and logged here.
 async fn within_deadline<S>(
     ctx: &Inbound,
     hs: impl std::future::Future<Output = Handshake<S>>,
-) -> Handshake<S> {
+) -> Result<Option<(NodeId, S)>, String> {
     let result = match tokio::time::timeout(ctx.handshake_timeout, hs).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no handshake within {:?}", ctx.handshake_timeout)),
+        Err(_) => Err(refused(
+            "deadline",
+            format!("no handshake within {:?}", ctx.handshake_timeout),
+        )),
     };
-    if result.is_err() {
-        ctx.metrics.peer_handshakes_refused.inc();
+    match result {
+        Ok(r) => Ok(r),
+        Err(r) => {
+            ctx.metrics.peer_handshakes_refused.inc(r.reason);
+            match r.peer {
+                Some(peer) if !ctx.identity.should_warn_about(peer, r.reason, false) => {
+                    tracing::debug!(peer, reason = r.reason, "{}", r.why);
+                    Ok(None)
+                }
+                _ => Err(r.why),
+            }
+        }
     }
-    result
 }
 
 async fn handshake_plain(mut stream: TcpStream, ctx: &Inbound) -> Handshake<TcpStream> {
-    Ok(read_hello(&mut stream, ctx)
+    let Some((from, theirs)) = read_hello(&mut stream, ctx).await? else {
+        return Ok(None);
+    };
+    Ok(answer_hello(&mut stream, from, theirs, ctx)
         .await?
-        .map(|from| (from, stream)))
+        .then_some((from, stream)))
 }
 
 /// TLS first (the peer's certificate must chain to the cluster CA: rustls checks it),
@@ -179,17 +177,19 @@ async fn handshake_tls(
         .peer_acceptor()
         .accept(stream)
         .await
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    let Some(from) = read_hello(&mut stream, ctx).await? else {
+        .map_err(|e| refused("tls", format!("TLS handshake failed: {e}")))?;
+    let Some((from, theirs)) = read_hello(&mut stream, ctx).await? else {
         return Ok(None);
     };
     let (_, conn) = stream.get_ref();
     let cert = conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .ok_or("the peer presented no certificate")?;
-    identity::certifies_member(cert, from)?;
-    Ok(Some((from, stream)))
+        .ok_or_else(|| refused("certificate", "the peer presented no certificate"))?;
+    identity::certifies_member(cert, from).map_err(|e| refused("certificate", e))?;
+    Ok(answer_hello(&mut stream, from, theirs, ctx)
+        .await?
+        .then_some((from, stream)))
 }
 
 /// Reads the `Hello` from an unbuffered stream (so nothing beyond it is read or
@@ -197,23 +197,74 @@ async fn handshake_tls(
 async fn read_hello<R: AsyncRead + Unpin>(
     r: &mut R,
     ctx: &Inbound,
-) -> Result<Option<NodeId>, String> {
+) -> Result<Option<(NodeId, PeerView)>, Refused> {
     match read_frame(r, HELLO_MAX_FRAME).await {
-        Ok(Some(Frame::Hello { from, to })) => {
+        Ok(Some(Frame::Hello {
+            from,
+            to,
+            cluster,
+            bootstrap,
+        })) => {
             if to != ctx.me {
-                return Err(format!("hello for node {to}, but this is node {}", ctx.me));
-            }
-            if !ctx.peers.contains(&from) {
-                return Err(format!(
-                    "hello from node {from}, which is not a configured peer"
+                return Err(refused(
+                    "hello",
+                    format!("hello for node {to}, but this is node {}", ctx.me),
                 ));
             }
-            Ok(Some(from))
+            if !ctx.peers.contains(&from) {
+                return Err(refused(
+                    "hello",
+                    format!("hello from node {from}, which is not a configured peer"),
+                ));
+            }
+            Ok(Some((from, PeerView { cluster, bootstrap })))
         }
-        Ok(Some(other)) => Err(format!("expected hello, got {}", frame_name(&other))),
+        Ok(Some(other)) => Err(refused(
+            "hello",
+            format!("expected hello, got {}", frame_name(&other)),
+        )),
         Ok(None) => Ok(None),
-        Err(e) => Err(format!("bad hello: {e}")),
+        Err(e) => Err(refused("hello", format!("bad hello: {e}"))),
     }
+}
+
+/// Applies the binding rules to the peer's identity, answers with this node's (as it
+/// is afterwards: adopting or minting happens first), and says whether frames may flow:
+/// only if both were bound to one cluster ID.
+async fn answer_hello<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    from: NodeId,
+    theirs: PeerView,
+    ctx: &Inbound,
+) -> Result<bool, Refused> {
+    let verdict = ctx.identity.reconcile(from, theirs);
+    let mine = ctx.identity.view();
+    // Answered even when refusing, so the dialler can log why: an identity is no secret.
+    let answer = Frame::Hello {
+        from: ctx.me,
+        to: from,
+        cluster: mine.cluster,
+        bootstrap: mine.bootstrap,
+    };
+    let sent = write_frame(stream, &answer).await;
+    if let Err(r) = verdict {
+        return Err(Refused {
+            reason: r.reason(),
+            why: format!("refusing node {from}: {r}"),
+            peer: Some(from),
+        });
+    }
+    sent.map_err(|e| refused("hello", format!("cannot answer the hello: {e}")))?;
+    let agreed = theirs.cluster.is_some() && theirs.cluster == mine.cluster;
+    if !agreed {
+        tracing::debug!(
+            peer = from,
+            ours = ?mine.cluster,
+            theirs = ?theirs.cluster,
+            "closing a handshake while the cluster identity is being agreed on (the peer redials)"
+        );
+    }
+    Ok(agreed)
 }
 
 /// After the handshake: every frame to the node loop.

@@ -2,5 +2,6 @@
 //! tasks, and the inbound accept loop.
 
 pub mod codec;
+pub mod framing;
 pub mod inbound;
 pub mod peer;

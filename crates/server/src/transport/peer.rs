@@ -10,9 +10,16 @@
 //! With TLS the writer dials with the peer's member name (`raftkv-member-N`) as the
 //! server name, so it talks to that member and no other, and shows its own certificate.
 //!
-//! The connection is one-way: the peer answers over its own connection to us. Anything
-//! read from this socket therefore means the peer closed it (or broke the protocol),
-//! which we treat as a broken connection.
+//! The handshake goes both ways: the writer sends its `Hello` (with this node's cluster
+//! identity) and reads the peer's answering `Hello`, to which it applies the binding
+//! rules of `cluster_id/` (it may adopt the peer's cluster ID). Frames are sent only if
+//! both sides were bound to the same cluster ID; a conflict is logged and counted
+//! (`raftkv_peer_handshakes_refused_total{direction="outbound"}`) and retried at the
+//! slowest backoff, since it lasts until someone fixes a configuration.
+//!
+//! After the handshake the connection is one-way: the peer answers over its own
+//! connection to us. Anything read from this socket therefore means the peer closed it
+//! (or broke the protocol), which we treat as a broken connection.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +35,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::codec::{encode_frame, Frame};
+use super::framing::{read_frame, write_frame, ReadError, HELLO_MAX_FRAME};
+use crate::cluster_id::{ClusterIdentity, PeerView};
+use crate::metrics::LoopMetrics;
 use crate::tls::{identity, Tls};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -224,38 +234,53 @@ impl Transport for PeerRouter {
     }
 }
 
+/// What every writer task shares.
+pub struct WriterCtx {
+    pub me: NodeId,
+    pub max_frame: usize,
+    pub tls: Option<Arc<Tls>>,
+    pub identity: Arc<ClusterIdentity>,
+    pub metrics: Arc<LoopMetrics>,
+}
+
 /// Starts one writer task per peer. `addrs` gives each peer's listener address.
 pub fn spawn_writers(
-    me: NodeId,
+    ctx: Arc<WriterCtx>,
     router: &PeerRouter,
     addrs: &BTreeMap<NodeId, String>,
-    max_frame: usize,
-    tls: Option<Arc<Tls>>,
 ) -> Vec<JoinHandle<()>> {
     router
         .queues()
         .filter_map(|(id, q)| {
             let addr = addrs.get(&id)?.clone();
             let q = q.clone();
-            let tls = tls.clone();
-            Some(tokio::spawn(run_writer(me, id, addr, q, max_frame, tls)))
+            Some(tokio::spawn(run_writer(ctx.clone(), id, addr, q)))
         })
         .collect()
 }
 
-async fn run_writer(
-    me: NodeId,
-    peer: NodeId,
-    addr: String,
-    queue: Arc<PeerQueue>,
-    max_frame: usize,
-    tls: Option<Arc<Tls>>,
-) {
+/// How a connection ended.
+enum Ended {
+    /// Broken (or never set up): reconnect with backoff.
+    Lost(String),
+    /// This handshake bound this node's identity (it adopted the peer's cluster ID):
+    /// redial at once, now as a bound member.
+    Bound,
+    /// One side is still waiting for a cluster ID: redial with backoff, quietly.
+    Unbound,
+    /// The peer's identity conflicts with ours (counted and logged): retry slowly.
+    Refused,
+}
+
+async fn run_writer(ctx: Arc<WriterCtx>, peer: NodeId, addr: String, queue: Arc<PeerQueue>) {
+    let me = ctx.me;
     let mut backoff = MIN_BACKOFF;
     let mut failures: u64 = 0;
+    // Connections that failed at the handshake in a row (the first is logged at warn).
+    let mut handshake_failures: u64 = 0;
     let mut jitter = me.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ peer;
     loop {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        let ended = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 if let Err(e) = set_user_timeout(&stream, USER_TIMEOUT_MS) {
@@ -266,13 +291,11 @@ async fn run_writer(
                 } else {
                     tracing::debug!(peer, %addr, "connected to peer");
                 }
-                let err = match &tls {
+                failures = 0;
+                match &ctx.tls {
                     None => {
                         let (rd, wr) = stream.into_split();
-                        failures = 0;
-                        backoff = MIN_BACKOFF;
-                        queue.connected.store(true, Ordering::Relaxed);
-                        pump(me, peer, rd, wr, &queue, max_frame).await
+                        pump(&ctx, peer, &addr, rd, wr, &queue).await
                     }
                     Some(tls) => {
                         let name = identity::member_server_name(peer);
@@ -280,18 +303,13 @@ async fn run_writer(
                         match tokio::time::timeout(CONNECT_TIMEOUT, hs).await {
                             Ok(Ok(stream)) => {
                                 let (rd, wr) = tokio::io::split(stream);
-                                failures = 0;
-                                backoff = MIN_BACKOFF;
-                                queue.connected.store(true, Ordering::Relaxed);
-                                pump(me, peer, rd, wr, &queue, max_frame).await
+                                pump(&ctx, peer, &addr, rd, wr, &queue).await
                             }
-                            Ok(Err(e)) => format!("TLS handshake failed: {e}"),
-                            Err(_) => "TLS handshake timed out".to_string(),
+                            Ok(Err(e)) => Ended::Lost(format!("TLS handshake failed: {e}")),
+                            Err(_) => Ended::Lost("TLS handshake timed out".to_string()),
                         }
                     }
-                };
-                queue.connected.store(false, Ordering::Relaxed);
-                tracing::warn!(peer, %addr, "connection to peer lost: {err}");
+                }
             }
             Ok(Err(e)) => {
                 failures += 1;
@@ -301,13 +319,37 @@ async fn run_writer(
                 } else {
                     tracing::debug!(peer, %addr, failures, "cannot connect to peer: {e}");
                 }
+                Ended::Unbound
             }
             Err(_) => {
                 failures += 1;
                 if failures == 1 {
                     tracing::warn!(peer, %addr, "connecting to peer timed out (will retry)");
                 }
+                Ended::Unbound
             }
+        };
+        match ended {
+            Ended::Bound => {
+                backoff = MIN_BACKOFF;
+                continue;
+            }
+            Ended::Lost(err) => {
+                if queue.connected.swap(false, Ordering::Relaxed) {
+                    backoff = MIN_BACKOFF;
+                    handshake_failures = 0;
+                    tracing::warn!(peer, %addr, "connection to peer lost: {err}");
+                } else {
+                    handshake_failures += 1;
+                    if handshake_failures == 1 {
+                        tracing::warn!(peer, %addr, "peer handshake failed (will retry): {err}");
+                    } else {
+                        tracing::debug!(peer, %addr, "peer handshake failed: {err}");
+                    }
+                }
+            }
+            Ended::Unbound => {}
+            Ended::Refused => backoff = MAX_BACKOFF,
         }
         // xorshift jitter: sleep between backoff/2 and backoff.
         jitter ^= jitter << 13;
@@ -341,22 +383,78 @@ fn set_user_timeout(stream: &TcpStream, ms: u32) -> std::io::Result<()> {
     }
 }
 
-/// Sends `Hello`, then queued frames until the connection fails; returns why.
+/// The handshake (module docs), then queued frames until the connection fails.
 async fn pump(
-    me: NodeId,
+    ctx: &WriterCtx,
     peer: NodeId,
+    addr: &str,
     mut rd: impl AsyncRead + Unpin,
     mut wr: impl AsyncWrite + Unpin,
     queue: &PeerQueue,
-    max_frame: usize,
-) -> String {
+) -> Ended {
+    let me = ctx.me;
+    let sent = ctx.identity.view();
+    let hello = Frame::Hello {
+        from: me,
+        to: peer,
+        cluster: sent.cluster,
+        bootstrap: sent.bootstrap,
+    };
+    if let Err(e) = write_frame(&mut wr, &hello).await {
+        return Ended::Lost(format!("write: {e}"));
+    }
+    let refuse = |reason: &'static str, why: String| {
+        ctx.metrics.peer_dials_refused.inc(reason);
+        if ctx.identity.should_warn_about(peer, reason, true) {
+            tracing::warn!(peer, %addr, reason, "refusing to talk to node {peer}: {why}");
+        } else {
+            tracing::debug!(peer, %addr, reason, "refusing to talk to node {peer}: {why}");
+        }
+        Ended::Refused
+    };
+    let answer = match tokio::time::timeout(CONNECT_TIMEOUT, read_frame(&mut rd, HELLO_MAX_FRAME))
+        .await
+    {
+        Err(_) => return Ended::Lost(format!("no answer to our hello within {CONNECT_TIMEOUT:?}")),
+        Ok(Ok(None)) => {
+            return Ended::Lost(
+                "the peer closed the connection at the handshake (it refused us: see its log)"
+                    .into(),
+            )
+        }
+        Ok(Err(ReadError::Io(e))) => return Ended::Lost(format!("read: {e}")),
+        Ok(Err(e)) => return refuse("hello", format!("bad answer to our hello: {e}")),
+        Ok(Ok(Some(f))) => f,
+    };
+    let theirs = match answer {
+        Frame::Hello {
+            from,
+            to,
+            cluster,
+            bootstrap,
+        } if from == peer && to == me => PeerView { cluster, bootstrap },
+        Frame::Hello { from, to, .. } => {
+            return refuse(
+                "hello",
+                format!("answered as node {from} to node {to}: another node listens at {addr}"),
+            )
+        }
+        _ => return refuse("hello", "did not answer our hello with one".into()),
+    };
+    if let Err(r) = ctx.identity.reconcile(peer, theirs) {
+        return refuse(r.reason(), r.to_string());
+    }
+    if sent.cluster.is_none() || sent.cluster != theirs.cluster {
+        // The peer closes this connection: one of us had no cluster ID when it spoke.
+        return if ctx.identity.current() != sent.cluster {
+            Ended::Bound
+        } else {
+            Ended::Unbound
+        };
+    }
+    queue.connected.store(true, Ordering::Relaxed);
     let mut buf = BytesMut::with_capacity(64 << 10);
-    if let Err(e) = encode_frame(&Frame::Hello { from: me, to: peer }, max_frame, &mut buf) {
-        return format!("cannot encode hello: {e}");
-    }
-    if let Err(e) = write_out(&mut wr, &buf).await {
-        return format!("write: {e}");
-    }
+    let max_frame = ctx.max_frame;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut probe = [0u8; 64];
     loop {
@@ -364,11 +462,11 @@ async fn pump(
         tokio::select! {
             _ = queue.pop_batch(&mut batch, MAX_BATCH) => {}
             r = rd.read(&mut probe) => {
-                return match r {
+                return Ended::Lost(match r {
                     Ok(0) => "closed by peer".to_string(),
                     Ok(_) => "peer sent data on a one-way connection".to_string(),
                     Err(e) => format!("read: {e}"),
-                };
+                });
             }
         }
         buf.clear();
@@ -381,7 +479,7 @@ async fn pump(
             }
         }
         if let Err(e) = write_out(&mut wr, &buf).await {
-            return format!("write: {e}");
+            return Ended::Lost(format!("write: {e}"));
         }
         queue.sent.fetch_add(n, Ordering::Relaxed);
         // Keep big buffers from living forever after one large append.
@@ -403,7 +501,12 @@ mod tests {
     use super::*;
 
     fn hello(n: u64) -> Frame {
-        Frame::Hello { from: n, to: 0 }
+        Frame::Hello {
+            from: n,
+            to: 0,
+            cluster: None,
+            bootstrap: 0,
+        }
     }
 
     #[tokio::test]
