@@ -22,6 +22,8 @@
 //!   or the cluster is still joint (at most one change at a time);
 //! - a change that names the wrong nodes (adding a member, promoting a non-learner,
 //!   removing a stranger, one node twice, no voter left);
+//! - promoting a learner that is not caught up (its log does not match the leader's
+//!   yet, or it was not heard from within an election timeout);
 //! - a change whose resulting quorum (both halves while joint) the voters that are
 //!   caught up and were heard from within an election timeout could not form: it would
 //!   stop the cluster from committing — including the entry that would undo it.
@@ -112,6 +114,10 @@ pub enum ConfChangeError {
     NotAMember(NodeId),
     /// The node to promote is not a learner.
     NotALearner(NodeId),
+    /// The learner to promote is not caught up: its log does not match the leader's
+    /// (it is still being probed or sent a snapshot), or it was not heard from within an
+    /// election timeout. A voter that cannot take part weakens every quorum.
+    NotCaughtUp(NodeId),
     /// The change would leave no voter.
     NoVoters,
     /// The resulting configuration's quorum (both halves while joint) could not be
@@ -154,6 +160,11 @@ impl core::fmt::Display for ConfChangeError {
             ConfChangeError::AlreadyMember(id) => write!(f, "node {id} is already a member"),
             ConfChangeError::NotAMember(id) => write!(f, "node {id} is not a member"),
             ConfChangeError::NotALearner(id) => write!(f, "node {id} is not a learner"),
+            ConfChangeError::NotCaughtUp(id) => write!(
+                f,
+                "learner {id} has not caught up with the leader's log (or was not heard from \
+                 recently): promote it once it has"
+            ),
             ConfChangeError::NoVoters => write!(f, "the change would leave no voter"),
             ConfChangeError::WouldLoseQuorum { healthy } => write!(
                 f,

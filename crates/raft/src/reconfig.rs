@@ -53,6 +53,13 @@ impl Raft {
             });
         }
         let (mut next, joint) = confchange::target(self.membership(), changes)?;
+        for change in changes {
+            if let ConfChange::Promote { id } = change {
+                if !self.is_healthy(*id) {
+                    return Err(ConfChangeError::NotCaughtUp(*id));
+                }
+            }
+        }
         if joint {
             let healthy = self.healthy_voters(&next);
             let vote = joint_vote(&next.voters, &next.voters_outgoing, |id| {
@@ -78,18 +85,22 @@ impl Raft {
     /// leader, and followers in the pipelined state (their log matches ours) that
     /// answered within an election timeout.
     fn healthy_voters(&self, m: &Membership) -> BTreeSet<NodeId> {
-        let (me, now, window) = (self.cfg.id, self.now, self.cfg.election_timeout_ticks);
         m.all_voters()
             .into_iter()
-            .filter(|&id| {
-                id == me
-                    || self.progress(id).is_some_and(|p| {
-                        p.state == ProgressState::Replicate
-                            && p.last_heard_tick
-                                .is_some_and(|t| now.saturating_sub(t) <= window)
-                    })
-            })
+            .filter(|&id| self.is_healthy(id))
             .collect()
+    }
+
+    /// Whether `id` could take part in a commit now: this leader, or a follower in the
+    /// pipelined state (its log matches ours) that answered within an election timeout.
+    fn is_healthy(&self, id: NodeId) -> bool {
+        let (now, window) = (self.now, self.cfg.election_timeout_ticks);
+        id == self.cfg.id
+            || self.progress(id).is_some_and(|p| {
+                p.state == ProgressState::Replicate
+                    && p.last_heard_tick
+                        .is_some_and(|t| now.saturating_sub(t) <= window)
+            })
     }
 
     /// Leader: appends configuration `m` (in force at once) and replicates it.

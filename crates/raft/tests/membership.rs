@@ -577,3 +577,24 @@ fn a_leader_handing_a_one_node_cluster_over_is_no_quorum_alone() {
     assert_eq!(net.leader(), Some(2));
     assert!(net.node(1).is_removed());
 }
+
+/// A learner that is down, or still being brought up to date, is not promoted: as a
+/// voter it would weaken every quorum (a 4-voter cluster with one voter that cannot take
+/// part tolerates no further failure).
+#[test]
+fn a_learner_that_has_not_caught_up_is_not_promoted() {
+    let (mut net, leader) = cluster(&[4]);
+    net.node_mut(leader).propose_conf_change(&[add(4)]).unwrap();
+    net.isolate(4);
+    net.tick(20);
+    assert_eq!(
+        net.node_mut(leader)
+            .propose_conf_change(&[ConfChange::Promote { id: 4 }]),
+        Err(ConfChangeError::NotCaughtUp(4))
+    );
+    net.heal();
+    net.tick(12);
+    net.node_mut(leader)
+        .propose_conf_change(&[ConfChange::Promote { id: 4 }])
+        .expect("caught up");
+}

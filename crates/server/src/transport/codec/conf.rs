@@ -95,6 +95,7 @@ pub(super) fn encode_refusal(e: &ConfChangeError, out: &mut BytesMut) {
         AlreadyMember(id) => (7, Some(*id)),
         NotAMember(id) => (8, Some(*id)),
         NotALearner(id) => (9, Some(*id)),
+        NotCaughtUp(id) => (14, Some(*id)),
         NoVoters => (10, None),
         WouldLoseQuorum { .. } => (11, None),
         TooLarge => (12, None),
@@ -136,6 +137,7 @@ pub(super) fn decode_refusal(r: &mut Reader) -> Result<ConfChangeError, CodecErr
         },
         12 => TooLarge,
         13 => Busy,
+        14 => NotCaughtUp(r.varint(what)?),
         tag => return Err(CodecError::UnknownTag { what, tag }),
     })
 }
