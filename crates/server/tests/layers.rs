@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first. Modules of one layer may not import each other either.
 const LAYERS: &[&[&str]] = &[
     &["metrics", "config", "reply", "status", "clock"],
-    &["protected", "tls", "cluster_id"],
+    &["protected", "tls", "cluster_id", "members"],
     &["handle"],
     &[
         "store",
@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["open"],
     &["node_loop"],
     &["server", "cli"],
+    &["member_cli", "join"],
     &["up"],
 ];
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod raw;
 
 use std::io::{Read, Write};
