@@ -118,6 +118,10 @@ pub struct Raft {
     pub(crate) leader: Option<NodeId>,
     /// The configurations of the log (`config_history.rs`); the newest is in force.
     pub(crate) configs: ConfigHistory,
+    /// This node was a member of some configuration it held (since it started): only
+    /// then does a configuration without it mean it was removed. A node joining sees
+    /// configurations without itself first (a snapshot taken before it was added).
+    pub(crate) was_member: bool,
     pub(crate) log: RaftLog,
 
     // Elections (every role).
@@ -248,6 +252,7 @@ impl Raft {
             }
             configs.push(index, e.term, m);
         }
+        let was_member = configs.iter().any(|(_, m)| m.is_member(cfg.id));
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
             cfg,
@@ -256,6 +261,7 @@ impl Raft {
             vote: hs.vote,
             leader: None,
             configs,
+            was_member,
             log,
             election_deadline: 0,
             last_leader_contact: None,
@@ -334,12 +340,12 @@ impl Raft {
     pub fn membership_history(&self) -> impl Iterator<Item = (Index, &Membership)> {
         self.configs.iter()
     }
-    /// Whether this node knows a configuration and is no member of it: it was removed,
-    /// takes part in nothing and never campaigns. A driver logs it and an operator may
-    /// stop the process.
+    /// Whether this node was a member and the configuration in force no longer names
+    /// it: it was removed, takes part in nothing and never campaigns. A driver logs it
+    /// and an operator may stop the process. (A node still joining, whose configuration
+    /// predates its addition, is not removed: it was never a member yet.)
     pub fn is_removed(&self) -> bool {
-        let m = self.configs.current();
-        !m.is_unknown() && !m.is_member(self.cfg.id)
+        self.was_member && !self.configs.current().is_member(self.cfg.id)
     }
     /// The configuration this node runs with.
     pub fn config(&self) -> &Config {

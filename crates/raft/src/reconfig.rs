@@ -121,6 +121,7 @@ impl Raft {
     pub(crate) fn on_config_changed(&mut self) {
         let me = self.cfg.id;
         let members = self.membership().members();
+        self.was_member |= members.contains(&me);
         let config_index = self.configs.current_index();
         let (next, now, backoff) = (self.log.last_index(), self.now, self.rto_ticks());
         let transfer_target = self.transferring_to();

@@ -598,3 +598,45 @@ fn a_learner_that_has_not_caught_up_is_not_promoted() {
         .propose_conf_change(&[ConfChange::Promote { id: 4 }])
         .expect("caught up");
 }
+
+/// A node joining sees, first, configurations from before it was added (a snapshot
+/// taken earlier): it is not "removed" then. Only a member that a configuration no
+/// longer names is. (It was: the server logged a joining node as removed, and its
+/// promotion gave up.)
+#[test]
+fn a_joining_node_is_not_removed_before_it_is_added() {
+    let (mut net, leader) = cluster(&[4]);
+    net.propose(leader, "a");
+    net.tick(2);
+    let l = net.node_mut(leader);
+    let applied = l.log().applied;
+    let meta = l.snapshot_meta(applied).unwrap();
+    assert!(!meta.membership.is_member(4));
+    l.set_snapshot(raft::Snapshot {
+        meta,
+        data: Bytes::from_static(b"a"),
+    });
+    l.compact(applied);
+    // Node 4 takes the snapshot (a configuration without it) before the entry adding it.
+    net.isolate(4);
+    net.node_mut(leader).propose_conf_change(&[add(4)]).unwrap();
+    net.tick(2);
+    net.heal();
+    net.drop_if = Some(Box::new(|m: &Message| {
+        matches!(m.body, MessageBody::Append { ref entries, .. } if !entries.is_empty())
+            && m.to == 4
+    }));
+    net.tick(10);
+    let n4 = net.node(4);
+    assert_eq!(n4.log().snapshot_index(), applied, "installed the snapshot");
+    assert!(!n4.membership().is_member(4));
+    assert!(!n4.is_removed(), "not added yet is not removed");
+    net.drop_if = None;
+    net.tick(5);
+    assert!(net.node(4).membership().learners.contains(&4));
+    net.node_mut(leader)
+        .propose_conf_change(&[ConfChange::Remove { id: 4 }])
+        .unwrap();
+    net.tick(5);
+    assert!(net.node(4).is_removed());
+}

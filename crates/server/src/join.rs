@@ -137,9 +137,6 @@ pub async fn promote_when_caught_up(node: NodeHandle, me: NodeId) {
             tracing::info!("this node is a voter");
             return;
         }
-        if s.membership.removed {
-            return;
-        }
         let learner = s.membership.learners.contains(&me);
         let caught_up = learner
             && s.leader.is_some()

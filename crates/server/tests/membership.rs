@@ -70,7 +70,12 @@ fn grow_to_five_transfer_and_shrink_to_three_under_writes() {
 /// remove` it joins again, catches up from a snapshot or the log, and is promoted.
 #[test]
 fn a_node_whose_data_directory_was_deleted_is_replaced() {
-    let mut c = Cluster::start(3);
+    // Small snapshots, the log compacted close behind them: the replacement catches
+    // up through a snapshot taken before it was added (a configuration without it).
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("snap.toml");
+    std::fs::write(&conf, "[snapshot]\nevery_entries = 50\nkeep_entries = 5\n").unwrap();
+    let mut c = Cluster::start_with(3, &["--config", &conf.display().to_string()]);
     let addrs = Arc::new(Mutex::new(c.resp_addrs()));
     let w = Writer::start(addrs.clone(), "replace");
     std::thread::sleep(Duration::from_millis(500));
@@ -93,6 +98,24 @@ fn a_node_whose_data_directory_was_deleted_is_replaced() {
     std::fs::remove_dir_all(c.data_dir(victim)).ok();
     c.join(victim, via);
     c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    let client = server::admin_client::AdminClient::new(None, None);
+    let (_, body) = client
+        .request(
+            &c.admin_addr(victim),
+            axum::http::Method::GET,
+            "/status",
+            None,
+        )
+        .expect("status");
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        s["snapshots_installed"].as_u64() >= Some(1),
+        "the replacement caught up from a snapshot: {s}"
+    );
+    assert!(
+        !log_of(&c, victim).contains("was removed from the cluster"),
+        "a node joining took itself for removed"
+    );
     *addrs.lock().unwrap() = c.resp_addrs();
     std::thread::sleep(Duration::from_millis(300));
     let acked = w.finish();

@@ -82,14 +82,19 @@ fn add_a_member_with_a_gib_of_data() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
+    let values = mb * (1 << 20) / 1_000_000;
+    // Two snapshots while loading, the log compacted to 8 entries behind the last: a
+    // new member must take the snapshot.
+    let every = (values / 2).max(8);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("snap.toml");
-    // One snapshot per 512 values (512 MB), compacted to 8 entries behind it: a new
-    // member must take the snapshot.
-    std::fs::write(&conf, "[snapshot]\nevery_entries = 512\nkeep_entries = 8\n").unwrap();
+    std::fs::write(
+        &conf,
+        format!("[snapshot]\nevery_entries = {every}\nkeep_entries = 8\n"),
+    )
+    .unwrap();
     let conf = conf.display().to_string();
     let mut c = Cluster::start_timed(3, &["--config", &conf], PRODUCTION);
-    let values = mb * (1 << 20) / 1_000_000;
     let value = vec![b'x'; 1_000_000];
     let started = Instant::now();
     let next = Arc::new(Mutex::new(0u64));
@@ -136,7 +141,7 @@ fn add_a_member_with_a_gib_of_data() {
             s["snapshot_index"].as_u64().unwrap(),
             s["last_index"].as_u64().unwrap(),
         );
-        if snap > 0 && last - snap < 512 && s["first_index"].as_u64().unwrap() > 1 {
+        if snap > 0 && last - snap < every && s["first_index"].as_u64().unwrap() > 1 {
             break snap;
         }
         assert!(Instant::now() < deadline, "no snapshot: {s}");
