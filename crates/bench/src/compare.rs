@@ -68,7 +68,7 @@ impl Params {
 }
 
 /// A started system: its processes (stopped when this is dropped) and client endpoints.
-struct Running {
+pub(crate) struct Running {
     target: Target,
     endpoints: Vec<String>,
     _procs: Vec<Proc>,
@@ -154,7 +154,7 @@ pub fn compare(opts: CompareOpts) -> Result<PathBuf, String> {
 }
 
 /// Starts one system, waits for it, loads the key space. `Err` carries the skip reason.
-fn start(
+pub(crate) fn start(
     rt: &Runtime,
     t: Target,
     opts: &CompareOpts,
@@ -200,6 +200,15 @@ fn start(
             let c = RaftkvCluster::start(&bin, data, logs).map_err(|e| skip("", e))?;
             (c.nodes, c.endpoints, c.version, RaftkvCluster::setup())
         }
+        Target::RaftkvTls => {
+            let Some(bin) = raftkv::find_binary(opts.raftkv_bin.as_deref()) else {
+                return Err(skip("not built", "no `raftkv` binary".into()));
+            };
+            let c = RaftkvCluster::start_tls(&bin, data, logs).map_err(|e| skip("", e))?;
+            crate::drivers::resp::trust_ca(&RaftkvCluster::tls_ca(data))
+                .map_err(|e| skip("", e))?;
+            (c.nodes, c.endpoints, c.version, RaftkvCluster::setup_tls())
+        }
     };
     eprintln!(
         "kvbench: started {t} ({version}) at {}",
@@ -233,7 +242,11 @@ fn start(
     ))
 }
 
-fn run_cells(rt: &Runtime, running: &[Running], params: &Params) -> Result<Vec<Sample>, String> {
+pub(crate) fn run_cells(
+    rt: &Runtime,
+    running: &[Running],
+    params: &Params,
+) -> Result<Vec<Sample>, String> {
     let total = params.workloads.len() * params.clients.len() * running.len();
     let mut samples = Vec::with_capacity(total);
     let mut cell = 0usize;

@@ -37,6 +37,9 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         samples: usize,
     },
+    /// What TLS costs raftkv: a plain and a TLS cluster on loopback, the same workloads
+    /// on each in alternating order, throughput and p99 side by side.
+    Tls(TlsArgs),
     /// Re-render results.md and results.png from a results.json.
     Report {
         /// The results.json to read.
@@ -102,6 +105,34 @@ struct RunArgs {
     /// Seed for the key sequence.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// For `--target raftkv-tls`: the CA its nodes' certificates chain to (`raftkv
+    /// certs`'s ca.pem).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TlsArgs {
+    /// Results directory (default results/tls-<UTC date-time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The raftkv binary (default: next to kvbench, target/release, then PATH).
+    #[arg(long)]
+    raftkv_bin: Option<PathBuf>,
+    /// Client counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    clients: Vec<usize>,
+    /// Workloads, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "write,read")]
+    workloads: Vec<Workload>,
+    /// Warm-up per cell, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured time per cell, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 #[derive(Args)]
@@ -146,6 +177,16 @@ fn main() -> ExitCode {
             shape: a.shape.shape(),
         })
         .map(|_| ()),
+        Cmd::Tls(a) => bench::tls_cost::tls_cost(bench::tls_cost::TlsOpts {
+            out: a.out,
+            raftkv_bin: a.raftkv_bin,
+            clients: a.clients,
+            workloads: a.workloads,
+            warmup: a.warmup,
+            duration: a.duration,
+            shape: a.shape.shape(),
+        })
+        .map(|_| ()),
         Cmd::Report { json, out } => rerender(&json, out),
         Cmd::Floor { dir, samples } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
@@ -166,6 +207,11 @@ fn main() -> ExitCode {
 fn run(a: RunArgs) -> Result<(), String> {
     if a.clients == 0 || a.duration <= 0.0 || a.warmup < 0.0 {
         return Err("--clients and --duration must be positive, --warmup not negative".into());
+    }
+    match (a.target, &a.cacert) {
+        (Target::RaftkvTls, Some(ca)) => bench::drivers::resp::trust_ca(ca)?,
+        (Target::RaftkvTls, None) => return Err("--target raftkv-tls needs --cacert".into()),
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -130,6 +130,8 @@ pub struct Node<T: Transport, S: LogStore> {
     pub(crate) pending_compaction: Option<Index>,
     /// A snapshot we took whose save is running in the background.
     pub(crate) snapshot_saving: Option<raft::Snapshot>,
+    /// The snapshot arriving from the leader, and the sink its chunks go to.
+    pub(crate) receiving: Option<(raft::SnapshotMeta, Box<dyn storage::SnapshotSink>)>,
     /// Set when the store failed: from then on the node takes no part in consensus
     /// (it cannot promise durability) and fails every request.
     storage_failure: Option<String>,
@@ -254,6 +256,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             snapshot_index: 0,
             pending_compaction: None,
             snapshot_saving: None,
+            receiving: None,
             storage_failure: None,
             opts,
             now: 0,
@@ -578,13 +581,12 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     self.transport.send(msg);
                 }
             }
-            // A snapshot from the leader replaces the state machine and the log prefix
-            // before anything after it is persisted or applied.
-            if let Some(snapshot) = rd.snapshot {
-                if let Err(e) = self.install_snapshot(snapshot) {
-                    self.fail_storage(e);
-                    return;
-                }
+            // A snapshot from the leader: its chunks go to the sink (their acknowledgements
+            // are persisted messages), and once whole it replaces the state machine and
+            // the log prefix before anything after it is persisted or applied.
+            if let Err(e) = self.receive_snapshot(rd.snapshot_chunks, rd.snapshot) {
+                self.fail_storage(e);
+                return;
             }
             if let Err(e) = self.persist(&rd.entries, rd.hard_state) {
                 self.fail_storage(e);

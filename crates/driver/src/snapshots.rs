@@ -4,13 +4,18 @@
 //! Order of durable steps, so a crash at any point loses nothing:
 //! - taking: save the snapshot (atomic, durable), *then* compact the log, never past the
 //!   oldest snapshot retained (so a corrupt newest one can fall back);
-//! - installing: save the snapshot, *then* align the log store to it, then replace the
-//!   state machine; the core acknowledges the install only after this Ready.
+//! - receiving: each chunk from the leader is written to a sink (a temporary file) as it
+//!   arrives, and acknowledged by the core only after that; nothing is buffered. One sink
+//!   at most: a transfer the leader abandons keeps its partial file until the next
+//!   transfer replaces it or a restart removes it (at most `max_snapshot_bytes` of disk);
+//! - installing: seal the sink (the snapshot is durable and in place), *then* align the
+//!   log store to it, then replace the state machine; the core acknowledges the install
+//!   only after this Ready.
 
 use bytes::Bytes;
 use kv::KvStore;
-use raft::{Snapshot, SnapshotMeta};
-use storage::{LogStore, SaveStarted, SnapshotStorage, StorageError};
+use raft::{Snapshot, SnapshotChunk, SnapshotMeta};
+use storage::{LogStore, SaveStarted, SnapshotSink, SnapshotStorage, StorageError};
 
 use crate::node::{Node, Transport};
 use crate::request::Response;
@@ -133,14 +138,67 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         Ok(())
     }
 
-    /// Installs a snapshot the core received from the leader.
-    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StorageError> {
-        let meta = &snapshot.meta;
-        let kv = decode(meta, &snapshot.data)?;
-        if let Some(snaps) = self.snapshots.as_mut() {
-            snaps.save(meta, &snapshot.data)?;
+    /// Writes the chunks of snapshots arriving from the leader to a sink (`Ready::
+    /// snapshot_chunks`): a file of the snapshot store, or memory without one. A chunk at
+    /// offset 0, or of another snapshot, starts a new sink; the one it replaces is
+    /// dropped with what it held. `install` (`Ready::snapshot`) is the snapshot of the last
+    /// chunk that completes a transfer: it is installed right after that chunk, before
+    /// the chunks after it (a newer transfer, started in the same batch of messages).
+    pub(crate) fn receive_snapshot(
+        &mut self,
+        chunks: Vec<SnapshotChunk>,
+        install: Option<SnapshotMeta>,
+    ) -> Result<(), StorageError> {
+        let install_after = chunks.iter().rposition(|c| c.done);
+        if install.is_some() != install_after.is_some() {
+            return Err(StorageError::Snapshot(
+                "the core asked to install a snapshot without its last chunk (or the reverse)"
+                    .into(),
+            ));
         }
-        self.store.align_to_snapshot(meta)?;
+        for (i, c) in chunks.into_iter().enumerate() {
+            let same = self
+                .receiving
+                .as_ref()
+                .is_some_and(|(meta, _)| *meta == c.meta);
+            if c.offset == 0 || !same {
+                let sink: Box<dyn SnapshotSink> = match self.snapshots.as_mut() {
+                    Some(snaps) => snaps.receive(&c.meta)?,
+                    None => Box::new(BufferSink(Vec::new())),
+                };
+                self.receiving = Some((c.meta.clone(), sink));
+            }
+            let (_, sink) = self.receiving.as_mut().expect("set above");
+            sink.write(c.offset, &c.data)?;
+            if Some(i) == install_after {
+                let meta = install.clone().expect("checked above");
+                self.install_snapshot(meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the snapshot whose chunks the sink received (`Ready::snapshot`): seals it
+    /// and reads it back (decoding it before it is put in place, so a snapshot that does
+    /// not decode is never loaded at a restart), aligns the log store, replaces the state
+    /// machine, and hands the snapshot to the core for followers it may one day lead.
+    fn install_snapshot(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        let sink = match self.receiving.take() {
+            Some((m, sink)) if m == meta => sink,
+            _ => {
+                return Err(StorageError::Snapshot(format!(
+                    "asked to install snapshot {} but its chunks were not received",
+                    meta.index
+                )))
+            }
+        };
+        let mut decoded = None;
+        let data = sink.finish(&mut |data: &[u8]| {
+            decoded = Some(decode(&meta, data)?);
+            Ok(())
+        })?;
+        let kv = decoded.expect("the sink checked the data before returning it");
+        self.store.align_to_snapshot(&meta)?;
         self.kv = kv;
         self.applied = meta.index;
         self.snapshot_index = meta.index;
@@ -158,6 +216,32 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             let resp = Response::Unknown("outcome unknown: this node caught up from a snapshot");
             self.respond(id, resp);
         }
+        self.raft.set_snapshot(Snapshot {
+            meta,
+            data: Bytes::from(data),
+        });
         Ok(())
+    }
+}
+
+/// The sink of a node without a snapshot store: memory (it never restarts from a
+/// snapshot, so nothing needs to be durable).
+struct BufferSink(Vec<u8>);
+
+impl SnapshotSink for BufferSink {
+    fn written(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        storage::append_in_order(&mut self.0, offset, data)
+    }
+
+    fn finish(
+        self: Box<Self>,
+        check: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<Vec<u8>, StorageError> {
+        check(&self.0)?;
+        Ok(self.0)
     }
 }

@@ -305,6 +305,18 @@ impl KvStore {
                 }
                 Reply::Int(removed)
             }
+            Command::Acl { op, bootstrap } => {
+                self.acl_changes += 1;
+                let set = matches!(
+                    op,
+                    crate::acl::AclOp::SetUser { .. } | crate::acl::AclOp::Init
+                );
+                match self.acl.apply(op, &bootstrap, self.version) {
+                    Ok(_) if set => Reply::Ok,
+                    Ok(n) => Reply::Int(n),
+                    Err(e) => Reply::Error(e),
+                }
+            }
             Command::Put { .. }
             | Command::Delete { .. }
             | Command::Cas { .. }

@@ -794,3 +794,22 @@ fn keys_with_a_ttl_are_counted_with_their_average_ttl() {
     t.w(Command::FlushAll);
     assert_eq!((t.kv.expiring(), t.kv.avg_ttl_ms(t.now)), (0, 0));
 }
+
+#[test]
+fn acl_entries_change_the_users() {
+    let mut kv = KvStore::new();
+    let cmd = Command::Timed {
+        now_ms: 5,
+        cmd: Box::new(Command::Acl {
+            op: crate::AclOp::SetUser {
+                name: Bytes::from_static(b"alice"),
+                rules: vec![Bytes::from_static(b"on")],
+            },
+            bootstrap: vec![],
+        }),
+    };
+    let out = kv.apply_entry(&cmd.encode()).unwrap();
+    assert_eq!(out, Outcome::Reply(Reply::Ok));
+    assert_eq!(kv.acl_changes(), 1);
+    assert!(kv.acl().users().unwrap().contains_key(&b"alice"[..]));
+}

@@ -11,6 +11,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::acl::AclOp;
 use crate::query::Query;
 use crate::reply::Reply;
 use crate::wire::{put_bool, put_bytes, put_ivarint, put_list, put_uvarint, Reader, MAX_DEPTH};
@@ -195,6 +196,12 @@ pub enum Command {
         watched: Vec<(Bytes, u64)>,
         ops: Vec<Op>,
     },
+    /// `ACL SETUSER` / `ACL DELUSER` (`acl.rs`), with the proposer's bootstrap rules for
+    /// the `default` user, used if this entry is the first ACL entry.
+    Acl {
+        op: AclOp,
+        bootstrap: Vec<Bytes>,
+    },
     /// A command with the leader's wall-clock time (Unix ms) when it was proposed.
     Timed {
         now_ms: u64,
@@ -247,6 +254,11 @@ const TAG_HDEL: u8 = 0x22;
 const TAG_HINCRBY: u8 = 0x23;
 const TAG_EXPIREKEYS: u8 = 0x24;
 const TAG_MULTI: u8 = 0x25;
+const TAG_ACL: u8 = 0x26;
+
+const ACL_SETUSER: u8 = 0;
+const ACL_DELUSER: u8 = 1;
+const ACL_INIT: u8 = 2;
 
 const OP_WRITE: u8 = 0;
 const OP_READ: u8 = 1;
@@ -405,6 +417,21 @@ impl Command {
                 by: r.ivarint()?,
             },
             TAG_EXPIREKEYS => Command::ExpireKeys { keys: r.list()? },
+            TAG_ACL => {
+                let op = match r.u8()? {
+                    ACL_SETUSER => AclOp::SetUser {
+                        name: r.bytes()?,
+                        rules: r.list()?,
+                    },
+                    ACL_DELUSER => AclOp::DelUser { names: r.list()? },
+                    ACL_INIT => AclOp::Init,
+                    _ => return Err(DecodeError::BadField("ACL operation")),
+                };
+                Command::Acl {
+                    op,
+                    bootstrap: r.list()?,
+                }
+            }
             TAG_MULTI => {
                 if depth >= MAX_DEPTH - 1 {
                     return Err(DecodeError::TooDeep);
@@ -604,6 +631,22 @@ impl Command {
                 buf.put_u8(TAG_EXPIREKEYS);
                 put_list(buf, keys);
             }
+            Command::Acl { op, bootstrap } => {
+                buf.put_u8(TAG_ACL);
+                match op {
+                    AclOp::SetUser { name, rules } => {
+                        buf.put_u8(ACL_SETUSER);
+                        put_bytes(buf, name);
+                        put_list(buf, rules);
+                    }
+                    AclOp::DelUser { names } => {
+                        buf.put_u8(ACL_DELUSER);
+                        put_list(buf, names);
+                    }
+                    AclOp::Init => buf.put_u8(ACL_INIT),
+                }
+                put_list(buf, bootstrap);
+            }
             Command::Multi { watched, ops } => {
                 buf.put_u8(TAG_MULTI);
                 put_uvarint(buf, watched.len() as u64);
@@ -652,7 +695,7 @@ impl Command {
                 pairs.first().map_or(&NONE, |(k, _)| k)
             }
             Command::Timed { cmd, .. } => cmd.key(),
-            Command::Multi { .. } | Command::FlushAll => &NONE,
+            Command::Multi { .. } | Command::FlushAll | Command::Acl { .. } => &NONE,
         }
     }
 }
@@ -828,6 +871,23 @@ mod tests {
             },
             Command::ExpireKeys {
                 keys: vec![b("old")],
+            },
+            Command::Acl {
+                op: AclOp::SetUser {
+                    name: b("alice"),
+                    rules: vec![b("on"), b("~k*"), b("+@read")],
+                },
+                bootstrap: vec![b("resetpass")],
+            },
+            Command::Acl {
+                op: AclOp::DelUser {
+                    names: vec![b("alice"), b("bob")],
+                },
+                bootstrap: vec![],
+            },
+            Command::Acl {
+                op: AclOp::Init,
+                bootstrap: vec![b("nopass")],
             },
         ];
         let multi = Command::Multi {

@@ -8,6 +8,7 @@
 //! answer is a [`Reply`]. Adding a command touches this crate and the RESP parser only.
 //! See `expiry.rs` for time and deadlines, `apply.rs` and `read.rs` for the semantics.
 
+pub mod acl;
 pub mod apply;
 pub mod command;
 pub mod expiry;
@@ -16,10 +17,12 @@ pub mod read;
 pub mod reply;
 pub mod session;
 pub mod snapshot;
+mod snapshot_acl;
 pub mod store;
 pub mod varint;
 mod wire;
 
+pub use acl::{Acl, AclOp};
 pub use command::{Command, DecodeError, ExpireCond, GetExTtl, Op, SetCond, SetTtl, When};
 pub use query::{Query, TtlKind};
 pub use reply::Reply;

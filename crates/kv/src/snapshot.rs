@@ -6,7 +6,7 @@
 //! original for every future command, including the exactly-once session table and the
 //! order in which it evicts sessions, so every replica stays deterministic.
 //!
-//! # Layout (format version 2)
+//! # Layout (format version 3)
 //!
 //! Every integer is a LEB128 varint, as in session entries, unless its size is given.
 //!
@@ -30,13 +30,14 @@
 //! outcome     1 tag byte: 0 Done, 1 Deleted(false), 2 Deleted(true), 3 Expired,
 //!             4..=7 Cas, with bit 0 = swapped and bit 1 = a current value follows
 //!             (as length, bytes), 8 a Reply (its own encoding, `reply.rs`)
+//! acl         the users (`snapshot_acl.rs`): 0 (never set), or 1 then the users
 //! ```
 //!
-//! Version 1 (before types, deadlines and versions) still loads: its map is strings
+//! Version 2 (before users) still loads, with the users never set. Version 1 (before types, deadlines and versions) still loads: its map is strings
 //! only (`key length, key, value length, value`), with no clock and no versions (all
 //! 0), and no reply outcomes.
 //!
-//! Nothing follows the last session. `size_bytes` is not stored: it is recomputed from
+//! Nothing follows the users. `size_bytes` is not stored: it is recomputed from
 //! the map. The encoding is canonical — one byte string per state, since sessions go in
 //! LRU order rather than hash order — so two stores are equal iff their snapshots are.
 //!
@@ -58,7 +59,9 @@ use crate::store::{Entry, KvStore, Outcome, Value};
 use crate::varint::{get as get_varint, put as put_varint, VarintError, MAX_LEN as MAX_VARINT_LEN};
 
 const MAGIC: [u8; 4] = *b"RKVS";
-const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION: u8 = 3;
+/// The format before users: still read.
+const FORMAT_V2: u8 = 2;
 /// The format before types, deadlines and versions: still read.
 const FORMAT_V1: u8 = 1;
 const KIND_STRING: u8 = 0;
@@ -146,6 +149,8 @@ pub enum SnapshotErrorKind {
     BadEntry(&'static str),
     #[error("bad reply outcome: {0}")]
     BadReply(String),
+    #[error("bad user: {0}")]
+    BadUser(&'static str),
 }
 
 impl KvStore {
@@ -164,13 +169,15 @@ impl KvStore {
         put_varint(&mut buf, self.version);
         write_map(&mut buf, map);
         write_sessions(&mut buf, self.sessions());
+        crate::snapshot_acl::write(&mut buf, self.acl());
         buf
     }
 
     /// The store `encode_snapshot` wrote into `data`. Never panics, whatever `data` is.
     pub fn decode_snapshot(data: &[u8]) -> Result<KvStore, SnapshotError> {
         let mut r = Reader { data, pos: 0 };
-        let (map, clock_ms, version) = match read_header(&mut r)? {
+        let format = read_header(&mut r)?;
+        let (map, clock_ms, version) = match format {
             FORMAT_V1 => (read_map_v1(&mut r)?, 0, 0),
             _ => {
                 let clock_ms = r.varint("clock_ms")?;
@@ -184,8 +191,12 @@ impl KvStore {
             }
         };
         let sessions = read_sessions(&mut r)?;
+        let acl = match format {
+            FORMAT_VERSION => crate::snapshot_acl::read(&mut r)?,
+            _ => crate::acl::Acl::default(),
+        };
         r.finish()?;
-        Ok(KvStore::from_parts(map, sessions, clock_ms, version))
+        Ok(KvStore::from_parts(map, sessions, clock_ms, version, acl))
     }
 }
 
@@ -262,7 +273,7 @@ fn write_outcome(buf: &mut Vec<u8>, outcome: &Outcome) {
     }
 }
 
-fn put_field(buf: &mut Vec<u8>, field: &[u8]) {
+pub(crate) fn put_field(buf: &mut Vec<u8>, field: &[u8]) {
     put_varint(buf, field.len() as u64);
     buf.extend_from_slice(field);
 }
@@ -270,17 +281,21 @@ fn put_field(buf: &mut Vec<u8>, field: &[u8]) {
 // ---- Decoding ----
 
 /// A cursor over untrusted bytes. Invariant: `pos <= data.len()`.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
-    fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SnapshotError> {
+    pub(crate) fn bytes(
+        &mut self,
+        n: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], SnapshotError> {
         if n > self.remaining() {
             return Err(error(self.pos, SnapshotErrorKind::Truncated(what)));
         }
@@ -289,11 +304,11 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn byte(&mut self, what: &'static str) -> Result<u8, SnapshotError> {
+    pub(crate) fn byte(&mut self, what: &'static str) -> Result<u8, SnapshotError> {
         Ok(self.bytes(1, what)?[0])
     }
 
-    fn varint(&mut self, what: &'static str) -> Result<u64, SnapshotError> {
+    pub(crate) fn varint(&mut self, what: &'static str) -> Result<u64, SnapshotError> {
         let start = self.pos;
         let value = get_varint(self.data, &mut self.pos).map_err(|e| match e {
             VarintError::Truncated => error(start, SnapshotErrorKind::Truncated(what)),
@@ -304,7 +319,11 @@ impl<'a> Reader<'a> {
 
     /// A count of items at least `min_len` bytes each, so at most `remaining / min_len`:
     /// callers may trust it not to exceed the input's length.
-    fn count(&mut self, what: &'static str, min_len: usize) -> Result<usize, SnapshotError> {
+    pub(crate) fn count(
+        &mut self,
+        what: &'static str,
+        min_len: usize,
+    ) -> Result<usize, SnapshotError> {
         let start = self.pos;
         let count = self.varint(what)?;
         let remaining = self.remaining();
@@ -320,7 +339,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-prefixed byte string.
-    fn field(&mut self, what: &'static str) -> Result<&'a [u8], SnapshotError> {
+    pub(crate) fn field(&mut self, what: &'static str) -> Result<&'a [u8], SnapshotError> {
         let len = self.count(what, 1)?;
         self.bytes(len, what)
     }
@@ -333,7 +352,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn error(offset: usize, kind: SnapshotErrorKind) -> SnapshotError {
+pub(crate) fn error(offset: usize, kind: SnapshotErrorKind) -> SnapshotError {
     SnapshotError { offset, kind }
 }
 
@@ -346,7 +365,7 @@ fn read_header(r: &mut Reader) -> Result<u8, SnapshotError> {
     }
     let at = r.pos;
     match r.byte("format version")? {
-        v @ (FORMAT_V1 | FORMAT_VERSION) => Ok(v),
+        v @ (FORMAT_V1 | FORMAT_V2 | FORMAT_VERSION) => Ok(v),
         v => Err(error(at, SnapshotErrorKind::UnsupportedVersion(v))),
     }
 }
@@ -618,10 +637,27 @@ mod tests {
             timed(1_000, typed_hash("h")),
             timed(1_000, ttl_set("t", 60_000)),
             session_write(11, 1, 1, timed_cmd(2_000, typed_hash("h2"))),
+            acl_setuser(
+                "alice",
+                "on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 \
+                 ~k* %R~r* &news -@all +@read -get +client|id sanitize-payload",
+            ),
+            acl_setuser("bob", "reset allkeys allchannels +@all -@dangerous"),
         ] {
             apply(&mut kv, &entry);
         }
         kv
+    }
+
+    fn acl_setuser(name: &str, rules: &str) -> Bytes {
+        Command::Acl {
+            op: crate::AclOp::SetUser {
+                name: b(name),
+                rules: rules.split_whitespace().map(b).collect(),
+            },
+            bootstrap: vec![b("resetpass")],
+        }
+        .encode()
     }
 
     fn timed_cmd(now_ms: u64, cmd: Command) -> Command {
@@ -707,10 +743,49 @@ mod tests {
             Some(&b("1")),
             "a retry answered from the session"
         );
-        // It re-encodes as version 2, and round-trips.
+        // It re-encodes as version 3, and round-trips.
         let again = restore(&kv);
-        assert_eq!(kv.encode_snapshot()[4], 2);
+        assert_eq!(kv.encode_snapshot()[4], 3);
         assert_same(&kv, &again);
+    }
+
+    #[test]
+    fn users_roundtrip_and_version_2_snapshots_load_with_users_never_set() {
+        let original = sample_store();
+        let restored = restore(&original);
+        assert_same(&original, &restored);
+        let users = restored.acl().users().expect("users were set");
+        assert_eq!(
+            users[&b"alice"[..]].describe(),
+            "on sanitize-payload #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 \
+             ~k* %R~r* resetchannels &news -@all +@read -get +client|id"
+        );
+        assert_eq!(users[&b"default"[..]].describe(), "on ~* &* +@all");
+        assert_eq!(restored.acl(), original.acl());
+
+        // Version 2 is version 3 without the users byte.
+        let mut kv = KvStore::new();
+        apply(&mut kv, &put("a", "1").encode());
+        let mut v2 = kv.encode_snapshot();
+        assert_eq!(v2.pop(), Some(0));
+        v2[4] = 2;
+        let loaded = KvStore::decode_snapshot(&v2).expect("a version-2 snapshot loads");
+        assert_eq!(loaded.get(b"a"), Some(&b("1")));
+        assert!(loaded.acl().users().is_none());
+    }
+
+    #[test]
+    fn bad_users_are_rejected() {
+        let mut kv = KvStore::new();
+        apply(&mut kv, &acl_setuser("a", "on"));
+        let bytes = kv.encode_snapshot();
+        // ... "a" (name, incarnation, flags, four empty lists: 8 bytes), then "default"
+        // (14 bytes).
+        let at = bytes.len() - 14 - 8;
+        assert_eq!(&bytes[at..at + 2], b"\x01a");
+        let mut swapped = bytes.clone();
+        swapped[at + 1] = b'z';
+        assert!(decode_error(&swapped).contains("user names out of order"));
     }
 
     #[test]
@@ -817,8 +892,8 @@ mod tests {
         let empty = KvStore::new();
         let bytes = empty.encode_snapshot();
         // Magic, version, clock_ms 0, version 0, zero entries, session clock 0, zero
-        // sessions.
-        assert_eq!(bytes, b"RKVS\x02\x00\x00\x00\x00\x00");
+        // sessions, users never set.
+        assert_eq!(bytes, b"RKVS\x03\x00\x00\x00\x00\x00\x00");
         let restored = KvStore::decode_snapshot(&bytes).unwrap();
         assert!(restored.is_empty());
         assert_eq!(restored.size_bytes(), 0);

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::acl::Acl;
 use crate::command::{Command, DecodeError};
 use crate::reply::Reply;
 use crate::session::{decode_entry, Seen, Sessions};
@@ -87,6 +88,11 @@ pub struct KvStore {
     pub(crate) clock_ms: u64,
     /// Entries applied: the version stamped on the keys an entry writes.
     pub(crate) version: u64,
+    /// The users (`acl.rs`): replicated like the keys, untouched by FLUSHALL.
+    pub(crate) acl: Acl,
+    /// ACL entries applied by this store (not replicated, not in snapshots): tells a
+    /// reader of [`KvStore::acl`] cheaply that the users may have changed.
+    pub(crate) acl_changes: u64,
 }
 
 impl KvStore {
@@ -124,6 +130,7 @@ impl KvStore {
         sessions: Sessions,
         clock_ms: u64,
         version: u64,
+        acl: Acl,
     ) -> KvStore {
         let size_bytes = map.iter().map(|(k, e)| k.len() + e.value.size()).sum();
         let deadlines: BTreeSet<(u64, Bytes)> = map
@@ -139,12 +146,25 @@ impl KvStore {
             sessions,
             clock_ms,
             version,
+            acl,
+            acl_changes: 0,
         }
     }
 
     /// Every key and its entry, in key order.
     pub(crate) fn entries(&self) -> &BTreeMap<Bytes, Entry> {
         &self.map
+    }
+
+    /// The users and their permissions.
+    pub fn acl(&self) -> &Acl {
+        &self.acl
+    }
+
+    /// How many ACL entries this store applied (a store restored from a snapshot
+    /// starts again at 0): the users changed only if this did, or the store was replaced.
+    pub fn acl_changes(&self) -> u64 {
+        self.acl_changes
     }
 
     pub fn sessions(&self) -> &Sessions {

@@ -63,5 +63,6 @@ pub use log::RaftLog;
 pub use membership::{is_valid_transition, majorities_intersect, Membership};
 pub use message::{Message, MessageBody};
 pub use raft::{CoreStats, ProposeError, Raft, ReadState, Ready, Role};
+pub use snapshot::SnapshotChunk;
 pub use transfer::TransferError;
 pub use types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};

@@ -16,7 +16,7 @@ use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
 use crate::rng::Rng;
 use crate::rtt::RttEstimator;
-use crate::snapshot::IncomingSnapshot;
+use crate::snapshot::{IncomingSnapshot, SnapshotChunk};
 use crate::types::{Entry, EntryKind, HardState, Index, NodeId, Snapshot, SnapshotMeta, Term};
 
 /// Where a node stands in its term (§5.1, plus Pre-Vote).
@@ -61,16 +61,24 @@ pub enum ProposeError {
     },
 }
 
-/// Everything the driver must do, in this order: install `snapshot` (save it durably,
-/// align the log store to it, replace the state machine with it), persist `hard_state`
+/// Everything the driver must do, in this order: write `snapshot_chunks` to its snapshot
+/// sink, install `snapshot` from it (save it durably, align the log store to it, replace
+/// the state machine with it, hand it back with [`Raft::set_snapshot`]), persist `hard_state`
 /// and `entries` (then report with [`Raft::on_persisted`]), send `messages` (these may go
 /// before the persist completes) and `persisted_messages` (only after it), apply
 /// `committed_entries` (they follow the snapshot), serve `read_states` once applied, and
 /// answer `aborted_reads` with "not leader".
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// A snapshot received from the leader, to install before anything else.
-    pub snapshot: Option<Snapshot>,
+    /// Chunks of a snapshot arriving from the leader, in order: write each to the sink
+    /// for its `meta` (offset 0 starts a new one, dropping any unfinished transfer).
+    /// Their acknowledgements are among `persisted_messages`.
+    pub snapshot_chunks: Vec<SnapshotChunk>,
+    /// The snapshot whose last chunk is the last chunk with `done` in `snapshot_chunks`:
+    /// make it durable and install it from the sink right after writing that chunk (the
+    /// chunks after it belong to a newer transfer; complete transfers before it are
+    /// superseded by it), before anything else is persisted or applied.
+    pub snapshot: Option<SnapshotMeta>,
     /// Term, vote and commit hint, when they changed: persist with `entries`.
     pub hard_state: Option<HardState>,
     /// New log entries to persist (they may replace a conflicting suffix).
@@ -91,6 +99,7 @@ impl Ready {
     /// Whether the batch holds nothing to do.
     pub fn is_empty(&self) -> bool {
         self.snapshot.is_none()
+            && self.snapshot_chunks.is_empty()
             && self.hard_state.is_none()
             && self.entries.is_empty()
             && self.messages.is_empty()
@@ -153,8 +162,10 @@ pub struct Raft {
     pub(crate) snapshot: Option<Snapshot>,
     /// A snapshot arriving from the leader, chunk by chunk.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
-    /// A received snapshot the driver must install (next Ready).
-    pub(crate) snapshot_to_install: Option<Snapshot>,
+    /// A received snapshot the driver must install from its sink (next Ready).
+    pub(crate) snapshot_to_install: Option<SnapshotMeta>,
+    /// Chunks of the incoming snapshot for the driver's sink (next Ready).
+    pub(crate) snapshot_chunks: Vec<SnapshotChunk>,
 
     // Effects collected for the next Ready.
     pub(crate) msgs: Vec<Message>,
@@ -274,6 +285,7 @@ impl Raft {
             snapshot: None,
             incoming_snapshot: None,
             snapshot_to_install: None,
+            snapshot_chunks: Vec::new(),
             msgs: Vec::new(),
             persisted_msgs: Vec::new(),
             read_states: Vec::new(),
@@ -581,6 +593,7 @@ impl Raft {
     pub fn has_ready(&self) -> bool {
         !self.msgs.is_empty()
             || self.snapshot_to_install.is_some()
+            || !self.snapshot_chunks.is_empty()
             || !self.persisted_msgs.is_empty()
             || !self.read_states.is_empty()
             || !self.aborted_reads.is_empty()
@@ -615,6 +628,7 @@ impl Raft {
             hs
         });
         let ready = Ready {
+            snapshot_chunks: core::mem::take(&mut self.snapshot_chunks),
             snapshot: self.snapshot_to_install.take(),
             hard_state,
             entries: self.log.take_unstable(),

@@ -4,36 +4,65 @@
 //! The leader streams its latest snapshot in chunks of `snapshot_chunk_bytes`, keeping at
 //! most 8 (or `max_inflight_msgs`, if lower) of them in flight; the follower acknowledges
 //! every chunk with the number of bytes it now holds, and the leader resumes from that
-//! point after a loss (retransmission timer, as for appends). The follower buffers the chunks in memory (up
-//! to `max_snapshot_bytes`) and, on the last one, hands the snapshot to its driver in
-//! [`crate::Ready::snapshot`]; it acknowledges the install only after the driver made it
-//! durable (a persisted message), with the snapshot's index as its new match point.
+//! point after a loss (retransmission timer, as for appends).
+//!
+//! The follower does not buffer the chunks: it hands each in-order chunk to its driver
+//! ([`crate::Ready::snapshot_chunks`]), which writes it to a sink (a temporary file in the
+//! server, memory in the simulator), and acknowledges it only once the driver has done so
+//! (a persisted message). So a transfer costs the follower one chunk of memory, not the
+//! snapshot's size (up to `max_snapshot_bytes`, 8 GiB by default). On the last chunk it
+//! asks the driver to install the snapshot from the sink ([`crate::Ready::snapshot`]) and
+//! acknowledges the install only after the driver made it durable, with the snapshot's
+//! index as its new match point. The driver then hands the installed snapshot back with
+//! [`Raft::set_snapshot`], for the day this node leads and must stream it in turn.
 //!
 //! Invariants:
 //! - a follower never installs a snapshot at or below its commit index (it already has
 //!   all of it, identically); it answers such a transfer at once with its commit index;
-//! - chunks are accepted only in order: the follower's buffer is always a prefix of the
-//!   leader's snapshot data for the same `meta`.
+//! - chunks go to the driver only in order: what the driver's sink holds for a `meta` is
+//!   always a prefix of the leader's snapshot data for it, and a chunk at offset 0 starts
+//!   a new transfer (the sink drops what it held).
 
-use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::hostile;
 use crate::message::MessageBody;
 use crate::progress::ProgressState;
 use crate::raft::{Raft, Role};
-use crate::types::{Index, NodeId, Snapshot, SnapshotMeta};
+use crate::types::{Index, NodeId, SnapshotMeta};
 
 /// Chunks in flight to one follower at most (fewer if `max_inflight_msgs` says so):
 /// enough to fill a LAN round trip with 1 MiB chunks, few enough that a transfer does not
 /// flood the bounded peer queues.
 const MAX_CHUNKS_IN_FLIGHT: usize = 8;
 
-/// A snapshot being received: the leader's chunks so far, in order.
+/// One chunk of a snapshot arriving from the leader, for the driver to write to its sink
+/// in order ([`crate::Ready::snapshot_chunks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The snapshot it belongs to; its membership is always known (ours at its index
+    /// if the leader's meta carried none), and the same for every chunk of a transfer.
+    pub meta: SnapshotMeta,
+    /// Where `data` starts in the snapshot's bytes: 0 starts a new transfer; otherwise
+    /// exactly the bytes the sink holds for `meta`.
+    pub offset: u64,
+    /// The chunk's bytes.
+    pub data: Bytes,
+    /// The last chunk: `Ready::snapshot` asks to install it in the same Ready.
+    pub done: bool,
+}
+
+/// A snapshot being received: which one, and how many bytes went to the driver.
 #[derive(Debug)]
 pub(crate) struct IncomingSnapshot {
+    /// The meta as the leader sends it: the chunks of this transfer carry it.
     meta: SnapshotMeta,
-    data: Vec<u8>,
+    /// The same meta with a known membership: a snapshot that carries no configuration
+    /// (its sender did not know the one at that index) keeps ours there, fixed when the
+    /// transfer starts. The driver's sink, the installed snapshot and the one saved to
+    /// disk all carry this one, so a restart from it knows the configuration.
+    local: SnapshotMeta,
+    received: u64,
 }
 
 impl Raft {
@@ -75,13 +104,18 @@ impl Raft {
         }
 
         if offset == 0 {
+            let mut local = meta.clone();
+            if local.membership.is_unknown() {
+                local.membership = self.configs.at(meta.index).clone();
+            }
             self.incoming_snapshot = Some(IncomingSnapshot {
                 meta: meta.clone(),
-                data: Vec::new(),
+                local,
+                received: 0,
             });
         }
         let held = match &self.incoming_snapshot {
-            Some(inc) if inc.meta == meta => inc.data.len() as u64,
+            Some(inc) if inc.meta == meta => inc.received,
             // A chunk of a transfer we did not see start (or of an older snapshot).
             _ => {
                 self.send(from, snapshot_resp(0, 0, false, stamp));
@@ -101,36 +135,37 @@ impl Raft {
             return;
         }
         let inc = self.incoming_snapshot.as_mut().expect("matched above");
-        inc.data.extend_from_slice(&data);
-        let held = inc.data.len() as u64;
+        inc.received += data.len() as u64;
+        let held = inc.received;
+        let local = inc.local.clone();
+        self.snapshot_chunks.push(SnapshotChunk {
+            meta: local.clone(),
+            offset,
+            data,
+            done,
+        });
         if !done {
-            // Nothing durable is promised by a chunk acknowledgement: it may go now.
-            self.send(from, snapshot_resp(0, held, true, stamp));
+            // Acknowledged once the driver wrote it to its sink (nothing durable is
+            // promised: a restart starts the transfer over).
+            self.send_after_persist(from, term, snapshot_resp(0, held, true, stamp));
             return;
         }
-        let inc = self.incoming_snapshot.take().expect("matched above");
-        self.install_received_snapshot(Snapshot {
-            meta: inc.meta,
-            data: Bytes::from(inc.data),
-        });
+        self.incoming_snapshot = None;
+        self.install_received_snapshot(local);
         self.send_after_persist(from, term, snapshot_resp(meta.index, held, true, stamp));
     }
 
-    /// Replaces our log prefix and state with a complete snapshot from the leader. Its
-    /// configuration becomes the one at its index; configurations of a log suffix we
-    /// keep stay in force after it. A snapshot that carries no configuration (its
-    /// sender did not know the one at that index) keeps ours there.
-    fn install_received_snapshot(&mut self, mut snapshot: Snapshot) {
-        let index = snapshot.meta.index;
-        if snapshot.meta.membership.is_unknown() {
-            snapshot.meta.membership = self.configs.at(index).clone();
-        }
-        let kept = self.log.install_snapshot(index, snapshot.meta.term);
+    /// Replaces our log prefix and state with the snapshot the driver received whole
+    /// (the driver installs it from its sink in this Ready). Its configuration becomes
+    /// the one at its index; configurations of a log suffix we keep stay in force after
+    /// it. `meta` is the local meta of the transfer (see [`IncomingSnapshot::local`]), so
+    /// its membership is known.
+    fn install_received_snapshot(&mut self, meta: SnapshotMeta) {
+        let kept = self.log.install_snapshot(meta.index, meta.term);
         self.configs
-            .install(index, snapshot.meta.membership.clone(), kept);
+            .install(meta.index, meta.membership.clone(), kept);
         self.on_config_changed();
-        self.snapshot = Some(snapshot.clone());
-        self.snapshot_to_install = Some(snapshot);
+        self.snapshot_to_install = Some(meta);
     }
 
     /// Leader: sends `peer` the next chunks of our snapshot, as many as the window allows,

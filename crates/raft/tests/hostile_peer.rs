@@ -261,9 +261,26 @@ fn a_snapshot_with_a_newer_membership_installs() {
         .insert(7, Bytes::from_static(b"10.0.0.7:7100"));
     r.step(msg(1, 2, 1, snapshot_with(newer.clone(), 4)));
     let rd = r.ready();
-    assert_eq!(rd.snapshot.map(|s| s.meta.membership), Some(newer.clone()));
+    assert_eq!(rd.snapshot.map(|m| m.membership), Some(newer.clone()));
     assert_eq!(r.membership(), &newer);
     assert_eq!(r.stats().snapshots_refused, 0);
+}
+
+/// A snapshot that carries no configuration (its sender did not know it) keeps ours at
+/// its index: the chunk the driver writes to its sink and the snapshot it installs (and
+/// saves, and restarts from) carry our configuration, not an unknown one, and the two
+/// metas are the same (the driver matches the install against the sink's).
+#[test]
+fn a_snapshot_without_a_membership_keeps_ours_in_what_the_driver_installs() {
+    let mut r = follower(2);
+    r.step(msg(1, 2, 1, snapshot_with(Membership::default(), 4)));
+    let rd = r.ready();
+    let ours = Membership::new([1, 2, 3]);
+    assert_eq!(rd.snapshot_chunks.len(), 1);
+    assert_eq!(rd.snapshot_chunks[0].meta.membership, ours);
+    assert_eq!(rd.snapshot.as_ref(), Some(&rd.snapshot_chunks[0].meta));
+    assert_eq!(r.membership(), &ours);
+    assert_eq!(r.log().last_index(), 5);
 }
 
 /// `TimeoutNow` is honoured only from the leader we follow, in our term (thesis §3.10).

@@ -292,3 +292,84 @@ fn a_late_answer_about_an_older_longer_snapshot_restarts_the_transfer() {
         net.node(leader).commit_index()
     );
 }
+
+/// The follower hands every in-order chunk to its driver (`Ready::snapshot_chunks`)
+/// instead of buffering it, and acknowledges a chunk only among the messages that wait
+/// for the driver's persist; the install is a `SnapshotMeta` the driver fills from its
+/// sink.
+#[test]
+fn chunks_go_to_the_driver_as_they_arrive_and_are_acknowledged_after_its_persist() {
+    let mut f = raft::Raft::new(small_chunks(2), vec![1, 2, 3]);
+    let meta = raft::SnapshotMeta {
+        index: 7,
+        term: 1,
+        membership: raft::Membership::new([1, 2, 3]),
+    };
+    let chunk = |offset: u64, data: &'static [u8], done: bool, stamp: u64| Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::Snapshot {
+            meta: meta.clone(),
+            offset,
+            data: Bytes::from_static(data),
+            done,
+            stamp,
+        },
+    };
+    f.step(chunk(0, b"abcd", false, 1));
+    let rd = f.ready();
+    assert_eq!(rd.snapshot_chunks.len(), 1);
+    assert_eq!(
+        (
+            rd.snapshot_chunks[0].offset,
+            &rd.snapshot_chunks[0].data[..]
+        ),
+        (0, &b"abcd"[..])
+    );
+    assert!(rd.snapshot.is_none());
+    let acked = |msgs: &[Message], next: u64| {
+        msgs.iter().any(|m| {
+            matches!(m.body, MessageBody::SnapshotResp { success: true, next_offset, .. }
+                if next_offset == next)
+        })
+    };
+    assert!(
+        !acked(&rd.messages, 4),
+        "acknowledged before the driver wrote it"
+    );
+    assert!(acked(&rd.persisted_messages, 4));
+    f.step(chunk(4, b"efgh", false, 2));
+    assert_eq!(f.ready().snapshot_chunks.len(), 1);
+    // A duplicate goes nowhere and is acknowledged at once; a gap asks for a resend.
+    f.step(chunk(4, b"efgh", false, 3));
+    let rd = f.ready();
+    assert!(rd.snapshot_chunks.is_empty());
+    assert!(acked(&rd.messages, 8));
+    f.step(chunk(12, b"mn", true, 4));
+    let rd = f.ready();
+    assert!(rd.snapshot_chunks.is_empty() && rd.snapshot.is_none());
+    assert!(rd.messages.iter().any(|m| matches!(
+        m.body,
+        MessageBody::SnapshotResp {
+            success: false,
+            next_offset: 8,
+            ..
+        }
+    )));
+    // The last chunk: written, then installed in the same Ready.
+    f.step(chunk(8, b"ij", true, 5));
+    let rd = f.ready();
+    assert_eq!(rd.snapshot_chunks.len(), 1);
+    assert!(rd.snapshot_chunks[0].done);
+    assert_eq!(rd.snapshot, Some(meta.clone()));
+    assert!(rd.persisted_messages.iter().any(|m| matches!(
+        m.body,
+        MessageBody::SnapshotResp {
+            success: true,
+            index: 7,
+            ..
+        }
+    )));
+    assert_eq!(f.log().first_index(), 8);
+}

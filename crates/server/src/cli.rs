@@ -2,7 +2,8 @@
 //!
 //! Any node serves any request (followers forward to the leader), so the CLI tries the
 //! listed nodes in order and uses the first that answers. If none does, it says so and
-//! lists what it tried. With `--cacert ca.pem` it speaks TLS, trusting that CA.
+//! lists what it tried. With `--cacert ca.pem` it speaks TLS, trusting that CA. With
+//! `RAFTKV_PASSWORD` (and `RAFTKV_USER`) in the environment it authenticates first.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -62,16 +63,42 @@ impl RespClient {
                         None => Box::new(stream),
                         Some(tls) => Box::new(tls_stream(addr, stream, tls)?),
                     };
-                    return Ok(RespClient {
+                    let mut c = RespClient {
                         stream,
                         buf: BytesMut::new(),
                         addr: addr.to_string(),
-                    });
+                    };
+                    c.authenticate_from_env()?;
+                    return Ok(c);
                 }
                 Err(e) => last = e,
             }
         }
         Err(last)
+    }
+
+    /// With `RAFTKV_PASSWORD` set, sends `AUTH [RAFTKV_USER] RAFTKV_PASSWORD` (as
+    /// redis-cli reads `REDISCLI_AUTH`: a password on the command line shows in `ps`);
+    /// without it, `RAFTKV_REQUIREPASS`, the servers' own (so `raftkv up` and the CLI
+    /// work in the environment that started the nodes).
+    fn authenticate_from_env(&mut self) -> std::io::Result<()> {
+        let Some(password) = ["RAFTKV_PASSWORD", "RAFTKV_REQUIREPASS"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|p| !p.is_empty()))
+        else {
+            return Ok(());
+        };
+        let reply = match std::env::var("RAFTKV_USER") {
+            Ok(user) => self.call(&["AUTH", &user, &password])?,
+            Err(_) => self.call(&["AUTH", &password])?,
+        };
+        match reply {
+            Value::Error(e) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("AUTH failed: {e}"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> std::io::Result<()> {

@@ -151,6 +151,9 @@ pub struct FileConfig {
     pub insecure: Option<bool>,
     /// Talk to peers beyond loopback without mutual TLS.
     pub insecure_peers: Option<bool>,
+    /// The `default` user's password while the cluster's users were never set (Redis's
+    /// `requirepass`); `RAFTKV_REQUIREPASS` overrides it. Keep the file private.
+    pub requirepass: Option<String>,
     #[serde(default)]
     pub tls: TlsFile,
     /// The admin credential: HTTP admin write routes require it (as a bearer token, or
@@ -219,6 +222,19 @@ pub struct Overrides {
     pub insecure_peers: bool,
     /// From `RAFTKV_ADMIN_TOKEN` (never a flag: command lines are visible to every user).
     pub admin_token: Option<Secret>,
+    /// From the environment (`RAFTKV_REQUIREPASS`), never a flag: a flag shows in `ps`.
+    pub requirepass: Option<String>,
+}
+
+/// The SHA-256 of the configured `requirepass`; `Debug` does not show it (a fast hash of
+/// a weak password can be guessed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Requirepass(pub kv::acl::PasswordHash);
+
+impl fmt::Debug for Requirepass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Requirepass(<redacted>)")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -307,6 +323,9 @@ pub struct Config {
     /// Admin write routes require this credential; without one they are served to
     /// loopback clients only (`admin/auth.rs`).
     pub admin_token: Option<Secret>,
+    /// The bootstrap password of the `default` user (see `resp/users.rs`); `None`: no
+    /// password, as Redis's default.
+    pub requirepass: Option<Requirepass>,
 }
 
 impl Config {
@@ -512,7 +531,26 @@ impl Config {
             insecure: flags.insecure || file.insecure.unwrap_or(false),
             insecure_peers: flags.insecure_peers || file.insecure_peers.unwrap_or(false),
             admin_token,
+            // An empty password is none, as Redis's `requirepass ""`.
+            requirepass: flags
+                .requirepass
+                .as_ref()
+                .or(file.requirepass.as_ref())
+                .filter(|p| !p.is_empty())
+                .map(|p| Requirepass(crate::password::hash(p.as_bytes()))),
         })
+    }
+
+    /// The rules that give the `default` user this node's bootstrap password (none: the
+    /// user keeps Redis's `nopass`).
+    pub fn bootstrap_rules(&self) -> Vec<bytes::Bytes> {
+        match &self.requirepass {
+            None => Vec::new(),
+            Some(Requirepass(h)) => vec![
+                bytes::Bytes::from_static(b"resetpass"),
+                bytes::Bytes::from(format!("#{}", kv::acl::hash_hex(h))),
+            ],
+        }
     }
 
     /// Every voter, this node included.
@@ -721,6 +759,29 @@ mod tests {
         let c = resolve(GOOD, &flags).unwrap();
         assert_eq!(c.peers.get(&2).map(String::as_str), Some("h:2"));
         assert!(!c.peers.contains_key(&3));
+    }
+
+    #[test]
+    fn requirepass_comes_from_the_file_or_the_environment_and_is_kept_hashed() {
+        let file = "id = 1\npeer_addr = \"h:1\"\nrequirepass = \"from-file\"";
+        let c = resolve(file, &Overrides::default()).unwrap();
+        let h = |p: &str| Some(Requirepass(crate::password::hash(p.as_bytes())));
+        assert_eq!(c.requirepass, h("from-file"));
+        assert_eq!(c.bootstrap_rules().len(), 2);
+        assert!(!format!("{c:?}").contains("from-file"));
+        let env = Overrides {
+            requirepass: Some("from-env".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(file, &env).unwrap().requirepass, h("from-env"));
+        // An empty password is none, as Redis's `requirepass ""`.
+        let empty = Overrides {
+            requirepass: Some(String::new()),
+            ..Overrides::default()
+        };
+        let c = resolve(file, &empty).unwrap();
+        assert_eq!(c.requirepass, None);
+        assert!(c.bootstrap_rules().is_empty());
     }
 
     #[test]

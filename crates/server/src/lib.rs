@@ -6,8 +6,8 @@
 //! local-cluster launcher. See README.md in this crate for ports, formats and guarantees.
 //!
 //! Layers, lowest first; a module imports only from those before it (checked by
-//! `tests/layers.rs`): [`metrics`], [`config`], [`reply`], [`status`], [`clock`] →
-//! [`protected`], [`tls`], [`cluster_id`], [`members`] → [`handle`] (the loop's events and the async
+//! `tests/layers.rs`): [`metrics`], [`password`], [`reply`], [`status`], [`clock`] →
+//! [`config`] → [`protected`], [`tls`], [`cluster_id`], [`members`] → [`handle`] (the loop's events and the async
 //! side's handle) → [`store`], [`snapshots`], [`transport`], [`resp`], [`admin`],
 //! [`admin_client`] → [`open`] (building a node from its config) → [`node_loop`] →
 //! [`server`] (wiring), [`cli`] → [`member_cli`], [`join`] → [`up`].
@@ -25,6 +25,7 @@ pub mod members;
 pub mod metrics;
 pub mod node_loop;
 pub mod open;
+pub mod password;
 pub mod protected;
 pub mod reply;
 pub mod resp;

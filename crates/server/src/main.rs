@@ -383,6 +383,7 @@ fn serve(a: ServeArgs) -> ExitCode {
             .ok()
             .filter(|t| !t.is_empty())
             .map(server::config::Secret::new),
+        requirepass: std::env::var("RAFTKV_REQUIREPASS").ok(),
     };
     let cfg = match Config::load(a.config.as_deref(), &flags) {
         Ok(c) => c,

@@ -121,6 +121,26 @@ impl ByReason {
     }
 }
 
+/// RESP refusals since start, by kind (Redis's `INFO stats` names them
+/// `acl_access_denied_*`; `/metrics` exports them as `raftkv_client_access_denied_total`).
+#[derive(Debug, Default)]
+pub struct ClientAccessDenied {
+    /// Failed `AUTH` / `HELLO AUTH`.
+    pub auth: AtomicU64,
+    /// `NOAUTH`: a command before authenticating, where a password is required.
+    pub noauth: AtomicU64,
+    /// `NOPERM` for the command.
+    pub command: AtomicU64,
+    /// `NOPERM` for a key.
+    pub key: AtomicU64,
+}
+
+impl ClientAccessDenied {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
 pub fn counter(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(
         out,
@@ -166,6 +186,8 @@ pub struct LoopMetrics {
     /// RESP and admin connections whose TLS handshake failed (plaintext to a TLS port,
     /// an untrusted certificate, the deadline).
     pub client_tls_refused: Counter,
+    /// RESP commands refused by authentication or permissions (`resp/acl/gate.rs`).
+    pub client_access_denied: ClientAccessDenied,
     /// Client connections closed because all clients together held
     /// `limits.max_client_memory_bytes` for a second (`resp/memory.rs`).
     pub client_memory_refused: Counter,

@@ -30,6 +30,7 @@ use crate::handle::Event;
 use crate::metrics::LoopMetrics;
 use crate::open::ClusterNode;
 use crate::reply::Reply;
+use crate::resp::acl::users::{Users, UsersTx};
 use crate::status::{reported_role, CoreRefusals, MembershipStatus, PeerStatus, Status};
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
@@ -68,6 +69,17 @@ pub struct NodeLoop {
     pinned: std::collections::BTreeSet<NodeId>,
     /// Routing counters already added to the metrics.
     routing_seen: driver::RoutingStats,
+    /// Where the users are published for RESP connections (`resp/acl/users.rs`).
+    users: UsersTx,
+    /// What the last publication was made from: (snapshots installed, ACL entries
+    /// applied by the current store).
+    users_seen: (u64, u64),
+    /// This node's bootstrap rules for `default` (`requirepass`).
+    bootstrap: Vec<bytes::Bytes>,
+    /// The term in which this node, as leader, proposed the users' initialization.
+    users_init_term: Option<u64>,
+    /// Whether the replicated `default` was found not to take our `requirepass`.
+    warned_requirepass: bool,
 }
 
 impl NodeLoop {
@@ -78,8 +90,14 @@ impl NodeLoop {
         rx: mpsc::Receiver<Event>,
         rt: tokio::runtime::Handle,
         metrics: Arc<LoopMetrics>,
+        users: UsersTx,
     ) -> NodeLoop {
         NodeLoop {
+            users,
+            users_seen: (u64::MAX, u64::MAX),
+            bootstrap: cfg.bootstrap_rules(),
+            users_init_term: None,
+            warned_requirepass: false,
             me: cfg.id,
             last_role: node.raft().role(),
             last_leader: node.leader(),
@@ -247,6 +265,9 @@ impl NodeLoop {
         self.observe_role();
         self.observe_routing();
         self.observe_membership();
+        // Before any answer goes out: a client told OK by ACL SETUSER sees the change.
+        self.publish_users();
+        self.initialize_users();
         for (to, msg) in self.node.take_forwards() {
             let frame = match msg {
                 driver::Forward::Req { id, req, session } => Frame::ForwardReq { id, req, session },
@@ -262,6 +283,60 @@ impl NodeLoop {
                 self.deliver(w, Reply::from(resp));
             }
         }
+    }
+
+    /// Publishes the users if the state machine's changed (an ACL entry applied, or a
+    /// snapshot installed) since the last publication.
+    fn publish_users(&mut self) {
+        let seen = (
+            self.node.stats().snapshots_installed,
+            self.node.kv().acl_changes(),
+        );
+        if seen == self.users_seen {
+            return;
+        }
+        self.users_seen = seen;
+        let users = Users::of(self.node.kv().acl(), &self.bootstrap);
+        if users.replicated && !self.bootstrap.is_empty() && !self.warned_requirepass {
+            let ours = self.bootstrap.last().and_then(|r| r.strip_prefix(b"#"));
+            let takes_it = users.get(kv::acl::DEFAULT_USER).is_some_and(|d| {
+                d.nopass
+                    || d.passwords
+                        .iter()
+                        .any(|h| Some(kv::acl::hash_hex(h).as_bytes()) == ours)
+            });
+            if !takes_it {
+                self.warned_requirepass = true;
+                tracing::warn!(
+                    "this node's requirepass is not a password of the cluster's default user: \
+                     the cluster's users hold (change them with ACL SETUSER default)"
+                );
+            }
+        }
+        self.users.send_replace(Arc::new(users));
+    }
+
+    /// As leader of a cluster whose users were never set, proposes setting them from our
+    /// bootstrap (once a term), so every node shows the same `default` user. Until it
+    /// applies, every node uses its own bootstrap, which already requires its password.
+    fn initialize_users(&mut self) {
+        let raft = self.node.raft();
+        if self.bootstrap.is_empty()
+            || !raft.is_leader()
+            || self.node.kv().acl().users().is_some()
+            || self.users_init_term == Some(raft.term())
+        {
+            return;
+        }
+        self.users_init_term = Some(raft.term());
+        let id = self.next_id;
+        self.next_id += 1;
+        let cmd = kv::Command::Acl {
+            op: kv::AclOp::Init,
+            bootstrap: self.bootstrap.clone(),
+        };
+        // Its answer finds no waiting client and is dropped.
+        self.node.submit(self.now(), id, Request::Write(cmd), None);
     }
 
     fn observe_routing(&mut self) {

@@ -18,6 +18,7 @@ use crate::handle::{Event, NodeHandle};
 use crate::metrics::LoopMetrics;
 use crate::node_loop::NodeLoop;
 use crate::open::open_node;
+use crate::resp::acl::users::{close_connections_of_deleted_users, Users};
 use crate::resp::commands::RespCtx;
 use crate::tls::Tls;
 use crate::transport::inbound::{self, Inbound};
@@ -143,6 +144,9 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         metrics.clone(),
     );
 
+    let bootstrap = cfg.bootstrap_rules();
+    let (users_tx, users_rx) =
+        tokio::sync::watch::channel(Arc::new(Users::of(node.kv().acl(), &bootstrap)));
     let node_loop = NodeLoop::new(
         &cfg,
         node,
@@ -150,6 +154,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         rx,
         tokio::runtime::Handle::current(),
         metrics.clone(),
+        users_tx,
     );
     // Dropped when the loop returns or panics: `Running::node_stopped` wakes either way.
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -196,7 +201,13 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         cursors: Default::default(),
         clients: Default::default(),
         memory: crate::resp::memory::ClientMemory::new(cfg.limits.max_client_memory_bytes),
+        users: users_rx.clone(),
+        bootstrap,
     });
+    tasks.push(tokio::spawn(close_connections_of_deleted_users(
+        users_rx,
+        resp_ctx.clients.clone(),
+    )));
     tasks.push(tokio::spawn(crate::resp::accept_loop(
         client_l,
         resp_ctx,

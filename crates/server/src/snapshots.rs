@@ -2,8 +2,9 @@
 //! node takes itself written and synced on a background thread, so a large state machine
 //! does not stall the node loop for the length of a multi-megabyte write and `fdatasync`.
 //!
-//! Snapshots received from a leader are saved synchronously (`save`): the follower
-//! acknowledges the install only once it is durable. At most one background save runs at
+//! Snapshots received from a leader are written to a temporary file of the store chunk by
+//! chunk as they arrive (`receive`), and sealed synchronously on the last chunk: the
+//! follower acknowledges the install only once it is durable. At most one background save runs at
 //! a time (the driver waits for its outcome before taking the next snapshot), but it may
 //! run while an install is saved: the [`FileSnapshotStore`] serializes the two saves' renames
 //! and prunes itself (a failure on the install path would stop the node).
@@ -14,7 +15,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use raft::{Index, SnapshotMeta};
-use storage::{FileSnapshotStore, Result, SaveStarted, SnapshotStorage, StorageError};
+use storage::{
+    FileSnapshotStore, Result, SaveStarted, SnapshotSink, SnapshotStorage, StorageError,
+};
 use tokio::sync::mpsc;
 
 use crate::handle::Event;
@@ -26,6 +29,17 @@ pub struct BackgroundSnapshots {
     /// Wakes the node loop when a save finishes, so it compacts without waiting for
     /// other traffic.
     wake: mpsc::Sender<Event>,
+    /// The thread of the last background save: joined on drop, so a node that stopped
+    /// writes nothing more to its data directory.
+    saver: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BackgroundSnapshots {
+    fn drop(&mut self) {
+        if let Some(t) = self.saver.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl BackgroundSnapshots {
@@ -36,6 +50,7 @@ impl BackgroundSnapshots {
             done_tx,
             done_rx,
             wake,
+            saver: None,
         }
     }
 }
@@ -58,7 +73,12 @@ impl SnapshotStorage for BackgroundSnapshots {
         let done = self.done_tx.clone();
         let wake = self.wake.clone();
         let meta = meta.clone();
-        std::thread::Builder::new()
+        // At most one save is in flight: the last one has reported, so this returns at
+        // once.
+        if let Some(t) = self.saver.take() {
+            let _ = t.join();
+        }
+        let saver = std::thread::Builder::new()
             .name("snapshot-save".into())
             .spawn(move || {
                 let started = Instant::now();
@@ -76,17 +96,25 @@ impl SnapshotStorage for BackgroundSnapshots {
                     ),
                 }
                 let _ = done.send(result);
-                // The loop may be gone (shutting down): then nobody needs waking.
-                let _ = wake.blocking_send(Event::SnapshotSaved);
+                // Never blocks (the loop joins this thread): a full channel means the
+                // loop is busy and polls the outcome at its next batch anyway; a closed
+                // one, that it is gone.
+                let _ = wake.try_send(Event::SnapshotSaved);
             })
             .map_err(|e| {
                 StorageError::Snapshot(format!("cannot start the snapshot writer: {e}"))
             })?;
+        self.saver = Some(saver);
         Ok(SaveStarted::Pending)
     }
 
     fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
         self.done_rx.try_recv().ok()
+    }
+
+    /// A snapshot from the leader goes to a temporary file of the store as it arrives.
+    fn receive(&mut self, meta: &SnapshotMeta) -> Result<Box<dyn SnapshotSink>> {
+        self.store.sink(meta)
     }
 }
 

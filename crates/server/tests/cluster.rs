@@ -441,12 +441,12 @@ fn far_behind_follower_catches_up_through_a_snapshot() {
             ok()
         );
     }
-    let ls = c.status(leader);
-    assert!(ls.snapshots_taken >= 5, "leader snapshots: {ls:?}");
-    assert!(
-        ls.first_index > 200,
-        "the leader compacted away what the stopped node lacks: {ls:?}"
-    );
+    // Snapshots are saved in the background and a trigger that comes while one is being
+    // written waits for it, so how many there are depends on the disk's speed (the test
+    // once saw two under load, where it asked for five); what matters is that the leader
+    // compacted away what the stopped node lacks, which may finish after the last write.
+    let ls = c.wait_status(leader, SETTLE, |s| s.first_index > 200);
+    assert!(ls.snapshots_taken >= 1, "leader snapshots: {ls:?}");
 
     c.restart(lagging);
     let target = ls.commit_index;

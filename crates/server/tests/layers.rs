@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// Layers, lowest first. Modules of one layer may not import each other either.
 const LAYERS: &[&[&str]] = &[
-    &["metrics", "config", "reply", "status", "clock"],
+    &["metrics", "password", "reply", "status", "clock"],
+    &["config"],
     &["protected", "tls", "cluster_id", "members"],
     &["handle"],
     &[

@@ -49,6 +49,15 @@ fn free_base() -> u16 {
     panic!("no free ports");
 }
 
+/// Held by each test that runs `raftkv up`: `free_base` checks that ports are free but
+/// does not hold them, so two tests starting clusters at once could pick the same base
+/// (one cluster's `up` then waited on the other's nodes).
+static ONE_UP_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_up_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_UP_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Up {
     child: Child,
     base: u16,
@@ -209,6 +218,7 @@ fn up_with_redis_cli_benchmark_and_our_cli() {
         eprintln!("NOTE: skipping: redis-cli is not installed (apt-get install redis-tools)");
         return;
     }
+    let _one = one_up_at_a_time();
     let data = tempfile::tempdir().expect("tempdir");
     let base = free_base();
     let up = Up::start(data.path(), base);
@@ -288,6 +298,50 @@ fn up_with_redis_cli_benchmark_and_our_cli() {
     let up = Up::start(data.path(), base);
     assert_eq!(cli(&["-p", &p3, "GET", "greeting"]), "hello");
     assert_eq!(cli(&["-p", &p1, "GET", "visits"]), "2");
+    up.stop();
+}
+
+/// `RAFTKV_REQUIREPASS` in the environment of `raftkv up` (and so of its nodes): clients
+/// without it get NOAUTH; redis-cli with `-a` and our CLI (which reads the same variable)
+/// are served.
+#[test]
+fn up_with_a_password_from_the_environment() {
+    let _one = one_up_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base();
+    let up = Up::start_with_env(dir.path(), base, &[("RAFTKV_REQUIREPASS", "pa55")]);
+    let ours = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(RAFTKV)
+            .env_remove("RAFTKV_REQUIREPASS")
+            .envs(env.iter().copied())
+            .args(args)
+            .args(["--cluster", &format!("127.0.0.1:{base}")])
+            .output()
+            .expect("raftkv cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        ours(&["set", "k", "v"], &[("RAFTKV_PASSWORD", "pa55")]),
+        (true, "OK".into())
+    );
+    assert_eq!(
+        ours(&["get", "k"], &[("RAFTKV_PASSWORD", "pa55")]),
+        (true, "v".into())
+    );
+    let (_, denied) = ours(&["get", "k"], &[]);
+    assert!(denied.contains("NOAUTH"), "{denied}");
+    if have("redis-cli") {
+        let port = base.to_string();
+        assert_eq!(
+            cli(&["-p", &port, "get", "k"]),
+            "NOAUTH Authentication required."
+        );
+        let authed = ["-p", &port, "-a", "pa55", "--no-auth-warning", "get", "k"];
+        assert_eq!(cli(&authed), "v");
+    }
     up.stop();
 }
 

@@ -268,6 +268,7 @@ fn info_sections_with_real_values() {
             "Clients",
             "Memory",
             "Persistence",
+            "Stats",
             "Raft",
             "Keyspace"
         ]
@@ -300,7 +301,7 @@ fn info_sections_with_real_values() {
             >= 1
     );
     assert_eq!(text(&a.call(&["INFO", "nosuchsection"])), "");
-    assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 6);
+    assert_eq!(section_names(&text(&a.call(&["INFO", "all"]))).len(), 7);
 }
 
 /// `INFO keyspace` counts the keys with a TTL (`expires`) and their average remaining

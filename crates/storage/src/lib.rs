@@ -39,7 +39,9 @@ pub use file_store::{
 pub use log_store::LogStore;
 pub use mem_store::MemLogStore;
 pub use snapshot::{FileSnapshotStore, SnapshotInfo, SnapshotReader, SnapshotWriter};
-pub use snapshot_storage::{MemSnapshotStore, SaveStarted, SnapshotStorage};
+pub use snapshot_storage::{
+    append_in_order, MemSnapshotStore, SaveStarted, SnapshotSink, SnapshotStorage,
+};
 
 /// Writes a small file durably, for files other crates keep beside the log (the server's
 /// cluster identity): `dir` is created if missing (its new levels' parents synced), then

@@ -333,18 +333,53 @@ impl SnapshotWriter {
                 )));
             }
         }
-        let file = self.file.take().expect("open until finish");
+        self.seal()?;
+        self.commit()
+    }
+
+    /// Like [`SnapshotWriter::finish`], but reads the data back from the sealed file and
+    /// lets `check` refuse it (a snapshot that does not decode) before it is put in place:
+    /// a refused snapshot never becomes one a restart would load. Returns the data.
+    pub fn finish_checked(
+        mut self,
+        check: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<(SnapshotInfo, Vec<u8>)> {
+        self.seal()?;
+        let mut data = vec![0u8; self.written as usize];
+        let file = self.file.as_ref().expect("open until committed");
+        read_at(file, &self.tmp, &mut data, self.header_len)?;
+        if crc32c::crc32c(&data) != self.crc {
+            return Err(StorageError::corruption(
+                &self.tmp,
+                self.header_len,
+                "snapshot data read back does not match what was written",
+            ));
+        }
+        check(&data)?;
+        Ok((self.commit()?, data))
+    }
+
+    /// Writes the trailer and makes the temporary file durable.
+    fn seal(&mut self) -> Result<()> {
+        let file = self.file.as_ref().expect("open until committed");
         let trailer = encode_trailer(self.written, self.crc);
         let at = self.header_len + self.written;
-        let sealed = fsutil::write_all_at(&file, &self.tmp, &trailer, at, &self.faults)
-            .and_then(|_| fsutil::sync_data(&file, &self.tmp, &self.faults));
-        drop(file);
-        sealed?;
+        fsutil::write_all_at(file, &self.tmp, &trailer, at, &self.faults)?;
+        fsutil::sync_data(file, &self.tmp, &self.faults)
+    }
+
+    /// Renames the sealed file into place, syncs the directory, prunes old snapshots.
+    fn commit(mut self) -> Result<SnapshotInfo> {
+        drop(self.file.take());
         let path = self.dir.join(file_name(self.meta.index, self.meta.term));
         // From the rename to the end of the prune, alone: a concurrent save's prune must
         // not list (and try to delete) files this one is deleting.
         let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        fs::rename(&self.tmp, &path).map_err(|e| StorageError::io("rename", &self.tmp, e))?;
+        let renamed = fs::rename(&self.tmp, &path);
+        if let Err(e) = renamed {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(StorageError::io("rename", &self.tmp, e));
+        }
         fsutil::sync_dir(&self.dir, &self.faults)?;
         let info = SnapshotInfo {
             meta: self.meta.clone(),
@@ -436,7 +471,9 @@ impl FileSnapshotStore {
             file_name(meta.index, meta.term),
             std::process::id()
         ));
+        // Readable too: `finish_checked` reads the data back before it is put in place.
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&tmp)

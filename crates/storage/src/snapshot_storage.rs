@@ -1,6 +1,7 @@
 //! [`SnapshotStorage`]: the narrow interface the driver saves and loads state-machine
 //! snapshots through, with a file implementation ([`FileSnapshotStore`]) and an in-memory one
-//! for the simulator ([`MemSnapshotStore`]).
+//! for the simulator ([`MemSnapshotStore`]); and [`SnapshotSink`], where a snapshot from a
+//! leader is written as it arrives (a temporary file, or memory in the simulator).
 
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +9,7 @@ use bytes::Bytes;
 use raft::{Index, SnapshotMeta};
 
 use crate::error::{Result, StorageError};
-use crate::snapshot::FileSnapshotStore;
+use crate::snapshot::{FileSnapshotStore, SnapshotWriter};
 
 /// Durable snapshots of the state machine.
 ///
@@ -42,6 +43,53 @@ pub trait SnapshotStorage {
     fn finished_save(&mut self) -> Option<Result<SnapshotMeta>> {
         None
     }
+
+    /// Starts receiving the snapshot `meta` from a leader: its chunks are written to the
+    /// returned sink as they arrive, not held in memory. Dropping the sink unfinished
+    /// discards what it held.
+    fn receive(&mut self, meta: &SnapshotMeta) -> Result<Box<dyn SnapshotSink>>;
+}
+
+/// A snapshot being received from a leader, written as it arrives (raft's
+/// `Ready::snapshot_chunks`).
+pub trait SnapshotSink: Send {
+    /// Bytes written so far: where the next chunk starts.
+    fn written(&self) -> u64;
+
+    /// Appends `data`, which starts at `offset`: the bytes written so far (a chunk wholly
+    /// within them is a retransmission and is ignored; a gap is an error).
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+
+    /// Seals the snapshot and returns its data (read back from where it was written), if
+    /// `check` accepts it (the driver decodes it): then it is durable and in place, as
+    /// [`SnapshotStorage::save`] leaves one (atomic: a crash before the end leaves what
+    /// the store held). Refused, it is discarded and never loaded at a restart.
+    fn finish(self: Box<Self>, check: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Vec<u8>>;
+}
+
+/// A file being written by [`FileSnapshotStore::writer`].
+struct FileSink(SnapshotWriter);
+
+impl SnapshotSink for FileSink {
+    fn written(&self) -> u64 {
+        self.0.written()
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.0.write_chunk(offset, data)
+    }
+
+    fn finish(self: Box<Self>, check: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Vec<u8>> {
+        Ok(self.0.finish_checked(check)?.1)
+    }
+}
+
+impl FileSnapshotStore {
+    /// A sink writing a snapshot from a leader to a temporary file of this store, renamed
+    /// into place when finished.
+    pub fn sink(&self, meta: &SnapshotMeta) -> Result<Box<dyn SnapshotSink>> {
+        Ok(Box::new(FileSink(self.writer(meta)?)))
+    }
 }
 
 /// What [`SnapshotStorage::start_save`] did.
@@ -64,6 +112,10 @@ impl SnapshotStorage for FileSnapshotStore {
 
     fn compaction_floor(&self) -> Result<Option<Index>> {
         FileSnapshotStore::compaction_floor(self)
+    }
+
+    fn receive(&mut self, meta: &SnapshotMeta) -> Result<Box<dyn SnapshotSink>> {
+        self.sink(meta)
     }
 }
 
@@ -105,15 +157,68 @@ impl MemSnapshotStore {
     }
 }
 
+/// Keeps `data` as the snapshot `meta`, and the newest [`MEM_RETAIN`].
+fn mem_save(saved: &Mutex<Vec<SavedSnapshot>>, meta: &SnapshotMeta, data: Vec<u8>) {
+    let mut saved = saved.lock().expect("not poisoned");
+    saved.retain(|(m, _)| m.index != meta.index);
+    saved.push((meta.clone(), Arc::new(data)));
+    saved.sort_by_key(|(m, _)| m.index);
+    let excess = saved.len().saturating_sub(MEM_RETAIN);
+    saved.drain(..excess);
+}
+
+/// The simulator's sink: memory, kept (as `save` keeps it) when finished.
+struct MemSink {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+    saved: Arc<Mutex<Vec<SavedSnapshot>>>,
+}
+
+impl SnapshotSink for MemSink {
+    fn written(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        append_in_order(&mut self.data, offset, data)
+    }
+
+    fn finish(self: Box<Self>, check: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Vec<u8>> {
+        check(&self.data)?;
+        mem_save(&self.saved, &self.meta, self.data.clone());
+        Ok(self.data)
+    }
+}
+
+/// A sink's rule for `write`: a chunk wholly within what `held` holds is a
+/// retransmission, anything but the next bytes is an error.
+pub fn append_in_order(held: &mut Vec<u8>, offset: u64, data: &[u8]) -> Result<()> {
+    let written = held.len() as u64;
+    if offset < written && offset + data.len() as u64 <= written {
+        return Ok(());
+    }
+    if offset != written {
+        return Err(StorageError::Snapshot(format!(
+            "chunk at offset {offset} ({} bytes) but {written} bytes received so far",
+            data.len()
+        )));
+    }
+    held.extend_from_slice(data);
+    Ok(())
+}
+
 impl SnapshotStorage for MemSnapshotStore {
     fn save(&mut self, meta: &SnapshotMeta, data: &[u8]) -> Result<()> {
-        let mut saved = self.saved.lock().expect("not poisoned");
-        saved.retain(|(m, _)| m.index != meta.index);
-        saved.push((meta.clone(), Arc::new(data.to_vec())));
-        saved.sort_by_key(|(m, _)| m.index);
-        let excess = saved.len().saturating_sub(MEM_RETAIN);
-        saved.drain(..excess);
+        mem_save(&self.saved, meta, data.to_vec());
         Ok(())
+    }
+
+    fn receive(&mut self, meta: &SnapshotMeta) -> Result<Box<dyn SnapshotSink>> {
+        Ok(Box::new(MemSink {
+            meta: meta.clone(),
+            data: Vec::new(),
+            saved: Arc::clone(&self.saved),
+        }))
     }
 
     fn load_latest(&self, log_first_index: Index) -> Result<Option<(SnapshotMeta, Vec<u8>)>> {
@@ -163,6 +268,58 @@ mod tests {
             term: 1,
             membership: Default::default(),
         }
+    }
+
+    /// A snapshot from a leader goes to a temporary file chunk by chunk; refused by the
+    /// check (it does not decode), it leaves nothing behind; accepted, it is in place.
+    #[test]
+    fn file_sinks_write_as_chunks_arrive_and_put_in_place_only_what_the_check_accepts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = FileSnapshotStore::open(tmp.path()).unwrap();
+        let files = |dir: &std::path::Path| {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "SNAPLOCK")
+                .collect();
+            names.sort();
+            names
+        };
+        let mut sink = store.receive(&meta(5)).unwrap();
+        sink.write(0, b"abc").unwrap();
+        sink.write(0, b"abc").unwrap(); // a retransmission
+        assert!(sink.write(7, b"x").is_err(), "a gap");
+        sink.write(3, b"def").unwrap();
+        assert_eq!(sink.written(), 6);
+        assert!(
+            files(tmp.path())[0].ends_with(".tmp"),
+            "written to a temporary file"
+        );
+        let refused = sink.finish(&mut |_| Err(StorageError::Snapshot("no".into())));
+        assert!(refused.is_err());
+        assert!(files(tmp.path()).is_empty(), "{:?}", files(tmp.path()));
+        assert_eq!(store.load_latest(1).unwrap(), None);
+
+        let mut sink = store.receive(&meta(6)).unwrap();
+        sink.write(0, b"abcdef").unwrap();
+        let mut seen = Vec::new();
+        let data = sink
+            .finish(&mut |d| {
+                seen = d.to_vec();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            (data.as_slice(), seen.as_slice()),
+            (&b"abcdef"[..], &b"abcdef"[..])
+        );
+        let (m, loaded) = store.load_latest(7).unwrap().unwrap();
+        assert_eq!((m.index, loaded), (6, b"abcdef".to_vec()));
+        // A sink dropped unfinished removes its file.
+        let mut sink = store.receive(&meta(9)).unwrap();
+        sink.write(0, b"partial").unwrap();
+        drop(sink);
+        assert_eq!(files(tmp.path()).len(), 1);
     }
 
     #[test]

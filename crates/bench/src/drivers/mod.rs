@@ -19,6 +19,9 @@ pub enum Target {
     Raftkv,
     Etcd,
     Redis,
+    /// raftkv with TLS on every surface (`kvbench tls`: what TLS costs).
+    #[serde(rename = "raftkv-tls")]
+    RaftkvTls,
 }
 
 impl Target {
@@ -27,6 +30,7 @@ impl Target {
             Target::Raftkv => "raftkv",
             Target::Etcd => "etcd",
             Target::Redis => "redis",
+            Target::RaftkvTls => "raftkv-tls",
         }
     }
 
@@ -36,6 +40,7 @@ impl Target {
             Target::Raftkv => "raftkv",
             Target::Etcd => "etcd",
             Target::Redis => "Redis",
+            Target::RaftkvTls => "raftkv (TLS)",
         }
     }
 }
@@ -53,7 +58,10 @@ impl FromStr for Target {
             "raftkv" => Ok(Target::Raftkv),
             "etcd" => Ok(Target::Etcd),
             "redis" => Ok(Target::Redis),
-            other => Err(format!("unknown target {other:?} (redis|etcd|raftkv)")),
+            "raftkv-tls" => Ok(Target::RaftkvTls),
+            other => Err(format!(
+                "unknown target {other:?} (redis|etcd|raftkv|raftkv-tls)"
+            )),
         }
     }
 }
@@ -80,6 +88,9 @@ impl Conn {
             Target::Redis => Conn::Redis(redis::RedisConn::connect(endpoint).await?),
             Target::Etcd => Conn::Etcd(Box::new(etcd::EtcdConn::connect(endpoint).await?)),
             Target::Raftkv => Conn::Raftkv(raftkv::RaftkvConn::connect(endpoint).await?),
+            Target::RaftkvTls => {
+                Conn::Raftkv(raftkv::RaftkvConn::connect_with(endpoint, true).await?)
+            }
         })
     }
 

@@ -19,8 +19,13 @@ pub struct RaftkvConn {
 
 impl RaftkvConn {
     pub async fn connect(addr: &str) -> Result<Self, String> {
+        RaftkvConn::connect_with(addr, false).await
+    }
+
+    /// Over TLS when `tls` (see [`super::resp::trust_ca`]).
+    pub async fn connect_with(addr: &str, tls: bool) -> Result<Self, String> {
         Ok(RaftkvConn {
-            inner: RedisConn::connect(addr).await?,
+            inner: RedisConn::connect_with(addr, tls).await?,
         })
     }
 

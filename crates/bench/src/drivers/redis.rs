@@ -5,13 +5,20 @@ use super::Found;
 
 pub struct RedisConn {
     addr: String,
+    tls: bool,
     conn: Option<RespConn>,
 }
 
 impl RedisConn {
     pub async fn connect(addr: &str) -> Result<Self, String> {
+        RedisConn::connect_with(addr, false).await
+    }
+
+    /// Over TLS when `tls` (see [`super::resp::trust_ca`]).
+    pub async fn connect_with(addr: &str, tls: bool) -> Result<Self, String> {
         let mut c = RedisConn {
             addr: addr.to_string(),
+            tls,
             conn: None,
         };
         match c.call(&[b"PING"]).await? {
@@ -24,7 +31,7 @@ impl RedisConn {
     /// reconnects: the client keeps going, and the error is counted by the caller.
     pub async fn call(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
         if self.conn.is_none() {
-            let c = RespConn::connect(&self.addr)
+            let c = RespConn::connect_with(&self.addr, self.tls)
                 .await
                 .map_err(|e| format!("{}: connect: {e}", self.addr))?;
             self.conn = Some(c);

@@ -35,6 +35,51 @@ pub fn find_binary(explicit: Option<&Path>) -> Option<PathBuf> {
 
 impl RaftkvCluster {
     pub fn start(bin: &Path, data: &Path, logs: &Path) -> Result<RaftkvCluster, String> {
+        RaftkvCluster::start_with(bin, data, logs, None)
+    }
+
+    /// With `tls`, TLS on every surface: certificates made by `raftkv certs` in
+    /// `data/raftkv-certs` (clients must trust its `ca.pem`, see
+    /// [`RaftkvCluster::tls_ca`]), nodes named `raftkv-tls<id>`.
+    pub fn start_tls(bin: &Path, data: &Path, logs: &Path) -> Result<RaftkvCluster, String> {
+        let certs = RaftkvCluster::tls_dir(data);
+        let out = Command::new(bin)
+            .arg("certs")
+            .arg("--dir")
+            .arg(&certs)
+            .args(["--nodes", "3"])
+            .output()
+            .map_err(|e| format!("{} certs: {e}", bin.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} certs failed: {}",
+                bin.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        RaftkvCluster::start_with(bin, data, logs, Some(&certs))
+    }
+
+    fn tls_dir(data: &Path) -> PathBuf {
+        data.join("raftkv-certs")
+    }
+
+    /// The CA of a cluster started with [`RaftkvCluster::start_tls`].
+    pub fn tls_ca(data: &Path) -> PathBuf {
+        RaftkvCluster::tls_dir(data).join("ca.pem")
+    }
+
+    fn start_with(
+        bin: &Path,
+        data: &Path,
+        logs: &Path,
+        tls: Option<&Path>,
+    ) -> Result<RaftkvCluster, String> {
+        let prefix = if tls.is_some() {
+            "raftkv-tls"
+        } else {
+            "raftkv"
+        };
         let ids = [1u64, 2, 3];
         let mut peer = Vec::new();
         let mut client = Vec::new();
@@ -52,7 +97,7 @@ impl RaftkvCluster {
         let peers = peers.join(",");
         let mut nodes = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let dir = data.join(format!("raftkv{id}"));
+            let dir = data.join(format!("{prefix}{id}"));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let mut cmd = Command::new(bin);
             // fsync is always on in raftkv (no flag turns it off); defaults otherwise.
@@ -63,7 +108,10 @@ impl RaftkvCluster {
                 .args(["--peer-addr", &format!("127.0.0.1:{}", peer[i])])
                 .args(["--client-addr", &format!("127.0.0.1:{}", client[i])])
                 .args(["--admin-addr", &format!("127.0.0.1:{}", admin[i])]);
-            let name = format!("raftkv{id}");
+            if let Some(certs) = tls {
+                cmd.arg("--tls-dir").arg(certs);
+            }
+            let name = format!("{prefix}{id}");
             nodes.push(Proc::spawn(&name, cmd, &logs.join(format!("{name}.log")))?);
         }
         Ok(RaftkvCluster {
@@ -75,5 +123,9 @@ impl RaftkvCluster {
 
     pub fn setup() -> &'static str {
         "3 nodes on loopback, fsync on, linearizable (ReadIndex) reads, any node forwards to the leader"
+    }
+
+    pub fn setup_tls() -> &'static str {
+        "as raftkv, with TLS on every surface: mutual TLS between nodes, TLS to clients (rustls, ring)"
     }
 }

@@ -35,6 +35,7 @@ fn color(t: Target) -> RGBColor {
         Target::Raftkv => RGBColor(214, 39, 40),
         Target::Etcd => RGBColor(31, 119, 180),
         Target::Redis => RGBColor(44, 160, 44),
+        Target::RaftkvTls => RGBColor(148, 103, 189),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Net {
     pub sent: Vec<Message>,
     /// Snapshots each node was told to install, in order.
     pub installed: BTreeMap<NodeId, Vec<Snapshot>>,
+    /// Each node's snapshot sink: the chunks of the snapshot it is receiving.
+    receiving: BTreeMap<NodeId, Vec<u8>>,
     /// Messages for which this returns true are lost.
     pub drop_if: Option<DropFilter>,
 }
@@ -57,6 +59,7 @@ impl Net {
             reads: BTreeMap::new(),
             sent: Vec::new(),
             installed: BTreeMap::new(),
+            receiving: BTreeMap::new(),
             drop_if: None,
         }
     }
@@ -101,8 +104,24 @@ impl Net {
         for (&id, node) in self.nodes.iter_mut() {
             while node.has_ready() {
                 let rd = node.ready();
-                if let Some(snap) = rd.snapshot {
-                    self.installed.entry(id).or_default().push(snap);
+                // A memory sink: the chunks in order, a new transfer at offset 0; the
+                // snapshot installed after the last chunk that completes a transfer.
+                let sink = self.receiving.entry(id).or_default();
+                let last_done = rd.snapshot_chunks.iter().rposition(|c| c.done);
+                for (i, c) in rd.snapshot_chunks.iter().enumerate() {
+                    if c.offset == 0 {
+                        sink.clear();
+                    }
+                    assert_eq!(c.offset, sink.len() as u64, "chunks out of order");
+                    sink.extend_from_slice(&c.data);
+                    if Some(i) == last_done {
+                        let snap = Snapshot {
+                            meta: rd.snapshot.clone().expect("an install with its last chunk"),
+                            data: Bytes::from(std::mem::take(sink)),
+                        };
+                        node.set_snapshot(snap.clone());
+                        self.installed.entry(id).or_default().push(snap);
+                    }
                 }
                 if let Some(last) = rd.entries.last() {
                     node.on_persisted(last.index, last.term);

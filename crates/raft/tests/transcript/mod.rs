@@ -63,6 +63,8 @@ struct Node {
     now: u64,
     /// The application payloads applied, in order (the "state machine").
     applied: Vec<String>,
+    /// The snapshot sink: chunks of the snapshot being received.
+    receiving: Vec<u8>,
     /// Role and term as last printed.
     seen: (Role, Term),
 }
@@ -221,6 +223,7 @@ impl Cluster {
                     raft,
                     now: 0,
                     applied: Vec::new(),
+                    receiving: Vec::new(),
                     seen,
                 },
             );
@@ -350,7 +353,28 @@ impl Cluster {
             let rd = node.raft.ready();
             any = true;
             let mut lines = Vec::new();
-            if let Some(snap) = &rd.snapshot {
+            // The snapshot is installed after the last chunk that completes a transfer.
+            let last_done = rd.snapshot_chunks.iter().rposition(|c| c.done);
+            for (i, c) in rd.snapshot_chunks.iter().enumerate() {
+                lines.push(format!(
+                    "write snapshot chunk {}@{} offset={} len={}",
+                    c.meta.index,
+                    c.meta.term,
+                    c.offset,
+                    c.data.len()
+                ));
+                if c.offset == 0 {
+                    node.receiving.clear();
+                }
+                node.receiving.extend_from_slice(&c.data);
+                if Some(i) != last_done {
+                    continue;
+                }
+                let snap = Snapshot {
+                    meta: rd.snapshot.clone().expect("an install with its last chunk"),
+                    data: Bytes::from(std::mem::take(&mut node.receiving)),
+                };
+                node.raft.set_snapshot(snap.clone());
                 let voters: Vec<_> = snap.meta.membership.voters.iter().collect();
                 lines.push(format!(
                     "install snapshot {}@{} voters={voters:?} data={:?}",

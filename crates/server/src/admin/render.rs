@@ -203,6 +203,25 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "Admin write requests refused, by reason (no_credential, bad_credential, not_loopback).",
         &[(None, &m.admin_refused)],
     );
+    {
+        use crate::metrics::ClientAccessDenied as D;
+        let d = &m.client_access_denied;
+        let name = "raftkv_client_access_denied_total";
+        let _ = writeln!(
+            o,
+            "# HELP {name} RESP commands refused: failed AUTH (auth), a command before \
+             authenticating (noauth), NOPERM for the command (command) or a key (key).\n\
+             # TYPE {name} counter"
+        );
+        for (reason, c) in [
+            ("auth", &d.auth),
+            ("noauth", &d.noauth),
+            ("command", &d.command),
+            ("key", &d.key),
+        ] {
+            let _ = writeln!(o, "{name}{{reason=\"{reason}\"}} {}", D::get(c));
+        }
+    }
     counter(
         &mut o,
         "raftkv_peer_frames_rejected_total",

@@ -28,6 +28,8 @@ pub struct Client {
     pub fd: i64,
     pub opened: Instant,
     state: Mutex<ClientState>,
+    /// Woken to close the connection (its user was deleted: `acl/users.rs`).
+    kill: tokio::sync::Notify,
 }
 
 /// What commands change.
@@ -45,6 +47,13 @@ pub struct ClientState {
     /// The last command run (lower case, as `CLIENT LIST` shows it) and when.
     pub last_command: String,
     pub last_active: Option<Instant>,
+    /// Who this connection runs as (`AUTH`, `HELLO AUTH`; `default` until then).
+    pub user: Bytes,
+    /// The user's incarnation when it authenticated (`kv::acl::User::incarnation`): a
+    /// user deleted and created again is not this one.
+    pub incarnation: u64,
+    /// Authenticated: by `AUTH`, or at connect while `default` needed no password.
+    pub authenticated: bool,
 }
 
 impl Client {
@@ -55,8 +64,22 @@ impl Client {
             local_addr,
             fd,
             opened: Instant::now(),
-            state: Mutex::new(ClientState::default()),
+            state: Mutex::new(ClientState {
+                user: Bytes::from_static(kv::acl::DEFAULT_USER),
+                ..ClientState::default()
+            }),
+            kill: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks the connection to close (it does at once, without a reply).
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Resolves once [`Client::kill`] was called.
+    pub async fn killed(&self) {
+        self.kill.notified().await
     }
 
     /// The state, to read or change. Held only for short, non-async sections.

@@ -20,7 +20,9 @@
 //! (`memory.rs`), and a connection that cannot get them in time is closed with an error.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -35,6 +37,11 @@ use super::memory::BufferHolding;
 const MAX_GROUP: usize = 256;
 /// Replies are written once this much is buffered, even if more commands are queued.
 const WRITE_CHUNK: usize = 64 << 10;
+/// A read's room in the read buffer: at first [`READ_MIN`], doubled each time a read fills
+/// it, up to [`READ_MAX`]. Ten thousand idle connections then hold 256 bytes each, not 16
+/// KiB.
+const READ_MIN: usize = 256;
+const READ_MAX: usize = 16 << 10;
 
 /// What a command read ahead holds until its reply is written: its bytes from this
 /// connection's budget and from the one shared by all clients.
@@ -66,13 +73,23 @@ where
 {
     let peer = ends.addr.map(|a| a.to_string()).unwrap_or_default();
     let registered = ctx.clients.open(ends);
+    // Redis's rule: authenticated from the start while `default` needs no password.
+    registered.client.state().authenticated = ctx.users.borrow().default_is_open();
+    // Commands travel boxed: the channel allocates its first block of 32 slots at once,
+    // so an idle connection holds 32 pointers rather than 32 `Item`s (80 bytes each).
     let (tx, rx) = mpsc::channel(ctx.max_pipeline);
     let budget_bytes = (2 * ctx.max_request_bytes).min(Semaphore::MAX_PERMITS);
     let budget = Arc::new(Semaphore::new(budget_bytes));
     let client = registered.client.clone();
     let reader = tokio::spawn(read_loop(rd, tx, ctx.clone(), budget, budget_bytes));
-    if let Err(e) = write_loop(wr, rx, ctx, client).await {
-        tracing::debug!(%peer, "client connection ended: {e}");
+    tokio::select! {
+        r = write_loop(wr, rx, ctx, client.clone()) => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, "client connection ended: {e}");
+            }
+        }
+        // Its user was deleted (`acl/users.rs`): closed at once, as Redis does.
+        _ = client.killed() => {}
     }
     reader.abort();
     drop(registered);
@@ -80,12 +97,15 @@ where
 
 async fn read_loop(
     mut rd: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Box<Item>>,
     ctx: Arc<RespCtx>,
     budget: Arc<Semaphore>,
     budget_bytes: usize,
 ) {
-    let mut buf = BytesMut::with_capacity(16 << 10);
+    // Allocated when a read needs it, released while the connection waits with nothing
+    // buffered (see `read_more`).
+    let mut buf = BytesMut::new();
+    let mut read_size = READ_MIN;
     // Resumes a command split across reads where it stopped (see `CommandParser`).
     let mut parser = CommandParser::default();
     let mut holding = BufferHolding::new(&ctx.memory);
@@ -116,36 +136,82 @@ async fn read_loop(
                             _shared: shared,
                         },
                     };
-                    if tx.send(item).await.is_err() {
+                    if tx.send(Box::new(item)).await.is_err() {
                         return;
                     }
                 }
                 Ok(None) => break,
                 Err(ProtoError::Recoverable { msg, skip }) => {
                     buf.advance(skip);
-                    if tx.send(Item::Error { msg, close: false }).await.is_err() {
+                    if tx
+                        .send(Box::new(Item::Error { msg, close: false }))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 Err(ProtoError::Fatal(msg)) => {
-                    let _ = tx.send(Item::Error { msg, close: true }).await;
+                    let _ = tx.send(Box::new(Item::Error { msg, close: true })).await;
                     return;
                 }
             }
         }
-        buf.reserve(16 << 10);
-        if !holding.fit(&ctx.memory, buf.capacity()).await {
-            return out_of_memory(&ctx, &tx).await;
-        }
-        match rd.read_buf(&mut buf).await {
+        match read_more(&mut rd, &mut buf, &mut read_size, &mut holding, &ctx).await {
             Ok(0) | Err(_) => return, // the writer finishes what was read, then closes
+            Ok(n) if n == usize::MAX => return out_of_memory(&ctx, &tx).await,
             Ok(_) => {}
         }
     }
 }
 
+/// Reads into `buf`, with room for `read_size` more bytes (doubled when a read fills
+/// it). An empty buffer is released before the connection waits: one read is tried
+/// first, and only if no data is there yet is the allocation dropped (with what it held
+/// from the shared budget) and the wait done with a fresh buffer of `read_size`, so an
+/// idle connection holds none (a busy one rarely waits with nothing buffered). Returns
+/// the bytes read (0 at the end), or `usize::MAX` when the shared budget stayed exhausted.
+async fn read_more(
+    rd: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    read_size: &mut usize,
+    holding: &mut BufferHolding,
+    ctx: &RespCtx,
+) -> std::io::Result<usize> {
+    if buf.is_empty() && buf.capacity() > 0 {
+        // Cancel-safe: a read that is not ready has read nothing.
+        let now = {
+            let mut read = std::pin::pin!(rd.read_buf(buf));
+            std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
+        };
+        if let Poll::Ready(r) = now {
+            return grown(r, read_size);
+        }
+        *buf = BytesMut::new();
+    }
+    buf.reserve(*read_size);
+    if !holding.fit(&ctx.memory, buf.capacity()).await {
+        return Ok(usize::MAX);
+    }
+    let spare = buf.capacity() - buf.len();
+    let r = rd.read_buf(buf).await;
+    if matches!(r, Ok(n) if n == spare) {
+        *read_size = (*read_size * 2).min(READ_MAX);
+    }
+    r
+}
+
+/// A read's outcome, doubling `read_size` if it filled its room (not known here: any
+/// read of `read_size` bytes or more counts).
+fn grown(r: std::io::Result<usize>, read_size: &mut usize) -> std::io::Result<usize> {
+    if matches!(r, Ok(n) if n >= *read_size) {
+        *read_size = (*read_size * 2).min(READ_MAX);
+    }
+    r
+}
+
 /// Closes the connection with [`OUT_OF_CLIENT_MEMORY`], after the replies before it.
-async fn out_of_memory(ctx: &RespCtx, tx: &mpsc::Sender<Item>) {
+async fn out_of_memory(ctx: &RespCtx, tx: &mpsc::Sender<Box<Item>>) {
     ctx.node.metrics.client_memory_refused.inc();
     tracing::warn!(
         limit = ctx.memory.limit(),
@@ -153,7 +219,7 @@ async fn out_of_memory(ctx: &RespCtx, tx: &mpsc::Sender<Item>) {
         "closing a client connection: the client memory limit is reached"
     );
     let msg = OUT_OF_CLIENT_MEMORY.to_string();
-    let _ = tx.send(Item::Error { msg, close: true }).await;
+    let _ = tx.send(Box::new(Item::Error { msg, close: true })).await;
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -212,20 +278,32 @@ impl Group {
 
 async fn write_loop(
     mut wr: impl AsyncWrite + Unpin,
-    mut rx: mpsc::Receiver<Item>,
+    mut rx: mpsc::Receiver<Box<Item>>,
     ctx: Arc<RespCtx>,
     client: Arc<Client>,
 ) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(16 << 10);
+    // Grown as replies are encoded, released while the connection waits for commands.
+    let mut out = BytesMut::new();
     let mut carry: Option<Item> = None;
     // MULTI ... EXEC: while one is open, every command goes to it, one at a time.
     let mut txn = Txn::default();
     loop {
         let item = match carry.take() {
             Some(i) => i,
-            None => match rx.recv().await {
-                Some(i) => i,
-                None => break,
+            None => match rx.try_recv() {
+                Ok(i) => *i,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Waiting with everything written: an idle connection holds no
+                    // reply buffer.
+                    if out.is_empty() {
+                        out = BytesMut::new();
+                    }
+                    match rx.recv().await {
+                        Some(i) => *i,
+                        None => break,
+                    }
+                }
             },
         };
         let (args, class, permit) = match item {
@@ -248,7 +326,9 @@ async fn write_loop(
         };
         if txn.takes(&args) {
             client.touch(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
-            txn.handle(&ctx, &args)
+            // Boxed, as the group below: a connection waiting for commands keeps only the
+            // small state of this loop, not the largest of the futures it awaits.
+            Box::pin(txn.handle(&ctx, &client, &args))
                 .await
                 .encode_as(client.protocol(), &mut out);
             drop(permit);
@@ -261,7 +341,7 @@ async fn write_loop(
         let mut group = Group::default();
         let _ = group.try_add((args, class, permit));
         while !group.closed() {
-            match rx.try_recv() {
+            match rx.try_recv().map(|i| *i) {
                 Ok(Item::Cmd {
                     args,
                     class,
@@ -283,7 +363,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let close = run_group(&ctx, &client, group.items, &mut out).await;
+        let close = Box::pin(run_group(&ctx, &client, group.items, &mut out)).await;
         if close {
             break;
         }

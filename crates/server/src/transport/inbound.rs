@@ -118,13 +118,17 @@ async fn serve(stream: TcpStream, ctx: &Inbound) -> Result<(), String> {
                 None => Ok(()),
             }
         }
-        Some(tls) => {
-            let hs = handshake_tls(stream, tls, ctx);
-            match within_deadline(ctx, hs).await? {
-                Some((from, s)) => read_frames(from, s, ctx).await,
-                None => Ok(()),
-            }
-        }
+        // Boxed: a future is as large as its largest state, and the TLS session's (over
+        // a kilobyte) would otherwise be in every connection's task, TLS or not.
+        Some(tls) => Box::pin(serve_tls(stream, tls, ctx)).await,
+    }
+}
+
+async fn serve_tls(stream: TcpStream, tls: &Tls, ctx: &Inbound) -> Result<(), String> {
+    let hs = handshake_tls(stream, tls, ctx);
+    match within_deadline(ctx, hs).await? {
+        Some((from, s)) => read_frames(from, s, ctx).await,
+        None => Ok(()),
     }
 }
 

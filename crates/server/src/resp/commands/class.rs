@@ -26,7 +26,10 @@ pub fn classify(args: &[Bytes]) -> Class {
     match upper(name).as_str() {
         // They change the connection's state: what runs after them must see the change
         // (a reply after HELLO 3 is encoded in RESP3).
-        "HELLO" | "READONLY" | "READWRITE" => Class::Barrier,
+        // AUTH changes who runs what follows; ACL SETUSER/DELUSER what they may run.
+        "HELLO" | "READONLY" | "READWRITE" | "AUTH" => Class::Barrier,
+        "ACL" if matches!(sub().as_str(), "SETUSER" | "DELUSER") => Class::Barrier,
+        "ACL" => Class::Free,
         "CLIENT" if matches!(sub().as_str(), "SETNAME" | "SETINFO") => Class::Barrier,
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
         "CAS" if args.len() >= 2 => Class::Write(vec![args[1].clone()]),

@@ -102,14 +102,16 @@ async fn hello(ctx: &RespCtx, client: &Client, a: &[Bytes]) -> Res<Value> {
             }
         }
     }
-    if let Some((user, _password)) = auth {
-        // No password is configured: like Redis's passwordless `default` user, any
-        // password is accepted for it, and other users do not exist.
-        if &user[..] != b"default" {
-            return Err(Failed(Value::Error(
-                "WRONGPASS invalid username-password pair or user is disabled.".into(),
-            )));
-        }
+    if let Some((user, password)) = auth {
+        crate::resp::acl::gate::authenticate(ctx, client, user, password).map_err(Failed)?;
+    }
+    if !client.state().authenticated {
+        return Err(Failed(Value::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+             the HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time"
+                .into(),
+        )));
     }
     let role = match ctx.status().await?.role {
         "leader" => "master",
@@ -347,7 +349,7 @@ fn client_line(c: &Client, s: &ClientState) -> String {
     };
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub=0 psub=0 \
-         ssub=0 multi=-1 cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+         ssub=0 multi=-1 cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         addr(c.addr),
         addr(c.local_addr),
@@ -357,6 +359,7 @@ fn client_line(c: &Client, s: &ClientState) -> String {
         idle.as_secs(),
         flags,
         cmd,
+        String::from_utf8_lossy(&s.user),
         s.protocol.number(),
         String::from_utf8_lossy(&s.lib_name),
         String::from_utf8_lossy(&s.lib_ver),

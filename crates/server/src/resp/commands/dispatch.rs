@@ -5,7 +5,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::table::{self, Group};
-use super::{cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx};
+use super::{
+    acl, cas, connection, data, keyspace, server_info, upper, Failed, Outcome, Res, RespCtx,
+};
+use crate::resp::acl::gate::{self, Verdict};
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 
@@ -21,9 +24,17 @@ pub async fn execute(ctx: Arc<RespCtx>, client: Arc<Client>, args: Vec<Bytes>) -
             close: true,
         };
     }
+    match gate::check(&ctx, &client, &args) {
+        Verdict::Run => {}
+        Verdict::Refuse(v) => return v.into(),
+        Verdict::Close => {
+            client.kill();
+            return Value::err("this connection's user was deleted").into();
+        }
+    }
     match run(&ctx, &client, &name, &args[1..]).await {
         Some(Ok(v) | Err(Failed(v))) => v.into(),
-        None => unknown_command(&args).into(),
+        None => gate::unknown_command(&args).into(),
     }
 }
 
@@ -36,6 +47,7 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
         Group::Cas => cas::run(ctx, client, name, a).await,
         Group::Keyspace => keyspace::run(ctx, client, name, a).await,
         Group::Server => server_info::run(ctx, client, name, a).await,
+        Group::Acl => acl::run(ctx, client, name, a).await,
         // The connection hands these to its transaction, and answers QUIT in `execute`.
         Group::Txn | Group::Quit => Some(Err(Failed(Value::err(format!(
             "internal error: '{}' reached the dispatcher",
@@ -45,7 +57,7 @@ async fn run(ctx: &RespCtx, client: &Client, name: &str, a: &[Bytes]) -> Option<
 }
 
 /// Commands whose first argument names a subcommand (shown as `client|list`).
-const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND"];
+const CONTAINERS: &[&str] = &["CLIENT", "CONFIG", "COMMAND", "ACL"];
 
 /// How `CLIENT LIST` shows a command: lower case, with its subcommand.
 fn command_label(name: &str, args: &[Bytes]) -> String {
@@ -55,25 +67,4 @@ fn command_label(name: &str, args: &[Bytes]) -> String {
         }
         _ => name.to_ascii_lowercase(),
     }
-}
-
-/// Redis 7's words: the name as sent, and the first arguments, each quoted and followed
-/// by a space, until 128 characters of them are shown.
-fn unknown_command(args: &[Bytes]) -> Value {
-    let name: String = String::from_utf8_lossy(&args[0])
-        .chars()
-        .take(128)
-        .collect();
-    let mut shown = String::new();
-    for a in &args[1..] {
-        if shown.len() >= 128 {
-            break;
-        }
-        let room = 128 - shown.len();
-        let a: String = String::from_utf8_lossy(a).chars().take(room).collect();
-        shown.push_str(&format!("'{a}' "));
-    }
-    Value::err(format!(
-        "unknown command '{name}', with args beginning with: {shown}"
-    ))
 }

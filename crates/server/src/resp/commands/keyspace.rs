@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::node_calls::ReadFrom;
 use super::{arity, parse_i64, upper, wrong_args, Failed, Res, RespCtx};
+use crate::resp::acl::permissions::Permissions;
 use crate::resp::client::Client;
 use crate::resp::codec::Value;
 use crate::resp::scan::{glob_match, literal_prefix, DEFAULT_COUNT, MAX_COUNT, MAX_KEYS};
@@ -15,15 +16,35 @@ pub(super) async fn run(
     name: &str,
     a: &[Bytes],
 ) -> Option<Res<Value>> {
+    let visible = Visible::of(ctx, client);
     Some(match name {
-        "SCAN" => scan_command(ctx, a, ReadFrom::of(client)).await,
-        "KEYS" => keys_command(ctx, a, ReadFrom::of(client)).await,
+        "SCAN" => scan_command(ctx, a, ReadFrom::of(client), &visible).await,
+        "KEYS" => keys_command(ctx, a, ReadFrom::of(client), &visible).await,
         _ => return None,
     })
 }
 
+/// The keys a connection's user may see: those it may read (`~pattern`, `%R~pattern`).
+/// A difference from Redis, whose KEYS and SCAN show every key name to anyone allowed
+/// to run them: here they show the names the user could read.
+struct Visible(Option<std::sync::Arc<Permissions>>);
+
+impl Visible {
+    fn of(ctx: &RespCtx, client: &Client) -> Visible {
+        let users = ctx.users.borrow().clone();
+        let perms = users.permissions(&client.state().user);
+        Visible(perms.filter(|p| !p.user.all_keys))
+    }
+
+    fn shows(&self, key: &[u8]) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|p| p.may_touch(key, true, false))
+    }
+}
+
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]`.
-async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
+async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom, visible: &Visible) -> Res<Value> {
     let Some(cursor) = a.first() else {
         return Err(Failed(wrong_args("SCAN")));
     };
@@ -71,6 +92,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> 
     let keys = page
         .into_iter()
         .filter(|(k, _)| pattern.as_deref().is_none_or(|p| glob_match(p, k)))
+        .filter(|(k, _)| visible.shows(k))
         .map(|(k, _)| Value::bulk(k))
         .collect();
     Ok(Value::Array(Some(vec![
@@ -80,7 +102,7 @@ async fn scan_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> 
 }
 
 /// `KEYS pattern`: every matching key, refused beyond a bound (use SCAN for more).
-async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> {
+async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom, visible: &Visible) -> Res<Value> {
     arity("KEYS", a.len() == 1)?;
     let pattern = &a[0];
     let prefix = literal_prefix(pattern);
@@ -93,7 +115,7 @@ async fn keys_command(ctx: &RespCtx, a: &[Bytes], from: ReadFrom) -> Res<Value> 
         after = page.last().map(|(k, _)| k.clone());
         keys.extend(
             page.into_iter()
-                .filter(|(k, _)| glob_match(pattern, k))
+                .filter(|(k, _)| glob_match(pattern, k) && visible.shows(k))
                 .map(|(k, _)| Value::bulk(k)),
         );
         if keys.len() > MAX_KEYS {

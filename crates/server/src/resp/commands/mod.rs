@@ -18,8 +18,10 @@
 //! - `cas.rs`: CAS (ours);
 //! - `keyspace.rs`: SCAN, KEYS;
 //! - `connection.rs`: PING, ECHO, SELECT, HELLO, CLIENT;
+//! - `acl.rs`: AUTH, ACL (the users; the check before every command is `resp/acl/`);
 //! - `server_info.rs`: INFO, COMMAND, CONFIG.
 
+mod acl;
 mod cas;
 mod class;
 mod connection;
@@ -64,6 +66,11 @@ pub struct RespCtx {
     pub clients: std::sync::Arc<super::client::Clients>,
     /// The bound across every connection's buffered bytes (`memory.rs`).
     pub memory: super::memory::ClientMemory,
+    /// The users, as the node loop last published them (`resp/acl/users.rs`).
+    pub users: super::acl::users::UsersRx,
+    /// This node's bootstrap rules for the `default` user (`requirepass`), carried by
+    /// the ACL entries it proposes.
+    pub bootstrap: Vec<bytes::Bytes>,
 }
 
 /// The reply, and whether to close the connection after sending it.

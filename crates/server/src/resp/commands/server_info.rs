@@ -32,6 +32,7 @@ const SECTIONS: &[&str] = &[
     "clients",
     "memory",
     "persistence",
+    "stats",
     "raft",
     "keyspace",
 ];
@@ -76,11 +77,28 @@ fn info_sections(ctx: &RespCtx, s: &Status, sections: &[&str]) -> String {
             "clients" => clients_section(&mut o, ctx),
             "memory" => memory_section(&mut o, s),
             "persistence" => persistence_section(&mut o, s),
+            "stats" => stats_section(&mut o, ctx),
             "raft" => raft_section(&mut o, s),
             _ => keyspace_section(&mut o, s),
         }
     }
     o
+}
+
+/// Refusals, by Redis's names (`acl_access_denied_*`), and raftkv's `NOAUTH` count.
+fn stats_section(o: &mut String, ctx: &RespCtx) {
+    use crate::metrics::ClientAccessDenied as Refusals;
+    let r = &ctx.node.metrics.client_access_denied;
+    let _ = write!(
+        o,
+        "# Stats\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\n\
+         acl_access_denied_key:{}\r\nacl_access_denied_channel:0\r\n\
+         raftkv_access_denied_noauth:{}\r\n",
+        Refusals::get(&r.auth),
+        Refusals::get(&r.command),
+        Refusals::get(&r.key),
+        Refusals::get(&r.noauth),
+    );
 }
 
 fn server_section(o: &mut String, ctx: &RespCtx) {

@@ -16,12 +16,14 @@ GROUPS = {
     "Server": "INFO COMMAND CONFIG",
     "Txn": "MULTI EXEC DISCARD WATCH UNWATCH",
     "Quit": "QUIT",
+    "Acl": "AUTH ACL",
 }
 # Subcommands raftkv answers (the others are refused, or unknown).
 SUBS = {
     "client": "id info getname help list setname reply no-evict",
     "config": "get",
     "command": "count docs info list help",
+    "acl": "cat deluser dryrun genpass getuser list load save setuser users whoami help",
 }
 
 

@@ -34,6 +34,8 @@ pub enum Group {
     Txn,
     /// Answered by `execute` itself.
     Quit,
+    /// `acl.rs`: AUTH, ACL.
+    Acl,
 }
 
 /// One command (or subcommand, named `container|sub`) as Redis 7 describes it.

@@ -21,6 +21,9 @@ use super::data::unix_ms;
 use super::node_calls::ReadFrom;
 use super::typed::{self, ParseError, Parsed};
 use super::{upper, Failed, Res, RespCtx};
+use crate::resp::acl::gate::{self, Verdict};
+use crate::resp::acl::permissions::Denied;
+use crate::resp::client::Client;
 use crate::resp::codec::Value;
 
 /// Commands queued in one transaction at most (the entry must also fit a log entry).
@@ -33,6 +36,9 @@ pub const MAX_WATCHED: usize = 10_000;
 pub struct Txn {
     /// `Some` between MULTI and EXEC/DISCARD.
     queued: Option<Vec<Op>>,
+    /// Each queued op's command as sent: EXEC checks permissions again (they may have
+    /// changed since it was queued).
+    queued_args: Vec<Vec<Bytes>>,
     /// A queueing error happened: EXEC answers EXECABORT.
     aborted: bool,
     /// Keys and the versions WATCH read (the first read of each key counts).
@@ -59,9 +65,31 @@ impl Txn {
         *self = Txn::default();
     }
 
-    /// Answers one command the transaction takes (see [`Txn::takes`]).
-    pub async fn handle(&mut self, ctx: &RespCtx, args: &[Bytes]) -> Value {
+    /// Answers one command the transaction takes (see [`Txn::takes`]), after the check
+    /// every command passes (`resp/acl/gate.rs`). A refused command inside MULTI aborts
+    /// the transaction, as in Redis; a refused EXEC discards it.
+    pub async fn handle(&mut self, ctx: &RespCtx, client: &Client, args: &[Bytes]) -> Value {
         let name = upper(&args[0]);
+        match gate::check(ctx, client, args) {
+            Verdict::Run => {}
+            // A refused EXEC discards the transaction, open or not (Redis's
+            // `execCommandAbort`, which drops the generic `ERR ` code).
+            Verdict::Refuse(Value::Error(e)) if name == "EXEC" => {
+                self.reset();
+                let e = e.strip_prefix("ERR ").unwrap_or(&e);
+                return Value::Error(format!("EXECABORT Transaction discarded because of: {e}"));
+            }
+            Verdict::Refuse(e) => {
+                if self.queued.is_some() {
+                    self.aborted = true;
+                }
+                return e;
+            }
+            Verdict::Close => {
+                client.kill();
+                return Value::err("this connection's user was deleted");
+            }
+        }
         let a = &args[1..];
         let arity_error = |ok: bool| (!ok).then(|| Value::err(ParseError::Arity.text(&name)));
         match (name.as_str(), self.queued.is_some()) {
@@ -80,7 +108,9 @@ impl Txn {
                 Value::ok()
             }
             ("EXEC", true) => {
-                let queued = self.queued.take().unwrap_or_default();
+                let mut queued = self.queued.take().unwrap_or_default();
+                let queued_args = std::mem::take(&mut self.queued_args);
+                recheck_permissions(ctx, client, &mut queued, &queued_args);
                 let watched = std::mem::take(&mut self.watched);
                 let aborted = self.aborted;
                 self.reset();
@@ -181,8 +211,35 @@ impl Txn {
         };
         if let Some(q) = self.queued.as_mut() {
             q.push(op);
+            let mut full = Vec::with_capacity(a.len() + 1);
+            full.push(bytes::Bytes::from(name.to_string()));
+            full.extend_from_slice(a);
+            self.queued_args.push(full);
         }
         Value::Simple("QUEUED".into())
+    }
+}
+
+/// Redis checks a transaction's commands again at EXEC: one the user may no longer run
+/// (or whose keys it may no longer touch) answers this error in its place, the others
+/// run.
+fn recheck_permissions(ctx: &RespCtx, client: &Client, ops: &mut [Op], args: &[Vec<Bytes>]) {
+    let users = ctx.users.borrow().clone();
+    let Some(perms) = users.permissions(&client.state().user) else {
+        return; // the gate closes the connection on its next command
+    };
+    for (op, a) in ops.iter_mut().zip(args) {
+        let Ok(spec) = gate::resolve(a) else { continue };
+        let reason = match perms.check(spec, a) {
+            Ok(()) => continue,
+            Err(Denied::Command) => "no permission to execute the command or subcommand",
+            Err(Denied::Key(_)) => "no permission to touch the specified keys",
+        };
+        *op = Op::Const(Reply::Error(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated \
+             and the EXEC call. This command is no longer allowed for the following reason: \
+             {reason}"
+        )));
     }
 }
 
