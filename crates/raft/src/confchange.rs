@@ -115,8 +115,10 @@ pub enum ConfChangeError {
     /// The node to promote is not a learner.
     NotALearner(NodeId),
     /// The learner to promote is not caught up: its log does not match the leader's
-    /// (it is still being probed or sent a snapshot), or it was not heard from within an
-    /// election timeout. A voter that cannot take part weakens every quorum.
+    /// (it is still being probed or sent a snapshot), does not yet hold the
+    /// configuration in force (it might know none, and so vote for no one), or it was
+    /// not heard from within an election timeout. A voter that cannot take part weakens
+    /// every quorum.
     NotCaughtUp(NodeId),
     /// The change would leave no voter.
     NoVoters,

@@ -55,7 +55,7 @@ impl Raft {
         let (mut next, joint) = confchange::target(self.membership(), changes)?;
         for change in changes {
             if let ConfChange::Promote { id } = change {
-                if !self.is_healthy(*id) {
+                if !self.is_healthy(*id) || !self.holds_config_in_force(*id) {
                     return Err(ConfChangeError::NotCaughtUp(*id));
                 }
             }
@@ -101,6 +101,20 @@ impl Raft {
                     && p.last_heard_tick
                         .is_some_and(|t| now.saturating_sub(t) <= window)
             })
+    }
+
+    /// Whether `id`'s log holds the configuration in force (for a learner: the entry that
+    /// added it, or a later one). A learner promoted before it does may know no
+    /// configuration at all — a node that joined with an empty disk learns it from the
+    /// log — and such a node grants no vote (`election.rs`, `knows_configuration`). If
+    /// the configuration then needs its vote (a joint one whose new half is {leader,
+    /// it}) and the leader fails, no candidate can win, and no leader is left to bring
+    /// it up to date: the cluster is stuck for good (the simulator found it, seeds
+    /// 50002997 and 50007025). Holding the configuration in force, it knows one, votes,
+    /// and receives the entry promoting it as any follower does.
+    fn holds_config_in_force(&self, id: NodeId) -> bool {
+        let index = self.configs.current_index();
+        id == self.cfg.id || self.progress(id).is_some_and(|p| p.match_index >= index)
     }
 
     /// Leader: appends configuration `m` (in force at once) and replicates it.

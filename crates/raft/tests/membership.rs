@@ -599,6 +599,53 @@ fn a_learner_that_has_not_caught_up_is_not_promoted() {
         .expect("caught up");
 }
 
+/// A learner that joined with an empty disk knows no configuration until its log
+/// reaches the entry that added it, and grants no vote until then. Promoted before that
+/// (its log matched and it answered: "caught up" by the first rule), a joint
+/// configuration could need the vote it will not give, with no leader left to bring it
+/// up to date once the leader fails (the simulator's seed 50002997: {2,3}/{3,4}, the
+/// leader 3 crashed, no leader ever again). So it is not promoted until it holds the
+/// configuration in force. Failed before the fix: the promotion was accepted.
+#[test]
+fn a_learner_that_does_not_hold_its_own_addition_is_not_promoted() {
+    // One entry per append, so node 4 can be given the log up to, not including, the
+    // entry adding it.
+    let mut net = Net::with_config(3, |id| {
+        let mut c = common::config(id);
+        c.max_msg_entries = 1;
+        c
+    });
+    let leader = net.elect(100);
+    net.tick(3);
+    net.propose(leader, "a");
+    net.propose(leader, "b");
+    net.tick(3);
+    net.add_joiner(4);
+    let added = net.node_mut(leader).propose_conf_change(&[add(4)]).unwrap();
+    net.drop_if = Some(Box::new(move |m: &Message| {
+        m.to == 4
+            && matches!(m.body, MessageBody::Append { ref entries, .. }
+                if entries.iter().any(|e| e.index >= added))
+    }));
+    net.tick(20);
+    assert_eq!(net.node(4).log().last_index(), added - 1);
+    assert!(
+        net.node(4).membership().is_unknown(),
+        "knows no configuration"
+    );
+    assert_eq!(
+        net.node_mut(leader)
+            .propose_conf_change(&[ConfChange::Promote { id: 4 }]),
+        Err(ConfChangeError::NotCaughtUp(4))
+    );
+    net.drop_if = None;
+    net.tick(5);
+    assert!(net.node(4).membership().learners.contains(&4));
+    net.node_mut(leader)
+        .propose_conf_change(&[ConfChange::Promote { id: 4 }])
+        .expect("holds the configuration now");
+}
+
 /// A node joining sees, first, configurations from before it was added (a snapshot
 /// taken earlier): it is not "removed" then. Only a member that a configuration no
 /// longer names is. (It was: the server logged a joining node as removed, and its
