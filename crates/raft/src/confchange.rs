@@ -135,6 +135,24 @@ pub enum ConfChangeError {
     Busy,
 }
 
+impl ConfChangeError {
+    /// Whether the same request may succeed unchanged once the cluster moves on by
+    /// itself (a new leader commits an entry of its term, a change in flight completes,
+    /// a leadership transfer ends, the uncommitted tail drains): a client may retry it
+    /// after a short wait. Every other
+    /// refusal stands until someone does something (starts the learner, names another
+    /// node, heals the quorum).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConfChangeError::TermNotCommitted
+                | ConfChangeError::InProgress { .. }
+                | ConfChangeError::Transferring { .. }
+                | ConfChangeError::Busy
+        )
+    }
+}
+
 impl core::fmt::Display for ConfChangeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

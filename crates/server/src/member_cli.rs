@@ -4,7 +4,11 @@
 //!
 //! Any node takes a change (it goes to the leader). The commands try the listed
 //! addresses in turn while a node cannot be reached or has no leader (`503`), and stop
-//! at the first definite answer: done, or refused with the reason (`409`).
+//! at the first definite answer: done, or refused with the reason (`409`). A refusal
+//! marked `"retry"` (another change still in flight, a new leader that has not committed
+//! an entry of its term yet, a leadership transfer under way) is not definite: the
+//! command asks again every [`RETRY_EVERY`] for up to [`TRANSIENT_WAIT`], then fails
+//! with that reason.
 //!
 //! `member add ID ADDR` adds a learner, waits until the leader reports it within
 //! [`PROMOTE_LAG`] entries of its log, and promotes it (unless `--learner`). Run again
@@ -20,6 +24,32 @@ use crate::admin_client::AdminClient;
 use crate::cli::CliError;
 
 pub use crate::members::PROMOTE_LAG;
+
+/// How long a change refused for a passing reason (`"retry": true`) is retried.
+pub const TRANSIENT_WAIT: Duration = Duration::from_secs(10);
+/// The pause between two tries of such a change.
+pub const RETRY_EVERY: Duration = Duration::from_millis(100);
+
+/// [`first_answer`], asked again while the answer is a refusal that passes by itself
+/// (module docs), for up to `wait`.
+fn definite_answer(
+    admin: &[String],
+    client: &AdminClient,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    wait: Duration,
+) -> Result<(String, u16, Value), CliError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let (addr, code, v) = first_answer(admin, client, method.clone(), path, body)?;
+        let passing = code == 409 && v["retry"].as_bool() == Some(true);
+        if !passing || Instant::now() >= deadline {
+            return Ok((addr, code, v));
+        }
+        std::thread::sleep(RETRY_EVERY);
+    }
+}
 
 /// One admin call on the first node that gives a definite answer: `(address, code,
 /// body)`. Unreachable nodes and `503`s are skipped; the last of them is the error if
@@ -127,7 +157,7 @@ fn change(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, CliError> {
-    let (addr, code, v) = first_answer(admin, client, method, path, body)?;
+    let (addr, code, v) = definite_answer(admin, client, method, path, body, TRANSIENT_WAIT)?;
     if code == 200 {
         Ok(v)
     } else {
@@ -166,7 +196,14 @@ pub fn add(
     wait: Duration,
 ) -> Result<Value, CliError> {
     let body = serde_json::json!({ "id": id, "peer_addr": peer_addr });
-    let (addr, code, v) = first_answer(admin, client, Method::POST, "/members", Some(&body))?;
+    let (addr, code, v) = definite_answer(
+        admin,
+        client,
+        Method::POST,
+        "/members",
+        Some(&body),
+        TRANSIENT_WAIT,
+    )?;
     let added = match code {
         200 => v,
         // Run again after an interruption: an existing learner at this address goes on.
@@ -230,5 +267,80 @@ pub fn add(
             });
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread::JoinHandle;
+
+    /// Reads one HTTP request (headers, then the body its content-length announces).
+    fn read_request(s: &mut TcpStream) {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).unwrap();
+    }
+
+    /// An admin stand-in answering its connections, one each, with `answers` in turn;
+    /// joined, it says how many it served.
+    fn canned(answers: Vec<(u16, &'static str)>) -> (String, JoinHandle<usize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let served = std::thread::spawn(move || {
+            let n = answers.len();
+            for (code, body) in answers {
+                let (mut s, _) = l.accept().unwrap();
+                read_request(&mut s);
+                write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+            n
+        });
+        (addr, served)
+    }
+
+    const IN_PROGRESS: &str = r#"{"error": "another membership change (entry 7) is still in progress; retry once it completes", "retry": true}"#;
+    const DONE: &str = r#"{"members": [], "leader": 1, "joint": false}"#;
+
+    /// A change refused because another is still in flight is asked again and made (the
+    /// node started with `--join` changes its own learner's address while the operator
+    /// runs `member add`: the membership test saw this refusal fail the command).
+    /// Failed before the retry: the first refusal was the answer.
+    #[test]
+    fn a_refusal_that_passes_by_itself_is_retried() {
+        let (addr, served) = canned(vec![(409, IN_PROGRESS), (409, IN_PROGRESS), (200, DONE)]);
+        let client = AdminClient::new(None, None);
+        let v = promote(&[addr], &client, 4).expect("promoted once the change completed");
+        assert_eq!(v["leader"], 1);
+        assert_eq!(served.join().unwrap(), 3);
+    }
+
+    /// A refusal that stands (here: not a learner) is the answer at once, with its reason.
+    #[test]
+    fn a_refusal_that_stands_is_not_retried() {
+        let standing = r#"{"error": "node 4 is not a learner", "retry": false}"#;
+        let (addr, served) = canned(vec![(409, standing)]);
+        let client = AdminClient::new(None, None);
+        let e = promote(&[addr], &client, 4).unwrap_err().to_string();
+        assert!(e.contains("(409): node 4 is not a learner"), "{e}");
+        assert_eq!(served.join().unwrap(), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! Membership changes on real `raftkv serve` processes (issue 13): grow 3→5 under
 //! writes, leadership transfer, shrink 5→3 removing the leader too; replace a node
 //! whose data directory was deleted (refused while it is still a voter); a rolling
-//! restart of every node under writes. In each, every acknowledged write is read back
+//! restart of every node under writes; `raftkv member add --learner`, `member add` and
+//! `member promote` by hand. In each, every acknowledged write is read back
 //! at the end: no acknowledged write is lost.
 //!
 //! Nodes run with 300 ms elections; the membership CLI (`raftkv member ...`,
@@ -63,6 +64,59 @@ fn grow_to_five_transfer_and_shrink_to_three_under_writes() {
             "node {id} did not say it was removed"
         );
     }
+}
+
+/// The operator's commands, without `--join` doing the promotion: `raftkv member add ID
+/// ADDR --learner` adds a learner before its node runs; the node started with `--join
+/// --learner` takes that place (it is already a learner) and stays one; `raftkv member
+/// add` again (no `--learner`) picks up the existing learner, waits for it to catch up
+/// and promotes it. A second node is promoted with `raftkv member promote`. No
+/// acknowledged write is lost, and each new voter serves the whole state.
+#[test]
+fn member_add_learner_then_promote_through_the_cli() {
+    let mut c = Cluster::start(3);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "cli");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Added before it runs: a learner at its address, no voter changed.
+    c.cli_ok(&["member", "add", "4", &c.peer_addr(4), "--learner"]);
+    c.wait_members(&[1, 2, 3], &[4], Duration::from_secs(10));
+    let via = c.admin_addr(1);
+    c.spawn(4, &["--join", &via, "--learner"]);
+    // Run again without --learner: waits for node 4 to catch up, then promotes it.
+    c.cli_ok(&["member", "add", "4", &c.peer_addr(4)]);
+    c.wait_members(&[1, 2, 3, 4], &[], Duration::from_secs(20));
+
+    // Node 5 joins as a learner and stays one until promoted by hand.
+    let via = c.admin_addr(2);
+    c.spawn(5, &["--join", &via, "--learner"]);
+    c.wait_members(&[1, 2, 3, 4], &[5], Duration::from_secs(20));
+    // Promotion is refused while it has not caught up (409): try until it is not.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.cli(&["member", "promote", "5"]);
+        if out.status.success() {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("409"),
+            "promote refused for another reason: {err}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never promoted: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.wait_members(&[1, 2, 3, 4, 5], &[], Duration::from_secs(20));
+
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, 4);
+    check_acked(&c, &acked, 5);
 }
 
 /// A node whose data directory was deleted cannot come back as the voter it was (it

@@ -11,7 +11,9 @@
 //!
 //! Any node takes any of them: a change goes to the leader as a client's write would.
 //! Answers: `200` with the configuration once the change is complete; `409` with the
-//! core's reason when it was refused (nothing changed); `503` when no leader could take
+//! core's reason when it was refused (nothing changed; `"retry": true` when the same
+//! request may succeed by itself shortly: another change completing, a new leader
+//! committing its first entry); `503` when no leader could take
 //! it (not executed, retry); `504` when the outcome is unknown (it may have happened:
 //! check `GET /members`).
 
@@ -103,8 +105,14 @@ async fn change(st: &AdminState, changes: Vec<ConfChange>) -> Result<Membership,
     }
 }
 
+/// A refusal: `409` with the reason, and `"retry": true` when the same request may
+/// succeed by itself shortly ([`ConfChangeError::is_transient`]: the CLI waits and
+/// retries those, bounded).
 fn refused(e: ConfChangeError) -> Response {
-    error(StatusCode::CONFLICT, e)
+    json(
+        StatusCode::CONFLICT,
+        &serde_json::json!({ "error": e.to_string(), "retry": e.is_transient() }),
+    )
 }
 
 async fn status(st: &AdminState) -> Result<Status, Response> {
