@@ -3,6 +3,7 @@
 
 mod deadlines;
 mod events;
+mod membership;
 mod node;
 mod request;
 mod routing;

@@ -7,7 +7,7 @@
 //! - a read is answered only from a state machine that has applied at least the read
 //!   index the core confirmed (lease or ReadIndex).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use kv::{Command, KvStore, Outcome};
 use raft::{
@@ -113,6 +113,8 @@ pub struct NodeStats {
     pub snapshots_installed: u64,
     /// Snapshots that could not be saved (the log is kept, so nothing is lost).
     pub snapshot_failures: u64,
+    /// Membership changes proposed as leader.
+    pub conf_changes_proposed: u64,
 }
 
 pub struct Node<T: Transport, S: LogStore> {
@@ -158,6 +160,16 @@ pub struct Node<T: Transport, S: LogStore> {
     expiry_last: (u64, bool),
     /// Writes submitted with a session: (client, seq), until answered.
     pub(crate) write_sessions: HashMap<ReqId, kv::SessionTag>,
+    /// Our membership changes by the index of their entry: the term we proposed in and
+    /// who asked (`membership.rs`).
+    pub(crate) conf_changes: BTreeMap<Index, (Term, ReqId)>,
+    /// Changes whose joint configuration applied, waiting for the leave to apply.
+    pub(crate) awaiting_leave: Vec<ReqId>,
+    /// Requests removing us for which leadership was handed over first: if we still
+    /// lead when they come back, we make the change ourselves.
+    pub(crate) removal_handovers: HashSet<ReqId>,
+    /// Configurations applied and not yet taken by the embedder.
+    pub(crate) applied_configs: Vec<(Index, raft::Membership)>,
     responses: Vec<(ReqId, Response)>,
     pub(crate) stats: NodeStats,
     /// What applied entries produced, when recorded (`events.rs`).
@@ -167,6 +179,11 @@ pub struct Node<T: Transport, S: LogStore> {
 impl<T: Transport, S: LogStore> Node<T, S> {
     /// A node whose durable state is in `store` (empty for a new node), without
     /// snapshots. The state machine is rebuilt by re-applying the committed log.
+    ///
+    /// `membership` is the configuration the cluster was bootstrapped with (empty for a
+    /// node that joins an existing cluster and learns it from the leader); a snapshot's
+    /// configuration replaces it, and the log's configuration entries after that apply
+    /// (raft's `Raft::try_restore`).
     pub fn open(
         cfg: Config,
         membership: Membership,
@@ -213,7 +230,16 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             Vec::new()
         };
         let log = RaftLog::restore(first - 1, snapshot_term, entries, hs.commit);
-        let raft = Raft::restore(cfg, membership, hs, log);
+        // The configuration at the log's start: the snapshot's, if it knows one.
+        let base = match &restored {
+            Some((snapshot, _)) if !snapshot.meta.membership.is_unknown() => {
+                snapshot.meta.membership.clone()
+            }
+            _ => membership,
+        };
+        let raft = Raft::try_restore(cfg, base, hs, log).map_err(|e| {
+            StorageError::Snapshot(format!("the durable state cannot be restored: {e}"))
+        })?;
         let mut node = Node::with_raft(raft, transport, store, opts);
         node.snapshots = snapshots;
         if let Some((snapshot, kv)) = restored {
@@ -250,6 +276,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             expiry_in_flight: None,
             expiry_last: (0, false),
             write_sessions: HashMap::new(),
+            conf_changes: BTreeMap::new(),
+            awaiting_leave: Vec::new(),
+            removal_handovers: HashSet::new(),
+            applied_configs: Vec::new(),
             responses: Vec::new(),
             stats: NodeStats::default(),
             applied_events: None,
@@ -423,6 +453,13 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             self.respond(id, resp);
             return;
         }
+        if self.raft.is_removed() {
+            self.respond(
+                id,
+                Response::Fail("this node was removed from the cluster and serves nothing"),
+            );
+            return;
+        }
         if self.raft.is_leader() {
             if self.raft.transferring_to().is_some() && !req.is_read() {
                 // Handing leadership over (raft's transfer.rs): the write waits for the
@@ -470,7 +507,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             .flatten()
     }
 
-    fn hold(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
+    pub(crate) fn hold(&mut self, id: ReqId, req: Request, tag: Option<u64>) {
         if self.held.len() >= self.opts.max_held {
             self.respond(id, Response::Redirect(None));
             return;
@@ -501,6 +538,10 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                     }
                     Err(e) => self.refuse(id, e),
                 }
+                return;
+            }
+            Request::ChangeMembership(changes) => {
+                self.serve_conf_change(id, changes);
                 return;
             }
             Request::Put { key, value } => Command::Put { key, value },
@@ -638,6 +679,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             .chain(self.held.iter().map(|h| h.id))
             .collect();
         self.proposals.clear();
+        self.fail_conf_changes();
         self.reads.clear();
         self.reads_awaiting_apply.clear();
         self.held.clear();
@@ -677,6 +719,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             EntryKind::Normal => self.kv.apply_entry(&entry.data).ok(),
             EntryKind::Noop | EntryKind::ConfChange => None,
         };
+        self.conf_entry_applied(&entry);
         self.collect_events(entry.index);
         // Resolve our proposals at or below this index.
         while let Some((&index, &(term, id))) = self.proposals.first_key_value() {
@@ -788,6 +831,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     pub(crate) fn respond(&mut self, id: ReqId, resp: Response) {
         self.write_sessions.remove(&id);
+        self.removal_handovers.remove(&id);
         self.responses.push((id, resp));
     }
 

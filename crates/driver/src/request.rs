@@ -41,6 +41,10 @@ pub enum Request {
     /// Any read of the typed model: served like `Get` (lease or ReadIndex), answered
     /// with [`Response::Reply`] at the node's read time.
     Read(kv::Query),
+    /// A membership change (raft's `ConfChange` steps, applied together), answered with
+    /// [`Response::MembershipChanged`] once complete, or
+    /// [`Response::MembershipRefused`] with the reason (`membership.rs`).
+    ChangeMembership(Vec<raft::ConfChange>),
 }
 
 /// Upper bound on keys one scan returns, whatever the caller asks.
@@ -79,6 +83,11 @@ pub enum Response {
     },
     /// A scan's keys and values, in key order.
     Entries(Vec<(Bytes, Bytes)>),
+    /// A membership change is complete: this configuration (plain, committed) is in
+    /// force.
+    MembershipChanged(raft::Membership),
+    /// A membership change was refused, and nothing was appended: here is why.
+    MembershipRefused(raft::ConfChangeError),
     /// What a [`Request::Write`] or [`Request::Read`] answered.
     Reply(kv::Reply),
     /// Not the leader: ask this one (or anyone, if `None`).
@@ -94,6 +103,9 @@ pub enum Response {
 impl Response {
     /// True when the answer promises the request did not take effect.
     pub fn not_executed(&self) -> bool {
-        matches!(self, Response::Fail(_) | Response::Redirect(_))
+        matches!(
+            self,
+            Response::Fail(_) | Response::Redirect(_) | Response::MembershipRefused(_)
+        )
     }
 }

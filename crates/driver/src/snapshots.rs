@@ -204,6 +204,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
         self.events_reset();
         self.snapshot_index = meta.index;
         self.stats.snapshots_installed += 1;
+        self.conf_changes_after_snapshot(meta.index, &meta.membership);
         // Our proposals the snapshot covers (we led once): whether they committed is not
         // known here.
         while let Some((&index, &(_, id))) = self.proposals.first_key_value() {

@@ -61,6 +61,11 @@ impl Raft {
             self.send_after_persist(leader, term, body);
             return;
         }
+        // Configurations in the append take effect once merged, and must each be a legal
+        // step from the one before (checked first: a refused append changes nothing).
+        let Ok(configs) = self.configs_in_append(prev_index, &entries) else {
+            return;
+        };
         // An empty append proves a match only up to `prev_index`: our log may hold more
         // that the leader's does not.
         let last_match = if entries.is_empty() {
@@ -68,6 +73,7 @@ impl Raft {
         } else {
             self.log.merge(entries)
         };
+        self.note_merged_configs(configs);
         self.log.commit_to(commit.min(last_match));
         if onward.is_some_and(|append| self.relay_onward(append)) {
             return;

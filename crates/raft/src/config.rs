@@ -29,6 +29,10 @@ pub struct PlantedBugs {
     /// Run a pending ReadIndex broadcast in `ready()` even after stepping down in the
     /// same batch (the deposed leader's crash: it indexes progress it no longer has).
     pub read_round_after_step_down: bool,
+    /// Change the voters in one step, without the joint configuration (and followers
+    /// accept such a step): switching two voters at once lets two disjoint majorities
+    /// decide (thesis §4.3, Figure 4.3).
+    pub conf_change_without_joint: bool,
 }
 
 /// Everything a [`crate::Raft`] is configured with; checked by [`Config::validate`].

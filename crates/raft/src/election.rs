@@ -31,7 +31,7 @@ impl Raft {
             self.maybe_retry_votes();
             return;
         }
-        if !self.membership.is_voter(self.cfg.id) {
+        if !self.membership().is_voter(self.cfg.id) {
             self.reset_election_timer();
             return;
         }
@@ -170,8 +170,8 @@ impl Raft {
             return VoteResult::Pending;
         };
         joint_vote(
-            &self.membership.voters,
-            &self.membership.voters_outgoing,
+            &self.membership().voters,
+            &self.membership().voters_outgoing,
             |id| campaign.votes.get(&id).copied(),
         )
     }
@@ -185,8 +185,10 @@ impl Raft {
     ) {
         // Grant only if the asker could legitimately win: its term would be newer, its log
         // is at least as up to date, and we do not hear from a live leader.
-        let granted =
-            term > self.term && !self.in_lease() && self.pre_vote_log_ok(last_index, last_term);
+        let granted = term > self.term
+            && !self.in_lease()
+            && self.knows_configuration()
+            && self.pre_vote_log_ok(last_index, last_term);
         let reply_term = if granted { term } else { self.term };
         let leader = if granted { None } else { self.leader };
         self.msgs.push(crate::message::Message {
@@ -218,7 +220,9 @@ impl Raft {
     pub(crate) fn handle_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
         // Terms already agree (handle_term). Grant at most one vote per term (§5.2), and only
         // to a log at least as up to date as ours (§5.4.1).
-        let can_vote = self.vote.is_none_or(|v| v == from) && self.leader.is_none();
+        let can_vote = self.vote.is_none_or(|v| v == from)
+            && self.leader.is_none()
+            && self.knows_configuration();
         let up_to_date = self.log.is_up_to_date(last_index, last_term)
             || self.cfg.planted_bugs.vote_without_log_check;
         let granted = can_vote && up_to_date;
@@ -229,6 +233,15 @@ impl Raft {
         let term = self.term;
         // The vote must be durable before the candidate hears of it.
         self.send_after_persist(from, term, MessageBody::VoteResp { granted });
+    }
+
+    /// A node that knows no configuration yet (it joins with an empty disk) grants no
+    /// vote: its empty log would grant one to any candidate, and a node re-added under
+    /// the ID of a voter whose disk was lost could otherwise help a stale candidate win
+    /// with the old configuration's majority. It learns the configuration from the
+    /// leader (a snapshot or the log) before it is ever a voter.
+    fn knows_configuration(&self) -> bool {
+        !self.membership().is_unknown()
     }
 
     fn pre_vote_log_ok(&self, last_index: Index, last_term: Term) -> bool {

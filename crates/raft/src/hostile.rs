@@ -15,7 +15,7 @@
 
 use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
-use crate::types::Term;
+use crate::types::{EntryKind, Index, NodeId, Term};
 
 /// The largest term a node adopts or campaigns for. Far beyond any real cluster's
 /// terms, and far enough below `u64::MAX` that `term + 1` never wraps.
@@ -58,17 +58,36 @@ pub(crate) fn well_formed_append(msg: &Message) -> bool {
         if Some(e.index) != expected_index || e.term < min_term || e.term > msg.term {
             return false;
         }
+        // A configuration entry that does not decode would leave the log unreadable at
+        // restart.
+        if e.kind == EntryKind::ConfChange && Membership::from_entry_data(&e.data).is_none() {
+            return false;
+        }
         expected_index = e.index.checked_add(1);
         min_term = e.term;
     }
     true
 }
 
-/// Whether a snapshot's membership may replace ours. The core changes no membership on
-/// its own (no conf-change entries are applied here), so the only acceptable one is the
-/// one we have; an empty voter set means "unchanged" (codecs that do not carry it). A
-/// snapshot naming other voters — one voter, say, which would then elect itself alone —
-/// is refused.
-pub(crate) fn acceptable_membership(ours: &Membership, theirs: &Membership) -> bool {
-    theirs.voters.is_empty() || theirs == ours
+/// Whether a snapshot's membership may become ours (at the snapshot's index; the
+/// receiver's commit index is below it). Memberships change now, so "the same as ours"
+/// no longer works: a follower far behind legitimately receives one its log never held.
+/// What no legitimate leader sends is a membership that makes the receiver the sole
+/// voter when no configuration of its log does: a configuration with one voter commits
+/// only on that voter's own log, so the receiver would already hold it (or a later
+/// one). Such a snapshot — from a buggy or hostile peer — would have the node elect
+/// itself alone (split brain) and is refused, as is one that is not even well formed.
+/// An unknown (empty) membership means the sender did not know it: ours stays.
+pub(crate) fn acceptable_membership<'a>(
+    me: NodeId,
+    mut ours: impl Iterator<Item = (Index, &'a Membership)>,
+    theirs: &Membership,
+) -> bool {
+    if theirs.is_unknown() {
+        return true;
+    }
+    if theirs.validate().is_err() {
+        return false;
+    }
+    !theirs.is_sole_voter(me) || ours.any(|(_, m)| m.is_sole_voter(me))
 }

@@ -36,6 +36,24 @@ impl Raft {
             self.leadership.is_none() || self.campaign.is_none(),
             "node {id}: leader and candidate at once"
         );
+        assert_eq!(
+            self.configs.current_index().max(log.snapshot_index()),
+            self.configs.current_index(),
+            "node {id}: the configuration in force predates the snapshot point"
+        );
+        if let Some(e) = log.entry(self.configs.current_index()) {
+            assert_eq!(
+                e.kind,
+                crate::types::EntryKind::ConfChange,
+                "node {id}: the configuration in force is not a configuration entry"
+            );
+        }
+        if self.campaign.is_some() {
+            assert!(
+                self.membership().is_voter(id),
+                "node {id}: a non-voter campaigns"
+            );
+        }
         if let Some(campaign) = &self.campaign {
             assert_eq!(
                 self.leader, None,
@@ -61,14 +79,27 @@ impl Raft {
                 Some(id),
                 "node {id}: a leader voted for itself in its term"
             );
+            // A leader removing itself leads until the configuration without it commits.
             assert!(
-                self.membership.is_voter(id),
-                "node {id}: a leader must be a voter"
+                self.membership().is_voter(id) || self.configs.current_index() > log.committed,
+                "node {id}: a leader must be a voter of a committed configuration"
             );
             for peer in self.peers() {
                 assert!(
                     lead.progress.contains_key(&peer),
                     "node {id}: leader without progress for member {peer}"
+                );
+            }
+            for peer in lead.progress.keys() {
+                assert!(
+                    self.membership().is_member(*peer) || lead.departing.contains_key(peer),
+                    "node {id}: leader tracks {peer}, neither member nor departing"
+                );
+            }
+            for peer in lead.departing.keys() {
+                assert!(
+                    !self.membership().is_member(*peer),
+                    "node {id}: member {peer} listed as departing"
                 );
             }
             assert!(

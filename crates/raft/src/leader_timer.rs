@@ -45,7 +45,7 @@ impl Raft {
         let last_index = self.log.last_index();
         // A chain retry already is this round's second chance.
         let mut widened = !retried.is_empty();
-        for peer in self.peers() {
+        for peer in self.replication_targets() {
             if retried.contains(&peer) {
                 continue;
             }
@@ -150,8 +150,8 @@ impl Raft {
     fn quorum_recently_active(&self) -> bool {
         let me = self.cfg.id;
         let active = joint_value(
-            &self.membership.voters,
-            &self.membership.voters_outgoing,
+            &self.membership().voters,
+            &self.membership().voters_outgoing,
             |id| u64::from(id == me || self.progress(id).is_some_and(|p| p.recent_active)),
         );
         active == 1

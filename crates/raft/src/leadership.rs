@@ -29,13 +29,17 @@ pub(crate) struct PendingRead {
 /// The leader's state for one term.
 ///
 /// Invariants (checked by `Raft::check_invariants` in debug builds): there is a
-/// `Progress` for every member but ourselves; `term_start_index` holds an entry of the
-/// leader's term; reads wait in `reads_awaiting_term_commit` only while that entry is
-/// uncommitted.
+/// `Progress` for every member but ourselves, and for the departing nodes, and for no
+/// one else; `term_start_index` holds an entry of the leader's term; reads wait in
+/// `reads_awaiting_term_commit` only while that entry is uncommitted.
 #[derive(Debug)]
 pub(crate) struct Leadership {
-    /// What we know of each follower (voters and learners alike).
+    /// What we know of each follower (voters and learners alike, and departing nodes).
     pub progress: BTreeMap<NodeId, Progress>,
+    /// Nodes a configuration entry of ours removed, by that entry's index: they are
+    /// still sent appends (they count for nothing) until they hold it, so they learn
+    /// they were removed and stop campaigning (`reconfig.rs`).
+    pub departing: BTreeMap<NodeId, Index>,
     /// Stamps of the messages sent in this term (leases, ReadIndex, RTT samples).
     pub stamps: StampClock,
     /// Index of this leader's first entry (its no-op); reads wait until it commits.
@@ -64,6 +68,7 @@ impl Leadership {
     pub(crate) fn new(progress: BTreeMap<NodeId, Progress>, check_quorum_deadline: u64) -> Self {
         Leadership {
             progress,
+            departing: BTreeMap::new(),
             stamps: StampClock::default(),
             term_start_index: 0,
             check_quorum_deadline,

@@ -7,7 +7,8 @@
 //! Files follow the paper: `election.rs` (§5.2, Pre-Vote), `replication.rs` (§5.3–5.4,
 //! leader side) and `append.rs` (follower side), `leader_timer.rs` (heartbeats,
 //! retransmission, CheckQuorum), `read.rs` (§6.4 of the thesis), `snapshot.rs` (§7,
-//! InstallSnapshot). Smaller pieces: `leadership.rs` (the state a node holds only while
+//! InstallSnapshot), `reconfig.rs` and `confchange.rs` (§4 of the thesis, membership
+//! changes by joint consensus) with `config_history.rs`. Smaller pieces: `leadership.rs` (the state a node holds only while
 //! leading or campaigning), `relay.rs` (chain replication), `rtt.rs` (RFC 6298),
 //! `log.rs`, `progress.rs`, `quorum.rs`, `stamp.rs`, `rng.rs`, `hostile.rs` (what a
 //! misbehaving peer may not do: absurd terms, forged acknowledgements, malformed
@@ -31,7 +32,9 @@ extern crate alloc;
 extern crate std;
 
 mod append;
+mod confchange;
 mod config;
+mod config_history;
 mod election;
 mod hostile;
 mod invariants;
@@ -44,6 +47,7 @@ mod progress;
 mod quorum;
 mod raft;
 mod read;
+mod reconfig;
 mod relay;
 mod replication;
 mod rng;
@@ -53,9 +57,10 @@ mod stamp;
 mod transfer;
 mod types;
 
+pub use confchange::{ConfChange, ConfChangeError};
 pub use config::{Config, Fanout, PlantedBugs};
 pub use log::RaftLog;
-pub use membership::Membership;
+pub use membership::{is_valid_transition, majorities_intersect, Membership};
 pub use message::{Message, MessageBody};
 pub use raft::{CoreStats, ProposeError, Raft, ReadState, Ready, Role};
 pub use snapshot::SnapshotChunk;

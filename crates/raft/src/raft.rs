@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::config::Config;
+use crate::config_history::ConfigHistory;
 use crate::hostile;
 use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
@@ -124,7 +125,12 @@ pub struct Raft {
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
     pub(crate) leader: Option<NodeId>,
-    pub(crate) membership: Membership,
+    /// The configurations of the log (`config_history.rs`); the newest is in force.
+    pub(crate) configs: ConfigHistory,
+    /// This node was a member of some configuration it held (since it started): only
+    /// then does a configuration without it mean it was removed. A node joining sees
+    /// configurations without itself first (a snapshot taken before it was added).
+    pub(crate) was_member: bool,
     pub(crate) log: RaftLog,
 
     // Elections (every role).
@@ -192,6 +198,9 @@ pub struct CoreStats {
     pub snapshots_refused: u64,
     /// `TimeoutNow` messages refused: not from the leader we follow in our current term.
     pub timeouts_now_refused: u64,
+    /// Appends refused because a configuration entry in them is not a legal step from
+    /// the configuration before it (`membership::is_valid_transition`).
+    pub illegal_conf_changes: u64,
 }
 
 impl Raft {
@@ -205,15 +214,56 @@ impl Raft {
         )
     }
 
-    /// A node restarting from durable state.
+    /// A node restarting from durable state: `membership` is the configuration in force
+    /// at the log's snapshot point (the snapshot's, or the one the cluster was
+    /// bootstrapped with when nothing was compacted yet; empty for a node that joins and
+    /// has not learned it), and the log's `ConfChange` entries after it are replayed.
     ///
     /// # Panics
-    /// If `cfg` fails [`Config::validate`]: a misconfigured core could not keep its
-    /// guarantees, and this is a startup error the operator must fix.
+    /// If [`Raft::try_restore`] fails: a misconfigured core, or a log whose
+    /// configuration entries do not decode, could not keep its guarantees, and this is a
+    /// startup error the operator must fix.
     pub fn restore(cfg: Config, membership: Membership, hs: HardState, log: RaftLog) -> Raft {
-        if let Err(e) = cfg.validate() {
-            panic!("invalid raft config: {e}");
+        match Raft::try_restore(cfg, membership, hs, log) {
+            Ok(raft) => raft,
+            Err(e) => panic!("{e}"),
         }
+    }
+
+    /// [`Raft::restore`], with its refusals as errors: `cfg` fails [`Config::validate`],
+    /// `membership` is not valid, or a `ConfChange` entry of the log does not decode or
+    /// is no legal step from the configuration before it.
+    pub fn try_restore(
+        cfg: Config,
+        membership: Membership,
+        hs: HardState,
+        log: RaftLog,
+    ) -> Result<Raft, alloc::string::String> {
+        use alloc::format;
+        if let Err(e) = cfg.validate() {
+            return Err(format!("invalid raft config: {e}"));
+        }
+        if let Err(e) = membership.validate() {
+            return Err(format!("invalid membership {membership:?}: {e}"));
+        }
+        let mut configs = ConfigHistory::new(log.snapshot_index(), membership);
+        for index in log.first_index()..=log.last_index() {
+            let Some(e) = log.entry(index).filter(|e| e.kind == EntryKind::ConfChange) else {
+                continue;
+            };
+            let m = Membership::from_entry_data(&e.data).ok_or_else(|| {
+                format!("the configuration entry at index {index} does not decode")
+            })?;
+            let legal = crate::membership::is_valid_transition(configs.current(), &m)
+                || cfg.planted_bugs.conf_change_without_joint;
+            if !legal {
+                return Err(format!(
+                    "the configuration entry at index {index} is no legal step from the one before it"
+                ));
+            }
+            configs.push(index, e.term, m);
+        }
+        let was_member = configs.iter().any(|(_, m)| m.is_member(cfg.id));
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
             cfg,
@@ -221,7 +271,8 @@ impl Raft {
             term: hs.term,
             vote: hs.vote,
             leader: None,
-            membership,
+            configs,
+            was_member,
             log,
             election_deadline: 0,
             last_leader_contact: None,
@@ -243,7 +294,7 @@ impl Raft {
         };
         raft.log.commit_to(hs.commit);
         raft.reset_election_timer();
-        raft
+        Ok(raft)
     }
 
     // ----- accessors -----
@@ -283,7 +334,30 @@ impl Raft {
     }
     /// The membership in force (the latest one in the log, committed or not).
     pub fn membership(&self) -> &Membership {
-        &self.membership
+        self.configs.current()
+    }
+    /// The index of the entry that set the membership in force (the snapshot point if
+    /// no entry after it did).
+    pub fn membership_index(&self) -> Index {
+        self.configs.current_index()
+    }
+    /// The membership once every entry up to `index` is applied (for an index at or
+    /// below the log's snapshot point: the snapshot's).
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        self.configs.at(index)
+    }
+    /// Every membership the log holds, from its snapshot point on: (index, membership),
+    /// oldest first. The newest is in force; those above the commit index may yet be
+    /// rolled back.
+    pub fn membership_history(&self) -> impl Iterator<Item = (Index, &Membership)> {
+        self.configs.iter()
+    }
+    /// Whether this node was a member and the configuration in force no longer names
+    /// it: it was removed, takes part in nothing and never campaigns. A driver logs it
+    /// and an operator may stop the process. (A node still joining, whose configuration
+    /// predates its addition, is not removed: it was never a member yet.)
+    pub fn is_removed(&self) -> bool {
+        self.was_member && !self.configs.current().is_member(self.cfg.id)
     }
     /// The configuration this node runs with.
     pub fn config(&self) -> &Config {
@@ -431,7 +505,7 @@ impl Raft {
             body @ MessageBody::Append { .. } => self.handle_append(body),
             body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
-                if !self.is_leader() && self.membership.is_voter(self.cfg.id) {
+                if !self.is_leader() && self.membership().is_voter(self.cfg.id) {
                     self.campaign(true);
                 }
             }
@@ -485,7 +559,7 @@ impl Raft {
         Some(SnapshotMeta {
             index,
             term: self.log.term(index)?,
-            membership: self.membership.clone(),
+            membership: self.configs.at(index).clone(),
         })
     }
 
@@ -512,6 +586,7 @@ impl Raft {
     pub fn compact(&mut self, index: Index) {
         let covered = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
         self.log.compact(index.min(covered));
+        self.configs.compact(self.log.snapshot_index());
     }
 
     /// Whether [`Raft::ready`] would return a non-empty batch (or has deferred work).
@@ -602,7 +677,7 @@ impl Raft {
     }
 
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.membership
+        self.membership()
             .members()
             .into_iter()
             .filter(|&id| id != self.cfg.id)
@@ -610,7 +685,7 @@ impl Raft {
     }
 
     pub(crate) fn voter_peers(&self) -> Vec<NodeId> {
-        self.membership
+        self.membership()
             .all_voters()
             .into_iter()
             .filter(|&id| id != self.cfg.id)

@@ -46,16 +46,19 @@ impl Raft {
         self.read_broadcast_needed = true;
     }
 
+    /// Whether we alone make a quorum: every voter of both halves is us. (Counting
+    /// voters per half is not enough: in the joint configuration `{2} / {1}` that node
+    /// 1 leads while it removes itself, each half has one voter and both are needed.)
     fn quorum_size_is_one(&self) -> bool {
-        self.membership.voters.len() <= 1 && self.membership.voters_outgoing.len() <= 1
+        self.membership().is_sole_voter(self.cfg.id)
     }
 
     /// The highest stamp a quorum has echoed (our own messages count as echoed at once).
     fn quorum_stamp(&self) -> u64 {
         let me = self.cfg.id;
         joint_value(
-            &self.membership.voters,
-            &self.membership.voters_outgoing,
+            &self.membership().voters,
+            &self.membership().voters_outgoing,
             |id| {
                 if id == me {
                     u64::MAX

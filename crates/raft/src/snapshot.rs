@@ -40,7 +40,8 @@ const MAX_CHUNKS_IN_FLIGHT: usize = 8;
 /// in order ([`crate::Ready::snapshot_chunks`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotChunk {
-    /// The snapshot it belongs to.
+    /// The snapshot it belongs to; its membership is always known (ours at its index
+    /// if the leader's meta carried none), and the same for every chunk of a transfer.
     pub meta: SnapshotMeta,
     /// Where `data` starts in the snapshot's bytes: 0 starts a new transfer; otherwise
     /// exactly the bytes the sink holds for `meta`.
@@ -54,7 +55,13 @@ pub struct SnapshotChunk {
 /// A snapshot being received: which one, and how many bytes went to the driver.
 #[derive(Debug)]
 pub(crate) struct IncomingSnapshot {
+    /// The meta as the leader sends it: the chunks of this transfer carry it.
     meta: SnapshotMeta,
+    /// The same meta with a known membership: a snapshot that carries no configuration
+    /// (its sender did not know the one at that index) keeps ours there, fixed when the
+    /// transfer starts. The driver's sink, the installed snapshot and the one saved to
+    /// disk all carry this one, so a restart from it knows the configuration.
+    local: SnapshotMeta,
     received: u64,
 }
 
@@ -76,15 +83,6 @@ impl Raft {
         self.reset_election_timer();
         let term = self.term;
 
-        if !hostile::acceptable_membership(&self.membership, &meta.membership) {
-            // Installing it could shrink the voters to a set a minority controls (one
-            // voter: split brain). Refuse, and forget any transfer in progress.
-            self.stats.snapshots_refused += 1;
-            self.incoming_snapshot = None;
-            self.send(from, snapshot_resp(0, 0, false, stamp));
-            return;
-        }
-
         if meta.index <= self.log.committed {
             // Everything it covers is committed here already, hence identical: our commit
             // index is a match point. Durable once this Ready is persisted.
@@ -95,9 +93,24 @@ impl Raft {
             return;
         }
 
+        if !hostile::acceptable_membership(self.cfg.id, self.configs.iter(), &meta.membership) {
+            // Installing it would make us the sole voter (split brain), or its
+            // membership is not even well formed. Refuse, and forget any transfer in
+            // progress.
+            self.stats.snapshots_refused += 1;
+            self.incoming_snapshot = None;
+            self.send(from, snapshot_resp(0, 0, false, stamp));
+            return;
+        }
+
         if offset == 0 {
+            let mut local = meta.clone();
+            if local.membership.is_unknown() {
+                local.membership = self.configs.at(meta.index).clone();
+            }
             self.incoming_snapshot = Some(IncomingSnapshot {
                 meta: meta.clone(),
+                local,
                 received: 0,
             });
         }
@@ -124,8 +137,9 @@ impl Raft {
         let inc = self.incoming_snapshot.as_mut().expect("matched above");
         inc.received += data.len() as u64;
         let held = inc.received;
+        let local = inc.local.clone();
         self.snapshot_chunks.push(SnapshotChunk {
-            meta: meta.clone(),
+            meta: local.clone(),
             offset,
             data,
             done,
@@ -137,17 +151,20 @@ impl Raft {
             return;
         }
         self.incoming_snapshot = None;
-        self.install_received_snapshot(meta.clone());
+        self.install_received_snapshot(local);
         self.send_after_persist(from, term, snapshot_resp(meta.index, held, true, stamp));
     }
 
-    /// Replaces our log prefix and state with the snapshot the driver received whole:
-    /// the driver installs it from its sink in this Ready.
+    /// Replaces our log prefix and state with the snapshot the driver received whole
+    /// (the driver installs it from its sink in this Ready). Its configuration becomes
+    /// the one at its index; configurations of a log suffix we keep stay in force after
+    /// it. `meta` is the local meta of the transfer (see [`IncomingSnapshot::local`]), so
+    /// its membership is known.
     fn install_received_snapshot(&mut self, meta: SnapshotMeta) {
-        self.log.install_snapshot(meta.index, meta.term);
-        if !meta.membership.voters.is_empty() {
-            self.membership = meta.membership.clone();
-        }
+        let kept = self.log.install_snapshot(meta.index, meta.term);
+        self.configs
+            .install(meta.index, meta.membership.clone(), kept);
+        self.on_config_changed();
         self.snapshot_to_install = Some(meta);
     }
 

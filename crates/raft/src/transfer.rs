@@ -13,6 +13,12 @@
 //!    within an election timeout — the target died, or its campaign failed — the
 //!    transfer is abandoned and the leader takes proposals again.
 //!
+//! Reads: from the moment `TimeoutNow` goes out the leader serves no read from its
+//! lease for the rest of its term (`Leadership::lease_given_up`): voters grant the
+//! target's transfer vote requests inside their leases, so a lease no longer means no
+//! other leader can be elected. ReadIndex reads still work (they need a quorum of this
+//! term).
+//!
 //! A transfer belongs to one leadership ([`crate::leadership::Leadership`]): stepping
 //! down drops it with the rest. `TimeoutNow` is honoured only from the leader the
 //! receiver follows, in its term (`Raft::timeout_now_from_our_leader`).
@@ -80,7 +86,7 @@ impl Raft {
         if target == self.id() {
             return Err(TransferError::AlreadyLeader);
         }
-        if !self.membership.is_voter(target) {
+        if !self.membership().is_voter(target) {
             return Err(TransferError::NotAVoter(target));
         }
         let deadline = self.now.saturating_add(self.cfg.election_timeout_ticks);

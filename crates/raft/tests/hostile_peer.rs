@@ -211,30 +211,33 @@ fn a_malformed_append_is_rejected_and_the_node_keeps_serving() {
     assert_eq!(r.log().last_index(), 2, "a good append still works");
 }
 
-/// A snapshot whose membership is not the cluster's (here: one voter, the receiver,
-/// which would then elect itself alone — split brain) is refused, not installed.
-#[test]
-fn a_snapshot_that_changes_the_membership_is_refused() {
-    let mut r = follower(2);
-    for voters in [vec![2], vec![1, 2], vec![1, 2, 3, 4]] {
-        let meta = SnapshotMeta {
+fn snapshot_with(membership: Membership, stamp: u64) -> MessageBody {
+    MessageBody::Snapshot {
+        meta: SnapshotMeta {
             index: 5,
             term: 1,
-            membership: Membership::new(voters.clone()),
-        };
-        let body = MessageBody::Snapshot {
-            meta,
-            offset: 0,
-            data: Bytes::from_static(b"state"),
-            done: true,
-            stamp: 3,
-        };
-        r.step(msg(1, 2, 1, body));
+            membership,
+        },
+        offset: 0,
+        data: Bytes::from_static(b"state"),
+        done: true,
+        stamp,
+    }
+}
+
+/// A snapshot whose membership would make the receiver the sole voter (it would elect
+/// itself alone: split brain), or that is not even well formed (a node both voter and
+/// learner), is refused, not installed. No legitimate leader sends the first: a
+/// one-voter configuration commits only on that voter's own log.
+#[test]
+fn a_snapshot_that_makes_the_receiver_sole_voter_is_refused() {
+    let mut r = follower(2);
+    let mut both = Membership::new([1, 2, 3]);
+    both.learners.insert(3);
+    for m in [Membership::new([2]), both] {
+        r.step(msg(1, 2, 1, snapshot_with(m.clone(), 3)));
         let rd = r.ready();
-        assert!(
-            rd.snapshot.is_none(),
-            "installed a snapshot of voters {voters:?}"
-        );
+        assert!(rd.snapshot.is_none(), "installed a snapshot of {m:?}");
         assert_eq!(r.membership(), &Membership::new([1, 2, 3]));
         assert!(rd
             .messages
@@ -242,27 +245,42 @@ fn a_snapshot_that_changes_the_membership_is_refused() {
             .chain(&rd.persisted_messages)
             .any(|m| matches!(m.body, MessageBody::SnapshotResp { success: false, .. })));
     }
-    assert_eq!(r.stats().snapshots_refused, 3);
+    assert_eq!(r.stats().snapshots_refused, 2);
     assert_eq!(r.log().last_index(), 0);
-    // The matching membership installs as before.
-    let meta = SnapshotMeta {
-        index: 5,
-        term: 1,
-        membership: Membership::new([1, 2, 3]),
-    };
-    r.step(msg(
-        1,
-        2,
-        1,
-        MessageBody::Snapshot {
-            meta,
-            offset: 0,
-            data: Bytes::from_static(b"state"),
-            done: true,
-            stamp: 4,
-        },
-    ));
-    assert!(r.ready().snapshot.is_some());
+}
+
+/// A follower far behind legitimately receives a membership its log never held (the
+/// cluster changed while it was away): it installs, and takes effect at once.
+#[test]
+fn a_snapshot_with_a_newer_membership_installs() {
+    let mut r = follower(2);
+    let mut newer = Membership::new([1, 2, 4, 5]);
+    newer.learners.insert(7);
+    newer
+        .metadata
+        .insert(7, Bytes::from_static(b"10.0.0.7:7100"));
+    r.step(msg(1, 2, 1, snapshot_with(newer.clone(), 4)));
+    let rd = r.ready();
+    assert_eq!(rd.snapshot.map(|m| m.membership), Some(newer.clone()));
+    assert_eq!(r.membership(), &newer);
+    assert_eq!(r.stats().snapshots_refused, 0);
+}
+
+/// A snapshot that carries no configuration (its sender did not know it) keeps ours at
+/// its index: the chunk the driver writes to its sink and the snapshot it installs (and
+/// saves, and restarts from) carry our configuration, not an unknown one, and the two
+/// metas are the same (the driver matches the install against the sink's).
+#[test]
+fn a_snapshot_without_a_membership_keeps_ours_in_what_the_driver_installs() {
+    let mut r = follower(2);
+    r.step(msg(1, 2, 1, snapshot_with(Membership::default(), 4)));
+    let rd = r.ready();
+    let ours = Membership::new([1, 2, 3]);
+    assert_eq!(rd.snapshot_chunks.len(), 1);
+    assert_eq!(rd.snapshot_chunks[0].meta.membership, ours);
+    assert_eq!(rd.snapshot.as_ref(), Some(&rd.snapshot_chunks[0].meta));
+    assert_eq!(r.membership(), &ours);
+    assert_eq!(r.log().last_index(), 5);
 }
 
 /// `TimeoutNow` is honoured only from the leader we follow, in our term (thesis §3.10).

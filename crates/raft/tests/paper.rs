@@ -621,3 +621,51 @@ fn lost_vote_requests_are_retried_within_the_round() {
     );
     net.check_invariants();
 }
+
+/// §5.3 (pipelining, thesis §10.2.2): a follower catching up — here one cut off while
+/// 60 entries were committed — gets its whole in-flight window per round trip, not one
+/// message per acknowledgement. With 2 entries a message and stop-and-wait, a new
+/// learner fell further behind a busy leader than it caught up (kvsim seeds 10366 and
+/// 36829); before the fix at most one append was outstanding here.
+#[test]
+fn a_lagging_follower_is_caught_up_a_window_at_a_time() {
+    let mut net = Net::with_config(3, |id| {
+        let mut c = config(id);
+        c.max_msg_entries = 2;
+        c.max_inflight_msgs = 4;
+        c
+    });
+    let leader = net.elect(100);
+    let lagging = (1..=3).find(|&id| id != leader).unwrap();
+    net.isolate(lagging);
+    for i in 0..60 {
+        net.propose(leader, &format!("w{i}"));
+    }
+    net.tick(2);
+    net.sent.clear();
+    net.heal();
+    net.tick(6);
+    assert_eq!(
+        net.node(lagging).log().last_index(),
+        net.node(leader).log().last_index()
+    );
+    // The most appends with entries the leader had out to it at once.
+    let (mut out, mut most) = (0i64, 0i64);
+    for m in &net.sent {
+        match &m.body {
+            MessageBody::Append { entries, .. }
+                if m.from == leader && m.to == lagging && !entries.is_empty() =>
+            {
+                out += 1
+            }
+            MessageBody::AppendResp { .. } if m.from == lagging => out = (out - 1).max(0),
+            _ => {}
+        }
+        most = most.max(out);
+    }
+    assert!(
+        most >= 3,
+        "at most {most} appends in flight while catching up"
+    );
+    net.check_invariants();
+}

@@ -72,9 +72,12 @@ pub fn encode_reply(me: NodeId, leader: Option<NodeId>, asker: &Asker, resp: &Re
         }
         // The seed protocol has no scans or typed replies; what it cannot express is a
         // failure.
-        Response::Fail(_) | Response::Unknown(_) | Response::Entries(_) | Response::Reply(_) => {
-            "fail"
-        }
+        Response::Fail(_)
+        | Response::Unknown(_)
+        | Response::Entries(_)
+        | Response::Reply(_)
+        | Response::MembershipChanged(_)
+        | Response::MembershipRefused(_) => "fail",
     };
     o.insert("type".into(), json!(ty));
     serde_json::to_vec(&v).expect("json encodes")

@@ -16,8 +16,10 @@ use crate::resp::codec::{encode_command, parse_reply, Value};
 use axum::http::Method;
 
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
-/// The admin (HTTP) addresses of `raftkv up`'s three nodes.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203";
+/// The admin (HTTP) addresses of `raftkv up`'s nodes (up to five: an address where
+/// nothing listens is skipped at once).
+pub const DEFAULT_ADMIN: &str =
+    "127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203,127.0.0.1:7204,127.0.0.1:7205";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

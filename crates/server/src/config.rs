@@ -764,6 +764,11 @@ pub fn parse_peer_list(list: &str) -> Result<BTreeMap<NodeId, String>, ConfigErr
 
 /// `host:port` or `[v6]:port`. Resolution happens at bind/connect time (names may only
 /// resolve later), so this checks the shape only.
+/// Whether `addr` is a peer address (`host:port`, port not 0), as a member's is.
+pub fn check_peer_addr(addr: &str) -> Result<(), String> {
+    check_addr("peer_addr", addr, false).map_err(|e| e.to_string())
+}
+
 fn check_addr(key: &str, addr: &str, allow_port_zero: bool) -> Result<(), ConfigError> {
     let bad = |why: &str| key_err(key, format!("{addr:?} is not host:port ({why})"));
     let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no port"))?;

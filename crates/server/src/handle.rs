@@ -139,7 +139,10 @@ impl NodeHandle {
         let (reply, rx) = oneshot::channel();
         // Writes carry a session, so the loop may retry one whose outcome it does not know
         // without ever applying it twice.
-        let session = (!req.is_read()).then(|| {
+        // A membership change has no session: the core refuses a repeat of one anyway
+        // (already a member, not a learner...), which would turn a done change into a
+        // refusal; so it is never resent with one.
+        let session = (!req.is_read() && !matches!(req, Request::ChangeMembership(_))).then(|| {
             self.session_seqs
                 .lock()
                 .expect("session")
@@ -185,6 +188,15 @@ impl NodeHandle {
             Ok(Err(_)) => Err(CallError::Stopped),
             Err(_) => Err(CallError::Timeout),
         }
+    }
+
+    /// A membership change (driver's `Request::ChangeMembership`): answered
+    /// `Reply::Membership` once complete, `Reply::MembershipRefused` with the reason.
+    pub async fn change_membership(
+        &self,
+        changes: Vec<raft::ConfChange>,
+    ) -> Result<Reply, CallError> {
+        self.call(Request::ChangeMembership(changes)).await
     }
 
     pub async fn status(&self) -> Result<Status, CallError> {

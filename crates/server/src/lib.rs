@@ -7,10 +7,10 @@
 //!
 //! Layers, lowest first; a module imports only from those before it (checked by
 //! `tests/layers.rs`): [`metrics`], [`password`], [`reply`], [`status`], [`clock`],
-//! [`glob`] → [`events`] (the applied log's events, for subscribers) → [`config`] → [`protected`], [`tls`], [`cluster_id`] → [`handle`] (the loop's events and the async
+//! [`glob`] → [`events`] (the applied log's events, for subscribers) → [`config`] → [`protected`], [`tls`], [`cluster_id`], [`members`] → [`handle`] (the loop's events and the async
 //! side's handle) → [`store`], [`snapshots`], [`transport`], [`resp`], [`admin`],
 //! [`admin_client`] → [`open`] (building a node from its config) → [`node_loop`] →
-//! [`server`] (wiring), [`cli`] → [`up`].
+//! [`server`] (wiring), [`cli`] → [`member_cli`], [`join`] → [`up`].
 
 pub mod admin;
 pub mod admin_client;
@@ -21,6 +21,9 @@ pub mod config;
 pub mod events;
 pub mod glob;
 pub mod handle;
+pub mod join;
+pub mod member_cli;
+pub mod members;
 pub mod metrics;
 pub mod node_loop;
 pub mod open;

@@ -100,6 +100,43 @@ enum Cmd {
         #[arg(long)]
         cacert: Option<PathBuf>,
     },
+    /// The cluster's members: list them, add, promote or remove one.
+    ///
+    /// Through the admin routes of the listed nodes (any node takes a change; it goes
+    /// to the leader), with the admin credential from RAFTKV_ADMIN_TOKEN when it is set.
+    Member {
+        #[command(subcommand)]
+        cmd: MemberCmd,
+        /// Admin (HTTP) addresses of the nodes, tried in turn.
+        #[arg(long, alias = "cluster", global = true, default_value = cli::DEFAULT_ADMIN)]
+        admin: String,
+        /// HTTPS, trusting the CA in this PEM file.
+        #[arg(long, global = true)]
+        cacert: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCmd {
+    /// ID, peer address, voter or learner, match index and lag (from the leader), leader.
+    List,
+    /// Add node ID (listening for peers at PEER_ADDR) as a learner; wait until it has
+    /// caught up and promote it to voter, unless --learner. Start the node with
+    /// `raftkv serve --join ADMIN_ADDR` (before or after).
+    Add {
+        id: u64,
+        peer_addr: String,
+        /// Leave it a learner (it gets the log, but votes for nothing).
+        #[arg(long)]
+        learner: bool,
+        /// How long to wait for it to catch up before promoting, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait_secs: u64,
+    },
+    /// Make learner ID a voter.
+    Promote { id: u64 },
+    /// Remove node ID (if it leads, it hands leadership over first).
+    Remove { id: u64 },
 }
 
 #[derive(Args)]
@@ -153,6 +190,15 @@ struct ServeArgs {
     /// Listen for peers beyond loopback without mutual TLS.
     #[arg(long)]
     insecure_peers: bool,
+    /// Join a running cluster through the member at this admin (HTTP) address: on an
+    /// empty data directory the node is added as a learner, catches up and is promoted
+    /// to voter (ignored when the data directory already belongs to a cluster). Needs
+    /// the admin credential in RAFTKV_ADMIN_TOKEN when the cluster has one.
+    #[arg(long, value_name = "ADMIN_ADDR")]
+    join: Option<String>,
+    /// With --join: stay a learner (no promotion).
+    #[arg(long, requires = "join")]
+    learner: bool,
 }
 
 fn main() -> ExitCode {
@@ -221,6 +267,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Member { cmd, admin, cacert } => member(cmd, &admin, cacert),
         Cmd::Status { cluster } => {
             let tls = match client_tls(&cluster) {
                 Ok(t) => t,
@@ -236,6 +283,54 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn member(cmd: MemberCmd, admin: &str, cacert: Option<PathBuf>) -> ExitCode {
+    use server::member_cli;
+    let tls = match cacert
+        .map(|ca| cli::ClientTls::from_ca_file(&ca))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("raftkv: --cacert: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = server::admin_client::AdminClient::from_env(tls);
+    let admin = cli::split_cluster(admin);
+    let result = match cmd {
+        MemberCmd::List => member_cli::members(&admin, &client),
+        MemberCmd::Add {
+            id,
+            peer_addr,
+            learner,
+            wait_secs,
+        } => member_cli::add(
+            &admin,
+            &client,
+            id,
+            &peer_addr,
+            learner,
+            std::time::Duration::from_secs(wait_secs),
+        )
+        // The leader's view, with match and lag.
+        .and_then(|_| member_cli::members(&admin, &client)),
+        MemberCmd::Promote { id } => member_cli::promote(&admin, &client, id)
+            .and_then(|_| member_cli::members(&admin, &client)),
+        MemberCmd::Remove { id } => member_cli::remove(&admin, &client, id)
+            .and_then(|_| member_cli::members(&admin, &client)),
+    };
+    match result {
+        Ok(v) => {
+            println!("{}", member_cli::render(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("raftkv member: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -305,6 +400,29 @@ fn serve(a: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut promote = false;
+    if let Some(addr) = &a.join {
+        let tls = match cfg
+            .tls
+            .as_ref()
+            .map(|f| cli::ClientTls::from_ca_file(&f.ca))
+            .transpose()
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("raftkv serve: the CA for --join: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let client = server::admin_client::AdminClient::from_env(tls);
+        match server::join::prepare(&cfg, addr, &client) {
+            Ok(joined) => promote = joined && !a.learner,
+            Err(e) => {
+                eprintln!("raftkv serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -342,6 +460,9 @@ fn serve(a: ServeArgs) -> ExitCode {
             running.admin_addr,
             running.peer_addr
         );
+        if promote {
+            tokio::spawn(server::join::promote_when_caught_up(running.node.clone(), id));
+        }
         let mut running = running;
         let code = tokio::select! {
             _ = wait_for_signal() => ExitCode::SUCCESS,

@@ -31,7 +31,7 @@ use crate::metrics::LoopMetrics;
 use crate::open::ClusterNode;
 use crate::reply::Reply;
 use crate::resp::acl::users::{Users, UsersTx};
-use crate::status::{reported_role, CoreRefusals, PeerStatus, Status};
+use crate::status::{reported_role, CoreRefusals, MembershipStatus, PeerStatus, Status};
 use crate::transport::codec::Frame;
 use crate::transport::peer::PeerRouter;
 
@@ -48,7 +48,6 @@ pub struct NodeLoop {
     me: NodeId,
     node: ClusterNode,
     router: PeerRouter,
-    peer_addrs: Vec<(NodeId, String)>,
     rx: mpsc::Receiver<Event>,
     rt: tokio::runtime::Handle,
     clock: crate::clock::BootClock,
@@ -61,6 +60,13 @@ pub struct NodeLoop {
     waiting: HashMap<ReqId, Waiting>,
     last_role: Role,
     last_leader: Option<NodeId>,
+    /// The configuration last seen in force (its entry's index and itself).
+    seen_membership: (u64, raft::Membership),
+    /// The node was found removed from the cluster and said so.
+    said_removed: bool,
+    /// Members `[peers]` gives an address for: that address is kept, whatever the
+    /// configurations' metadata says (a member restarted on another address).
+    pinned: std::collections::BTreeSet<NodeId>,
     /// Routing counters already added to the metrics.
     routing_seen: driver::RoutingStats,
     /// Where the users are published for RESP connections (`resp/acl/users.rs`).
@@ -106,9 +112,11 @@ impl NodeLoop {
             me: cfg.id,
             last_role: node.raft().role(),
             last_leader: node.leader(),
+            seen_membership: (0, raft::Membership::default()),
+            said_removed: false,
+            pinned: cfg.peers.keys().copied().collect(),
             node,
             router,
-            peer_addrs: cfg.peers.iter().map(|(&i, a)| (i, a.clone())).collect(),
             rx,
             rt,
             clock: crate::clock::BootClock::start(),
@@ -272,6 +280,7 @@ impl NodeLoop {
         self.hub.feed(applied, self.node.applied_index());
         self.observe_role();
         self.observe_routing();
+        self.observe_membership();
         // Before any answer goes out: a client told OK by ACL SETUSER sees the change.
         self.publish_users();
         self.initialize_users();
@@ -391,6 +400,48 @@ impl NodeLoop {
         self.last_leader = leader;
     }
 
+    /// Learns members' addresses from the configuration in force (a new member is
+    /// dialled as soon as its entry is appended: the leader replicates to it before the
+    /// entry commits), logs the configurations that commit, and says once if this node
+    /// was removed.
+    fn observe_membership(&mut self) {
+        let raft = self.node.raft();
+        let index = raft.membership_index();
+        if (index, raft.membership()) != (self.seen_membership.0, &self.seen_membership.1) {
+            let m = raft.membership().clone();
+            for (id, addr) in crate::members::addresses(&m) {
+                if !self.pinned.contains(&id) {
+                    self.router.add(id, &addr);
+                }
+            }
+            tracing::info!(
+                index,
+                voters = ?m.voters,
+                outgoing = ?m.voters_outgoing,
+                learners = ?m.learners,
+                "configuration in force"
+            );
+            self.seen_membership = (index, m);
+        }
+        for (index, m) in self.node.take_applied_configs() {
+            tracing::info!(
+                index,
+                voters = ?m.voters,
+                outgoing = ?m.voters_outgoing,
+                learners = ?m.learners,
+                "configuration committed"
+            );
+        }
+        if self.node.is_removed() && !self.said_removed {
+            self.said_removed = true;
+            tracing::warn!(
+                "this node was removed from the cluster: it takes part in nothing and serves \
+                 no request (stop it; to bring it back, start it on an empty data directory \
+                 with --join)"
+            );
+        }
+    }
+
     fn deliver(&mut self, w: Waiting, reply: Reply) {
         match &reply {
             Reply::Done | Reply::Deleted(_) | Reply::Cas { .. } => {
@@ -411,24 +462,45 @@ impl NodeLoop {
         } else {
             HashMap::new()
         };
+        let membership = raft.membership();
+        let member = |id: NodeId| {
+            if membership.is_voter(id) {
+                "voter"
+            } else if membership.learners.contains(&id) {
+                "learner"
+            } else {
+                "none"
+            }
+        };
         let peers = self
-            .peer_addrs
-            .iter()
-            .map(|(id, addr)| {
-                let q = self.router.queue(*id);
-                let m = matches.get(id).copied();
+            .router
+            .queues()
+            .into_iter()
+            .map(|(id, e)| {
+                let q = &e.queue;
+                let m = matches.get(&id).copied();
                 PeerStatus {
-                    id: *id,
-                    addr: addr.clone(),
-                    connected: q.is_some_and(|q| q.connected()),
+                    id,
+                    addr: e.addr(),
+                    member: member(id),
+                    connected: q.connected(),
                     match_index: m,
                     lag: m.map(|m| last.saturating_sub(m)),
-                    queued: q.map_or(0, |q| q.len()),
-                    sent_frames: q.map_or(0, |q| q.sent()),
-                    dropped_frames: q.map_or(0, |q| q.dropped()),
+                    queued: q.len(),
+                    sent_frames: q.sent(),
+                    dropped_frames: q.dropped(),
                 }
             })
             .collect();
+        let membership_status = MembershipStatus {
+            voters: membership.voters.iter().copied().collect(),
+            voters_outgoing: membership.voters_outgoing.iter().copied().collect(),
+            learners: membership.learners.iter().copied().collect(),
+            index: raft.membership_index(),
+            committed: raft.membership_index() <= raft.commit_index(),
+            removed: raft.is_removed(),
+            addresses: crate::members::addresses(membership),
+        };
         let stats = self.node.stats();
         let (role, leader) = reported_role(
             raft.role(),
@@ -465,6 +537,7 @@ impl NodeLoop {
             pending_requests: self.node.pending_requests(),
             uptime_ms: self.now(),
             storage_failure: self.node.storage_failure().map(String::from),
+            membership: membership_status,
             peers,
         }
     }

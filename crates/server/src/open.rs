@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use driver::{Node, NodeOptions, RoutedNode, RoutingOptions, SnapshotPolicy};
-use raft::{Membership, NodeId};
+use raft::NodeId;
 use storage::FileSnapshotStore;
 use tokio::sync::mpsc;
 
@@ -44,6 +44,10 @@ pub fn open_node(
     };
     rc.max_msg_bytes = cfg.raft_max_msg_bytes();
     rc.max_uncommitted_bytes = (64 << 20).max(4 * rc.max_msg_bytes);
+    // Appends in flight to one follower: a follower catching up gets a window that
+    // doubles each round trip up to this, so keep it within what the peer queue holds
+    // (64 MiB or four frames) rather than 256 full messages.
+    rc.max_inflight_msgs = ((64 << 20) / rc.max_msg_bytes).clamp(4, 256);
     rc.fanout = raft::Fanout::All;
     rc.snapshot_chunk_bytes = cfg.snapshot.chunk_bytes;
     rc.max_snapshot_bytes = cfg.snapshot.max_bytes;
@@ -86,9 +90,12 @@ pub fn open_node(
     let snapshots = FileSnapshotStore::open(&snap_dir)
         .map_err(|e| format!("cannot open snapshots in {}: {e}", snap_dir.display()))?;
     let started = Instant::now();
+    // The configuration at the log's start: recorded at the first start (`members/`);
+    // a snapshot's replaces it, and the log's configuration entries apply after it.
+    let bootstrap = crate::members::bootstrap_membership(cfg)?;
     let mut node = Node::open_with_snapshots(
         rc,
-        Membership::new(cfg.voters()),
+        bootstrap,
         router,
         store,
         Box::new(BackgroundSnapshots::new(snapshots, events)),
@@ -106,6 +113,8 @@ pub fn open_node(
     tracing::info!(
         snapshot_index = node.raft().snapshot().map_or(0, |s| s.meta.index),
         keys = node.kv().len(),
+        voters = ?node.raft().membership().voters,
+        learners = ?node.raft().membership().learners,
         "state machine restored in {:?}",
         started.elapsed()
     );

@@ -28,6 +28,10 @@ pub enum Reply {
     Entries(Vec<(Bytes, Bytes)>),
     /// What a typed-model write or read answered (`driver::Response::Reply`).
     Kv(kv::Reply),
+    /// A membership change completed: the configuration now in force.
+    Membership(raft::Membership),
+    /// A membership change refused (not executed), with the reason.
+    MembershipRefused(raft::ConfChangeError),
 }
 
 impl From<Response> for Reply {
@@ -42,6 +46,8 @@ impl From<Response> for Reply {
             Response::Unknown(why) => Reply::Unknown(why.to_string()),
             Response::Entries(kvs) => Reply::Entries(kvs),
             Response::Reply(r) => Reply::Kv(r),
+            Response::MembershipChanged(m) => Reply::Membership(m),
+            Response::MembershipRefused(e) => Reply::MembershipRefused(e),
         }
     }
 }
@@ -66,6 +72,8 @@ impl Reply {
             ),
             Reply::Entries(kvs) => Response::Entries(kvs),
             Reply::Kv(r) => Response::Reply(r),
+            Reply::Membership(m) => Response::MembershipChanged(m),
+            Reply::MembershipRefused(e) => Response::MembershipRefused(e),
         }
     }
 

@@ -5,7 +5,6 @@
 //! through the runtime's timer, which a current-thread runtime only drives while its
 //! own thread is inside `block_on`.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use crate::resp::acl::users::{close_connections_of_deleted_users, Users};
 use crate::resp::commands::RespCtx;
 use crate::tls::Tls;
 use crate::transport::inbound::{self, Inbound};
-use crate::transport::peer::{spawn_writers, PeerRouter, WriterCtx};
+use crate::transport::peer::{PeerRouter, WriterCtx};
 
 /// Bound on the node loop's event channel.
 const EVENT_QUEUE: usize = 16 << 10;
@@ -80,6 +79,7 @@ pub struct Running {
     pub node: NodeHandle,
     /// This node's cluster identity (its cluster ID once bound).
     pub identity: Arc<ClusterIdentity>,
+    router: PeerRouter,
     tasks: Vec<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     node_done: tokio::sync::oneshot::Receiver<()>,
@@ -109,17 +109,35 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
 
     let max_frame = cfg.max_peer_frame_bytes();
     let queue_bytes = (64 << 20).max(4 * max_frame);
-    let router = PeerRouter::new(
-        cfg.peers.keys().copied(),
-        cfg.limits.peer_queue_messages,
-        queue_bytes,
-    );
+    let router = PeerRouter::new(cfg.id, cfg.limits.peer_queue_messages, queue_bytes);
+    // Where to find peers, before the log says: `[peers]` (only a hint once the cluster
+    // exists) and what a node that joined learned then.
+    for (&id, addr) in &cfg.peers {
+        router.add(id, addr);
+    }
+    let hints = crate::members::file::read(&cfg.data_dir)
+        .map_err(ServerError::Node)?
+        .map(|f| f.hints)
+        .unwrap_or_default();
+    for (id, addr) in &hints {
+        router.add(*id, addr);
+    }
     let metrics = Arc::new(LoopMetrics::default());
     // Before the log is opened: a data directory of another member refuses the start.
     let identity = Arc::new(ClusterIdentity::open(&cfg).map_err(ServerError::Node)?);
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     let node =
         open_node(&cfg, router.clone(), metrics.clone(), tx.clone()).map_err(ServerError::Node)?;
+    // Every member the log and snapshot name, at the address their metadata holds (the
+    // newest configuration last, so its addresses win) — except those `[peers]` lists:
+    // the operator's word on where a member listens now wins over what it registered.
+    for (_, m) in node.raft().membership_history() {
+        for (id, addr) in crate::members::addresses(m) {
+            if !cfg.peers.contains_key(&id) {
+                router.add(id, &addr);
+            }
+        }
+    }
     let handle = NodeHandle::new(
         tx.clone(),
         cfg.limits.request_timeout + std::time::Duration::from_secs(2),
@@ -164,12 +182,12 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         identity: identity.clone(),
         metrics: metrics.clone(),
     });
-    let mut tasks = spawn_writers(writers, &router, &cfg.peers);
+    router.start_writers(writers, tokio::runtime::Handle::current());
+    let mut tasks = Vec::new();
     let inbound = Arc::new(Inbound {
         me: cfg.id,
-        peers: cfg.peers.keys().copied().collect::<BTreeSet<_>>(),
         events: tx,
-        router,
+        router: router.clone(),
         max_frame,
         metrics,
         stop: stop.clone(),
@@ -224,6 +242,7 @@ pub async fn start(cfg: Config, listeners: Listeners) -> Result<Running, ServerE
         admin_addr,
         node: handle,
         identity,
+        router,
         tasks,
         thread: Some(thread),
         stop: stop_tx,
@@ -258,6 +277,7 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
+        self.router.stop_writers();
         let _ = self.stop.send(true);
         let _ = self.node.sender().send(Event::Shutdown).await;
         if let Some(t) = self.thread.take() {

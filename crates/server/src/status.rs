@@ -8,6 +8,9 @@ use serde::Serialize;
 pub struct PeerStatus {
     pub id: NodeId,
     pub addr: String,
+    /// Its place in the configuration in force: "voter", "learner" or "none" (removed,
+    /// or not yet added).
+    pub member: &'static str,
     pub connected: bool,
     /// Known on the leader only.
     pub match_index: Option<u64>,
@@ -33,6 +36,8 @@ pub struct CoreRefusals {
     pub snapshots: u64,
     /// `TimeoutNow` not from the leader this node follows in its term.
     pub timeouts_now: u64,
+    /// Configuration entries that are no legal step from the configuration before them.
+    pub illegal_conf_changes: u64,
 }
 
 impl CoreRefusals {
@@ -44,11 +49,12 @@ impl CoreRefusals {
             malformed_appends: s.malformed_appends,
             snapshots: s.snapshots_refused,
             timeouts_now: s.timeouts_now_refused,
+            illegal_conf_changes: s.illegal_conf_changes,
         }
     }
 
     /// `(reason label, count)` for the metrics endpoint.
-    pub fn by_reason(&self) -> [(&'static str, u64); 6] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
         [
             ("absurd_term", self.absurd_terms),
             ("campaign_at_term_limit", self.campaigns_at_term_limit),
@@ -56,8 +62,26 @@ impl CoreRefusals {
             ("malformed_append", self.malformed_appends),
             ("foreign_snapshot", self.snapshots),
             ("timeout_now_not_from_leader", self.timeouts_now),
+            ("illegal_conf_change", self.illegal_conf_changes),
         ]
     }
+}
+
+/// The configuration in force on this node (raft's `Raft::membership`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MembershipStatus {
+    pub voters: Vec<NodeId>,
+    /// Non-empty while a change of voters is in flight (joint consensus).
+    pub voters_outgoing: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// The index of the entry that set it (the snapshot point if none after it).
+    pub index: u64,
+    /// Whether that entry is committed (as far as this node knows).
+    pub committed: bool,
+    /// This node knows a configuration and is not in it: it was removed.
+    pub removed: bool,
+    /// Each member's peer address, from the configuration's metadata.
+    pub addresses: std::collections::BTreeMap<NodeId, String>,
 }
 
 /// A consistent view of the node, taken inside the loop.
@@ -96,6 +120,7 @@ pub struct Status {
     pub uptime_ms: u64,
     /// Set once the log store failed: the node no longer takes part or serves.
     pub storage_failure: Option<String>,
+    pub membership: MembershipStatus,
     pub peers: Vec<PeerStatus>,
 }
 

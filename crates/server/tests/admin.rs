@@ -126,7 +126,10 @@ fn routes_answer_as_documented() {
     let (code, body) = common::http_get(addr, "/nope");
     assert_eq!(
         (code, body.as_str()),
-        (404, "not found: try /status, /metrics or /health\n")
+        (
+            404,
+            "not found: try /status, /metrics, /health or /members\n"
+        )
     );
     assert_eq!(common::http_get(addr, "/transfer-leader").0, 405);
     assert_eq!(post(addr, "/status", None).0, 405);

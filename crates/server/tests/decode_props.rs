@@ -293,6 +293,7 @@ fn frames() -> Vec<Frame> {
                     voters: [1, 2, 3].into(),
                     voters_outgoing: [4].into(),
                     learners: [5].into(),
+                    metadata: [(5, Bytes::from_static(b"127.0.0.1:7105"))].into(),
                 },
             },
             offset: 0,

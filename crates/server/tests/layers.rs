@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["metrics", "password", "reply", "status", "clock", "glob"],
     &["events"],
     &["config"],
-    &["protected", "tls", "cluster_id"],
+    &["protected", "tls", "cluster_id", "members"],
     &["handle"],
     &[
         "store",
@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["open"],
     &["node_loop"],
     &["server", "cli"],
+    &["member_cli", "join"],
     &["up"],
 ];
 

@@ -50,6 +50,10 @@ pub struct SimulateArgs {
     /// consequences); for measuring how long the consequences take to show.
     #[arg(long, hide = true)]
     no_commit_rule_check: bool,
+    /// Do not check configuration transitions directly (catch two disjoint quorums only
+    /// by their consequences); for measuring how long the consequences take to show.
+    #[arg(long, hide = true)]
+    no_conf_overlap_check: bool,
 }
 
 pub fn simulate(a: SimulateArgs) -> ExitCode {
@@ -97,6 +101,7 @@ fn simulate_inner(a: SimulateArgs) -> Result<bool, String> {
     opts.lincheck_budget = budget;
     opts.known_issues = a.known_issues;
     opts.commit_rule_check = !a.no_commit_rule_check;
+    opts.conf_overlap_check = !a.no_conf_overlap_check;
     println!(
         "kvsim simulate: seeds {}..{} on {} threads{}{}",
         a.first_seed,
@@ -142,7 +147,8 @@ fn simulate_inner(a: SimulateArgs) -> Result<bool, String> {
         "{} seeds ({} × 3 nodes, {} × 5, {} × 7) in {:.1} s: {:.2} seeds/s on {} threads; \
          {:.0} s simulated per seed, {} events, {} client ops; slowest seed {} ({:.2} s); \
          longest recovery after heal {} ms; {} snapshots taken, {} installed from a leader \
-         (in {} runs)",
+         (in {} runs); {} membership changes asked, {} completed, {} refused; {} \
+         configuration entries committed (in {} runs)",
         report.runs,
         report.by_size[0],
         report.by_size[1],
@@ -159,6 +165,11 @@ fn simulate_inner(a: SimulateArgs) -> Result<bool, String> {
         report.snapshots_taken,
         report.snapshots_installed,
         report.runs_with_installs,
+        report.conf_changes.0,
+        report.conf_changes.1,
+        report.conf_changes.2,
+        report.configs_committed,
+        report.runs_with_configs,
     );
     if report.failures.is_empty() {
         println!("all {} seeds passed", report.runs);
@@ -183,7 +194,9 @@ fn first_line(s: &str) -> &str {
 fn summary(r: &RunReport) -> String {
     format!(
         "{:.1} s simulated, {} events, {} ops ({} acked, {} indeterminate), {} committed, \
-         {} leaders, {} crashes, {} snapshots ({} installed from a leader), {} messages, recovery {} ms, {:.2} s wall (lincheck {:.0} ms), \
+         {} leaders, {} crashes, {} snapshots ({} installed from a leader), {} messages, \
+         membership changes {} asked / {} completed / {} refused, {} configurations committed, \
+         recovery {} ms, {:.2} s wall (lincheck {:.0} ms), \
          trace hash {:016x}",
         r.sim_us as f64 / 1e6,
         r.events,
@@ -196,6 +209,10 @@ fn summary(r: &RunReport) -> String {
         r.snapshots_taken,
         r.snapshots_installed,
         r.msgs_sent,
+        r.conf_changes.0,
+        r.conf_changes.1,
+        r.conf_changes.2,
+        r.configs_committed,
         r.recovery_us
             .map_or("-".to_string(), |us| (us / 1000).to_string()),
         r.wall.as_secs_f64(),
@@ -211,6 +228,7 @@ fn one_seed(seed: u64, a: &SimulateArgs, bugs: Bugs, budget: Duration) -> bool {
     opts.lincheck_budget = budget;
     opts.known_issues = a.known_issues;
     opts.commit_rule_check = !a.no_commit_rule_check;
+    opts.conf_overlap_check = !a.no_conf_overlap_check;
     opts.trace = match a.trace.as_deref() {
         None => None,
         Some("-") => Some(Box::new(std::io::stdout())),

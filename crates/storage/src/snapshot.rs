@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 
 use raft::{Index, SnapshotMeta, Term};
 
-use crate::codec::{self, get_u32, get_u64, put_u32, put_u64, Reader};
+use crate::codec::{self, get_u32, get_u64, put_u32, put_u64};
 use crate::error::{Result, StorageError};
 use crate::fault::FaultInjector;
 use crate::fsutil::{self, Faults};
@@ -158,9 +158,7 @@ impl SnapshotReader {
                 &format!("unsupported snapshot version {version}"),
             ));
         }
-        let mut r = Reader::new(&header[HEADER_FIXED..body]);
-        let membership = codec::decode_membership(&mut r)
-            .filter(|_| r.pos() == body - HEADER_FIXED)
+        let membership = codec::decode_membership_bytes(&header[HEADER_FIXED..body])
             .ok_or_else(|| corrupt(HEADER_FIXED as u64, "bad membership encoding"))?;
         let meta = SnapshotMeta {
             index: get_u64(&header, 12).expect("fixed header"),

@@ -399,6 +399,7 @@ fn valid_snapshots() -> Vec<Vec<u8>> {
                 voters: [1, 2, 3].into(),
                 voters_outgoing: [4].into(),
                 learners: [5].into(),
+                metadata: Default::default(),
             },
             &b"RKVS\x01\x00\x00\x00"[..],
         ),

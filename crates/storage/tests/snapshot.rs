@@ -16,6 +16,7 @@ fn meta(index: u64, term: u64) -> SnapshotMeta {
             voters: [1, 2, 3].into(),
             voters_outgoing: [1, 2, 4].into(),
             learners: [9].into(),
+            metadata: [(9, bytes::Bytes::from_static(b"10.0.0.9:7100"))].into(),
         },
     }
 }

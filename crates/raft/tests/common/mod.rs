@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use raft::{
-    Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, ReadState, Role, Snapshot,
+    Config, Entry, EntryKind, HardState, Membership, Message, MessageBody, NodeId, Raft, RaftLog,
+    ReadState, Role, Snapshot,
 };
 
 /// Decides which messages the network loses.
@@ -267,5 +268,39 @@ impl Net {
             .filter(|n| pred(n.id()) && n.role() == Role::Leader)
             .max_by_key(|n| n.term())
             .map(|n| n.id())
+    }
+}
+
+impl Net {
+    /// A node with an empty disk that knows no configuration yet (one joining the
+    /// cluster), on the network from now on.
+    pub fn add_joiner(&mut self, id: NodeId) {
+        let raft = Raft::restore(
+            config(id),
+            Membership::default(),
+            HardState::default(),
+            RaftLog::new(),
+        );
+        self.nodes.insert(id, raft);
+    }
+
+    /// Restarts `id` from its durable state (this network persists at once): the
+    /// configuration is rebuilt from `base` (the one at the log's snapshot point) and
+    /// the log.
+    pub fn restart(&mut self, id: NodeId, base: Membership) {
+        let old = self.nodes.remove(&id).expect("node exists");
+        let log = old.log();
+        let entries: Vec<Entry> = (log.first_index()..=log.last_index())
+            .filter_map(|i| log.entry(i).cloned())
+            .collect();
+        let snap = log.snapshot_index();
+        let restored = RaftLog::restore(snap, log.term(snap).unwrap_or(0), entries, log.committed);
+        let raft = Raft::restore(old.config().clone(), base, old.hard_state(), restored);
+        self.nodes.insert(id, raft);
+    }
+
+    /// Drops every message queued (a crash of the whole network's buffers).
+    pub fn drop_queued(&mut self) {
+        self.queue.clear();
     }
 }

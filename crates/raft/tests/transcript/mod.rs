@@ -17,7 +17,8 @@
 //! - `add-nodes N [election=10 heartbeat=2 lease=8 retransmit=4 pre-vote=true
 //!   check-quorum=true fanout=all|quorum extra=0 relay=false max-inflight=256 max-entries=4096
 //!   chunk=1048576 max-snapshot=BYTES voters=[..]]`: nodes `next..next+N`, voters the
-//!   new nodes unless `voters=[..]` says otherwise;
+//!   new nodes unless `voters=[..]` says otherwise (`voters=[]`: nodes that know no
+//!   configuration yet, joining);
 //! - `campaign ID`: ticks ID alone to its next deadline until it leaves the follower role;
 //! - `tick [IDS] [n=1] [at=T]`: advances the clocks of IDS by n ticks, one at a time
 //!   (or straight to tick T, one timer check);
@@ -35,6 +36,9 @@
 //!   TO at once, links ignored: how a transcript forges a hostile peer's frame;
 //! - `snapshot ID`: takes a snapshot of ID's state machine at its applied index;
 //!   `compact ID INDEX`: drops ID's log up to INDEX;
+//! - `conf-change ID STEP…`: a membership change proposed on ID, steps `add:N`
+//!   (learner), `promote:N`, `remove:N` (prints the index or the refusal);
+//!   `membership [IDS]`: each node's configuration in force and its entry's index;
 //! - `status [IDS]`, `log [IDS]`: a node's state and its log.
 //!
 //! After every command, role or term changes are printed (`1: Leader t2`), and the
@@ -47,7 +51,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use bytes::Bytes;
-use raft::{Config, Entry, EntryKind, Fanout, Message, NodeId, Raft, Role, Snapshot, Term};
+use raft::{
+    ConfChange, Config, Entry, EntryKind, Fanout, Membership, Message, NodeId, Raft, Role,
+    Snapshot, Term,
+};
 
 use parse::{words, Args};
 
@@ -136,6 +143,19 @@ impl Cluster {
                 self.node(to)?.raft.step(msg);
             }
             "snapshot" => self.snapshot(&args)?,
+            "conf-change" => self.conf_change(&args)?,
+            "membership" => {
+                for id in args.positional_ids(&self.ids())? {
+                    let r = &self.node(id)?.raft;
+                    let text = format!(
+                        "{id}: {} at {}{}",
+                        membership_text(r.membership()),
+                        r.membership_index(),
+                        if r.is_removed() { " (removed)" } else { "" }
+                    );
+                    self.line(text);
+                }
+            }
             "compact" => {
                 let [id, index] = args.positional_ids(&[])?[..] else {
                     return Err("compact ID INDEX".into());
@@ -279,6 +299,32 @@ impl Cluster {
         match result {
             Ok(index) => self.line(format!("{id}: proposed at {index}")),
             Err(e) => self.line(format!("{id}: refused: {e:?}")),
+        }
+        Ok(())
+    }
+
+    fn conf_change(&mut self, a: &Args) -> Outcome {
+        let (id, steps) = a.positional.split_first().ok_or("conf-change ID STEP…")?;
+        let id = parse::num(id)?;
+        let mut changes = Vec::new();
+        for step in steps {
+            let (op, n) = step
+                .split_once(':')
+                .ok_or("steps are add:N, promote:N, remove:N")?;
+            let n = parse::num(n)?;
+            changes.push(match op {
+                "add" => ConfChange::AddLearner {
+                    id: n,
+                    metadata: Bytes::from(format!("addr{n}")),
+                },
+                "promote" => ConfChange::Promote { id: n },
+                "remove" => ConfChange::Remove { id: n },
+                other => return Err(format!("unknown step {other:?}")),
+            });
+        }
+        match self.node(id)?.raft.propose_conf_change(&changes) {
+            Ok(index) => self.line(format!("{id}: proposed configuration at {index}")),
+            Err(e) => self.line(format!("{id}: refused: {e}")),
         }
         Ok(())
     }
@@ -480,6 +526,7 @@ impl Cluster {
             ("forged_acks", st.forged_acks),
             ("malformed_appends", st.malformed_appends),
             ("snapshots_refused", st.snapshots_refused),
+            ("illegal_conf_changes", st.illegal_conf_changes),
         ];
         for (name, n) in counters {
             if n > 0 {
@@ -563,7 +610,10 @@ fn entry_list(entries: &[Entry]) -> String {
         .map(|e| {
             let tag = match e.kind {
                 EntryKind::Noop => "(noop)".to_string(),
-                EntryKind::ConfChange => "(conf)".to_string(),
+                EntryKind::ConfChange => match Membership::from_entry_data(&e.data) {
+                    Some(m) => format!("(conf {})", membership_text(&m)),
+                    None => "(conf ?)".to_string(),
+                },
                 EntryKind::Normal if e.data.is_empty() => String::new(),
                 EntryKind::Normal => format!(":{}", String::from_utf8_lossy(&e.data)),
             };
@@ -571,6 +621,24 @@ fn entry_list(entries: &[Entry]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `v=[1 2 3]`, then `out=[..]` while joint and `learners=[..]` if any.
+fn membership_text(m: &Membership) -> String {
+    let ids = |s: &std::collections::BTreeSet<NodeId>| {
+        s.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut t = format!("v=[{}]", ids(&m.voters));
+    if m.is_joint() {
+        let _ = write!(t, " out=[{}]", ids(&m.voters_outgoing));
+    }
+    if !m.learners.is_empty() {
+        let _ = write!(t, " learners=[{}]", ids(&m.learners));
+    }
+    t
 }
 
 /// One block of a transcript file.

@@ -1,5 +1,6 @@
 //! The HTTP admin endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus text),
-//! `GET /health`, `POST /transfer-leader`; HTTPS when TLS is configured.
+//! `GET /health`, `POST /transfer-leader`, the membership routes (`members.rs`); HTTPS
+//! when TLS is configured.
 //!
 //! axum routes (`routes.rs`), served by hyper's HTTP/1.1 connection driver from our own
 //! accept loop, which keeps the limits of a surface anyone on the network may reach:
@@ -11,6 +12,7 @@
 //!   [`BODY_TIMEOUT`] and at most [`MAX_BODY`] bytes (`413` beyond).
 
 pub mod auth;
+pub mod members;
 pub mod render;
 pub mod routes;
 

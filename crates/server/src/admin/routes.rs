@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use super::render::render_metrics;
@@ -24,6 +24,13 @@ pub fn routes() -> Router<Arc<AdminState>> {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/transfer-leader", post(transfer_leader))
+        .route(
+            "/members",
+            get(super::members::list).post(super::members::add),
+        )
+        .route("/members/join", post(super::members::join))
+        .route("/members/:id/promote", post(super::members::promote))
+        .route("/members/:id", delete(super::members::remove))
         .fallback(not_found)
 }
 
@@ -53,7 +60,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 async fn not_found() -> Response {
     text(
         StatusCode::NOT_FOUND,
-        "not found: try /status, /metrics or /health\n",
+        "not found: try /status, /metrics, /health or /members\n",
     )
 }
 

@@ -15,6 +15,8 @@
 //! length or count beyond the bytes actually present, never panics, and rejects trailing
 //! bytes, so garbage is an error, not a huge allocation or a crash.
 
+mod conf;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use driver::Request;
 use kv::varint::put as put_varint;
@@ -92,6 +94,9 @@ pub enum CodecError {
         term: u64,
         why: &'static str,
     },
+    /// A snapshot's membership that is not a valid one (`raft::Membership::decode`).
+    #[error("bad membership in a snapshot frame")]
+    Membership,
     /// A typed-model command, query or reply inside the frame did not decode.
     #[error("bad {0} in the frame: {1}")]
     Payload(&'static str, kv::DecodeError),
@@ -209,6 +214,10 @@ const T_APPEND_RESP: u8 = 6;
 const T_SNAPSHOT: u8 = 7;
 const T_SNAPSHOT_RESP: u8 = 8;
 const T_TIMEOUT_NOW: u8 = 9;
+/// A snapshot chunk whose membership carries member metadata (peer addresses): the
+/// membership goes as one `raft::Membership::encode` blob. Without metadata the older
+/// `T_SNAPSHOT` form is sent, which every version reads.
+const T_SNAPSHOT_META: u8 = 10;
 
 fn encode_message(msg: &Message, out: &mut BytesMut) {
     put_varint(out, msg.from);
@@ -293,15 +302,22 @@ fn encode_message(msg: &Message, out: &mut BytesMut) {
             done,
             stamp,
         } => {
-            out.put_u8(T_SNAPSHOT);
-            put_varint(out, meta.index);
-            put_varint(out, meta.term);
-            for set in [
-                &meta.membership.voters,
-                &meta.membership.voters_outgoing,
-                &meta.membership.learners,
-            ] {
-                put_ids(out, set);
+            if meta.membership.metadata.is_empty() {
+                out.put_u8(T_SNAPSHOT);
+                put_varint(out, meta.index);
+                put_varint(out, meta.term);
+                for set in [
+                    &meta.membership.voters,
+                    &meta.membership.voters_outgoing,
+                    &meta.membership.learners,
+                ] {
+                    put_ids(out, set);
+                }
+            } else {
+                out.put_u8(T_SNAPSHOT_META);
+                put_varint(out, meta.index);
+                put_varint(out, meta.term);
+                put_bytes(out, &meta.membership.encode());
             }
             put_varint(out, *offset);
             put_bytes(out, data);
@@ -332,6 +348,8 @@ const R_SCAN: u8 = 5;
 /// A typed-model write or read: `kv::Command::encode` / `kv::Query::encode` bytes.
 const R_WRITE: u8 = 6;
 const R_READ: u8 = 7;
+/// A membership change (`conf.rs`).
+const R_CHANGE_MEMBERSHIP: u8 = 8;
 
 fn encode_request(req: &Request, out: &mut BytesMut) {
     match req {
@@ -376,6 +394,10 @@ fn encode_request(req: &Request, out: &mut BytesMut) {
             out.put_u8(R_READ);
             put_bytes(out, &q.encode());
         }
+        Request::ChangeMembership(changes) => {
+            out.put_u8(R_CHANGE_MEMBERSHIP);
+            conf::encode_changes(changes, out);
+        }
     }
 }
 
@@ -389,6 +411,10 @@ const A_ENTRIES: u8 = 7;
 const A_UNKNOWN: u8 = 8;
 /// A typed-model answer: `kv::Reply::encode` bytes.
 const A_KV: u8 = 9;
+/// A membership change completed: the configuration in force (`conf.rs`).
+const A_MEMBERSHIP: u8 = 10;
+/// A membership change refused, with the core's reason (`conf.rs`).
+const A_MEMBERSHIP_REFUSED: u8 = 11;
 
 fn encode_reply(reply: &Reply, out: &mut BytesMut) {
     match reply {
@@ -429,6 +455,14 @@ fn encode_reply(reply: &Reply, out: &mut BytesMut) {
         Reply::Kv(r) => {
             out.put_u8(A_KV);
             put_bytes(out, &r.encode());
+        }
+        Reply::Membership(m) => {
+            out.put_u8(A_MEMBERSHIP);
+            conf::encode_membership(m, out);
+        }
+        Reply::MembershipRefused(e) => {
+            out.put_u8(A_MEMBERSHIP_REFUSED);
+            conf::encode_refusal(e, out);
         }
     }
 }
@@ -672,13 +706,19 @@ fn decode_message(r: &mut Reader) -> Result<Message, CodecError> {
             vouch: r.id_list("AppendResp vouch")?,
             vouch_index: r.varint("AppendResp")?,
         },
-        T_SNAPSHOT => {
+        tag @ (T_SNAPSHOT | T_SNAPSHOT_META) => {
             let index = r.varint("Snapshot")?;
             let term = r.varint("Snapshot")?;
-            let membership = Membership {
-                voters: r.id_set("Snapshot voters")?,
-                voters_outgoing: r.id_set("Snapshot outgoing voters")?,
-                learners: r.id_set("Snapshot learners")?,
+            let membership = if tag == T_SNAPSHOT {
+                Membership {
+                    voters: r.id_set("Snapshot voters")?,
+                    voters_outgoing: r.id_set("Snapshot outgoing voters")?,
+                    learners: r.id_set("Snapshot learners")?,
+                    metadata: Default::default(),
+                }
+            } else {
+                let blob = r.bytes("Snapshot membership")?;
+                Membership::decode(&blob).ok_or(CodecError::Membership)?
             };
             MessageBody::Snapshot {
                 meta: SnapshotMeta {
@@ -782,6 +822,7 @@ fn decode_request(r: &mut Reader) -> Result<Request, CodecError> {
         R_READ => Request::Read(
             kv::Query::decode(&r.bytes("query")?).map_err(|e| CodecError::Payload("query", e))?,
         ),
+        R_CHANGE_MEMBERSHIP => Request::ChangeMembership(conf::decode_changes(r)?),
         tag => {
             return Err(CodecError::UnknownTag {
                 what: "request",
@@ -816,6 +857,8 @@ fn decode_reply(r: &mut Reader) -> Result<Reply, CodecError> {
             kv::Reply::decode(&r.bytes("kv reply")?)
                 .map_err(|e| CodecError::Payload("reply", e))?,
         ),
+        A_MEMBERSHIP => Reply::Membership(conf::decode_membership(r)?),
+        A_MEMBERSHIP_REFUSED => Reply::MembershipRefused(conf::decode_refusal(r)?),
         tag => return Err(CodecError::UnknownTag { what: "reply", tag }),
     })
 }
@@ -864,7 +907,22 @@ mod tests {
         let mut membership = Membership::new([1, 2, 3]);
         membership.voters_outgoing.insert(9);
         membership.learners.insert(u64::MAX);
+        let mut with_addresses = membership.clone();
+        with_addresses
+            .metadata
+            .insert(9, Bytes::from_static(b"10.0.0.9:7100"));
         vec![
+            msg(MessageBody::Snapshot {
+                meta: SnapshotMeta {
+                    index: 7,
+                    term: 2,
+                    membership: with_addresses,
+                },
+                offset: 0,
+                data: b("s"),
+                done: false,
+                stamp: 9,
+            }),
             Frame::Hello {
                 from: 1,
                 to: 2,
@@ -981,6 +1039,47 @@ mod tests {
                     expected: Some(b("o")),
                     new: b("n"),
                 },
+            },
+            Frame::ForwardReq {
+                id: 40,
+                req: Request::ChangeMembership(vec![
+                    raft::ConfChange::AddLearner {
+                        id: 4,
+                        metadata: b("127.0.0.1:7104"),
+                    },
+                    raft::ConfChange::Promote { id: 5 },
+                    raft::ConfChange::Remove { id: 1 },
+                    raft::ConfChange::SetMetadata {
+                        id: 2,
+                        metadata: b(""),
+                    },
+                ]),
+                session: None,
+            },
+            Frame::ForwardResp {
+                id: 41,
+                reply: Reply::Membership({
+                    let mut m = Membership::new([1, 2]);
+                    m.learners.insert(3);
+                    m.metadata.insert(3, b("127.0.0.1:7103"));
+                    m
+                }),
+            },
+            Frame::ForwardResp {
+                id: 42,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::WouldLoseQuorum {
+                    healthy: [1, 3].into(),
+                }),
+            },
+            Frame::ForwardResp {
+                id: 43,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::NotLeader {
+                    leader: Some(2),
+                }),
+            },
+            Frame::ForwardResp {
+                id: 44,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::InProgress { index: 9 }),
             },
             Frame::ForwardResp {
                 id: 6,

@@ -1,7 +1,7 @@
 //! Inbound peer connections: the accept loop and one reader task per connection.
 //!
 //! A connection must open with `Hello { from, to, cluster, bootstrap }` naming a
-//! configured peer and this node (with TLS: after a handshake in which the peer showed a
+//! member this node knows of (`PeerRouter::knows`) and this node (with TLS: after a handshake in which the peer showed a
 //! certificate from the cluster CA that names member `from`); anything else is refused
 //! and the connection closed with a log line. The node answers with its own `Hello`
 //! (its cluster identity), after applying the binding rules of `cluster_id/` to the
@@ -21,7 +21,6 @@
 //!   handshake buffers with TLS): frames longer than [`HELLO_MAX_FRAME`] are refused, and
 //!   the 64 KiB read buffer and `max_frame`-sized bodies come only after.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use raft::NodeId;
@@ -41,7 +40,6 @@ use crate::tls::{identity, Tls};
 
 pub struct Inbound {
     pub me: NodeId,
-    pub peers: BTreeSet<NodeId>,
     pub events: mpsc::Sender<Event>,
     pub router: PeerRouter,
     pub max_frame: usize,
@@ -215,10 +213,12 @@ async fn read_hello<R: AsyncRead + Unpin>(
                     format!("hello for node {to}, but this is node {}", ctx.me),
                 ));
             }
-            if !ctx.peers.contains(&from) {
+            // Peers are the members this node knows of: from its configurations' metadata,
+            // the `[peers]` hints and (for a node that joined) what it learned joining.
+            if !ctx.router.knows(from) {
                 return Err(refused(
                     "hello",
-                    format!("hello from node {from}, which is not a configured peer"),
+                    format!("hello from node {from}, which is no member this node knows of"),
                 ));
             }
             Ok(Some((from, PeerView { cluster, bootstrap })))

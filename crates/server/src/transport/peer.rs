@@ -90,6 +90,7 @@ fn approx_size(f: &Frame) -> usize {
             }
             driver::Request::Write(cmd) => cmd.encode().len(),
             driver::Request::Read(q) => q.encode().len(),
+            driver::Request::ChangeMembership(changes) => changes.len() * 64,
         },
         Frame::ForwardResp { reply, .. } => match reply {
             crate::reply::Reply::Value(Some(v)) => v.len(),
@@ -182,45 +183,142 @@ impl PeerQueue {
     }
 }
 
+/// One peer: its queue and the address its writer dials (it may change: a member that
+/// moved, learned from the log).
+pub struct PeerEntry {
+    pub queue: PeerQueue,
+    addr: Mutex<String>,
+}
+
+impl PeerEntry {
+    pub fn addr(&self) -> String {
+        self.addr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The peers' queues, shared by the node loop (which pushes) and the writer tasks.
 /// Implements the driver's [`Transport`]: sending never blocks.
+///
+/// The set of peers grows as the node learns members from the log (`add`): the node
+/// loop adds every member its configurations name, with the address in their metadata,
+/// and a writer task is started for each new one. Peers are never removed (a removed
+/// node may still be sent the entry that removed it); the set is bounded by the members
+/// the log ever named.
 #[derive(Clone)]
 pub struct PeerRouter {
-    queues: Arc<BTreeMap<NodeId, Arc<PeerQueue>>>,
+    inner: Arc<RouterInner>,
+}
+
+struct RouterInner {
+    me: NodeId,
+    max_frames: usize,
+    max_bytes: usize,
+    peers: std::sync::RwLock<BTreeMap<NodeId, Arc<PeerEntry>>>,
+    /// Set once the async side runs: new peers get their writer at once.
+    writers: Mutex<Option<Writers>>,
+}
+
+struct Writers {
+    ctx: Arc<WriterCtx>,
+    rt: tokio::runtime::Handle,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl PeerRouter {
-    pub fn new(
-        peers: impl IntoIterator<Item = NodeId>,
-        max_frames: usize,
-        max_bytes: usize,
-    ) -> PeerRouter {
-        let queues = peers
-            .into_iter()
-            .map(|id| (id, Arc::new(PeerQueue::new(max_frames, max_bytes))))
-            .collect();
+    pub fn new(me: NodeId, max_frames: usize, max_bytes: usize) -> PeerRouter {
         PeerRouter {
-            queues: Arc::new(queues),
+            inner: Arc::new(RouterInner {
+                me,
+                max_frames,
+                max_bytes,
+                peers: Default::default(),
+                writers: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn peers(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, Arc<PeerEntry>>> {
+        self.inner.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `id` at `addr`, or updates its address. Returns whether anything changed.
+    /// Ourselves are never a peer.
+    pub fn add(&self, id: NodeId, addr: &str) -> bool {
+        if id == self.inner.me || id == 0 {
+            return false;
+        }
+        let entry = {
+            let mut peers = self.inner.peers.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = peers.get(&id) {
+                let mut a = e.addr.lock().unwrap_or_else(|e| e.into_inner());
+                if *a == addr {
+                    return false;
+                }
+                tracing::info!(peer = id, old = %a, new = %addr, "peer address changed");
+                *a = addr.to_string();
+                return true;
+            }
+            let e = Arc::new(PeerEntry {
+                queue: PeerQueue::new(self.inner.max_frames, self.inner.max_bytes),
+                addr: Mutex::new(addr.to_string()),
+            });
+            peers.insert(id, e.clone());
+            e
+        };
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = w.as_mut() {
+            let task = w.rt.spawn(run_writer(w.ctx.clone(), id, entry));
+            w.tasks.push(task);
+        }
+        true
+    }
+
+    /// Starts a writer for every peer, and from now on for each one added.
+    pub fn start_writers(&self, ctx: Arc<WriterCtx>, rt: tokio::runtime::Handle) {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let tasks = self
+            .queues()
+            .into_iter()
+            .map(|(id, e)| rt.spawn(run_writer(ctx.clone(), id, e)))
+            .collect();
+        *w = Some(Writers { ctx, rt, tasks });
+    }
+
+    /// Stops every writer (shutdown).
+    pub fn stop_writers(&self) {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = w.take() {
+            for t in w.tasks {
+                t.abort();
+            }
         }
     }
 
     /// Queues `frame` for `to`; false if `to` is not a peer.
     pub fn send_frame(&self, to: NodeId, frame: Frame) -> bool {
-        match self.queues.get(&to) {
-            Some(q) => {
-                q.push(frame);
+        match self.peers().get(&to) {
+            Some(e) => {
+                e.queue.push(frame);
                 true
             }
             None => false,
         }
     }
 
-    pub fn queue(&self, id: NodeId) -> Option<&Arc<PeerQueue>> {
-        self.queues.get(&id)
+    /// Whether `id` is a known peer (inbound connections are accepted from these only).
+    pub fn knows(&self, id: NodeId) -> bool {
+        self.peers().contains_key(&id)
     }
 
-    pub fn queues(&self) -> impl Iterator<Item = (NodeId, &Arc<PeerQueue>)> {
-        self.queues.iter().map(|(&id, q)| (id, q))
+    pub fn queue(&self, id: NodeId) -> Option<Arc<PeerEntry>> {
+        self.peers().get(&id).cloned()
+    }
+
+    pub fn queues(&self) -> Vec<(NodeId, Arc<PeerEntry>)> {
+        self.peers()
+            .iter()
+            .map(|(&id, e)| (id, e.clone()))
+            .collect()
     }
 }
 
@@ -242,22 +340,6 @@ pub struct WriterCtx {
     pub metrics: Arc<LoopMetrics>,
 }
 
-/// Starts one writer task per peer. `addrs` gives each peer's listener address.
-pub fn spawn_writers(
-    ctx: Arc<WriterCtx>,
-    router: &PeerRouter,
-    addrs: &BTreeMap<NodeId, String>,
-) -> Vec<JoinHandle<()>> {
-    router
-        .queues()
-        .filter_map(|(id, q)| {
-            let addr = addrs.get(&id)?.clone();
-            let q = q.clone();
-            Some(tokio::spawn(run_writer(ctx.clone(), id, addr, q)))
-        })
-        .collect()
-}
-
 /// How a connection ended.
 enum Ended {
     /// Broken (or never set up): reconnect with backoff.
@@ -271,14 +353,17 @@ enum Ended {
     Refused,
 }
 
-async fn run_writer(ctx: Arc<WriterCtx>, peer: NodeId, addr: String, queue: Arc<PeerQueue>) {
+async fn run_writer(ctx: Arc<WriterCtx>, peer: NodeId, entry: Arc<PeerEntry>) {
     let me = ctx.me;
+    let queue = &entry.queue;
     let mut backoff = MIN_BACKOFF;
     let mut failures: u64 = 0;
     // Connections that failed at the handshake in a row (the first is logged at warn).
     let mut handshake_failures: u64 = 0;
     let mut jitter = me.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ peer;
     loop {
+        // Read at each dial: the address may have changed (learned from the log).
+        let addr = entry.addr();
         let ended = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -294,7 +379,7 @@ async fn run_writer(ctx: Arc<WriterCtx>, peer: NodeId, addr: String, queue: Arc<
                 match &ctx.tls {
                     None => {
                         let (rd, wr) = stream.into_split();
-                        pump(&ctx, peer, &addr, rd, wr, &queue).await
+                        pump(&ctx, peer, &addr, rd, wr, queue).await
                     }
                     Some(tls) => {
                         let name = identity::member_server_name(peer);
@@ -302,7 +387,7 @@ async fn run_writer(ctx: Arc<WriterCtx>, peer: NodeId, addr: String, queue: Arc<
                         match tokio::time::timeout(CONNECT_TIMEOUT, hs).await {
                             Ok(Ok(stream)) => {
                                 let (rd, wr) = tokio::io::split(stream);
-                                pump(&ctx, peer, &addr, rd, wr, &queue).await
+                                pump(&ctx, peer, &addr, rd, wr, queue).await
                             }
                             Ok(Err(e)) => Ended::Lost(format!("TLS handshake failed: {e}")),
                             Err(_) => Ended::Lost("TLS handshake timed out".to_string()),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod member_procs;
 pub mod procs;
 pub mod raw;
 

@@ -19,8 +19,10 @@ pub fn kv_contents(kv: &KvStore) -> Vec<u8> {
     kv.encode_snapshot()
 }
 
-/// All nodes up, none paused, with one commit index that every node has applied, that
-/// covers a leader's whole log, and with equal state machines.
+/// All members of the leader's configuration up, none paused, with one commit index
+/// that every one has applied, that covers the leader's whole log, and with equal state
+/// machines. Machines that are no members (removed, or spares never added) are left
+/// out: nothing is sent to them.
 pub fn converged(w: &World) -> bool {
     let Some(l) = w.leader() else { return false };
     let Some(lr) = w.machines[l].raft() else {
@@ -31,7 +33,7 @@ pub fn converged(w: &World) -> bool {
         return false;
     }
     let mut first: Option<Vec<u8>> = None;
-    for m in &w.machines {
+    for m in w.member_slots().into_iter().map(|i| &w.machines[i]) {
         let (Some(node), false) = (&m.node, m.paused) else {
             return false;
         };
@@ -102,16 +104,24 @@ pub fn check_final_state(w: &World) -> Result<(), String> {
         }
     }
     let expected = kv_contents(&replay);
-    for m in &w.machines {
-        let n = m.node.as_ref().ok_or("a node is down at the end")?;
-        if kv_contents(n.kv()) != expected {
+    let members = w.member_slots();
+    for (i, m) in w.machines.iter().enumerate() {
+        let Some(n) = m.node.as_ref() else {
+            if members.contains(&i) {
+                return Err(format!("member {} is down at the end", m.id));
+            }
+            continue;
+        };
+        if members.contains(&i) && kv_contents(n.kv()) != expected {
             return Err(format!(
                 "node {}: state machine differs from a replay of the committed log",
                 m.id
             ));
         }
+        // Removed nodes too: their logs must still match everyone's.
         w.inv.full_pass(n.raft())?;
     }
+    w.check_member_answers()?;
     for op in &w.clients.ops {
         // What the client was told: Some(true) = the write took effect.
         let (value, told) = match (&op.call, &op.ret) {

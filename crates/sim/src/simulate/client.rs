@@ -236,7 +236,7 @@ impl World {
     /// the end-of-run checks compare the replicas' whole state, deadlines included.
     fn ttl_write(&mut self) {
         use kv::{Command, ExpireCond, SetCond, SetTtl, When};
-        let node = self.rng.below(self.n());
+        let node = self.random_member();
         let key = Bytes::from(format!("ttl/{}", self.rng.below(4)));
         let ttl_ms = 1 + self.rng.below(300) as u64;
         let cmd = match self.rng.below(4) {
@@ -302,13 +302,12 @@ impl World {
         let Some(op) = self.clients.list[c].op else {
             return;
         };
-        let n = self.n();
         let random = self.rng.chance(self.clients.random_node_p);
-        let cl = &mut self.clients.list[c];
-        let node = match cl.leader_guess {
+        let node = match self.clients.list[c].leader_guess {
             Some(l) if !random => l,
-            _ => self.rng.below(n),
+            _ => self.random_member(),
         };
+        let cl = &mut self.clients.list[c];
         cl.attempts += 1;
         cl.req_id = req_id(c, cl.attempts);
         let req_id = cl.req_id;
@@ -438,6 +437,14 @@ impl World {
             self.clients.list[c].leader_guess = Some(node);
         }
         self.finish_op(c, op, ret.map(|r| (now, r)));
+    }
+
+    /// A random member of the cluster, as a client that keeps its list of endpoints up
+    /// to date picks one (removed nodes and spares never added are not on it). Without
+    /// membership changes: any machine, drawn as before they existed.
+    fn random_member(&mut self) -> usize {
+        let members = self.member_slots();
+        members[self.rng.below(members.len())]
     }
 
     fn key_index(&self, key: &[u8]) -> Option<usize> {

@@ -19,7 +19,10 @@
 //!   half the time at once (its first appends, still in flight, are lost) and otherwise
 //!   within 300 ms, so terms pile up whose entries reached only a few logs;
 //! - **leadership transfer**: the leader is asked to hand over to a random other voter
-//!   (thesis §3.10), which may be down, paused, behind or cut off at the time.
+//!   (thesis §3.10), which may be down, paused, behind or cut off at the time;
+//! - **membership change** (`membership.rs`): the leader is asked to add a learner,
+//!   promote one, remove a follower or itself, or replace a voter in one change; or a
+//!   removed node comes back with a fresh disk and is added again.
 
 use super::clock::{MS, SEC};
 use super::events::{Ev, FaultEv};
@@ -45,7 +48,8 @@ impl World {
             if self.machines[i].paused {
                 self.resume_node(i);
             }
-            if !self.machines[i].is_up() {
+            // A spare no membership change added stays off.
+            if !self.machines[i].is_up() && self.machines[i].started {
                 self.start_node(i);
             }
         }
@@ -88,7 +92,7 @@ impl World {
         }
     }
 
-    fn log_fault(&mut self, what: String) {
+    pub(super) fn log_fault(&mut self, what: String) {
         let now = self.now;
         self.trace.note(now, &what);
         if self.fault_log.len() < 10_000 {
@@ -107,6 +111,7 @@ impl World {
             m.pause,
             m.churn,
             m.transfer,
+            m.membership,
         ];
         let total: u32 = weights.iter().sum();
         if total == 0 {
@@ -128,6 +133,7 @@ impl World {
             3 => self.random_sync_crash(),
             4 => self.random_pause(),
             6 => self.random_transfer(),
+            7 => self.random_membership_change(),
             _ => {
                 let dur = self.rng.range(SEC, 6 * SEC);
                 self.churn_until = self.now + dur;

@@ -21,10 +21,19 @@
 //!   (the node restarts from storage, whose commit is a hint).
 //! - **No committed entry is overwritten** on a node that knew it committed.
 //! - **Applied ⊆ committed**: `applied ≤ committed` on every node.
+//! - **Configurations overlap** (thesis §4): every configuration entry, when first seen
+//!   in any log, is checked against the configuration before it in that log: every
+//!   quorum of the new one (a majority of each half while joint) shares a node with
+//!   every quorum of the old one, so no two leaders can be elected, nor two commits
+//!   made, by disjoint quorums while the change is in flight. Checked by enumerating
+//!   the subsets of the voters, independently of the core's own rule.
+//! - **Leaders vote**: a node becoming leader is a voter of its configuration.
 
 use std::collections::{BTreeMap, HashMap};
 
-use raft::{Entry, Index, NodeId, Raft, Role, Term};
+use std::collections::BTreeSet;
+
+use raft::{Entry, EntryKind, Index, Membership, NodeId, Raft, Role, Term};
 
 /// A fingerprint of an entry's identity and content.
 pub fn entry_hash(e: &Entry) -> u64 {
@@ -84,6 +93,9 @@ pub struct Invariants {
     pub elections: u64,
     /// Check the commit rule (on by default; off, only its consequences are caught).
     pub commit_rule: bool,
+    /// Check configuration transitions (`check_transition`); off only to measure how
+    /// long a planted two-voter switch takes to break something else.
+    pub conf_overlap: bool,
 }
 
 impl Invariants {
@@ -91,6 +103,7 @@ impl Invariants {
         Invariants {
             nodes: vec![Shadow::default(); n],
             commit_rule: true,
+            conf_overlap: true,
             ..Invariants::default()
         }
     }
@@ -100,6 +113,15 @@ impl Invariants {
         let s = &mut self.nodes[i];
         s.restarted = true;
         s.leader_of = None;
+    }
+
+    /// The node in slot `i` lost its disk (a replacement machine): it starts over, and
+    /// nothing of its past log is held against it.
+    pub fn on_wipe(&mut self, i: usize) {
+        self.nodes[i] = Shadow {
+            restarted: true,
+            ..Shadow::default()
+        };
     }
 
     /// Every entry ever committed, from index 1.
@@ -217,6 +239,9 @@ impl Invariants {
                 Some(_) => {}
                 None => {
                     self.registry.insert((index, e.term), (hash, prev_term));
+                    if self.conf_overlap && e.kind == EntryKind::ConfChange {
+                        check_transition(id, index, raft.membership_at(index - 1), e)?;
+                    }
                 }
             }
             sh.log.push(Slot { term: e.term, hash });
@@ -317,6 +342,12 @@ impl Invariants {
             if sh.leader_of != Some(term) {
                 self.elections += 1;
                 sh.leader_of = Some(term);
+                if !raft.membership().is_voter(id) {
+                    return Err(format!(
+                        "node {id} leads term {term} but is no voter of its configuration {:?}",
+                        raft.membership()
+                    ));
+                }
                 for (k, c) in self.committed.iter().enumerate() {
                     if c.commit_term >= term {
                         continue;
@@ -403,5 +434,84 @@ impl Invariants {
             }
         }
         Ok(())
+    }
+}
+
+/// The configuration entry `e` (first seen at `index` on node `id`) against the
+/// configuration before it in that log: no quorum of one may be disjoint from a quorum
+/// of the other.
+fn check_transition(id: NodeId, index: Index, prev: &Membership, e: &Entry) -> Result<(), String> {
+    let next = Membership::from_entry_data(&e.data).ok_or_else(|| {
+        format!(
+            "node {id}: configuration entry {index}@{} does not decode",
+            e.term
+        )
+    })?;
+    if prev.is_unknown() {
+        return Ok(()); // a node that joined: what came before is not in its log
+    }
+    if let Some((a, b)) = disjoint_quorums(prev, &next) {
+        return Err(format!(
+            "configurations overlap: entry {index}@{} on node {id} goes from {prev:?} to \
+             {next:?}; {a:?} is a quorum of the old one and {b:?}, disjoint from it, of \
+             the new one",
+            e.term
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `set` holds a quorum of `m`: a majority of each non-empty half.
+fn is_quorum(m: &Membership, set: &BTreeSet<NodeId>) -> bool {
+    [&m.voters, &m.voters_outgoing]
+        .into_iter()
+        .all(|half| half.is_empty() || 2 * half.intersection(set).count() > half.len())
+}
+
+/// A quorum of `a` and a quorum of `b` that share no node, if there are any: every
+/// split of their voters in two, tried (clusters here have at most nine machines).
+fn disjoint_quorums(
+    a: &Membership,
+    b: &Membership,
+) -> Option<(BTreeSet<NodeId>, BTreeSet<NodeId>)> {
+    let all: Vec<NodeId> = a.all_voters().union(&b.all_voters()).copied().collect();
+    assert!(all.len() < 20, "too many voters to enumerate");
+    for mask in 0u32..(1 << all.len()) {
+        let (mut left, mut right) = (BTreeSet::new(), BTreeSet::new());
+        for (bit, &id) in all.iter().enumerate() {
+            if mask & (1 << bit) != 0 {
+                left.insert(id);
+            } else {
+                right.insert(id);
+            }
+        }
+        if is_quorum(a, &left) && is_quorum(b, &right) {
+            return Some((left, right));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joint(new: &[NodeId], old: &[NodeId]) -> Membership {
+        Membership {
+            voters: new.iter().copied().collect(),
+            voters_outgoing: old.iter().copied().collect(),
+            ..Membership::default()
+        }
+    }
+
+    #[test]
+    fn joint_steps_overlap_and_a_two_voter_switch_does_not() {
+        let old = Membership::new([1, 2, 3]);
+        let new = Membership::new([1, 2, 4]);
+        assert!(disjoint_quorums(&old, &joint(&[1, 2, 4], &[1, 2, 3])).is_none());
+        assert!(disjoint_quorums(&joint(&[1, 2, 4], &[1, 2, 3]), &new).is_none());
+        assert!(disjoint_quorums(&old, &Membership::new([1, 2, 3, 4])).is_none());
+        let (a, b) = disjoint_quorums(&old, &new).expect("disjoint");
+        assert!(a.is_disjoint(&b));
     }
 }

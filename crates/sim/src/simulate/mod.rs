@@ -20,6 +20,7 @@ pub mod events;
 pub mod faults;
 pub mod invariants;
 pub mod lab;
+pub mod membership;
 pub mod network;
 pub mod params;
 pub mod rng;

@@ -50,7 +50,7 @@ pub struct Network {
 
 impl Network {
     pub fn new(p: &Params) -> Network {
-        let n = p.nodes;
+        let n = p.nodes + p.spares;
         Network {
             n,
             blocked: vec![false; n * n],

@@ -26,10 +26,12 @@ pub struct Bugs {
     pub retry_without_session: bool,
     /// `PlantedRoutingBugs.redirect_for_executed_write`.
     pub redirect_for_executed_write: bool,
+    /// `Config.planted_bugs.conf_change_without_joint`: voters switched in one step.
+    pub conf_change_without_joint: bool,
 }
 
 /// Command-line names of the planted bugs, in `Bugs` field order.
-pub const BUG_NAMES: [&str; 9] = [
+pub const BUG_NAMES: [&str; 10] = [
     "unsafe-local-reads",
     "commit-old-term-by-count",
     "vote-without-log-check",
@@ -39,6 +41,7 @@ pub const BUG_NAMES: [&str; 9] = [
     "forward-reply-by-id-only",
     "retry-without-session",
     "redirect-for-executed-write",
+    "conf-change-without-joint",
 ];
 
 impl Bugs {
@@ -58,6 +61,7 @@ impl Bugs {
             "forward-reply-by-id-only" => self.forward_reply_by_id_only = true,
             "retry-without-session" => self.retry_without_session = true,
             "redirect-for-executed-write" => self.redirect_for_executed_write = true,
+            "conf-change-without-joint" => self.conf_change_without_joint = true,
             _ => {
                 return Err(format!(
                     "unknown bug {name:?} (one of: {})",
@@ -79,6 +83,7 @@ impl Bugs {
             self.forward_reply_by_id_only,
             self.retry_without_session,
             self.redirect_for_executed_write,
+            self.conf_change_without_joint,
         ];
         BUG_NAMES
             .iter()
@@ -105,6 +110,10 @@ pub struct FaultMix {
     /// Leadership transfer: the leader is asked to hand over to a random other voter
     /// (raft's transfer.rs), whatever else is going on.
     pub transfer: u32,
+    /// A membership change asked of the leader (`membership.rs`): add a learner,
+    /// promote one, remove a follower or the leader, replace a voter in one change, or
+    /// bring a removed node back with a fresh disk.
+    pub membership: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +178,11 @@ pub struct Params {
     /// writer does (`MemSnapshotStore::with_deferred_saves`).
     pub snapshot_deferred: bool,
 
+    // ----- membership -----
+    /// Machines beyond the `nodes` the cluster starts with, not members at first: the
+    /// membership faults add them (0 when the run draws no membership faults).
+    pub spares: usize,
+
     // ----- input batching (as the server's node loop) -----
     /// Inputs a node may take before it runs its Ready: 1 runs a Ready after every
     /// input; above 1, each batch's size is drawn from 1..=`batch_max`, as the server's
@@ -185,6 +199,9 @@ const SNAPSHOT_STREAM: u64 = 0x5AA9_5B07_0000_0001;
 const BATCH_STREAM: u64 = 0xBA7C_4000_0000_0002;
 /// Seeds the weight of leadership transfers among the faults.
 const TRANSFER_STREAM: u64 = 0x7A45_FE50_0000_0003;
+/// Seeds the weight of membership changes among the faults (and, in `World`, every
+/// choice they make).
+pub const MEMBERSHIP_STREAM: u64 = 0x3E3B_E850_0000_0004;
 
 /// Open findings in code the simulator does not own (the core), with the seed that
 /// shows each. The default draws steer clear of them; `--known-issues` draws them again.
@@ -228,6 +245,7 @@ impl Params {
                 pause: 0,
                 churn: 0,
                 transfer: 0,
+                membership: 0,
             },
             max_skew_ppm: 0,
             clients: 0,
@@ -246,6 +264,7 @@ impl Params {
             snapshot_keep: 0,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_deferred: false,
+            spares: 0,
             batch_max: 1,
             batch_delay_us: 0,
         }
@@ -301,7 +320,13 @@ impl Params {
             // Its own stream, like the snapshot settings: the seeds that draw 0 (one in
             // three) keep exactly the runs they had before transfers existed.
             transfer: SimRng::new(seed ^ TRANSFER_STREAM).range(0, 3) as u32,
+            // Its own stream too: the quarter of the seeds that draw 0 keep their runs;
+            // the others weigh it 2–6, about as much as crashes.
+            membership: 2 * SimRng::new(seed ^ MEMBERSHIP_STREAM).range(0, 4) as u32,
         };
+        // Two machines to grow into; none in runs without membership changes, so those
+        // keep their runs exactly (clients pick among every machine).
+        p.spares = if p.mix.membership > 0 { 2 } else { 0 };
         p.max_skew_ppm = rng.range(0, MAX_SKEW_PPM as u64 + 1) as i64;
 
         p.clients = rng.range(2, 10) as usize;
@@ -348,7 +373,7 @@ impl Params {
     pub fn describe(&self) -> String {
         format!(
             "{} nodes, loss {:.0}%, dup {:.1}%, latency {}–{} µs (slow {:.1}% up to {} ms), \
-             fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {} transfer {}), \
+             fault every ~{} ms (partition {} clog {} crash {} crash-in-sync {} pause {} churn {} transfer {} membership {}, {} spare machines), \
              skew ±{} ppm, {} clients on {} keys, lease {} ticks, pre-vote {}, fan-out {}, \
              {} entries/msg, {} in flight, snapshot every {} entries (keep {}, {}-byte chunks{}), \
              up to {} inputs per Ready (flushed after {} µs)",
@@ -367,6 +392,8 @@ impl Params {
             self.mix.pause,
             self.mix.churn,
             self.mix.transfer,
+            self.mix.membership,
+            self.spares,
             self.max_skew_ppm,
             self.clients,
             self.keys,

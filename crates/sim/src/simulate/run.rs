@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// Check the §5.4.2 commit rule directly (default); off, a commit by count is caught
     /// only by what it breaks later (leader completeness, commit safety, lost writes).
     pub commit_rule_check: bool,
+    /// Check that every configuration's quorums overlap the previous one's (default);
+    /// off, two voters switched at once are caught only by what they break later.
+    pub conf_overlap_check: bool,
 }
 
 impl RunOptions {
@@ -52,6 +55,7 @@ impl RunOptions {
             lincheck_budget: Duration::from_secs(60),
             known_issues: false,
             commit_rule_check: true,
+            conf_overlap_check: true,
         }
     }
 }
@@ -75,6 +79,10 @@ pub struct RunReport {
     pub snapshots_installed: u64,
     pub msgs_sent: u64,
     pub committed: u64,
+    /// Membership changes asked for, answered complete, answered refused.
+    pub conf_changes: (u64, u64, u64),
+    /// Configuration entries committed.
+    pub configs_committed: u64,
     /// From the heal to the first acknowledged new write.
     pub recovery_us: Option<u64>,
     pub wall: Duration,
@@ -141,6 +149,7 @@ fn run_inner(opts: RunOptions, nodes: usize) -> RunReport {
     };
     let mut w = World::new(p, rng, trace);
     w.inv.commit_rule = opts.commit_rule_check;
+    w.inv.conf_overlap = opts.conf_overlap_check;
     w.trace.note(0, &format!("seed {} — {params}", opts.seed));
     let mut lincheck_wall = Duration::ZERO;
     let failure = phases(&mut w).and_then(|()| {
@@ -178,6 +187,23 @@ fn run_inner(opts: RunOptions, nodes: usize) -> RunReport {
         snapshots_installed: w.machines.iter().map(|m| m.snapshots().1).sum(),
         msgs_sent: w.net.stats.sent,
         committed: w.inv.committed_len(),
+        conf_changes: (
+            w.member_requests,
+            w.member_answers
+                .iter()
+                .filter(|r| matches!(r, driver::Response::MembershipChanged(_)))
+                .count() as u64,
+            w.member_answers
+                .iter()
+                .filter(|r| matches!(r, driver::Response::MembershipRefused(_)))
+                .count() as u64,
+        ),
+        configs_committed: w
+            .inv
+            .committed_log()
+            .iter()
+            .filter(|e| e.kind == raft::EntryKind::ConfChange)
+            .count() as u64,
         recovery_us,
         wall: Duration::ZERO,
         lincheck_wall,

@@ -20,6 +20,8 @@ pub struct BatchOptions {
     pub lincheck_budget: Duration,
     pub known_issues: bool,
     pub commit_rule_check: bool,
+    /// See `RunOptions::conf_overlap_check`.
+    pub conf_overlap_check: bool,
 }
 
 impl BatchOptions {
@@ -34,6 +36,7 @@ impl BatchOptions {
             lincheck_budget: Duration::from_secs(60),
             known_issues: false,
             commit_rule_check: true,
+            conf_overlap_check: true,
         }
     }
 }
@@ -59,6 +62,11 @@ pub struct BatchReport {
     pub snapshots_installed: u64,
     /// Runs in which some follower caught up through a snapshot.
     pub runs_with_installs: u64,
+    /// Membership changes asked for, answered complete, answered refused (all runs).
+    pub conf_changes: (u64, u64, u64),
+    /// Configuration entries committed (all runs), and runs that committed any.
+    pub configs_committed: u64,
+    pub runs_with_configs: u64,
 }
 
 impl BatchReport {
@@ -98,6 +106,7 @@ pub fn run_batch(opts: &BatchOptions, mut each: impl FnMut(&RunReport)) -> Batch
                 ro.lincheck_budget = opts.lincheck_budget;
                 ro.known_issues = opts.known_issues;
                 ro.commit_rule_check = opts.commit_rule_check;
+                ro.conf_overlap_check = opts.conf_overlap_check;
                 let r = run_seed(ro);
                 if !r.passed() {
                     found.fetch_min(seed, Ordering::SeqCst);
@@ -116,6 +125,11 @@ pub fn run_batch(opts: &BatchOptions, mut each: impl FnMut(&RunReport)) -> Batch
             report.snapshots_taken += r.snapshots_taken;
             report.snapshots_installed += r.snapshots_installed;
             report.runs_with_installs += u64::from(r.snapshots_installed > 0);
+            report.conf_changes.0 += r.conf_changes.0;
+            report.conf_changes.1 += r.conf_changes.1;
+            report.conf_changes.2 += r.conf_changes.2;
+            report.configs_committed += r.configs_committed;
+            report.runs_with_configs += u64::from(r.configs_committed > 0);
             if let Some(k) = [3, 5, 7].iter().position(|&n| n == r.nodes) {
                 report.by_size[k] += 1;
             }

@@ -63,6 +63,12 @@ pub struct Machine {
     pub batch_target: u32,
     /// An `Ev::Flush` is queued for this incarnation.
     pub flush_queued: bool,
+    /// The configuration the node starts from when its disk holds none: the cluster's
+    /// first for the machines it starts with; unknown for spares and wiped disks (they
+    /// learn it from the leader).
+    pub bootstrap: Membership,
+    /// Ever started (a spare is not until a membership change adds it).
+    pub started: bool,
 }
 
 impl Machine {
@@ -88,6 +94,8 @@ pub const MAX_STEPS: u64 = 20_000_000;
 
 /// Responses to requests the world submitted itself (scripted tests), by request id.
 pub const DIRECT_CLIENT: u64 = 0xFFFF;
+/// Request ids of the membership changes the faults ask for (`membership.rs`).
+pub const MEMBER_CLIENT: u64 = 0xFFFD;
 /// Request ids of the unchecked writes with short TTLs (`client.rs`): their answers are
 /// dropped; what they did is checked by comparing the replicas' whole state.
 pub const TTL_CLIENT: u64 = 0xFFFE;
@@ -105,8 +113,7 @@ pub struct World {
     pub inv: Invariants,
     pub trace: Trace,
     pub clients: Clients,
-    membership: Membership,
-    base_cfg: Vec<Config>,
+    pub(super) base_cfg: Vec<Config>,
     opts: NodeOptions,
     /// The first failure; the run stops at it.
     pub failure: Option<String>,
@@ -124,6 +131,12 @@ pub struct World {
     /// Draws batch sizes (its own stream, so batching leaves the other draws alone).
     batch_rng: SimRng,
     routing: RoutingOptions,
+    /// Every choice of the membership faults (its own stream, see `params.rs`).
+    pub(super) member_rng: SimRng,
+    /// Membership changes asked for, by request id suffix.
+    pub(super) member_requests: u64,
+    /// Their answers (checked at the end: `check_member_answers`).
+    pub member_answers: Vec<Response>,
 }
 
 impl World {
@@ -132,12 +145,19 @@ impl World {
     pub fn new(p: Params, mut rng: SimRng, trace: Trace) -> World {
         let n = p.nodes;
         let membership = Membership::new(1..=n as NodeId);
+        let mut member_rng = SimRng::new(p.seed ^ super::params::MEMBERSHIP_STREAM);
         let mut base_cfg = Vec::new();
         let mut machines = Vec::new();
-        for i in 0..n {
+        for i in 0..n + p.spares {
             let id = i as NodeId + 1;
+            let spare = i >= n;
             let mut cfg = Config::new(id);
-            cfg.seed = rng.next_u64();
+            // Spares draw from the membership stream: the main one is as it was.
+            cfg.seed = if spare {
+                member_rng.next_u64()
+            } else {
+                rng.next_u64()
+            };
             cfg.election_timeout_ticks = p.election_timeout_ticks;
             cfg.lease_ticks = p.lease_ticks;
             cfg.pre_vote = p.pre_vote;
@@ -154,11 +174,14 @@ impl World {
                 commit_old_term_by_count: p.bugs.commit_old_term_by_count,
                 vote_without_log_check: p.bugs.vote_without_log_check,
                 read_round_after_step_down: p.bugs.read_round_after_step_down,
+                conf_change_without_joint: p.bugs.conf_change_without_joint,
             };
+            let clock_rng = if spare { &mut member_rng } else { &mut rng };
             let clock = if p.max_skew_ppm > 0 {
                 Clock {
-                    offset_us: rng.range(0, 1_000_000),
-                    skew_ppm: rng.range(0, 2 * p.max_skew_ppm as u64 + 1) as i64 - p.max_skew_ppm,
+                    offset_us: clock_rng.range(0, 1_000_000),
+                    skew_ppm: clock_rng.range(0, 2 * p.max_skew_ppm as u64 + 1) as i64
+                        - p.max_skew_ppm,
                 }
             } else {
                 Clock::exact()
@@ -180,6 +203,12 @@ impl World {
                 unprocessed: 0,
                 batch_target: 1,
                 flush_queued: false,
+                bootstrap: if spare {
+                    Membership::default()
+                } else {
+                    membership.clone()
+                },
+                started: false,
             });
         }
         let opts = NodeOptions {
@@ -208,7 +237,7 @@ impl World {
         };
         let mut w = World {
             net: Network::new(&p),
-            inv: Invariants::new(n),
+            inv: Invariants::new(n + p.spares),
             p,
             now: 0,
             rng,
@@ -216,7 +245,6 @@ impl World {
             queue: EventQueue::default(),
             trace,
             clients,
-            membership,
             base_cfg,
             opts,
             failure: None,
@@ -229,6 +257,9 @@ impl World {
             churn_term: 0,
             batch_rng: SimRng::new(batch_seed),
             routing,
+            member_rng,
+            member_requests: 0,
+            member_answers: Vec::new(),
         };
         for i in 0..n {
             w.start_node(i);
@@ -349,10 +380,11 @@ impl World {
         if m.crashes > 0 {
             cfg.seed = self.rng.next_u64();
         }
+        m.started = true;
         let disk = disk.with_faults(Arc::clone(&m.faults));
         match Node::open_with_snapshots(
             cfg,
-            self.membership.clone(),
+            m.bootstrap.clone(),
             Outbox::default(),
             disk,
             Box::new(m.snapshots.clone()),
@@ -697,6 +729,10 @@ impl World {
             return;
         }
         if req_id >> 48 == TTL_CLIENT {
+            return;
+        }
+        if req_id >> 48 == MEMBER_CLIENT {
+            self.member_answer(node, req_id, resp);
             return;
         }
         let at = self.now + self.net.client_delay(&mut self.rng);

@@ -1,0 +1,199 @@
+//! Membership changes on real `raftkv serve` processes (issue 13): grow 3→5 under
+//! writes, leadership transfer, shrink 5→3 removing the leader too; replace a node
+//! whose data directory was deleted (refused while it is still a voter); a rolling
+//! restart of every node under writes; `raftkv member add --learner`, `member add` and
+//! `member promote` by hand. In each, every acknowledged write is read back
+//! at the end: no acknowledged write is lost.
+//!
+//! Nodes run with 300 ms elections; the membership CLI (`raftkv member ...`,
+//! `raftkv transfer-leader`) drives the changes, as an operator would.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::member_procs::{check_acked, log_of, Cluster, Writer};
+
+/// Grow 3→5 under writes (each new node joins with `--join`, is promoted once caught
+/// up), move leadership, then shrink 5→3 removing two voters — the leader among them
+/// (it hands leadership over first). No acknowledged write lost; the removed nodes say
+/// they were removed.
+#[test]
+fn grow_to_five_transfer_and_shrink_to_three_under_writes() {
+    let mut c = Cluster::start(3);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "grow");
+    std::thread::sleep(Duration::from_millis(300));
+
+    c.join(4, 1);
+    c.wait_members(&[1, 2, 3, 4], &[], Duration::from_secs(20));
+    c.join(5, 2);
+    c.wait_members(&[1, 2, 3, 4, 5], &[], Duration::from_secs(20));
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Leadership to node 5, a member since a second.
+    let out = c.cli_ok(&["transfer-leader", "5"]);
+    assert!(out.contains('5'), "{out}");
+    assert_eq!(c.wait_leader(Duration::from_secs(5)), 5);
+
+    // Shrink: remove a follower, then the leader.
+    let follower = 2;
+    c.cli_ok(&["member", "remove", &follower.to_string()]);
+    c.wait_members(&[1, 3, 4, 5], &[], Duration::from_secs(10));
+    let leader = c.wait_leader(Duration::from_secs(5));
+    let table = c.cli_ok(&["member", "remove", &leader.to_string()]);
+    let mut left: Vec<u64> = [1, 3, 4, 5].into_iter().filter(|&i| i != leader).collect();
+    left.sort();
+    assert!(!table.contains(&format!("{:>4}  ", leader)), "{table}");
+    let removed = [follower, leader];
+    for id in removed {
+        // It hears of its removal (the leader sends to it until it holds that entry).
+        c.wait_removed(id, Duration::from_secs(5));
+        c.stop(id);
+    }
+    c.wait_members(&left, &[], Duration::from_secs(10));
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, left[0]);
+    for id in removed {
+        assert!(
+            log_of(&c, id).contains("this node was removed from the cluster"),
+            "node {id} did not say it was removed"
+        );
+    }
+}
+
+/// The operator's commands, without `--join` doing the promotion: `raftkv member add ID
+/// ADDR --learner` adds a learner before its node runs; the node started with `--join
+/// --learner` takes that place (it is already a learner) and stays one; `raftkv member
+/// add` again (no `--learner`) picks up the existing learner, waits for it to catch up
+/// and promotes it. A second node is promoted with `raftkv member promote`. No
+/// acknowledged write is lost, and each new voter serves the whole state.
+#[test]
+fn member_add_learner_then_promote_through_the_cli() {
+    let mut c = Cluster::start(3);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "cli");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Added before it runs: a learner at its address, no voter changed.
+    c.cli_ok(&["member", "add", "4", &c.peer_addr(4), "--learner"]);
+    c.wait_members(&[1, 2, 3], &[4], Duration::from_secs(10));
+    let via = c.admin_addr(1);
+    c.spawn(4, &["--join", &via, "--learner"]);
+    // Run again without --learner: waits for node 4 to catch up, then promotes it.
+    c.cli_ok(&["member", "add", "4", &c.peer_addr(4)]);
+    c.wait_members(&[1, 2, 3, 4], &[], Duration::from_secs(20));
+
+    // Node 5 joins as a learner and stays one until promoted by hand.
+    let via = c.admin_addr(2);
+    c.spawn(5, &["--join", &via, "--learner"]);
+    c.wait_members(&[1, 2, 3, 4], &[5], Duration::from_secs(20));
+    // Promotion is refused while it has not caught up (409): try until it is not.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = c.cli(&["member", "promote", "5"]);
+        if out.status.success() {
+            break;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("409"),
+            "promote refused for another reason: {err}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never promoted: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.wait_members(&[1, 2, 3, 4, 5], &[], Duration::from_secs(20));
+
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, 4);
+    check_acked(&c, &acked, 5);
+}
+
+/// A node whose data directory was deleted cannot come back as the voter it was (it
+/// forgot its vote): `--join` is refused with what to do, and after `raftkv member
+/// remove` it joins again, catches up from a snapshot or the log, and is promoted.
+#[test]
+fn a_node_whose_data_directory_was_deleted_is_replaced() {
+    // Small snapshots, the log compacted close behind them: the replacement catches
+    // up through a snapshot taken before it was added (a configuration without it).
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("snap.toml");
+    std::fs::write(&conf, "[snapshot]\nevery_entries = 50\nkeep_entries = 5\n").unwrap();
+    let mut c = Cluster::start_with(3, &["--config", &conf.display().to_string()]);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "replace");
+    std::thread::sleep(Duration::from_millis(500));
+    let leader = c.wait_leader(Duration::from_secs(5));
+    let victim = (1..=3).find(|&i| i != leader).unwrap();
+    let via = (1..=3).find(|&i| i != victim).unwrap();
+    c.kill(victim);
+    std::fs::remove_dir_all(c.data_dir(victim)).expect("delete the data directory");
+    *addrs.lock().unwrap() = c.resp_addrs();
+
+    let out = c.join_refused(victim, via);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("still a voter") && err.contains(&format!("raftkv member remove {victim}")),
+        "{err}"
+    );
+
+    c.cli_ok(&["member", "remove", &victim.to_string()]);
+    std::fs::remove_dir_all(c.data_dir(victim)).ok();
+    c.join(victim, via);
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    let client = server::admin_client::AdminClient::new(None, None);
+    let (_, body) = client
+        .request(
+            &c.admin_addr(victim),
+            axum::http::Method::GET,
+            "/status",
+            None,
+        )
+        .expect("status");
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        s["snapshots_installed"].as_u64() >= Some(1),
+        "the replacement caught up from a snapshot: {s}"
+    );
+    assert!(
+        !log_of(&c, victim).contains("was removed from the cluster"),
+        "a node joining took itself for removed"
+    );
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    // Read through the replaced node: it holds the whole state again.
+    check_acked(&c, &acked, victim);
+}
+
+/// A rolling restart of every node under writes: each is stopped with SIGTERM (a leader
+/// hands over first) and started again on its data; the cluster keeps its members and
+/// loses no acknowledged write.
+#[test]
+fn a_rolling_restart_under_writes_loses_nothing() {
+    let mut c = Cluster::start(3);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "rolling");
+    std::thread::sleep(Duration::from_millis(300));
+    for id in 1..=3 {
+        c.stop(id);
+        std::thread::sleep(Duration::from_millis(200));
+        c.spawn(id, &[]);
+        c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let acked = w.finish();
+    let leader = c.wait_leader(Duration::from_secs(5));
+    check_acked(&c, &acked, leader);
+}
