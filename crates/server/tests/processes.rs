@@ -37,7 +37,7 @@ fn free_base() -> u16 {
     for _ in 0..BASES {
         let k = HANDED_OUT.fetch_add(1, Ordering::Relaxed);
         let base = FIRST + ((start + k) % BASES) * 300;
-        let free = (0..3u16).all(|i| {
+        let free = (0..5u16).all(|i| {
             [base + i, base + 100 + i, base + 200 + i]
                 .iter()
                 .all(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
@@ -61,6 +61,7 @@ fn one_up_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 struct Up {
     child: Child,
     base: u16,
+    nodes: u16,
 }
 
 impl Up {
@@ -71,6 +72,11 @@ impl Up {
 
     /// `raftkv up` with `env` set (its nodes inherit it).
     fn start_with_env(data: &Path, base: u16, env: &[(&str, &str)]) -> Up {
+        Up::start_n(data, base, env, 3)
+    }
+
+    /// `raftkv up --nodes n`.
+    fn start_n(data: &Path, base: u16, env: &[(&str, &str)], nodes: u16) -> Up {
         let mut child = Command::new(RAFTKV)
             .envs(env.iter().copied())
             .env_remove_unless_set(ADMIN_TOKEN_ENV, env)
@@ -78,6 +84,7 @@ impl Up {
             .arg("--data")
             .arg(data)
             .args(["--base-port", &base.to_string()])
+            .args(["--nodes", &nodes.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -107,7 +114,7 @@ impl Up {
         let banner = banner.join("\n");
         assert!(banner.contains(&format!("redis-cli -p {base}")), "{banner}");
         assert!(banner.contains("leader: node"), "{banner}");
-        Up { child, base }
+        Up { child, base, nodes }
     }
 
     /// SIGTERM, as Ctrl-C would; `raftkv up` stops its children and exits 0.
@@ -126,7 +133,7 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         }
         // The nodes are gone: their ports are free again.
-        for i in 0..3 {
+        for i in 0..self.nodes {
             let port = self.base + i;
             assert!(
                 TcpListener::bind(("127.0.0.1", port)).is_ok(),
@@ -342,6 +349,36 @@ fn up_with_a_password_from_the_environment() {
         let authed = ["-p", &port, "-a", "pa55", "--no-auth-warning", "get", "k"];
         assert_eq!(cli(&authed), "v");
     }
+    up.stop();
+}
+
+/// `raftkv up --nodes 5`: five voters, a write through the last node is read through
+/// the first, and every node's process stops with `up`.
+#[test]
+fn up_with_five_nodes() {
+    let _one = one_up_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base();
+    let up = Up::start_n(dir.path(), base, &[], 5);
+    let members = Command::new(RAFTKV)
+        .args(["member", "list", "--admin"])
+        .arg(format!("127.0.0.1:{}", base + 200))
+        .output()
+        .expect("raftkv member list");
+    let list = stdout(&members);
+    assert!(members.status.success(), "{list}");
+    assert_eq!(list.matches("voter").count(), 5, "{list}");
+    let at = |i: u16| format!("127.0.0.1:{}", base + i);
+    let ours = |args: &[&str], node: u16| {
+        let out = Command::new(RAFTKV)
+            .args(args)
+            .args(["--cluster", &at(node)])
+            .output()
+            .expect("raftkv cli");
+        stdout(&out).trim().to_string()
+    };
+    assert_eq!(ours(&["set", "five", "nodes"], 4), "OK");
+    assert_eq!(ours(&["get", "five"], 0), "nodes");
     up.stop();
 }
 
