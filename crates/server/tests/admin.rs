@@ -62,8 +62,24 @@ fn write_routes_need_the_admin_token_once_one_is_configured() {
         Some("Bearer not-the-token-at-all"),
     );
     assert_eq!(code, 401);
+    // The membership routes are write routes too; listing the members is a read.
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    for (method, path) in [
+        ("POST", "/members".to_string()),
+        ("POST", "/members/join".to_string()),
+        ("POST", format!("/members/{follower}/promote")),
+        ("DELETE", format!("/members/{follower}")),
+    ] {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 2\r\n\r\n{{}}"
+        );
+        let (code, head, body) = exchange(addr, req.as_bytes());
+        assert_eq!(code, 401, "{method} {path}: {head}\n{body}");
+    }
+    assert_eq!(common::http_get(addr, "/members").0, 200);
     let m = c.node(leader).node.metrics.clone();
-    assert_eq!(m.admin_refused.reason("no_credential"), 1);
+    assert_eq!(m.admin_refused.reason("no_credential"), 5);
     assert_eq!(m.admin_refused.reason("bad_credential"), 1);
     assert_eq!(
         c.status(leader).role,
