@@ -230,6 +230,52 @@ fn an_absurd_term_is_refused_by_the_core_and_exported_as_a_metric() {
     serves(&c, victim, "after-absurd-term", None);
 }
 
+/// A snapshot that would make its receiver the cluster's only voter, sent in the
+/// leader's name over an authenticated peer connection: the receiver refuses it (the
+/// core's membership check), counts it, keeps its membership and log, and the cluster
+/// serves on under the same leader — no node elects itself alone.
+#[test]
+fn a_one_voter_snapshot_is_refused_and_the_cluster_serves_on() {
+    let c = Cluster::start(3, |_| {});
+    let (leader, victim, _) = leader_victim_and_sender(&c);
+    serves(&c, leader, "before-snapshot", None);
+    let before = c.status(victim);
+    let forged = Frame::Raft(Message {
+        from: leader,
+        to: victim,
+        term: before.term,
+        body: MessageBody::Snapshot {
+            meta: raft::SnapshotMeta {
+                index: before.last_index + 100,
+                term: before.term,
+                membership: raft::Membership::new([victim]),
+            },
+            offset: 0,
+            data: Bytes::from_static(b"forged state"),
+            done: true,
+            stamp: 1,
+        },
+    });
+    let mut s = connect(c.node(victim).peer_addr);
+    s.write_all(&hello(&c, leader, victim)).unwrap();
+    s.write_all(&frame_bytes(&forged)).unwrap();
+    eventually("the snapshot refused", || {
+        c.status(victim).refused_by_core.snapshots == 1
+    });
+    let after = c.status(victim);
+    assert_eq!(after.snapshots_installed, before.snapshots_installed);
+    assert!(after.last_index < before.last_index + 100, "{after:?}");
+    assert_eq!(
+        after.membership.voters, before.membership.voters,
+        "the victim's membership changed"
+    );
+    assert_eq!(after.membership.voters.len(), 3);
+    drop(s);
+    serves(&c, victim, "after-snapshot", None);
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), leader);
+    assert_eq!(c.status(victim).term, before.term, "an election happened");
+}
+
 /// `TimeoutNow` from a follower, over an authenticated peer connection, does not make
 /// its target campaign: the leader stays, the refusal is exported, and writes go on.
 #[test]
