@@ -50,6 +50,7 @@ impl Raft {
                 continue;
             }
             let interval = self.heartbeat_interval_for(peer);
+            let newest_stamp = self.leadership.as_ref().map_or(0, |l| l.stamps.last());
             let Some(pr) = self.progress_mut(peer) else {
                 continue;
             };
@@ -64,6 +65,7 @@ impl Raft {
                     pr.rewind_snapshot(pr.snapshot_acked);
                 } else {
                     pr.become_probe();
+                    pr.rewound_at_stamp = newest_stamp;
                 }
                 pr.unacked_since = None;
                 self.send_append(peer);

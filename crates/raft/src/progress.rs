@@ -55,6 +55,11 @@ pub struct Progress {
     /// chunk sent since carries a larger one, so a refusal echoing a stamp at or below
     /// it answers a chunk from before the rewind and is stale.
     pub snapshot_rewound_at_stamp: u64,
+    /// The newest stamp issued when the leader last rewound `next_index` (a rejection or
+    /// a retransmission timeout). Every append sent since carries a larger one, so a
+    /// rejection echoing a stamp at or below it answers an append from before the rewind:
+    /// the rewind already resent from the follower's end, and the rejection is stale.
+    pub rewound_at_stamp: u64,
 }
 
 impl Progress {
@@ -76,6 +81,7 @@ impl Progress {
             snapshot_acked: 0,
             snapshot_last_sent: false,
             snapshot_rewound_at_stamp: 0,
+            rewound_at_stamp: 0,
         }
     }
 

@@ -370,13 +370,22 @@ impl Raft {
             // already made us step down if needed.
             return;
         }
-        let stale = match pr.state {
-            ProgressState::Replicate => rejected <= pr.match_index,
-            _ => rejected != pr.next_index - 1,
-        };
+        // A rejection of an append sent before our last rewind is stale: the rewind
+        // already resent from the follower's end. On a network that reorders, a
+        // pipeline's appends that overtake the one filling the follower's gap are all
+        // rejected; rewinding once for each of them (and again after the acknowledgement
+        // of the gap's filler put us back in Replicate) resent most of the log, and a
+        // late learner caught up at 45 entries/s (kvsim seeds 50027776, 50036384). The
+        // stamp tells which appends those were exactly, as it does for snapshot chunks.
+        let stale = stamp <= pr.rewound_at_stamp
+            || match pr.state {
+                ProgressState::Replicate => rejected <= pr.match_index,
+                _ => rejected != pr.next_index - 1,
+            };
         if stale {
             return;
         }
+        let newest_stamp = self.leadership.as_ref().map_or(0, |l| l.stamps.last());
         // Fast backup: skip every entry of a term the follower does not have.
         let probe = if hint_term > 0 {
             self.log.find_conflict_by_term(index, hint_term).0
@@ -391,6 +400,7 @@ impl Raft {
             return;
         };
         pr.become_probe();
+        pr.rewound_at_stamp = newest_stamp;
         if probe < pr.match_index {
             // A current rejection below what the follower acknowledged: it lost entries
             // it had made durable (its disk was wiped or replaced). Raft cannot make that
