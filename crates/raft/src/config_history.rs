@@ -56,6 +56,18 @@ impl ConfigHistory {
             .map_or(&self.base, |(_, _, m)| m)
     }
 
+    /// The configurations that may still be in force in the cluster, as far as a node
+    /// whose commit index is `committed` knows: the one in force at `committed` and
+    /// every newer one (uncommitted, each may yet be rolled back or be the one the
+    /// cluster runs with). Older ones were superseded by a committed configuration.
+    pub fn not_superseded(&self, committed: Index) -> impl Iterator<Item = &Membership> {
+        let first = self.changes.iter().rposition(|(i, _, _)| *i <= committed);
+        let base = first.is_none().then_some(&self.base);
+        let from = first.unwrap_or(0);
+        base.into_iter()
+            .chain(self.changes[from..].iter().map(|(_, _, m)| m))
+    }
+
     /// Every configuration from the base on: (index, configuration), oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (Index, &Membership)> {
         core::iter::once((self.base_index, &self.base))
@@ -131,6 +143,13 @@ mod tests {
         h.push(4, 2, Membership::new([1, 2, 4]));
         assert_eq!(h.at(3), &Membership::new([1, 2, 3, 4]));
         assert_eq!(h.at(1), &Membership::new([1, 2, 3]));
+        let since = |h: &ConfigHistory, c| h.not_superseded(c).cloned().collect::<Vec<_>>();
+        assert_eq!(since(&h, 4), [Membership::new([1, 2, 4])]);
+        assert_eq!(
+            since(&h, 3),
+            [Membership::new([1, 2, 3, 4]), Membership::new([1, 2, 4])]
+        );
+        assert_eq!(since(&h, 1).len(), 3, "the base and both changes");
         // The log lost entry 4@2 to a conflict: back to the configuration of entry 2.
         let mut log = log_with(&[1, 1, 1, 3]);
         assert!(h.retain_log(&log));

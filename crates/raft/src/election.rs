@@ -1,12 +1,12 @@
 //! Leader election (§5.2) with Pre-Vote (§9.6 of the thesis).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use bytes::Bytes;
 
 use crate::hostile;
-use crate::leadership::{Campaign, Leadership};
+use crate::leadership::{Campaign, Departure, Leadership};
 use crate::message::MessageBody;
 use crate::progress::Progress;
 use crate::quorum::{joint_vote, VoteResult};
@@ -31,7 +31,7 @@ impl Raft {
             self.maybe_retry_votes();
             return;
         }
-        if !self.membership().is_voter(self.cfg.id) {
+        if !self.may_campaign() {
             self.reset_election_timer();
             return;
         }
@@ -44,6 +44,30 @@ impl Raft {
         } else {
             self.campaign(false);
         }
+    }
+
+    /// Whether this node may start an election: it votes in a configuration that may
+    /// still be in force — the one in force at its commit index, or a newer one in its
+    /// log (`ConfigHistory::not_superseded`). Being a voter of the newest configuration
+    /// is not required: one that removes this node and is not known to be committed
+    /// may yet need it (thesis §4.2.2: "a server that is not part of its own latest
+    /// configuration should still start new elections, as it might still be needed
+    /// until the C_new entry is committed"). Without that, a removal that reached
+    /// only the node it removes deadlocks the cluster: the others' newest
+    /// configuration still needs that node's vote, which it refuses them because its
+    /// log is longer, and it never campaigned itself (kvsim seed 50035511).
+    ///
+    /// Votes are still counted in the newest configuration (`count_votes`), where a
+    /// node it does not name counts only the others' votes; once elected, such a
+    /// leader commits the configuration that removes it and steps down
+    /// (`after_commit_advanced`). A node removed by a committed configuration it
+    /// knows to be committed never campaigns; the leader keeps it on until it has
+    /// learned that (`release_departed`).
+    pub(crate) fn may_campaign(&self) -> bool {
+        let me = self.cfg.id;
+        self.configs
+            .not_superseded(self.log.committed)
+            .any(|m| m.is_voter(me))
     }
 
     /// A lost request or answer would otherwise cost a whole election timeout (a new
@@ -274,6 +298,7 @@ impl Raft {
             .collect();
         let check_quorum_deadline = now + self.cfg.election_timeout_ticks;
         self.leadership = Some(Leadership::new(progress, check_quorum_deadline));
+        self.track_inherited_departures(next, now, backoff);
         // Commit an entry of our own term at once: only then do we know which entries are
         // committed (§5.4.2, §8), and only then may we serve reads.
         let start = self.append_own_entry(EntryKind::Noop, Bytes::new());
@@ -282,6 +307,36 @@ impl Raft {
         }
         for peer in self.peers() {
             self.send_append(peer);
+        }
+    }
+
+    /// New leader: the nodes a configuration of our log removes that is not known to be
+    /// committed (members of one in force at our commit index or later, not of the
+    /// newest) are departing, as if we had appended that configuration ourselves: we
+    /// send to them until they hold it and know it committed (`release_departed`), or
+    /// they would go on campaigning (`may_campaign`) once it commits without them.
+    fn track_inherited_departures(&mut self, next: Index, now: u64, backoff: u64) {
+        let me = self.cfg.id;
+        let members = self.membership().members();
+        let removed_at = self.configs.current_index();
+        let removed: BTreeSet<NodeId> = self
+            .configs
+            .not_superseded(self.log.committed)
+            .flat_map(|m| m.members())
+            .filter(|id| *id != me && !members.contains(id))
+            .collect();
+        let Some(lead) = self.leadership.as_mut() else {
+            return;
+        };
+        for id in removed {
+            lead.progress.insert(id, Progress::new(next, now, backoff));
+            lead.departing.insert(
+                id,
+                Departure {
+                    removed_at,
+                    committed_by_stamp: None,
+                },
+            );
         }
     }
 }

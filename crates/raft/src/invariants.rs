@@ -50,8 +50,8 @@ impl Raft {
         }
         if self.campaign.is_some() {
             assert!(
-                self.membership().is_voter(id),
-                "node {id}: a non-voter campaigns"
+                self.may_campaign(),
+                "node {id}: a node that votes in no configuration in force campaigns"
             );
         }
         if let Some(campaign) = &self.campaign {

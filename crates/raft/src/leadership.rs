@@ -26,6 +26,19 @@ pub(crate) struct PendingRead {
     pub stamp_required: u64,
 }
 
+/// A node removed by one of our configuration entries, still sent appends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Departure {
+    /// The index of the configuration entry that removed it.
+    pub removed_at: Index,
+    /// The newest stamp issued before our commit index reached `removed_at` (`None`
+    /// until it does). Every append stamped above it carries a commit index at or above
+    /// `removed_at`, so an acknowledgement of one, matching up to `removed_at` or
+    /// beyond, proves the node knows its removal committed (a follower commits up to
+    /// the smaller of the append's commit index and the end of what it matched).
+    pub committed_by_stamp: Option<u64>,
+}
+
 /// The leader's state for one term.
 ///
 /// Invariants (checked by `Raft::check_invariants` in debug builds): there is a
@@ -36,10 +49,11 @@ pub(crate) struct PendingRead {
 pub(crate) struct Leadership {
     /// What we know of each follower (voters and learners alike, and departing nodes).
     pub progress: BTreeMap<NodeId, Progress>,
-    /// Nodes a configuration entry of ours removed, by that entry's index: they are
-    /// still sent appends (they count for nothing) until they hold it, so they learn
-    /// they were removed and stop campaigning (`reconfig.rs`).
-    pub departing: BTreeMap<NodeId, Index>,
+    /// Nodes a configuration entry of ours removed: they are still sent appends (they
+    /// count for nothing) until they hold that entry *and know it committed*, so they
+    /// learn they were removed and stop campaigning (`reconfig.rs`; a node whose
+    /// removal is not known to be committed may still campaign, `may_campaign`).
+    pub departing: BTreeMap<NodeId, Departure>,
     /// Stamps of the messages sent in this term (leases, ReadIndex, RTT samples).
     pub stamps: StampClock,
     /// Index of this leader's first entry (its no-op); reads wait until it commits.

@@ -7,6 +7,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use crate::confchange::{self, ConfChange, ConfChangeError};
+use crate::leadership::Departure;
 use crate::membership::{is_valid_transition, Membership};
 use crate::message::MessageBody;
 use crate::progress::{Progress, ProgressState};
@@ -151,7 +152,10 @@ impl Raft {
         }
         for &id in lead.progress.keys() {
             if !members.contains(&id) {
-                lead.departing.entry(id).or_insert(config_index);
+                lead.departing.entry(id).or_insert(Departure {
+                    removed_at: config_index,
+                    committed_by_stamp: None,
+                });
             }
         }
         if !target_votes {
@@ -159,20 +163,22 @@ impl Raft {
         }
     }
 
-    /// Leader, after an acknowledgement from `peer`: a removed node that now holds the
-    /// entry that removed it is no longer sent anything.
-    pub(crate) fn release_departed(&mut self, peer: NodeId) {
+    /// Leader, after an acknowledgement from `peer` matching its log up to `index`, of
+    /// the append stamped `stamp`: a removed node that now holds the entry that removed
+    /// it and knows that entry committed is no longer sent anything. Holding it is not
+    /// enough: one that does not know its removal committed may still campaign
+    /// (`may_campaign`), and would, forever, once no leader sends it anything.
+    pub(crate) fn release_departed(&mut self, peer: NodeId, index: Index, stamp: u64) {
         let Some(lead) = self.leadership.as_mut() else {
             return;
         };
-        let Some(&removed_at) = lead.departing.get(&peer) else {
+        let Some(departure) = lead.departing.get(&peer) else {
             return;
         };
-        if lead
-            .progress
-            .get(&peer)
-            .is_some_and(|p| p.match_index >= removed_at)
-        {
+        let told = departure
+            .committed_by_stamp
+            .is_some_and(|committed_by| stamp > committed_by);
+        if told && index >= departure.removed_at {
             lead.departing.remove(&peer);
             lead.progress.remove(&peer);
         }
@@ -186,6 +192,14 @@ impl Raft {
             return;
         }
         let committed = self.log.committed;
+        if let Some(lead) = self.leadership.as_mut() {
+            let newest_stamp = lead.stamps.last();
+            for departure in lead.departing.values_mut() {
+                if departure.removed_at <= committed && departure.committed_by_stamp.is_none() {
+                    departure.committed_by_stamp = Some(newest_stamp);
+                }
+            }
+        }
         if self.membership().is_joint() && self.configs.current_index() <= committed {
             let mut next = self.membership().clone();
             next.voters_outgoing.clear();

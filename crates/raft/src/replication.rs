@@ -316,7 +316,7 @@ impl Raft {
             let sends = if advanced && was_pipelined { 2 } else { 1 };
             self.send_appends(peer, sends);
         }
-        self.release_departed(peer);
+        self.release_departed(peer, index, stamp);
     }
 
     /// Sends `peer` up to `max` appends of what it lacks, within its in-flight window:

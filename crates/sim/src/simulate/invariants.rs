@@ -27,7 +27,10 @@
 //!   every quorum of the old one, so no two leaders can be elected, nor two commits
 //!   made, by disjoint quorums while the change is in flight. Checked by enumerating
 //!   the subsets of the voters, independently of the core's own rule.
-//! - **Leaders vote**: a node becoming leader is a voter of its configuration.
+//! - **Leaders vote**: a node becoming leader is a voter of its newest configuration,
+//!   or (thesis §4.2.2: a node removed by a configuration not yet committed may still be
+//!   needed, and campaigns) that configuration is above its commit index and it votes
+//!   in the one in force at its commit index or a later one (`leader_may_vote`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -342,10 +345,13 @@ impl Invariants {
             if sh.leader_of != Some(term) {
                 self.elections += 1;
                 sh.leader_of = Some(term);
-                if !raft.membership().is_voter(id) {
+                if !leader_may_vote(raft) {
                     return Err(format!(
-                        "node {id} leads term {term} but is no voter of its configuration {:?}",
-                        raft.membership()
+                        "node {id} leads term {term} but is no voter of its configuration {:?} \
+                         (at index {}, commit {}) nor of one it supersedes without commit",
+                        raft.membership(),
+                        raft.membership_index(),
+                        raft.commit_index()
                     ));
                 }
                 for (k, c) in self.committed.iter().enumerate() {
@@ -490,6 +496,26 @@ fn disjoint_quorums(
         }
     }
     None
+}
+
+/// The "leaders vote" invariant, read through `Raft`'s accessors only: `raft` (a new
+/// leader) votes in its newest configuration, or that configuration is not committed on
+/// it and it votes in one it holds that is not superseded by a committed one (the
+/// configuration in force at its commit index, or a later one).
+fn leader_may_vote(raft: &Raft) -> bool {
+    let id = raft.id();
+    if raft.membership().is_voter(id) {
+        return true;
+    }
+    let commit = raft.commit_index();
+    if raft.membership_index() <= commit {
+        return false;
+    }
+    let history: Vec<(Index, &Membership)> = raft.membership_history().collect();
+    let in_force_at_commit = history.iter().rposition(|&(i, _)| i <= commit).unwrap_or(0);
+    history[in_force_at_commit..]
+        .iter()
+        .any(|(_, m)| m.is_voter(id))
 }
 
 #[cfg(test)]
