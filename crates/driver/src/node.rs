@@ -139,8 +139,11 @@ pub struct Node<T: Transport, S: LogStore> {
     now: u64,
     /// Our proposals by log index: the term we proposed in and who asked.
     pub(crate) proposals: BTreeMap<Index, (Term, ReqId)>,
-    /// Reads waiting for the core to confirm them, by read context.
-    reads: HashMap<u64, (ReqId, Request)>,
+    /// Reads waiting for the core to confirm them, by read context. Ordered, not hashed:
+    /// a storage failure answers them all in this map's order, and a `HashMap`'s order
+    /// (random per map) made simulated runs differ from one replay to the next (kvsim
+    /// seed 50039781).
+    reads: BTreeMap<u64, (ReqId, Request)>,
     next_read_ctx: u64,
     /// Confirmed reads waiting for the state machine to reach their index.
     reads_awaiting_apply: VecDeque<(Index, ReqId, Request)>,
@@ -266,7 +269,7 @@ impl<T: Transport, S: LogStore> Node<T, S> {
             opts,
             now: 0,
             proposals: BTreeMap::new(),
-            reads: HashMap::new(),
+            reads: BTreeMap::new(),
             next_read_ctx: 1,
             reads_awaiting_apply: VecDeque::new(),
             held: VecDeque::new(),
