@@ -39,7 +39,12 @@ impl Raft {
             self.refuse_campaign_at_term_limit();
             return;
         }
-        if self.cfg.pre_vote {
+        // A node outside its newest configuration asks first without raising its term,
+        // even with Pre-Vote off: it may have been removed by a configuration that did
+        // commit without its hearing of it, and its real elections would then disrupt
+        // the cluster every election timeout (with Pre-Vote its requests are refused, its
+        // log being behind, and nothing changes).
+        if self.cfg.pre_vote || !self.membership().is_voter(self.cfg.id) {
             self.pre_campaign();
         } else {
             self.campaign(false);

@@ -886,3 +886,69 @@ fn s4_2_3_a_new_leader_tells_a_node_removed_before_it_led() {
     assert_eq!(net.leader_among(|id| id != leader), Some(new));
     net.check_invariants();
 }
+
+/// A removed node that never hears its removal committed (here nothing reaches it any
+/// more) campaigns, since it may still be needed; but only with Pre-Vote rounds, even
+/// where Pre-Vote is off, so it never raises the cluster's term: without CheckQuorum's
+/// lease nothing else would keep its elections from deposing the leader, again and
+/// again.
+#[test]
+fn a_removed_node_unaware_of_the_commit_does_not_disrupt_without_pre_vote() {
+    let mut net = Net::with_config(3, |id| {
+        let mut c = common::config(id);
+        c.pre_vote = false;
+        c.check_quorum = false;
+        c.lease_ticks = 0;
+        c
+    });
+    let leader = net.elect(100);
+    net.tick(3);
+    let gone = (1..=3).find(|&id| id != leader).unwrap();
+    let joint_at = net.node(leader).log().last_index() + 1;
+    let c_new_at = joint_at + 1;
+    let stays = (1..=3).find(|&id| id != leader && id != gone).unwrap();
+    // `gone` gets C_new before it commits (the other voter's acknowledgements of it are
+    // held back until then); from then on nothing reaches `gone` any more.
+    let holds = std::rc::Rc::new(std::cell::Cell::new(false));
+    let seen = holds.clone();
+    net.drop_if = Some(Box::new(move |m: &Message| {
+        if m.to == gone {
+            if seen.get() {
+                return true;
+            }
+            if let MessageBody::Append { entries, .. } = &m.body {
+                seen.set(entries.iter().any(|e| e.index >= c_new_at));
+            }
+            return false;
+        }
+        !seen.get()
+            && m.from == stays
+            && matches!(m.body, MessageBody::AppendResp { index, .. } if index >= c_new_at)
+    }));
+    net.node_mut(leader)
+        .propose_conf_change(&[ConfChange::Remove { id: gone }])
+        .unwrap();
+    net.tick(10);
+    assert!(holds.get());
+    assert!(net.node(gone).log().last_index() >= c_new_at);
+    assert!(net.node(gone).commit_index() < c_new_at);
+    assert!(net.node(leader).commit_index() >= c_new_at);
+    let term = net.node(leader).term();
+    net.sent.clear();
+    net.tick(300);
+    assert!(
+        net.count_sent(|m| m.from == gone && matches!(m.body, MessageBody::PreVote { .. })) > 0,
+        "it may still be needed, so it asks"
+    );
+    assert_eq!(
+        net.count_sent(|m| m.from == gone && matches!(m.body, MessageBody::Vote { .. })),
+        0
+    );
+    assert_eq!(net.leader(), Some(leader));
+    assert_eq!(
+        net.node(leader).term(),
+        term,
+        "the cluster's term never moved"
+    );
+    net.check_invariants();
+}
