@@ -129,6 +129,12 @@ pub enum ConfChangeError {
         /// Voters of the resulting configuration (both halves) able to take part now.
         healthy: BTreeSet<NodeId>,
     },
+    /// A refusal for health (`WouldLoseQuorum`, `NotCaughtUp`) by a leader elected less
+    /// than an election timeout ago: a member it has not heard from yet may simply not
+    /// have answered it yet (a follower is healthy once its first acknowledgement puts it
+    /// in the pipelined state). Passes by itself within about a heartbeat if the members
+    /// are up; the same request then gets the standing answer.
+    Settling,
     /// The configuration would not fit in one message (metadata too large).
     TooLarge,
     /// The uncommitted tail of the log is at its limit: retry later.
@@ -149,6 +155,7 @@ impl ConfChangeError {
                 | ConfChangeError::InProgress { .. }
                 | ConfChangeError::Transferring { .. }
                 | ConfChangeError::Busy
+                | ConfChangeError::Settling
         )
     }
 }
@@ -190,6 +197,11 @@ impl core::fmt::Display for ConfChangeError {
                 f,
                 "the new configuration's quorum could not be formed: only voters {healthy:?} \
                  are caught up and were heard from recently"
+            ),
+            ConfChangeError::Settling => write!(
+                f,
+                "the leader was elected moments ago and has not heard from every member yet; \
+                 retry shortly"
             ),
             ConfChangeError::TooLarge => write!(f, "the configuration would not fit in a message"),
             ConfChangeError::Busy => write!(f, "the uncommitted log is at its limit; retry later"),

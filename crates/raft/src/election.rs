@@ -301,8 +301,11 @@ impl Raft {
             .into_iter()
             .map(|id| (id, Progress::new(next, now, backoff)))
             .collect();
-        let check_quorum_deadline = now + self.cfg.election_timeout_ticks;
-        self.leadership = Some(Leadership::new(progress, check_quorum_deadline));
+        self.leadership = Some(Leadership::new(
+            progress,
+            now,
+            self.cfg.election_timeout_ticks,
+        ));
         self.track_inherited_departures(next, now, backoff);
         // Commit an entry of our own term at once: only then do we know which entries are
         // committed (§5.4.2, §8), and only then may we serve reads.

@@ -58,6 +58,10 @@ pub(crate) struct Leadership {
     pub stamps: StampClock,
     /// Index of this leader's first entry (its no-op); reads wait until it commits.
     pub term_start_index: Index,
+    /// The tick this node became leader. Until an election timeout has passed since, a
+    /// follower it has not heard from yet may be alive all the same (its first answer
+    /// is on the way): health-based refusals are then only provisional (`reconfig.rs`).
+    pub elected_at: u64,
     /// When CheckQuorum next asks whether a quorum was heard from.
     pub check_quorum_deadline: u64,
     /// Since when the oldest uncommitted entry of this term has been waiting.
@@ -79,13 +83,19 @@ pub(crate) struct Leadership {
 
 impl Leadership {
     /// A new term's leadership over `progress`, before its no-op is appended.
-    pub(crate) fn new(progress: BTreeMap<NodeId, Progress>, check_quorum_deadline: u64) -> Self {
+    /// `now` is the tick of the election; CheckQuorum first asks an election timeout later.
+    pub(crate) fn new(
+        progress: BTreeMap<NodeId, Progress>,
+        now: u64,
+        election_timeout_ticks: u64,
+    ) -> Self {
         Leadership {
             progress,
             departing: BTreeMap::new(),
             stamps: StampClock::default(),
             term_start_index: 0,
-            check_quorum_deadline,
+            elected_at: now,
+            check_quorum_deadline: now + election_timeout_ticks,
             commit_wait_since: None,
             pending_reads: VecDeque::new(),
             reads_awaiting_term_commit: Vec::new(),

@@ -53,11 +53,18 @@ impl Raft {
                 index: self.configs.current_index(),
             });
         }
+        // A leader that has not led for an election timeout may not have heard from every
+        // live member yet: its refusals for health are then provisional.
+        let settling = self.now.saturating_sub(lead.elected_at) < self.cfg.election_timeout_ticks;
         let (mut next, joint) = confchange::target(self.membership(), changes)?;
         for change in changes {
             if let ConfChange::Promote { id } = change {
                 if !self.is_healthy(*id) || !self.holds_config_in_force(*id) {
-                    return Err(ConfChangeError::NotCaughtUp(*id));
+                    return Err(if settling {
+                        ConfChangeError::Settling
+                    } else {
+                        ConfChangeError::NotCaughtUp(*id)
+                    });
                 }
             }
         }
@@ -67,7 +74,11 @@ impl Raft {
                 Some(healthy.contains(&id))
             });
             if vote != VoteResult::Won {
-                return Err(ConfChangeError::WouldLoseQuorum { healthy });
+                return Err(if settling {
+                    ConfChangeError::Settling
+                } else {
+                    ConfChangeError::WouldLoseQuorum { healthy }
+                });
             }
             if self.cfg.planted_bugs.conf_change_without_joint {
                 next.voters_outgoing.clear();

@@ -1082,6 +1082,10 @@ mod tests {
                 reply: Reply::MembershipRefused(raft::ConfChangeError::InProgress { index: 9 }),
             },
             Frame::ForwardResp {
+                id: 45,
+                reply: Reply::MembershipRefused(raft::ConfChangeError::Settling),
+            },
+            Frame::ForwardResp {
                 id: 6,
                 reply: Reply::Value(None),
             },

@@ -100,6 +100,7 @@ pub(super) fn encode_refusal(e: &ConfChangeError, out: &mut BytesMut) {
         WouldLoseQuorum { .. } => (11, None),
         TooLarge => (12, None),
         Busy => (13, None),
+        Settling => (15, None),
     };
     out.extend_from_slice(&[tag]);
     if let Some(id) = id {
@@ -138,6 +139,7 @@ pub(super) fn decode_refusal(r: &mut Reader) -> Result<ConfChangeError, CodecErr
         12 => TooLarge,
         13 => Busy,
         14 => NotCaughtUp(r.varint(what)?),
+        15 => Settling,
         tag => return Err(CodecError::UnknownTag { what, tag }),
     })
 }
