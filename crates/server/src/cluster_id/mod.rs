@@ -9,19 +9,50 @@
 //! message with anyone (a handshake with it always ends before the first frame) until
 //! it binds, in one of two ways:
 //!
-//! - **It adopts** the ID of a bound peer whose *bootstrap list* is the same as its own.
+//! - **It adopts** the ID of bound peers whose *bootstrap list* is the same as its own.
 //!   The bootstrap list is the initial member list — every member ID with the peer
 //!   address it is configured with (`[peers]` plus this node's own `peer_addr`) — and
 //!   travels as a 64-bit fingerprint (SHA-256) in the handshake. Both directions count:
-//!   the peer's `Hello` on an inbound connection or its reply on an outbound one.
+//!   the peer's `Hello` on an inbound connection or its reply on an outbound one. It
+//!   adopts only once members that *vouch* for it make, with itself, a majority of the
+//!   list, and at least one of them is bound: a bound peer vouches when its `Hello`
+//!   says it never saw this node bound (`seen_you` false), an unbound peer with the same
+//!   list by being unbound (it has seen nobody). See "A member whose data directory was
+//!   wiped" below.
 //! - **It mints** a random ID (the OS's random source) — only the member with the
 //!   lowest ID in the list does, and only once a majority of the list, itself included,
 //!   has shown itself unbound with the same bootstrap list (a one-member list mints at
-//!   start). One minter, so no two IDs are minted for one list; the majority rule means
-//!   a minter whose disk was wiped adopts the existing cluster's ID from the bound
-//!   members instead of minting a second one, whenever a quorum of them could have
-//!   committed anything (a majority unbound intersects every quorum that could have
-//!   held a committed entry: Raft messages flow only between bound members).
+//!   start), and never once it has heard of a bound member with its list (it adopts
+//!   that ID instead). One minter, so no two IDs are minted for one list; the majority
+//!   rule means a minter whose disk was wiped never mints a second ID whenever a quorum
+//!   of bound members could have committed anything (a majority unbound intersects
+//!   every quorum that could have held a committed entry: Raft messages flow only
+//!   between bound members) — it adopts the existing ID if no member saw it bound, and
+//!   refuses to start if one did (below).
+//!
+//! # A member whose data directory was wiped
+//!
+//! Without the identity file an empty data directory looks the same whether its member
+//! never started (a late starter of the bootstrap list, which must adopt the ID and take
+//! part) or ran, voted and acknowledged entries, then lost its disk (which must not: a
+//! member back with term 0 and an empty log can vote twice in one term and help elect a
+//! leader that lacks committed entries). What tells them apart is the other members'
+//! memory: every bound member records, durably and before it exchanges any Raft frame
+//! with it, each member it has seen bound in a handshake (`seen.rs`, the
+//! `seen_members` file), and says in each `Hello` whether it has seen the member it
+//! greets (`seen_you`). So whoever ever received a vote or an acknowledgement from a
+//! member has it recorded. An unbound node told `seen_you` refuses to start with what to
+//! do (remove it, then join again with `--join`), and the bound member refuses the
+//! handshake too (`reason="forgot_state"`).
+//!
+//! Residual risk: a wiped member is caught only if one of the members it reaches before
+//! a majority has vouched for it has seen it. Since every member dials every other at
+//! start, each member that was up while the wiped one was bound has seen it; the hole is
+//! members that were down the whole time (or were wiped too), vouching first. In a list
+//! of three: node 3 bound and acknowledging only to node 1 while node 2 was down, then
+//! wiped; node 2 answers node 3 before node 1 does: node 3 adopts. Clusters bound before
+//! this file existed start with empty records: a member wiped before the others' first
+//! handshake with it after the upgrade is not caught.
 //!
 //! Binding writes the identity file durably before the node's first Raft message.
 //! After that the file rules: the bootstrap list is never consulted again, and a peer
@@ -48,6 +79,7 @@
 //! whoever connects. Authentication is TLS's (`tls/`).
 
 pub mod file;
+pub mod seen;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -112,11 +144,13 @@ pub fn bootstrap_fingerprint(members: &BTreeMap<NodeId, String>) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// What a peer said about itself in its handshake.
+/// What a peer said in its handshake: about itself, and whether it has seen the node it
+/// greets bound to its cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerView {
     pub cluster: Option<ClusterId>,
     pub bootstrap: u64,
+    pub seen_you: bool,
 }
 
 /// Why a handshake was refused on identity grounds.
@@ -126,7 +160,15 @@ pub enum Refusal {
     ClusterId { ours: ClusterId, theirs: ClusterId },
     /// One side is unbound and the two were given different bootstrap lists.
     BootstrapList { ours: u64, theirs: u64 },
-    /// Binding needed the identity file, which could not be written.
+    /// `member` has no cluster ID but `seen_by` has seen it bound to `cluster`: its data
+    /// directory was wiped (it forgot its vote and its log).
+    ForgotState {
+        member: NodeId,
+        seen_by: NodeId,
+        cluster: ClusterId,
+    },
+    /// Binding needed the identity file (or recording a peer the seen-members file),
+    /// which could not be written.
     Storage(String),
 }
 
@@ -136,6 +178,7 @@ impl Refusal {
         match self {
             Refusal::ClusterId { .. } => "cluster_id",
             Refusal::BootstrapList { .. } => "bootstrap_list",
+            Refusal::ForgotState { .. } => "forgot_state",
             Refusal::Storage(_) => "storage",
         }
     }
@@ -156,6 +199,17 @@ impl fmt::Display for Refusal {
                  ({ours:016x}), and one of the two has no cluster ID yet: give every member the \
                  same [peers] list, this node included, with the addresses the others dial"
             ),
+            Refusal::ForgotState {
+                member,
+                seen_by,
+                cluster,
+            } => write!(
+                f,
+                "node {member}'s data directory is empty but member {seen_by} has seen node \
+                 {member} as a member of cluster {cluster}: it lost its vote and its log. \
+                 Replace it: raftkv member remove {member}, empty its data directory again, \
+                 then start it with --join <a member's admin address>"
+            ),
             Refusal::Storage(e) => write!(f, "cannot record the cluster identity: {e}"),
         }
     }
@@ -163,8 +217,14 @@ impl fmt::Display for Refusal {
 
 struct State {
     bound: Option<ClusterId>,
-    /// Members seen unbound with our bootstrap list (the minter counts them).
+    /// Members seen unbound with our bootstrap list (the minter counts them; they vouch
+    /// for an adoption).
     unbound_peers: BTreeSet<NodeId>,
+    /// While unbound: bound members with our list that never saw this node bound, and
+    /// their cluster ID (they vouch for adopting it).
+    vouched: BTreeMap<NodeId, ClusterId>,
+    /// While bound: the members seen bound to our ID (`seen.rs`, mirrored on disk).
+    seen: BTreeSet<NodeId>,
     /// When each (peer, reason, outbound) refusal was last logged at warn level.
     warned: BTreeMap<(NodeId, &'static str, bool), Instant>,
 }
@@ -178,6 +238,8 @@ pub struct ClusterIdentity {
     /// This node has the lowest ID of its bootstrap list: it mints the ID.
     minter: bool,
     state: Mutex<State>,
+    /// Set (once) when a member has seen this unbound node bound: the process must exit.
+    forgot: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// A refusal is logged at warn once per peer and reason in this long (every retry of a
@@ -192,6 +254,20 @@ impl ClusterIdentity {
         let mut members = cfg.peers.clone();
         members.insert(cfg.id, cfg.peer_addr.clone());
         let found = file::read(&cfg.data_dir)?;
+        // The record counts only for the cluster the identity file names (seen.rs).
+        let seen = match (found, seen::read(&cfg.data_dir)?) {
+            (Some(f), Some(s)) if s.cluster_id == f.cluster_id => s.members,
+            (_, Some(s)) => {
+                tracing::info!(
+                    recorded_for = %s.cluster_id,
+                    "ignoring {}: it is about another cluster ID than this data directory's \
+                     identity (or it has none); a new record starts",
+                    seen::FILE_NAME
+                );
+                BTreeSet::new()
+            }
+            (_, None) => BTreeSet::new(),
+        };
         if let Some(f) = found {
             if f.member_id != cfg.id {
                 return Err(format!(
@@ -217,8 +293,11 @@ impl ClusterIdentity {
             state: Mutex::new(State {
                 bound: found.map(|f| f.cluster_id),
                 unbound_peers: BTreeSet::new(),
+                vouched: BTreeMap::new(),
+                seen,
                 warned: BTreeMap::new(),
             }),
+            forgot: tokio::sync::watch::Sender::new(None),
         };
         match found {
             Some(f) => {
@@ -264,11 +343,34 @@ impl ClusterIdentity {
         self.bootstrap
     }
 
-    /// What this node says about itself in a handshake.
-    pub fn view(&self) -> PeerView {
+    /// What this node says in a handshake with `peer`.
+    pub fn view_for(&self, peer: NodeId) -> PeerView {
+        let st = self.lock();
         PeerView {
-            cluster: self.current(),
+            cluster: st.bound,
             bootstrap: self.bootstrap,
+            seen_you: st.bound.is_some() && st.seen.contains(&peer),
+        }
+    }
+
+    /// The explanation, if a member has said it saw this unbound node bound (see
+    /// [`ClusterIdentity::forgot_state`]).
+    pub fn forgotten(&self) -> Option<String> {
+        self.forgot.borrow().clone()
+    }
+
+    /// Resolves, with the explanation, once a member has said it saw this unbound node
+    /// bound ([`Refusal::ForgotState`]): the node must refuse to run (exit non-zero).
+    pub async fn forgot_state(&self) -> String {
+        let mut rx = self.forgot.subscribe();
+        let why = match rx.wait_for(|v| v.is_some()).await {
+            Ok(v) => v.clone(),
+            // The sender lives as long as `self`.
+            Err(_) => None,
+        };
+        match why {
+            Some(w) => w,
+            None => std::future::pending().await,
         }
     }
 
@@ -284,25 +386,109 @@ impl ClusterIdentity {
             theirs: theirs.bootstrap,
         };
         match (st.bound, theirs.cluster) {
-            (Some(ours), Some(t)) if ours == t => Ok(()),
+            // Recorded before the caller lets a frame through (module docs).
+            (Some(ours), Some(t)) if ours == t => self.record_seen(&mut st, peer),
             (Some(ours), Some(t)) => Err(Refusal::ClusterId { ours, theirs: t }),
-            // They will adopt ours, from our side of this handshake.
+            // A member we saw bound is back without its identity: it was wiped.
+            (Some(ours), None) if same_list && st.seen.contains(&peer) => {
+                Err(Refusal::ForgotState {
+                    member: peer,
+                    seen_by: self.me,
+                    cluster: ours,
+                })
+            }
+            // They may adopt ours, from our side of this handshake.
             (Some(_), None) if same_list => Ok(()),
+            (None, Some(t)) if same_list && theirs.seen_you => {
+                let r = Refusal::ForgotState {
+                    member: self.me,
+                    seen_by: peer,
+                    cluster: t,
+                };
+                self.forgot.send_if_modified(|v| {
+                    let first = v.is_none();
+                    if first {
+                        *v = Some(r.to_string());
+                    }
+                    first
+                });
+                Err(r)
+            }
             (None, Some(t)) if same_list => {
-                self.bind(&mut st, t)?;
-                tracing::info!(cluster_id = %t, from = peer, "adopted the cluster ID of member {peer}");
-                Ok(())
+                st.unbound_peers.remove(&peer);
+                st.vouched.insert(peer, t);
+                self.adopt_if_vouched(&mut st)
             }
             (None, None) if same_list => {
+                st.vouched.remove(&peer);
                 st.unbound_peers.insert(peer);
-                let majority = self.members / 2 + 1;
-                if self.minter && st.unbound_peers.len() + 1 >= majority {
-                    self.mint(&mut st)?;
+                // A bound member with our list exists: adopt its ID, never mint another.
+                if st.vouched.is_empty()
+                    && self.minter
+                    && st.unbound_peers.len() + 1 >= self.majority()
+                {
+                    return self.mint(&mut st);
                 }
-                Ok(())
+                self.adopt_if_vouched(&mut st)
             }
             _ => Err(list_refusal),
         }
+    }
+
+    fn majority(&self) -> usize {
+        self.members / 2 + 1
+    }
+
+    /// Adopts a bound member's ID once this node and the members vouching for it (bound
+    /// ones with that ID, and unbound ones) are a majority of the list (module docs).
+    fn adopt_if_vouched(&self, st: &mut State) -> Result<(), Refusal> {
+        let ids: BTreeSet<ClusterId> = st.vouched.values().copied().collect();
+        for id in ids {
+            let bound = st.vouched.values().filter(|&&c| c == id).count();
+            if bound + st.unbound_peers.len() + 1 >= self.majority() {
+                self.bind(st, id)?;
+                tracing::info!(
+                    cluster_id = %id,
+                    vouched_by_bound = ?st.vouched.keys().collect::<Vec<_>>(),
+                    vouched_by_unbound = ?st.unbound_peers,
+                    "adopted the cluster ID: a majority of the bootstrap list, this node \
+                     included, has never seen this node bound (a member that did would have \
+                     said its data directory was wiped)"
+                );
+                return Ok(());
+            }
+        }
+        tracing::debug!(
+            vouched_by_bound = ?st.vouched,
+            vouched_by_unbound = ?st.unbound_peers,
+            "not adopting the cluster ID yet: fewer than a majority of the bootstrap list vouch for this node"
+        );
+        Ok(())
+    }
+
+    /// Records `peer` as seen bound, durably, the first time (`seen.rs`).
+    fn record_seen(&self, st: &mut State, peer: NodeId) -> Result<(), Refusal> {
+        if st.seen.contains(&peer) {
+            return Ok(());
+        }
+        let Some(cluster_id) = st.bound else {
+            return Ok(());
+        };
+        let mut next = st.seen.clone();
+        next.insert(peer);
+        // Once per member and data directory: a small synced write, done inline.
+        let f = seen::SeenFile {
+            cluster_id,
+            members: next,
+        };
+        seen::write(&self.data_dir, &f).map_err(Refusal::Storage)?;
+        st.seen = f.members;
+        tracing::info!(
+            peer,
+            "member {peer} seen bound to this cluster for the first time (recorded: should it \
+             come back with an empty data directory, it is told it forgot its vote)"
+        );
+        Ok(())
     }
 
     fn mint(&self, st: &mut State) -> Result<(), Refusal> {
@@ -329,6 +515,8 @@ impl ClusterIdentity {
         )
         .map_err(Refusal::Storage)?;
         st.bound = Some(id);
+        // A record about another binding (none survives `open`, but be sure) is void.
+        st.seen.clear();
         Ok(())
     }
 
@@ -392,13 +580,13 @@ mod tests {
             .collect();
         assert!(n.iter().all(|x| x.current().is_none()));
         // Node 2 has not heard of any ID: it does not mint.
-        n[1].reconcile(3, n[2].view()).unwrap();
+        n[1].reconcile(3, n[2].view_for(2)).unwrap();
         assert_eq!(n[1].current(), None);
         // Node 1 hears node 2 unbound: with itself a majority of three, it mints.
-        n[0].reconcile(2, n[1].view()).unwrap();
+        n[0].reconcile(2, n[1].view_for(1)).unwrap();
         let id = n[0].current().expect("minted");
-        n[1].reconcile(1, n[0].view()).unwrap();
-        n[2].reconcile(2, n[1].view()).unwrap();
+        n[1].reconcile(1, n[0].view_for(2)).unwrap();
+        n[2].reconcile(2, n[1].view_for(3)).unwrap();
         assert!(n.iter().all(|x| x.current() == Some(id)));
         for i in 1..=3 {
             let f = file::read(&dir.path().join(format!("n{i}")))
@@ -419,20 +607,21 @@ mod tests {
         let five = "1=h:1,2=h:2,3=h:3,4=h:4,5=h:5";
         let n1 = ClusterIdentity::open(&cfg(1, dir.path(), five)).unwrap();
         let n2 = ClusterIdentity::open(&cfg(2, dir.path(), five)).unwrap();
-        n1.reconcile(2, n2.view()).unwrap();
+        n1.reconcile(2, n2.view_for(1)).unwrap();
         assert_eq!(n1.current(), None, "two of five is no majority");
         for peer in [3, 4, 5] {
-            n2.reconcile(peer, n2.view()).unwrap();
+            n2.reconcile(peer, n2.view_for(2)).unwrap();
         }
         assert_eq!(n2.current(), None, "node 2 never mints");
-        n1.reconcile(3, n2.view()).unwrap();
+        n1.reconcile(3, n2.view_for(1)).unwrap();
         assert!(n1.current().is_some(), "three of five mint");
         // A one-member list mints at start.
         let solo = ClusterIdentity::open(&cfg(4, dir.path(), "4=h:4")).unwrap();
         assert!(solo.current().is_some());
     }
 
-    /// A wiped minter adopts the cluster's ID from a bound member instead of minting.
+    /// A minter on an empty directory adopts the cluster's ID from a bound member that
+    /// never saw it bound, instead of minting.
     #[test]
     fn a_wiped_minter_adopts_the_existing_id() {
         let dir = tempfile::tempdir().unwrap();
@@ -440,9 +629,99 @@ mod tests {
         let existing = PeerView {
             cluster: Some(ClusterId(42)),
             bootstrap: n1.bootstrap(),
+            seen_you: false,
         };
         n1.reconcile(2, existing).unwrap();
         assert_eq!(n1.current(), Some(ClusterId(42)));
+    }
+
+    /// A bound member records each member it sees bound; one of them back with an empty
+    /// data directory is refused on both sides (it forgot its vote), and told so.
+    #[test]
+    fn a_wiped_member_seen_bound_is_told_it_forgot_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let n: Vec<ClusterIdentity> = (1..=3)
+            .map(|i| ClusterIdentity::open(&cfg(i, dir.path(), LIST)).unwrap())
+            .collect();
+        n[0].reconcile(2, n[1].view_for(1)).unwrap();
+        n[1].reconcile(1, n[0].view_for(2)).unwrap();
+        n[2].reconcile(1, n[0].view_for(3)).unwrap();
+        let id = n[0].current().unwrap();
+        assert!(
+            !n[0].view_for(3).seen_you,
+            "not seen before a bound handshake"
+        );
+        // Node 1 sees node 3 bound: recorded on disk.
+        n[0].reconcile(3, n[2].view_for(1)).unwrap();
+        assert!(n[0].view_for(3).seen_you);
+        let f = seen::read(&dir.path().join("n1")).unwrap().unwrap();
+        assert_eq!((f.cluster_id, f.members.contains(&3)), (id, true));
+        // Node 3's directory is wiped; node 1 restarts (reads its record back).
+        std::fs::remove_dir_all(dir.path().join("n3")).unwrap();
+        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), LIST)).unwrap();
+        let n3 = ClusterIdentity::open(&cfg(3, dir.path(), LIST)).unwrap();
+        assert_eq!(n3.current(), None);
+        let r = n1.reconcile(3, n3.view_for(1)).unwrap_err();
+        assert_eq!(r.reason(), "forgot_state");
+        let r = n3.reconcile(1, n1.view_for(3)).unwrap_err();
+        assert_eq!(
+            r,
+            Refusal::ForgotState {
+                member: 3,
+                seen_by: 1,
+                cluster: id
+            }
+        );
+        assert_eq!(n3.current(), None, "a wiped member never adopts");
+        assert!(file::read(&dir.path().join("n3")).unwrap().is_none());
+        let why = block_on(n3.forgot_state());
+        assert!(
+            why.contains("node 3's data directory is empty but member 1 has seen node 3")
+                && why.contains("raftkv member remove 3")
+                && why.contains("--join"),
+            "{why}"
+        );
+        // Node 2 never saw node 3 bound (in this test): it would vouch for it.
+        assert!(!n[1].view_for(3).seen_you);
+    }
+
+    /// A node adopts only once a majority of the list, itself included, vouches for it:
+    /// in a list of five, one bound member is not enough; a second (bound, or unbound
+    /// with the same list) is.
+    #[test]
+    fn adopting_needs_a_majority_of_the_list_to_vouch() {
+        let dir = tempfile::tempdir().unwrap();
+        let five = "1=h:1,2=h:2,3=h:3,4=h:4,5=h:5";
+        let n5 = ClusterIdentity::open(&cfg(5, dir.path(), five)).unwrap();
+        let bound = |seen_you| PeerView {
+            cluster: Some(ClusterId(9)),
+            bootstrap: n5.bootstrap(),
+            seen_you,
+        };
+        n5.reconcile(1, bound(false)).unwrap();
+        assert_eq!(n5.current(), None, "two of five");
+        // Node 3 unbound with the same list vouches too: three of five.
+        let unbound = PeerView {
+            cluster: None,
+            bootstrap: n5.bootstrap(),
+            seen_you: false,
+        };
+        n5.reconcile(3, unbound).unwrap();
+        assert_eq!(n5.current(), Some(ClusterId(9)));
+
+        // A minter that has heard of a bound member adopts, never mints a second ID.
+        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), five)).unwrap();
+        n1.reconcile(2, bound(false)).unwrap();
+        n1.reconcile(3, unbound).unwrap();
+        assert_eq!(n1.current(), Some(ClusterId(9)));
+    }
+
+    /// Polls a future that is ready (the tests' `forgot_state` after the refusal).
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -452,12 +731,13 @@ mod tests {
         let crossed = "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:9";
         let b = ClusterIdentity::open(&cfg(2, dir.path(), crossed)).unwrap();
         // Unbound with different lists: refused, nothing counted or adopted.
-        let r = a.reconcile(2, b.view()).unwrap_err();
+        let r = a.reconcile(2, b.view_for(1)).unwrap_err();
         assert_eq!(r.reason(), "bootstrap_list");
         assert_eq!(a.current(), None);
         let other = PeerView {
             cluster: Some(ClusterId(7)),
             bootstrap: b.bootstrap(),
+            seen_you: false,
         };
         assert_eq!(
             a.reconcile(2, other).unwrap_err().reason(),
@@ -468,6 +748,7 @@ mod tests {
         let same_list = PeerView {
             cluster: Some(ClusterId(8)),
             bootstrap: a.bootstrap(),
+            seen_you: false,
         };
         a.reconcile(3, same_list).unwrap();
         let r = a.reconcile(2, other).unwrap_err();
