@@ -159,7 +159,13 @@ struct ServeArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Every member's peer address: ID=host:port,ID=host:port (may include this node).
-    #[arg(long)]
+    /// Bootstraps only an empty data directory; after that a hint for finding peers.
+    /// `--initial-cluster` is the same flag, etcd's spelling.
+    #[arg(
+        long,
+        visible_alias = "initial-cluster",
+        value_name = "ID=HOST:PORT,..."
+    )]
     peers: Option<String>,
     /// Where this node listens for peers (default: its own entry in --peers).
     #[arg(long)]

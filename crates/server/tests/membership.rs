@@ -283,6 +283,42 @@ fn a_late_starter_of_the_bootstrap_list_binds_and_catches_up() {
     check_acked(&c, &acked, 3);
 }
 
+/// `--initial-cluster ID=ADDR,...` (etcd's spelling) bootstraps a cluster as `--peers`
+/// does; given with `--peers` it is refused (one flag, two names), and a bad entry is
+/// refused naming the key.
+#[test]
+fn initial_cluster_is_etcds_spelling_of_peers() {
+    let mut c = Cluster::start_some(3, 0, &[], (300, 30));
+    let list = c.bootstrap.clone();
+    for id in 1..=3 {
+        c.spawn_args(id, &["--initial-cluster", &list]);
+    }
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs, "initial");
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, 3);
+
+    let refused = |args: &[&str]| {
+        let out = c.command(4).args(args).output().expect("run raftkv serve");
+        assert_eq!(out.status.code(), Some(2), "{args:?} was not refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&["--initial-cluster", &list, "--peers", &list]);
+    assert!(
+        err.contains("--peers") || err.contains("--initial-cluster"),
+        "{err}"
+    );
+    let err = refused(&["--initial-cluster", "4=nowhere"]);
+    assert!(err.contains("peers"), "{err}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("raftkv serve --help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--initial-cluster"));
+}
+
 /// A rolling restart of every node under writes: each is stopped with SIGTERM (a leader
 /// hands over first) and started again on its data; the cluster keeps its members and
 /// loses no acknowledged write.

@@ -87,7 +87,7 @@ impl Cluster {
     }
 
     /// A bootstrap list of `n` members of which only `1..=up` start (the others are
-    /// late starters: [`Cluster::spawn`] them later).
+    /// late starters: [`Cluster::spawn`] them later; with `up` 0 none is waited for).
     pub fn start_some(n: u64, up: u64, extra: &[&str], timing: (u64, u64)) -> Cluster {
         let base = free_base();
         let mut c = Cluster {
@@ -105,7 +105,9 @@ impl Cluster {
         for id in 1..=up {
             c.spawn(id, &[]);
         }
-        c.wait_leader(Duration::from_secs(20));
+        if up > 0 {
+            c.wait_leader(Duration::from_secs(20));
+        }
         c
     }
 
@@ -137,12 +139,18 @@ impl Cluster {
     /// Starts node `id`: a bootstrap member (its `[peers]` given) unless `extra` says
     /// otherwise (`--join ADDR`).
     pub fn spawn(&mut self, id: u64, extra: &[&str]) {
-        let mut cmd = self.command(id);
         if extra.is_empty() {
-            cmd.args(["--peers", &self.bootstrap]);
+            let peers = self.bootstrap.clone();
+            return self.spawn_args(id, &["--peers", &peers]);
         }
+        self.spawn_args(id, extra)
+    }
+
+    /// Starts node `id` with exactly `args` after the common ones (no `--peers`).
+    pub fn spawn_args(&mut self, id: u64, args: &[&str]) {
+        let mut cmd = self.command(id);
         let child = cmd
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(self.log_file(id))
             .spawn()
