@@ -45,14 +45,19 @@
 //! do (remove it, then join again with `--join`), and the bound member refuses the
 //! handshake too (`reason="forgot_state"`).
 //!
-//! Residual risk: a wiped member is caught only if one of the members it reaches before
-//! a majority has vouched for it has seen it. Since every member dials every other at
-//! start, each member that was up while the wiped one was bound has seen it; the hole is
-//! members that were down the whole time (or were wiped too), vouching first. In a list
+//! A majority vouching is enough to adopt, but unless every member of the list has
+//! answered the node still waits [`ADOPT_GRACE`] for the others, so a member that never
+//! saw it (down while it ran) cannot let it in by answering before one that did.
+//!
+//! Residual risk: a wiped member is caught only if a member that has seen it answers
+//! within the grace. Since every member dials every other at start, each member that was
+//! up while the wiped one was bound has seen it; the hole is a wiped member restarted
+//! while every member that saw it is down or unreachable for the grace, and a majority
+//! that never saw it (down, or wiped too, the whole time it was bound) is up. In a list
 //! of three: node 3 bound and acknowledging only to node 1 while node 2 was down, then
-//! wiped; node 2 answers node 3 before node 1 does: node 3 adopts. Clusters bound before
-//! this file existed start with empty records: a member wiped before the others' first
-//! handshake with it after the upgrade is not caught.
+//! wiped and restarted while node 1 is down and node 2 up: node 3 adopts. Clusters bound
+//! before this file existed start with empty records: a member wiped before the others'
+//! first handshake with it after the upgrade is not caught.
 //!
 //! Binding writes the identity file durably before the node's first Raft message.
 //! After that the file rules: the bootstrap list is never consulted again, and a peer
@@ -227,6 +232,10 @@ struct State {
     seen: BTreeSet<NodeId>,
     /// When each (peer, reason, outbound) refusal was last logged at warn level.
     warned: BTreeMap<(NodeId, &'static str, bool), Instant>,
+    /// While unbound: when a majority first vouched for adopting (the grace runs from it).
+    majority_since: Option<Instant>,
+    /// While unbound: a member saw this node bound (the first such refusal). Final.
+    forgot: Option<Refusal>,
 }
 
 /// This node's identity, shared by the peer transport's tasks.
@@ -240,11 +249,21 @@ pub struct ClusterIdentity {
     state: Mutex<State>,
     /// Set (once) when a member has seen this unbound node bound: the process must exit.
     forgot: tokio::sync::watch::Sender<Option<String>>,
+    /// [`ADOPT_GRACE`] (shorter in unit tests).
+    adopt_grace: Duration,
 }
 
 /// A refusal is logged at warn once per peer and reason in this long (every retry of a
 /// misconfigured peer would otherwise log a line a second).
 const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// How long an unbound node with a majority vouching for it still waits for the rest of
+/// its list before adopting (it adopts at once when every member has answered). Every
+/// node dials every peer as it starts, so a member that is up answers within
+/// milliseconds: this closes the race in which a member that never saw a wiped node
+/// answers it before one that did (module docs), at the cost of this delay for a late
+/// starter while some member of its list is down.
+const ADOPT_GRACE: Duration = Duration::from_secs(2);
 
 impl ClusterIdentity {
     /// Reads `data_dir`'s identity file. Refuses (with an error naming the file and both
@@ -296,8 +315,11 @@ impl ClusterIdentity {
                 vouched: BTreeMap::new(),
                 seen,
                 warned: BTreeMap::new(),
+                majority_since: None,
+                forgot: None,
             }),
             forgot: tokio::sync::watch::Sender::new(None),
+            adopt_grace: ADOPT_GRACE,
         };
         match found {
             Some(f) => {
@@ -385,6 +407,13 @@ impl ClusterIdentity {
             ours: self.bootstrap,
             theirs: theirs.bootstrap,
         };
+        // Told once that it forgot its state, the node never binds (it is exiting): a
+        // member that never saw it must not let it in meanwhile.
+        if st.bound.is_none() {
+            if let Some(r) = &st.forgot {
+                return Err(r.clone());
+            }
+        }
         match (st.bound, theirs.cluster) {
             // Recorded before the caller lets a frame through (module docs).
             (Some(ours), Some(t)) if ours == t => self.record_seen(&mut st, peer),
@@ -405,6 +434,7 @@ impl ClusterIdentity {
                     seen_by: peer,
                     cluster: t,
                 };
+                st.forgot = Some(r.clone());
                 self.forgot.send_if_modified(|v| {
                     let first = v.is_none();
                     if first {
@@ -446,6 +476,18 @@ impl ClusterIdentity {
         for id in ids {
             let bound = st.vouched.values().filter(|&&c| c == id).count();
             if bound + st.unbound_peers.len() + 1 >= self.majority() {
+                let everyone = st.vouched.len() + st.unbound_peers.len() + 1 >= self.members;
+                let since = *st.majority_since.get_or_insert_with(Instant::now);
+                if !everyone && since.elapsed() < self.adopt_grace {
+                    tracing::debug!(
+                        vouched_by_bound = ?st.vouched,
+                        vouched_by_unbound = ?st.unbound_peers,
+                        "a majority vouches for adopting the cluster ID; waiting up to {:?} \
+                         for the rest of the list (one of them may have seen this node)",
+                        self.adopt_grace
+                    );
+                    return Ok(());
+                }
                 self.bind(st, id)?;
                 tracing::info!(
                     cluster_id = %id,
@@ -559,6 +601,14 @@ mod tests {
         Config::resolve(FileConfig::default(), &flags).unwrap()
     }
 
+    /// Opens with no adoption grace: these tests are about the other rules (the grace
+    /// has its own test).
+    fn open_now(c: &Config) -> ClusterIdentity {
+        let mut id = ClusterIdentity::open(c).unwrap();
+        id.adopt_grace = Duration::ZERO;
+        id
+    }
+
     const LIST: &str = "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3";
 
     #[test]
@@ -576,7 +626,7 @@ mod tests {
     fn a_new_cluster_binds_to_one_minted_id() {
         let dir = tempfile::tempdir().unwrap();
         let n: Vec<ClusterIdentity> = (1..=3)
-            .map(|i| ClusterIdentity::open(&cfg(i, dir.path(), LIST)).unwrap())
+            .map(|i| open_now(&cfg(i, dir.path(), LIST)))
             .collect();
         assert!(n.iter().all(|x| x.current().is_none()));
         // Node 2 has not heard of any ID: it does not mint.
@@ -595,7 +645,7 @@ mod tests {
             assert_eq!((f.member_id, f.cluster_id), (i, id));
         }
         // A restart reads it back.
-        let again = ClusterIdentity::open(&cfg(3, dir.path(), LIST)).unwrap();
+        let again = open_now(&cfg(3, dir.path(), LIST));
         assert_eq!(again.current(), Some(id));
     }
 
@@ -605,8 +655,8 @@ mod tests {
     fn only_the_lowest_member_mints_and_only_with_a_majority() {
         let dir = tempfile::tempdir().unwrap();
         let five = "1=h:1,2=h:2,3=h:3,4=h:4,5=h:5";
-        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), five)).unwrap();
-        let n2 = ClusterIdentity::open(&cfg(2, dir.path(), five)).unwrap();
+        let n1 = open_now(&cfg(1, dir.path(), five));
+        let n2 = open_now(&cfg(2, dir.path(), five));
         n1.reconcile(2, n2.view_for(1)).unwrap();
         assert_eq!(n1.current(), None, "two of five is no majority");
         for peer in [3, 4, 5] {
@@ -616,7 +666,7 @@ mod tests {
         n1.reconcile(3, n2.view_for(1)).unwrap();
         assert!(n1.current().is_some(), "three of five mint");
         // A one-member list mints at start.
-        let solo = ClusterIdentity::open(&cfg(4, dir.path(), "4=h:4")).unwrap();
+        let solo = open_now(&cfg(4, dir.path(), "4=h:4"));
         assert!(solo.current().is_some());
     }
 
@@ -625,7 +675,7 @@ mod tests {
     #[test]
     fn a_wiped_minter_adopts_the_existing_id() {
         let dir = tempfile::tempdir().unwrap();
-        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), LIST)).unwrap();
+        let n1 = open_now(&cfg(1, dir.path(), LIST));
         let existing = PeerView {
             cluster: Some(ClusterId(42)),
             bootstrap: n1.bootstrap(),
@@ -641,7 +691,7 @@ mod tests {
     fn a_wiped_member_seen_bound_is_told_it_forgot_its_state() {
         let dir = tempfile::tempdir().unwrap();
         let n: Vec<ClusterIdentity> = (1..=3)
-            .map(|i| ClusterIdentity::open(&cfg(i, dir.path(), LIST)).unwrap())
+            .map(|i| open_now(&cfg(i, dir.path(), LIST)))
             .collect();
         n[0].reconcile(2, n[1].view_for(1)).unwrap();
         n[1].reconcile(1, n[0].view_for(2)).unwrap();
@@ -658,8 +708,8 @@ mod tests {
         assert_eq!((f.cluster_id, f.members.contains(&3)), (id, true));
         // Node 3's directory is wiped; node 1 restarts (reads its record back).
         std::fs::remove_dir_all(dir.path().join("n3")).unwrap();
-        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), LIST)).unwrap();
-        let n3 = ClusterIdentity::open(&cfg(3, dir.path(), LIST)).unwrap();
+        let n1 = open_now(&cfg(1, dir.path(), LIST));
+        let n3 = open_now(&cfg(3, dir.path(), LIST));
         assert_eq!(n3.current(), None);
         let r = n1.reconcile(3, n3.view_for(1)).unwrap_err();
         assert_eq!(r.reason(), "forgot_state");
@@ -673,6 +723,14 @@ mod tests {
             }
         );
         assert_eq!(n3.current(), None, "a wiped member never adopts");
+        // Node 2 never saw it: told first by node 1, it stays refused whatever follows.
+        let unseen = n[1].view_for(3);
+        assert!(!unseen.seen_you);
+        assert_eq!(
+            n3.reconcile(2, unseen).unwrap_err().reason(),
+            "forgot_state"
+        );
+        assert_eq!(n3.current(), None);
         assert!(file::read(&dir.path().join("n3")).unwrap().is_none());
         let why = block_on(n3.forgot_state());
         assert!(
@@ -692,7 +750,7 @@ mod tests {
     fn adopting_needs_a_majority_of_the_list_to_vouch() {
         let dir = tempfile::tempdir().unwrap();
         let five = "1=h:1,2=h:2,3=h:3,4=h:4,5=h:5";
-        let n5 = ClusterIdentity::open(&cfg(5, dir.path(), five)).unwrap();
+        let n5 = open_now(&cfg(5, dir.path(), five));
         let bound = |seen_you| PeerView {
             cluster: Some(ClusterId(9)),
             bootstrap: n5.bootstrap(),
@@ -710,10 +768,50 @@ mod tests {
         assert_eq!(n5.current(), Some(ClusterId(9)));
 
         // A minter that has heard of a bound member adopts, never mints a second ID.
-        let n1 = ClusterIdentity::open(&cfg(1, dir.path(), five)).unwrap();
+        let n1 = open_now(&cfg(1, dir.path(), five));
         n1.reconcile(2, bound(false)).unwrap();
         n1.reconcile(3, unbound).unwrap();
         assert_eq!(n1.current(), Some(ClusterId(9)));
+    }
+
+    /// With a majority vouching but a member silent, the node waits for the grace: a
+    /// member that saw it bound may still answer (and does here); with every member
+    /// answered it adopts at once; after the grace it adopts without the silent one.
+    #[test]
+    fn adopting_waits_a_grace_for_the_rest_of_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n3 = open_now(&cfg(3, dir.path(), LIST));
+        n3.adopt_grace = Duration::from_millis(200);
+        let bound = |seen_you| PeerView {
+            cluster: Some(ClusterId(9)),
+            bootstrap: n3.bootstrap(),
+            seen_you,
+        };
+        // Node 2 never saw node 3 (it was down): a majority with node 3, but node 1
+        // has not answered yet.
+        n3.reconcile(2, bound(false)).unwrap();
+        assert_eq!(n3.current(), None, "waits for node 1");
+        // Node 1 did see it: refused, never adopted.
+        let r = n3.reconcile(1, bound(true)).unwrap_err();
+        assert_eq!(r.reason(), "forgot_state");
+        assert_eq!(n3.current(), None);
+
+        // Everyone answered and vouched: at once.
+        let mut late = open_now(&cfg(3, &dir.path().join("b"), LIST));
+        late.adopt_grace = Duration::from_secs(3600);
+        late.reconcile(2, bound(false)).unwrap();
+        assert_eq!(late.current(), None);
+        late.reconcile(1, bound(false)).unwrap();
+        assert_eq!(late.current(), Some(ClusterId(9)));
+
+        // Node 1 down: after the grace, a majority is enough.
+        let mut alone = open_now(&cfg(3, &dir.path().join("c"), LIST));
+        alone.adopt_grace = Duration::from_millis(100);
+        alone.reconcile(2, bound(false)).unwrap();
+        assert_eq!(alone.current(), None);
+        std::thread::sleep(Duration::from_millis(150));
+        alone.reconcile(2, bound(false)).unwrap();
+        assert_eq!(alone.current(), Some(ClusterId(9)));
     }
 
     /// Polls a future that is ready (the tests' `forgot_state` after the refusal).
@@ -727,9 +825,9 @@ mod tests {
     #[test]
     fn other_clusters_and_other_lists_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ClusterIdentity::open(&cfg(1, dir.path(), LIST)).unwrap();
+        let a = open_now(&cfg(1, dir.path(), LIST));
         let crossed = "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:9";
-        let b = ClusterIdentity::open(&cfg(2, dir.path(), crossed)).unwrap();
+        let b = open_now(&cfg(2, dir.path(), crossed));
         // Unbound with different lists: refused, nothing counted or adopted.
         let r = a.reconcile(2, b.view_for(1)).unwrap_err();
         assert_eq!(r.reason(), "bootstrap_list");
