@@ -45,9 +45,10 @@
 //! do (remove it, then join again with `--join`), and the bound member refuses the
 //! handshake too (`reason="forgot_state"`).
 //!
-//! A majority vouching is enough to adopt, but unless every member of the list has
-//! answered the node still waits [`ADOPT_GRACE`] for the others, so a member that never
-//! saw it (down while it ran) cannot let it in by answering before one that did.
+//! A majority vouching is enough to adopt (or, for the minter, a majority unbound to
+//! mint), but unless every member of the list has answered the node still waits
+//! [`ADOPT_GRACE`] for the others, so a member that never saw it (down while it ran, or
+//! wiped too) cannot let it in by answering before one that did.
 //!
 //! Residual risk: a wiped member is caught only if a member that has seen it answers
 //! within the grace. Since every member dials every other at start, each member that was
@@ -457,7 +458,10 @@ impl ClusterIdentity {
                     && self.minter
                     && st.unbound_peers.len() + 1 >= self.majority()
                 {
-                    return self.mint(&mut st);
+                    if self.waited_for_the_list(&mut st) {
+                        return self.mint(&mut st);
+                    }
+                    return Ok(());
                 }
                 self.adopt_if_vouched(&mut st)
             }
@@ -476,16 +480,7 @@ impl ClusterIdentity {
         for id in ids {
             let bound = st.vouched.values().filter(|&&c| c == id).count();
             if bound + st.unbound_peers.len() + 1 >= self.majority() {
-                let everyone = st.vouched.len() + st.unbound_peers.len() + 1 >= self.members;
-                let since = *st.majority_since.get_or_insert_with(Instant::now);
-                if !everyone && since.elapsed() < self.adopt_grace {
-                    tracing::debug!(
-                        vouched_by_bound = ?st.vouched,
-                        vouched_by_unbound = ?st.unbound_peers,
-                        "a majority vouches for adopting the cluster ID; waiting up to {:?} \
-                         for the rest of the list (one of them may have seen this node)",
-                        self.adopt_grace
-                    );
+                if !self.waited_for_the_list(st) {
                     return Ok(());
                 }
                 self.bind(st, id)?;
@@ -506,6 +501,25 @@ impl ClusterIdentity {
             "not adopting the cluster ID yet: fewer than a majority of the bootstrap list vouch for this node"
         );
         Ok(())
+    }
+
+    /// With a majority for binding (adopting or minting): whether every member of the
+    /// list has answered, or [`ADOPT_GRACE`] has passed since the majority was first
+    /// reached (the rest of the list had its chance to say it saw this node).
+    fn waited_for_the_list(&self, st: &mut State) -> bool {
+        let everyone = st.vouched.len() + st.unbound_peers.len() + 1 >= self.members;
+        let since = *st.majority_since.get_or_insert_with(Instant::now);
+        if everyone || since.elapsed() >= self.adopt_grace {
+            return true;
+        }
+        tracing::debug!(
+            vouched_by_bound = ?st.vouched,
+            vouched_by_unbound = ?st.unbound_peers,
+            "a majority of the bootstrap list for binding; waiting up to {:?} for the rest \
+             of the list (one of them may have seen this node bound)",
+            self.adopt_grace
+        );
+        false
     }
 
     /// Records `peer` as seen bound, durably, the first time (`seen.rs`).
@@ -803,6 +817,22 @@ mod tests {
         assert_eq!(late.current(), None);
         late.reconcile(1, bound(false)).unwrap();
         assert_eq!(late.current(), Some(ClusterId(9)));
+
+        // The minter waits too: node 2 unbound is a majority, node 3 may yet say it saw
+        // node 1 (both node 1 and node 2 wiped, node 3 up).
+        let mut minter = ClusterIdentity::open(&cfg(1, &dir.path().join("d"), LIST)).unwrap();
+        minter.adopt_grace = Duration::from_secs(3600);
+        let unbound = PeerView {
+            cluster: None,
+            bootstrap: minter.bootstrap(),
+            seen_you: false,
+        };
+        minter.reconcile(2, unbound).unwrap();
+        assert_eq!(minter.current(), None, "waits for node 3");
+        let r = minter.reconcile(3, bound(true)).unwrap_err();
+        assert_eq!(r.reason(), "forgot_state");
+        minter.reconcile(2, unbound).unwrap_err();
+        assert_eq!(minter.current(), None, "never mints after that");
 
         // Node 1 down: after the grace, a majority is enough.
         let mut alone = open_now(&cfg(3, &dir.path().join("c"), LIST));
