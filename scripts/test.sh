@@ -46,10 +46,11 @@ cargo build --release -p server -p nemesis
 echo "== cargo test"
 cargo test --workspace
 # fuzz/ is its own workspace (cargo-afl's features), so the line above never builds it;
-# its harness functions once stopped compiling unnoticed. Built here with the main target
-# directory, its unit tests run on the same code the targets fuzz.
-echo "== fuzz harnesses (cargo test --lib in fuzz/)"
-(cd fuzz && CARGO_TARGET_DIR=../target cargo test --lib)
+# its harness functions, and later its gen_corpus tool, once stopped compiling unnoticed.
+# Built here with the main target directory (the plain tools too, `--bins`; the AFL
+# targets need cargo-afl), its unit tests run on the same code the targets fuzz.
+echo "== fuzz harnesses (cargo test --lib --bins in fuzz/)"
+(cd fuzz && CARGO_TARGET_DIR=../target cargo test --lib --bins)
 if [ "${RAFTKV_SKIP_SCENARIOS:-0}" != 1 ]; then
   # A fixed seed makes the harness's own choices (clients, keys, drops, partitions) the
   # same on every run, so a verdict can be replayed; RAFTKV_HARNESS_SEED picks another.

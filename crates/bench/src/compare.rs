@@ -16,7 +16,7 @@ use crate::orchestrate::etcd::EtcdCluster;
 use crate::orchestrate::process::{self, Proc};
 use crate::orchestrate::raftkv::{self, RaftkvCluster};
 use crate::orchestrate::redis::RedisServer;
-use crate::orchestrate::{install, install_signal_handler, wait_ready};
+use crate::orchestrate::{install, wait_ready, Workspace};
 use crate::report::markdown::ms;
 use crate::report::{self, markdown::ops, Params, Report, Sample, SystemInfo};
 use crate::runner::{self, RunSpec};
@@ -82,24 +82,12 @@ pub fn compare(opts: CompareOpts) -> Result<PathBuf, String> {
         .unwrap_or(0);
     let params = plan(&opts);
     let load_before = report::load_average();
-    let out = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(report::utc_string(started_unix).replace([' ', ':'], "-"))
-    });
-    let logs = out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    install_signal_handler(&rt);
-
-    // Server data on disk (not tmpfs) so fsync means what it says; deleted at the end.
-    let scratch = tempfile::Builder::new()
-        .prefix("kvbench-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    process::remove_on_interrupt(scratch.path());
+    let Workspace {
+        out,
+        logs,
+        rt,
+        scratch,
+    } = Workspace::create(opts.out.clone(), "", started_unix)?;
     let data = scratch.path();
 
     let mut infos = Vec::new();

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::compare::{self, CompareOpts};
 use crate::drivers::Target;
-use crate::orchestrate::{install_signal_handler, process};
+use crate::orchestrate::Workspace;
 use crate::report::markdown::{ms, ops, ratio};
 use crate::report::{self, Params, Sample};
 use crate::workload::{DataShape, Workload};
@@ -52,22 +52,12 @@ pub fn tls_cost(opts: TlsOpts) -> Result<PathBuf, String> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let load_before = report::load_average();
-    let out = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results")
-            .join(format!("tls-{}", report::utc_string(started_unix)).replace([' ', ':'], "-"))
-    });
-    let logs = out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    install_signal_handler(&rt);
-    let scratch = tempfile::Builder::new()
-        .prefix("kvbench-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    process::remove_on_interrupt(scratch.path());
+    let Workspace {
+        out,
+        logs,
+        rt,
+        scratch,
+    } = Workspace::create(opts.out.clone(), "tls-", started_unix)?;
 
     let copts = CompareOpts {
         quick: false,

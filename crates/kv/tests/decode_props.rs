@@ -5,82 +5,18 @@
 //! re-encodes to something that decodes equal, and a restored store keeps working. The
 //! coverage-guided version is in `fuzz/` (targets `kv_snapshot`, `kv_entry`).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use bytes::Bytes;
 use kv::{
     encode_session_write, Command, ExpireCond, GetExTtl, KvStore, Op, Query, Reply, SessionTag,
     SetCond, SetTtl, When,
 };
+use mutate::{check, Varints};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// Mutations for the kv encodings (varints throughout).
 fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = valid.to_vec();
-    for _ in 0..rng.gen_range(1..=3) {
-        let len = v.len();
-        match rng.gen_range(0..8) {
-            0 if len > 0 => {
-                let i = rng.gen_range(0..len);
-                v[i] ^= 1 << rng.gen_range(0..8);
-            }
-            1 => v.truncate(rng.gen_range(0..=len)),
-            2 => {
-                let o = &others[rng.gen_range(0..others.len())];
-                let from = rng.gen_range(0..=o.len());
-                v.truncate(rng.gen_range(0..=len));
-                v.extend_from_slice(&o[from..]);
-            }
-            3 if len > 0 => {
-                // A length, count or varint set to an extreme (varints: ten bytes, the
-                // maximal value or one bit over it).
-                let at = rng.gen_range(0..len);
-                let field: &[u8] = match rng.gen_range(0..5) {
-                    0 => &[0],
-                    1 => &[0x7f],
-                    2 => &[0xff, 0xff, 0xff, 0xff, 0x0f],
-                    3 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-                    _ => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
-                };
-                let end = (at + 1).min(len);
-                v.splice(at..end, field.iter().copied());
-            }
-            4 => {
-                let at = rng.gen_range(0..=len);
-                let n = rng.gen_range(1..16);
-                let junk: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-                v.splice(at..at, junk);
-            }
-            5 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len);
-                v.drain(a..b);
-            }
-            6 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len.min(a + 64));
-                let copy = v[a..b].to_vec();
-                let at = rng.gen_range(0..=v.len());
-                v.splice(at..at, copy);
-            }
-            _ => {
-                let n = rng.gen_range(0..48);
-                v = (0..n).map(|_| rng.gen()).collect();
-            }
-        }
-    }
-    v
-}
-
-fn check(what: &str, input: &[u8], f: impl FnOnce()) {
-    if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
-        let msg = e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        panic!("{what}: panicked on input {input:02x?}: {msg}");
-    }
+    mutate::mutate(rng, valid, others, &Varints)
 }
 
 fn b(s: &str) -> Bytes {

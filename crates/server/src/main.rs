@@ -251,17 +251,10 @@ fn main() -> ExitCode {
             one_shot(&cluster, &args)
         }
         Cmd::TransferLeader { id, admin, cacert } => {
-            let tls = match cacert
-                .map(|ca| cli::ClientTls::from_ca_file(&ca))
-                .transpose()
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("raftkv: --cacert: {e}");
-                    return ExitCode::from(2);
-                }
+            let client = match admin_client(cacert) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
-            let client = server::admin_client::AdminClient::from_env(tls);
             match cli::transfer_leader_with(&cli::split_cluster(&admin), id, &client) {
                 Ok(body) => {
                     println!("{body}");
@@ -293,19 +286,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn member(cmd: MemberCmd, admin: &str, cacert: Option<PathBuf>) -> ExitCode {
-    use server::member_cli;
-    let tls = match cacert
+/// The admin API's client for `transfer-leader` and `member`: HTTPS trusting `--cacert`
+/// when given, the admin credential from `RAFTKV_ADMIN_TOKEN`. A CA file that cannot be
+/// read is a usage error (exit code 2).
+fn admin_client(cacert: Option<PathBuf>) -> Result<server::admin_client::AdminClient, ExitCode> {
+    match cacert
         .map(|ca| cli::ClientTls::from_ca_file(&ca))
         .transpose()
     {
-        Ok(t) => t,
+        Ok(tls) => Ok(server::admin_client::AdminClient::from_env(tls)),
         Err(e) => {
             eprintln!("raftkv: --cacert: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
+    }
+}
+
+fn member(cmd: MemberCmd, admin: &str, cacert: Option<PathBuf>) -> ExitCode {
+    use server::member_cli;
+    let client = match admin_client(cacert) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let client = server::admin_client::AdminClient::from_env(tls);
     let admin = cli::split_cluster(admin);
     let result = match cmd {
         MemberCmd::List => member_cli::members(&admin, &client),

@@ -5,10 +5,9 @@
 //! The coverage-guided versions are the `resp`, `peer_frame` and `config` targets in
 //! `fuzz/`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use bytes::{Bytes, BytesMut};
 use driver::Request;
+use mutate::{check, Format};
 use raft::{Entry, EntryKind, Membership, Message, MessageBody, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,77 +19,36 @@ use server::resp::codec::{
 };
 use server::transport::codec::{decode_body, decode_frame, encode_frame, Frame};
 
-fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = valid.to_vec();
-    for _ in 0..rng.gen_range(1..=3) {
-        let len = v.len();
-        match rng.gen_range(0..8) {
-            0 if len > 0 => {
-                let i = rng.gen_range(0..len);
-                v[i] ^= 1 << rng.gen_range(0..8);
-            }
-            1 => v.truncate(rng.gen_range(0..=len)),
-            2 => {
-                let o = &others[rng.gen_range(0..others.len())];
-                let from = rng.gen_range(0..=o.len());
-                v.truncate(rng.gen_range(0..=len));
-                v.extend_from_slice(&o[from..]);
-            }
-            3 if len > 0 => {
-                // A length field set to an extreme: a big-endian u32 (frame prefix), a
-                // ten-byte varint, or decimal digits (RESP, TOML).
-                let at = rng.gen_range(0..len);
-                let field: &[u8] = match rng.gen_range(0..7) {
-                    0 => &[0xff, 0xff, 0xff, 0xff],
-                    1 => &[0x00, 0x00, 0x00, 0x02],
-                    2 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-                    3 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
-                    4 => b"9223372036854775807",
-                    5 => b"-1",
-                    _ => b"18446744073709551616",
-                };
-                let end = (at + field.len().min(4)).min(len);
-                v.splice(at..end, field.iter().copied());
-            }
-            4 => {
-                let at = rng.gen_range(0..=len);
-                let junk: Vec<u8> = match rng.gen_range(0..3) {
-                    0 => b"\r\n".to_vec(),
-                    1 => b"*2\r\n$".to_vec(),
-                    _ => (0..rng.gen_range(1..16)).map(|_| rng.gen()).collect(),
-                };
-                v.splice(at..at, junk);
-            }
-            5 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len);
-                v.drain(a..b);
-            }
-            6 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len.min(a + 64));
-                let copy = v[a..b].to_vec();
-                let at = rng.gen_range(0..=v.len());
-                v.splice(at..at, copy);
-            }
-            _ => {
-                let n = rng.gen_range(0..48);
-                v = (0..n).map(|_| rng.gen()).collect();
-            }
+/// Mutations for the server's outside formats: a frame's big-endian u32 length prefix,
+/// varints inside frames, decimal lengths in RESP and numbers in TOML; RESP's framing
+/// as junk.
+struct OutsideFormats;
+
+impl Format for OutsideFormats {
+    fn extreme_field(&self, rng: &mut StdRng, v: &mut Vec<u8>) {
+        let field: &[u8] = match rng.gen_range(0..7) {
+            0 => &[0xff, 0xff, 0xff, 0xff],
+            1 => &[0x00, 0x00, 0x00, 0x02],
+            2 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            3 => &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            4 => b"9223372036854775807",
+            5 => b"-1",
+            _ => b"18446744073709551616",
+        };
+        mutate::splice_at_random(rng, v, field.len().min(4), field);
+    }
+
+    fn junk(&self, rng: &mut StdRng) -> Vec<u8> {
+        match rng.gen_range(0..3) {
+            0 => b"\r\n".to_vec(),
+            1 => b"*2\r\n$".to_vec(),
+            _ => mutate::random_bytes(rng, 1..16),
         }
     }
-    v
 }
 
-fn check(what: &str, input: &[u8], f: impl FnOnce()) {
-    if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
-        let msg = e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        panic!("{what}: panicked on input {input:02x?}: {msg}");
-    }
+fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
+    mutate::mutate(rng, valid, others, &OutsideFormats)
 }
 
 fn b(s: &str) -> Bytes {

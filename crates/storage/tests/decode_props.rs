@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use mutate::{check, Format};
 use raft::{Entry, EntryKind, HardState, Membership, SnapshotMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,78 +22,32 @@ use storage::{FileLogStore, FileSnapshotStore, LogStore};
 
 // ---- mutation ----
 
-fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = valid.to_vec();
-    for _ in 0..rng.gen_range(1..=3) {
-        let len = v.len();
-        match rng.gen_range(0..8) {
-            0 if len > 0 => {
-                let i = rng.gen_range(0..len);
-                v[i] ^= 1 << rng.gen_range(0..8);
-            }
-            1 => v.truncate(rng.gen_range(0..=len)),
-            2 => {
-                let o = &others[rng.gen_range(0..others.len())];
-                let from = rng.gen_range(0..=o.len());
-                v.truncate(rng.gen_range(0..=len));
-                v.extend_from_slice(&o[from..]);
-            }
-            3 if len > 0 => {
-                // A length or count field set to an extreme.
-                let width = [1, 2, 4, 8][rng.gen_range(0..4)];
-                let value: u64 = match rng.gen_range(0..6) {
-                    0 => 0,
-                    1 => 1,
-                    2 => u32::MAX as u64,
-                    3 => u64::MAX,
-                    4 => 1 << rng.gen_range(0..64),
-                    _ => rng.gen(),
-                };
-                let bytes = value.to_le_bytes();
-                let at = rng.gen_range(0..len);
-                for (k, b) in bytes[..width].iter().enumerate() {
-                    if let Some(slot) = v.get_mut(at + k) {
-                        *slot = *b;
-                    }
-                }
-            }
-            4 => {
-                let at = rng.gen_range(0..=len);
-                let n = rng.gen_range(1..16);
-                let junk: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-                v.splice(at..at, junk);
-            }
-            5 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len);
-                v.drain(a..b);
-            }
-            6 if len > 0 => {
-                let a = rng.gen_range(0..len);
-                let b = rng.gen_range(a..=len.min(a + 64));
-                let copy = v[a..b].to_vec();
-                let at = rng.gen_range(0..=v.len());
-                v.splice(at..at, copy);
-            }
-            _ => {
-                let n = rng.gen_range(0..48);
-                v = (0..n).map(|_| rng.gen()).collect();
+/// Mutations for the on-disk formats: their lengths and counts are little-endian
+/// integers of 1, 2, 4 or 8 bytes.
+struct LittleEndianFields;
+
+impl Format for LittleEndianFields {
+    fn extreme_field(&self, rng: &mut StdRng, v: &mut Vec<u8>) {
+        let width = [1, 2, 4, 8][rng.gen_range(0..4)];
+        let value: u64 = match rng.gen_range(0..6) {
+            0 => 0,
+            1 => 1,
+            2 => u32::MAX as u64,
+            3 => u64::MAX,
+            4 => 1 << rng.gen_range(0..64),
+            _ => rng.gen(),
+        };
+        let at = rng.gen_range(0..v.len());
+        for (k, b) in value.to_le_bytes()[..width].iter().enumerate() {
+            if let Some(slot) = v.get_mut(at + k) {
+                *slot = *b;
             }
         }
     }
-    v
 }
 
-/// Runs `f` on `input`; a panic fails the test naming the input.
-fn check(what: &str, input: &[u8], f: impl FnOnce()) {
-    if let Err(e) = catch_unwind(AssertUnwindSafe(f)) {
-        let msg = e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        panic!("{what}: panicked on input {input:02x?}: {msg}");
-    }
+fn mutate(rng: &mut StdRng, valid: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
+    mutate::mutate(rng, valid, others, &LittleEndianFields)
 }
 
 // ---- checksum fix-ups (the writers' computations, over mutated bytes) ----

@@ -6,6 +6,7 @@ pub mod process;
 pub mod raftkv;
 pub mod redis;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
@@ -73,4 +74,42 @@ pub fn install_signal_handler(rt: &Runtime) {
         process::stop_all();
         std::process::exit(130);
     });
+}
+
+/// What every measuring command sets up before it starts servers: the report directory
+/// (`--out`, or `results/<label><UTC time>`) with its `logs/`, a runtime whose Ctrl-C
+/// handler stops the servers, and a scratch directory for their data — on disk, not
+/// tmpfs, so fsync means what it says; removed when this is dropped, and on Ctrl-C.
+pub struct Workspace {
+    pub out: PathBuf,
+    pub logs: PathBuf,
+    pub rt: Runtime,
+    pub scratch: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn create(out: Option<PathBuf>, label: &str, started_unix: u64) -> Result<Self, String> {
+        let out = out.unwrap_or_else(|| {
+            let time = crate::report::utc_string(started_unix).replace([' ', ':'], "-");
+            PathBuf::from("results").join(format!("{label}{time}"))
+        });
+        let logs = out.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        install_signal_handler(&rt);
+        let scratch = tempfile::Builder::new()
+            .prefix("kvbench-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        process::remove_on_interrupt(scratch.path());
+        Ok(Self {
+            out,
+            logs,
+            rt,
+            scratch,
+        })
+    }
 }

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
 use crate::drivers::Target;
-use crate::orchestrate::process::{self, Proc};
+use crate::orchestrate::process::Proc;
 use crate::orchestrate::raftkv::{find_binary, RaftkvCluster};
-use crate::orchestrate::{install_signal_handler, wait_ready};
+use crate::orchestrate::{wait_ready, Workspace};
 use crate::runner::{self, RunSpec};
 use crate::workload::{DataShape, Workload};
 use churn::{Churn, ChurnSpec};
@@ -95,24 +95,12 @@ pub fn ttl(opts: TtlOpts) -> Result<PathBuf, String> {
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let out = opts.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(format!(
-            "ttl-{}",
-            crate::report::utc_string(started).replace([' ', ':'], "-")
-        ))
-    });
-    let logs = out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    install_signal_handler(&rt);
-    let scratch = tempfile::Builder::new()
-        .prefix("kvbench-ttl-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    process::remove_on_interrupt(scratch.path());
+    let Workspace {
+        out,
+        logs,
+        rt,
+        scratch,
+    } = Workspace::create(opts.out.clone(), "ttl-", started)?;
     let load_before = crate::report::load_average();
 
     let mut runs = Vec::new();
