@@ -159,7 +159,13 @@ struct ServeArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Every member's peer address: ID=host:port,ID=host:port (may include this node).
-    #[arg(long)]
+    /// Bootstraps only an empty data directory; after that a hint for finding peers.
+    /// `--initial-cluster` is the same flag, etcd's spelling.
+    #[arg(
+        long,
+        visible_alias = "initial-cluster",
+        value_name = "ID=HOST:PORT,..."
+    )]
     peers: Option<String>,
     /// Where this node listens for peers (default: its own entry in --peers).
     #[arg(long)]
@@ -466,10 +472,18 @@ fn serve(a: ServeArgs) -> ExitCode {
             tokio::spawn(server::join::promote_when_caught_up(running.node.clone(), id));
         }
         let mut running = running;
+        let identity = running.identity.clone();
         let code = tokio::select! {
             _ = wait_for_signal() => ExitCode::SUCCESS,
             _ = running.node_stopped() => {
                 tracing::error!("node {id}: the node loop stopped unexpectedly");
+                ExitCode::FAILURE
+            }
+            // An unbound node a member saw bound: its data directory was wiped. It has
+            // exchanged no Raft message (it never bound): refuse to run.
+            why = identity.forgot_state() => {
+                tracing::error!("node {id}: refusing to start: {why}");
+                eprintln!("raftkv serve: refusing to start: {why}");
                 ExitCode::FAILURE
             }
         };

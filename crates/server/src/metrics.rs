@@ -183,10 +183,10 @@ pub struct LoopMetrics {
     pub peer_connections_refused: Counter,
     /// Inbound peer connections whose handshake failed, by reason: `tls`, `certificate`,
     /// `hello` (malformed, unknown node, another node's), `deadline`, and the cluster
-    /// identity's `cluster_id`, `bootstrap_list`, `storage` (`cluster_id/`).
+    /// identity's `cluster_id`, `bootstrap_list`, `forgot_state`, `storage` (`cluster_id/`).
     pub peer_handshakes_refused: ByReason,
     /// Outbound peer connections this node closed at the handshake because of the
-    /// answer: the peer's identity (`cluster_id`, `bootstrap_list`, `storage`) or a
+    /// answer: the peer's identity (`cluster_id`, `bootstrap_list`, `forgot_state`, `storage`) or a
     /// malformed answer (`hello`).
     pub peer_dials_refused: ByReason,
     /// Admin write requests refused (`admin/auth.rs`): `no_credential`,

@@ -199,12 +199,14 @@ fn frames() -> Vec<Frame> {
             to: 300,
             cluster: None,
             bootstrap: 0x0123_4567_89ab_cdef,
+            seen_you: false,
         },
         Frame::Hello {
             from: 2,
             to: 1,
             cluster: Some(ClusterId(0xfeed_0000_0000_0000_0000_0000_0000_beef)),
             bootstrap: u64::MAX,
+            seen_you: true,
         },
         m(MessageBody::Vote {
             last_index: 3,

@@ -177,6 +177,185 @@ fn a_node_whose_data_directory_was_deleted_is_replaced() {
     check_acked(&c, &acked, victim);
 }
 
+/// A voter whose data directory was wiped, restarted with the same `[peers]` (not
+/// `--join`), refuses to start: a member that saw it bound tells it so, it exits
+/// non-zero with what to do, and the cluster keeps serving. Then the remedy it names
+/// works: `raftkv member remove`, empty the directory, `--join`.
+#[test]
+fn a_wiped_voter_restarted_with_its_peers_refuses_to_start() {
+    let mut c = Cluster::start(3);
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "wiped");
+    std::thread::sleep(Duration::from_millis(500));
+    c.stop(3);
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::fs::remove_dir_all(c.data_dir(3)).expect("delete the data directory");
+
+    // The log file is appended to: look only at what the restart writes.
+    let earlier = log_of(&c, 3).len();
+    c.spawn(3, &[]);
+    // Bounded: the members dial it at once (backoff at most 1 s) and it dials them.
+    let status = c.wait_exit(3, Duration::from_secs(15));
+    let status = status.expect("node 3 on a wiped data directory kept running");
+    assert!(!status.success(), "{status:?}");
+    let log = log_of(&c, 3)[earlier..].to_string();
+    assert!(
+        log.contains("refusing to start")
+            && log.contains("node 3's data directory is empty but member")
+            && log.contains("raftkv member remove 3")
+            && log.contains("--join"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("adopted the cluster ID"),
+        "the wiped node adopted: {log}"
+    );
+    // The members said so too, and counted it.
+    let client = server::admin_client::AdminClient::new(None, None);
+    let refused_by = |id: u64| {
+        let (_, m) = client
+            .request(&c.admin_addr(id), axum::http::Method::GET, "/metrics", None)
+            .expect("metrics");
+        m.lines().any(|l| {
+            l.starts_with("raftkv_peer_handshakes_refused_total{")
+                && l.contains("reason=\"forgot_state\"")
+                && !l.ends_with(" 0")
+        })
+    };
+    assert!(
+        refused_by(1) || refused_by(2),
+        "no member counted a forgot_state refusal"
+    );
+
+    // The cluster still serves: writes keep being acknowledged by nodes 1 and 2.
+    let before = w.times.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        w.times.lock().unwrap().len() > before,
+        "no write acknowledged"
+    );
+
+    // The remedy the message names.
+    c.cli_ok(&["member", "remove", "3"]);
+    c.wait_members(&[1, 2], &[], Duration::from_secs(10));
+    std::fs::remove_dir_all(c.data_dir(3)).expect("empty the data directory again");
+    c.join(3, 1);
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    *addrs.lock().unwrap() = c.resp_addrs();
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, 3);
+}
+
+/// The wiped voter is refused even when a member that never saw it bound is up: node 3
+/// starts late while node 2 is down (it binds once the grace for node 2 has passed: a
+/// majority, itself and node 1, vouches for it), takes writes with node 1, and is
+/// wiped; node 2 comes back. Restarted, node 3 hears from node 2 (never saw it) and
+/// node 1 (saw it): it waits for the whole list before adopting, so node 1's word
+/// counts whichever answers first. (Without the wait, node 2 answering first let it in.)
+#[test]
+fn a_wiped_voter_is_refused_even_by_a_list_with_a_member_that_never_saw_it() {
+    let mut c = Cluster::start_some(3, 2, &[], (300, 30));
+    c.stop(2);
+    c.spawn(3, &[]);
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    assert!(log_of(&c, 3).contains("adopted the cluster ID"));
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs, "unseen");
+    std::thread::sleep(Duration::from_millis(500));
+    let acked = w.finish();
+    c.stop(3);
+    std::fs::remove_dir_all(c.data_dir(3)).expect("delete the data directory");
+    c.spawn(2, &[]);
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+
+    let earlier = log_of(&c, 3).len();
+    c.spawn(3, &[]);
+    let status = c.wait_exit(3, Duration::from_secs(15));
+    let status = status.expect("node 3 on a wiped data directory kept running");
+    assert!(!status.success(), "{status:?}");
+    let log = log_of(&c, 3)[earlier..].to_string();
+    assert!(
+        log.contains("refusing to start: node 3's data directory is empty but member 1 has seen"),
+        "{log}"
+    );
+    assert!(!log.contains("adopted the cluster ID"), "{log}");
+    // Nodes 1 and 2 hold every acknowledged write.
+    check_acked(&c, &acked, 2);
+}
+
+/// A member of the bootstrap list that starts for the first time after the others
+/// bound and took writes (an empty data directory too, but never seen bound) adopts
+/// the cluster ID, takes part and catches up.
+#[test]
+fn a_late_starter_of_the_bootstrap_list_binds_and_catches_up() {
+    let mut c = Cluster::start_some(3, 2, &[], (300, 30));
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs.clone(), "late");
+    std::thread::sleep(Duration::from_millis(500));
+    let acked = w.finish();
+
+    c.spawn(3, &[]);
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    let client = server::admin_client::AdminClient::new(None, None);
+    let get = |id: u64, path: &str| -> serde_json::Value {
+        let (_, body) = client
+            .request(&c.admin_addr(id), axum::http::Method::GET, path, None)
+            .expect("admin");
+        serde_json::from_str(&body).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while get(3, "/status")["keys"].as_u64() < Some(acked.len() as u64) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 3 never caught up: {}",
+            get(3, "/status")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = get(1, "/members")["cluster_id"].clone();
+    assert!(id.is_string(), "{id}");
+    assert_eq!(get(3, "/members")["cluster_id"], id);
+    assert!(log_of(&c, 3).contains("adopted the cluster ID"));
+    check_acked(&c, &acked, 3);
+}
+
+/// `--initial-cluster ID=ADDR,...` (etcd's spelling) bootstraps a cluster as `--peers`
+/// does; given with `--peers` it is refused (one flag, two names), and a bad entry is
+/// refused naming the key.
+#[test]
+fn initial_cluster_is_etcds_spelling_of_peers() {
+    let mut c = Cluster::start_some(3, 0, &[], (300, 30));
+    let list = c.bootstrap.clone();
+    for id in 1..=3 {
+        c.spawn_args(id, &["--initial-cluster", &list]);
+    }
+    c.wait_members(&[1, 2, 3], &[], Duration::from_secs(20));
+    let addrs = Arc::new(Mutex::new(c.resp_addrs()));
+    let w = Writer::start(addrs, "initial");
+    std::thread::sleep(Duration::from_millis(300));
+    let acked = w.finish();
+    check_acked(&c, &acked, 3);
+
+    let refused = |args: &[&str]| {
+        let out = c.command(4).args(args).output().expect("run raftkv serve");
+        assert_eq!(out.status.code(), Some(2), "{args:?} was not refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&["--initial-cluster", &list, "--peers", &list]);
+    assert!(
+        err.contains("--peers") || err.contains("--initial-cluster"),
+        "{err}"
+    );
+    let err = refused(&["--initial-cluster", "4=nowhere"]);
+    assert!(err.contains("peers"), "{err}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("raftkv serve --help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--initial-cluster"));
+}
+
 /// A rolling restart of every node under writes: each is stopped with SIGTERM (a leader
 /// hands over first) and started again on its data; the cluster keeps its members and
 /// loses no acknowledged write.

@@ -40,6 +40,7 @@ fn hello(c: &Cluster, from: u64, to: u64) -> Vec<u8> {
         to,
         cluster: Some(id.current().expect("the node has its cluster ID")),
         bootstrap: id.bootstrap(),
+        seen_you: false,
     })
 }
 

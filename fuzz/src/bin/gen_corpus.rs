@@ -163,12 +163,14 @@ fn peer_frame(root: &Path) {
             to: 300,
             cluster: None,
             bootstrap: 0x0123_4567_89ab_cdef,
+            seen_you: false,
         },
         Frame::Hello {
             from: 2,
             to: 1,
             cluster: Some(ClusterId(0xfeed_0000_0000_0000_0000_0000_0000_beef)),
             bootstrap: u64::MAX,
+            seen_you: true,
         },
     ];
     frames.extend(messages().into_iter().map(Frame::Raft));

@@ -191,7 +191,7 @@ pub fn render_metrics(s: &Status, m: &LoopMetrics) -> String {
         "raftkv_peer_handshakes_refused_total",
         "Peer connections refused at the handshake, by direction (inbound: a peer dialled us; \
          outbound: we dialled it) and reason (tls, certificate, hello, deadline, cluster_id, \
-         bootstrap_list, storage).",
+         bootstrap_list, forgot_state, storage).",
         &[
             (Some("inbound"), &m.peer_handshakes_refused),
             (Some("outbound"), &m.peer_dials_refused),

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! frame   = length:u32 (big endian; bytes after this field, 2 ..= max_frame)
-//!           version:u8 (= 3) kind:u8 body
+//!           version:u8 (= 4) kind:u8 body
 //! kind    = 1 Hello       from:varint to:varint cluster:opt(u128 BE) bootstrap:u64 BE
+//!                         seen_you:bool
 //!         | 2 Raft        raft::Message
 //!         | 3 ForwardReq  id:varint request
 //!         | 4 ForwardResp id:varint reply
@@ -26,8 +27,9 @@ use crate::cluster_id::ClusterId;
 use crate::reply::Reply;
 
 /// 2: forwarded requests carry their exactly-once session. 3: `Hello` carries the
-/// cluster identity and is answered by one.
-pub const VERSION: u8 = 3;
+/// cluster identity and is answered by one. 4: `Hello` says whether the sender has seen
+/// the receiver bound to its cluster (`seen_you`: a wiped member refuses to start).
+pub const VERSION: u8 = 4;
 /// The length prefix.
 pub const LEN_BYTES: usize = 4;
 
@@ -48,6 +50,10 @@ pub enum Frame {
         cluster: Option<ClusterId>,
         /// The fingerprint of the sender's bootstrap member list.
         bootstrap: u64,
+        /// The sender is bound and has seen `to` bound to the same cluster ID (it holds
+        /// `to` in its `seen_members` file): an unbound `to` lost its data directory
+        /// and must not adopt the ID (`cluster_id/`).
+        seen_you: bool,
     },
     Raft(Message),
     /// A client request a follower passes to the leader; `id` is the follower's.
@@ -120,6 +126,7 @@ pub fn encode_frame(
             to,
             cluster,
             bootstrap,
+            seen_you,
         } => {
             out.put_u8(KIND_HELLO);
             put_varint(out, *from);
@@ -129,6 +136,7 @@ pub fn encode_frame(
                 out.put_u128(c.0);
             }
             out.put_u64(*bootstrap);
+            put_bool(out, *seen_you);
         }
         Frame::Raft(msg) => {
             out.put_u8(KIND_RAFT);
@@ -518,6 +526,7 @@ pub fn decode_body(body: Bytes) -> Result<Frame, CodecError> {
                 None
             },
             bootstrap: r.u64("hello bootstrap")?,
+            seen_you: r.bool("hello seen_you")?,
         },
         KIND_RAFT => Frame::Raft(decode_message(&mut r)?),
         KIND_FORWARD_REQ => Frame::ForwardReq {
@@ -928,12 +937,14 @@ mod tests {
                 to: 2,
                 cluster: None,
                 bootstrap: 0,
+                seen_you: false,
             },
             Frame::Hello {
                 from: u64::MAX,
                 to: 3,
                 cluster: Some(ClusterId(u128::MAX - 7)),
                 bootstrap: u64::MAX,
+                seen_you: true,
             },
             msg(MessageBody::PreVote {
                 last_index: 5,
@@ -1207,14 +1218,21 @@ mod tests {
                 0x80, 0x80, 0x80, 0x10,
             ],
             // Hello with a trailing byte.
-            vec![0, 0, 0, 14, VERSION, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![
+                0, 0, 0, 15, VERSION, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
             // Hello whose cluster flag is 2.
-            vec![0, 0, 0, 13, VERSION, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0, 0, 0, 14, VERSION, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            // Hello whose seen_you is 2.
+            vec![0, 0, 0, 14, VERSION, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            // Hello without its seen_you byte (a version 3 body).
+            vec![0, 0, 0, 13, VERSION, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             // Hello with a cluster flag and 15 of the ID's 16 bytes.
             [
-                vec![0, 0, 0, 28, VERSION, 1, 1, 2, 1],
+                vec![0, 0, 0, 29, VERSION, 1, 1, 2, 1],
                 vec![0; 15],
                 vec![0; 8],
+                vec![0],
             ]
             .concat(),
             // Hello without its bootstrap fingerprint.

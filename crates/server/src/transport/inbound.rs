@@ -1,6 +1,6 @@
 //! Inbound peer connections: the accept loop and one reader task per connection.
 //!
-//! A connection must open with `Hello { from, to, cluster, bootstrap }` naming a
+//! A connection must open with `Hello { from, to, cluster, bootstrap, seen_you }` naming a
 //! member this node knows of (`PeerRouter::knows`) and this node (with TLS: after a handshake in which the peer showed a
 //! certificate from the cluster CA that names member `from`); anything else is refused
 //! and the connection closed with a log line. The node answers with its own `Hello`
@@ -206,6 +206,7 @@ async fn read_hello<R: AsyncRead + Unpin>(
             to,
             cluster,
             bootstrap,
+            seen_you,
         })) => {
             if to != ctx.me {
                 return Err(refused(
@@ -221,7 +222,14 @@ async fn read_hello<R: AsyncRead + Unpin>(
                     format!("hello from node {from}, which is no member this node knows of"),
                 ));
             }
-            Ok(Some((from, PeerView { cluster, bootstrap })))
+            Ok(Some((
+                from,
+                PeerView {
+                    cluster,
+                    bootstrap,
+                    seen_you,
+                },
+            )))
         }
         Ok(Some(other)) => Err(refused(
             "hello",
@@ -242,13 +250,15 @@ async fn answer_hello<S: AsyncWrite + Unpin>(
     ctx: &Inbound,
 ) -> Result<bool, Refused> {
     let verdict = ctx.identity.reconcile(from, theirs);
-    let mine = ctx.identity.view();
-    // Answered even when refusing, so the dialler can log why: an identity is no secret.
+    let mine = ctx.identity.view_for(from);
+    // Answered even when refusing, so the dialler can log why (and a wiped member learns
+    // it was seen): an identity is no secret.
     let answer = Frame::Hello {
         from: ctx.me,
         to: from,
         cluster: mine.cluster,
         bootstrap: mine.bootstrap,
+        seen_you: mine.seen_you,
     };
     let sent = write_frame(stream, &answer).await;
     if let Err(r) = verdict {

@@ -477,12 +477,13 @@ async fn pump(
     queue: &PeerQueue,
 ) -> Ended {
     let me = ctx.me;
-    let sent = ctx.identity.view();
+    let sent = ctx.identity.view_for(peer);
     let hello = Frame::Hello {
         from: me,
         to: peer,
         cluster: sent.cluster,
         bootstrap: sent.bootstrap,
+        seen_you: sent.seen_you,
     };
     if let Err(e) = write_frame(&mut wr, &hello).await {
         return Ended::Lost(format!("write: {e}"));
@@ -516,7 +517,12 @@ async fn pump(
             to,
             cluster,
             bootstrap,
-        } if from == peer && to == me => PeerView { cluster, bootstrap },
+            seen_you,
+        } if from == peer && to == me => PeerView {
+            cluster,
+            bootstrap,
+            seen_you,
+        },
         Frame::Hello { from, to, .. } => {
             return refuse(
                 "hello",
@@ -590,6 +596,7 @@ mod tests {
             to: 0,
             cluster: None,
             bootstrap: 0,
+            seen_you: false,
         }
     }
 

@@ -83,6 +83,12 @@ impl Cluster {
 
     /// [`Cluster::start_with`], with election timeout and heartbeat `timing` (ms).
     pub fn start_timed(n: u64, extra: &[&str], timing: (u64, u64)) -> Cluster {
+        Cluster::start_some(n, n, extra, timing)
+    }
+
+    /// A bootstrap list of `n` members of which only `1..=up` start (the others are
+    /// late starters: [`Cluster::spawn`] them later; with `up` 0 none is waited for).
+    pub fn start_some(n: u64, up: u64, extra: &[&str], timing: (u64, u64)) -> Cluster {
         let base = free_base();
         let mut c = Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
@@ -96,10 +102,12 @@ impl Cluster {
             .map(|i| format!("{i}={}", c.peer_addr(i)))
             .collect::<Vec<_>>()
             .join(",");
-        for id in 1..=n {
+        for id in 1..=up {
             c.spawn(id, &[]);
         }
-        c.wait_leader(Duration::from_secs(20));
+        if up > 0 {
+            c.wait_leader(Duration::from_secs(20));
+        }
         c
     }
 
@@ -131,12 +139,18 @@ impl Cluster {
     /// Starts node `id`: a bootstrap member (its `[peers]` given) unless `extra` says
     /// otherwise (`--join ADDR`).
     pub fn spawn(&mut self, id: u64, extra: &[&str]) {
-        let mut cmd = self.command(id);
         if extra.is_empty() {
-            cmd.args(["--peers", &self.bootstrap]);
+            let peers = self.bootstrap.clone();
+            return self.spawn_args(id, &["--peers", &peers]);
         }
+        self.spawn_args(id, extra)
+    }
+
+    /// Starts node `id` with exactly `args` after the common ones (no `--peers`).
+    pub fn spawn_args(&mut self, id: u64, args: &[&str]) {
+        let mut cmd = self.command(id);
         let child = cmd
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(self.log_file(id))
             .spawn()
@@ -182,6 +196,23 @@ impl Cluster {
                 assert!(Instant::now() < deadline, "node {id} did not stop");
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+    }
+
+    /// Waits (up to `timeout`) for node `id` to exit on its own: its exit status, or
+    /// `None` if it is still running then.
+    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let n = self.nodes.get_mut(&id).expect("node was started");
+        loop {
+            if let Some(status) = n.child.try_wait().expect("wait") {
+                self.nodes.remove(&id);
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
