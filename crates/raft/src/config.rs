@@ -90,6 +90,21 @@ pub struct Config {
     /// followers. Every follower then hears from the leader every few writes, and the
     /// ones outside a chain need no catch-up appends of their own while writes flow.
     pub rotate_chain: bool,
+    /// With `rotate_chain`: once most chains arrive whole (`chain_retry_delay`), a chain
+    /// that got no answer is sent again only after this many ticks instead of the
+    /// retransmission timeout. Meanwhile the next write's chain carries the lost entries
+    /// too (a rotated chain starts after the lowest acknowledged index of its
+    /// followers), so a lost chain usually costs no retry at all. 0: off.
+    pub defer_chain_retry_ticks: u64,
+    /// A pre-candidate whose previous pre-vote round heard from less than a majority
+    /// (cut off by a partition rather than unlucky on a lossy link) asks each voter once
+    /// in its next round, without the in-round retries (`election.rs`).
+    pub quiet_cut_off_pre_votes: bool,
+    /// A follower whose unacknowledged entries are all committed already (a commit went
+    /// through other followers) is not retransmitted to when its timer runs out: its
+    /// progress rewinds to its match point, and the next chain or heartbeat carries what
+    /// it lacks. No answer waits for it, so the retry would only spend messages.
+    pub lazy_committed_catch_up: bool,
     /// TEST ONLY (see [`PlantedBugs`]).
     pub planted_bugs: PlantedBugs,
 }
@@ -116,6 +131,9 @@ impl Config {
             fanout: Fanout::All,
             relay: false,
             rotate_chain: false,
+            defer_chain_retry_ticks: 0,
+            quiet_cut_off_pre_votes: false,
+            lazy_committed_catch_up: false,
             planted_bugs: PlantedBugs::default(),
         }
     }

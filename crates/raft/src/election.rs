@@ -157,6 +157,18 @@ impl Raft {
     /// Asks whether we could win, without touching our term (nothing to persist).
     fn pre_campaign(&mut self) {
         debug_assert!(!self.is_leader(), "a leader does not campaign");
+        // Our previous pre-vote round, retries included, heard back from fewer voters
+        // than a majority (ourselves counted): we are cut off in a minority, and
+        // re-asking within the round only spends messages the partition drops
+        // (`Config::quiet_cut_off_pre_votes`). On a lossy link a round that asked every
+        // voter four times almost never ends so (30 % loss: about 1 in 800 with five
+        // voters), so an unlucky round keeps its retries.
+        let majority = self.membership().voters.len() / 2 + 1;
+        let cut_off = self.cfg.quiet_cut_off_pre_votes
+            && self
+                .campaign
+                .as_ref()
+                .is_some_and(|c| c.pre && c.votes.len() < majority);
         self.campaign = Some(Campaign::new(true, self.cfg.id));
         self.leader = None;
         self.reset_election_timer();
@@ -167,7 +179,9 @@ impl Raft {
         for peer in self.voter_peers() {
             self.send_pre_vote(peer);
         }
-        self.start_vote_retries();
+        if !cut_off {
+            self.start_vote_retries();
+        }
     }
 
     /// A real election: new term, vote for ourselves, ask the others (§5.2).

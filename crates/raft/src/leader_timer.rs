@@ -29,18 +29,20 @@ impl Raft {
                 lead.check_quorum_deadline = now + election_timeout;
             }
         }
-        let retransmit = self.rto_ticks();
-        // A commit stuck for a retransmit interval: widen the fan-out by one follower.
+        // A commit stuck for a retransmit interval (or, while lost chains are left to
+        // the next write, for that delay): widen the fan-out by one follower.
+        let stuck_after = self.commit_stuck_ticks();
         let mut commit_stuck = false;
         if let Some(lead) = self.leadership.as_mut() {
             commit_stuck = lead
                 .commit_wait_since
-                .is_some_and(|t| now >= t + retransmit);
+                .is_some_and(|t| now >= t + stuck_after);
             if commit_stuck {
                 lead.commit_wait_since = Some(now);
             }
         }
         let max_backoff = self.max_backoff_ticks();
+        let (lazy, committed) = (self.cfg.lazy_committed_catch_up, self.log.committed);
         let mut retried = self.retry_lost_chain(max_backoff);
         let last_index = self.log.last_index();
         // A chain retry already is this round's second chance.
@@ -54,10 +56,21 @@ impl Raft {
             let Some(pr) = self.progress_mut(peer) else {
                 continue;
             };
-            if pr
+            let timed_out = pr
                 .unacked_since
-                .is_some_and(|t| now >= t + pr.backoff_ticks)
+                .is_some_and(|t| now >= t + pr.backoff_ticks);
+            if timed_out
+                && lazy
+                && pr.state == ProgressState::Replicate
+                && pr.sent_up_to <= committed
             {
+                // Everything it may lack is committed (`Config::lazy_committed_catch_up`):
+                // rewind, and let the next chain or heartbeat carry it.
+                pr.become_replicate();
+                pr.unacked_since = None;
+                continue;
+            }
+            if timed_out {
                 // Assume the in-flight appends were lost: resend from the match point,
                 // and wait longer next time if it stays silent.
                 pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
@@ -89,6 +102,11 @@ impl Raft {
     pub(crate) fn rto_ticks(&self) -> u64 {
         let (min, max) = (self.cfg.min_retransmit_ticks, self.cfg.retransmit_ticks);
         self.rtt.rto(min, max)
+    }
+
+    /// How long the oldest uncommitted entry waits before the fan-out widens.
+    fn commit_stuck_ticks(&self) -> u64 {
+        self.chain_retry_delay().unwrap_or_else(|| self.rto_ticks())
     }
 
     /// One round-trip sample from an acknowledged stamp of this term.
@@ -135,7 +153,7 @@ impl Raft {
             u64::MAX
         };
         if let Some(t) = lead.commit_wait_since {
-            next = next.min(t + self.rto_ticks());
+            next = next.min(t + self.commit_stuck_ticks());
         }
         if let Some(t) = self.transfer_deadline() {
             next = next.min(t);

@@ -79,6 +79,10 @@ pub(crate) struct Leadership {
     /// (even after the transfer is abandoned here: the message may be late). Reads take
     /// the ReadIndex round from then on.
     pub lease_given_up: bool,
+    /// Chains sent in this term, and chains answered by their tail (`relay.rs`): their
+    /// ratio estimates how often a chain arrives whole (`chain_retry_delay`).
+    pub chains_sent: u64,
+    pub chains_answered: u64,
 }
 
 impl Leadership {
@@ -102,6 +106,8 @@ impl Leadership {
             replicate_needed: false,
             transfer: None,
             lease_given_up: false,
+            chains_sent: 0,
+            chains_answered: 0,
         }
     }
 

@@ -55,7 +55,7 @@ impl Raft {
         let eager = self.eager_peers();
         if self.cfg.relay
             && matches!(self.cfg.fanout, Fanout::Quorum { .. })
-            && self.send_chained_append(&eager)
+            && self.send_chained_append(&eager, false)
         {
             return;
         }
@@ -231,6 +231,11 @@ impl Raft {
             return;
         }
         if success {
+            if !vouch.is_empty() {
+                if let Some(lead) = self.leadership.as_mut() {
+                    lead.chains_answered += 1;
+                }
+            }
             for peer in vouch {
                 if self.sent_at_least(peer, vouch_index) {
                     self.record_ack(peer, vouch_index, stamp);

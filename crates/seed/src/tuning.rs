@@ -20,6 +20,16 @@ pub struct Tuning {
     pub relay: bool,
     /// Consecutive chains alternate between groups of followers (raft::Config).
     pub rotate_chain: bool,
+    /// A lost chain is retried after this (not the retransmission timeout) while most
+    /// chains arrive whole; the next write's chain usually carries it first (raft::Config).
+    /// Off (0) unless `RAFTKV_DEFER_CHAIN_RETRY_MS` is set: a write whose chain was lost
+    /// waits for the next one, and is never answered if its leader is killed meanwhile
+    /// (docs/SEED.md, "Deferred chain retries: an experiment").
+    pub defer_chain_retry: Duration,
+    /// A pre-candidate cut off in a minority stops re-asking within a round.
+    pub quiet_cut_off_pre_votes: bool,
+    /// No retransmission to a follower that lacks only committed entries (raft::Config).
+    pub lazy_committed_catch_up: bool,
     /// The chain's tail answers the writes it commits (answers.rs); off unless
     /// `RAFTKV_TAIL_ANSWERS=1` (it can answer twice, see docs/SEED.md).
     pub tail_answers: bool,
@@ -55,6 +65,11 @@ impl Tuning {
                 .unwrap_or(0),
             relay: std::env::var("RAFTKV_RELAY").map_or(true, |v| v != "0"),
             rotate_chain: std::env::var("RAFTKV_ROTATE_CHAIN").map_or(true, |v| v != "0"),
+            defer_chain_retry: env_ms("RAFTKV_DEFER_CHAIN_RETRY_MS", 0),
+            quiet_cut_off_pre_votes: std::env::var("RAFTKV_QUIET_PRE_VOTES")
+                .map_or(true, |v| v != "0"),
+            lazy_committed_catch_up: std::env::var("RAFTKV_LAZY_CATCH_UP")
+                .map_or(true, |v| v != "0"),
             // Off by default: see docs/SEED.md ("The chain's tail answers: an experiment").
             tail_answers: std::env::var("RAFTKV_TAIL_ANSWERS").is_ok_and(|v| v == "1"),
             seed,
@@ -82,6 +97,14 @@ impl Tuning {
         cfg.max_uncommitted_bytes = 8 << 20;
         cfg.relay = self.relay;
         cfg.rotate_chain = self.rotate_chain;
+        // 0 ms turns it off.
+        cfg.defer_chain_retry_ticks = if self.defer_chain_retry.is_zero() {
+            0
+        } else {
+            self.ticks(self.defer_chain_retry)
+        };
+        cfg.quiet_cut_off_pre_votes = self.quiet_cut_off_pre_votes;
+        cfg.lazy_committed_catch_up = self.lazy_committed_catch_up;
         cfg.fanout = Fanout::Quorum {
             extra: self.fanout_extra,
         };
