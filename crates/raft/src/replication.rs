@@ -287,9 +287,18 @@ impl Raft {
         let Some(pr) = self.progress_mut(peer) else {
             return;
         };
+        // While probing at `next_index - 1` (where a rejection's hint put us), an answer
+        // below that point — to a heartbeat sent at the match point while the probe was
+        // out — says nothing about the probe: keep probing there (the answer unpauses it,
+        // so the probe goes again). Turning to Replicate from the answer's index threw the
+        // probe point away: a follower back from a crash, its commit index not yet
+        // persisted, answered a heartbeat at 0 and the whole log was resent from index 1
+        // (kvsim seed 80007056: one 4-entry append in flight, no commit within 7.5 s of
+        // the heal).
+        let below_probe = pr.state == ProgressState::Probe && index + 1 < pr.next_index;
         let advanced = pr.maybe_update(index);
         let was_pipelined = pr.state == ProgressState::Replicate;
-        if pr.state == ProgressState::Probe {
+        if pr.state == ProgressState::Probe && !below_probe {
             pr.become_replicate();
         }
         // The retransmit clock restarts only on progress: an answer that advances nothing
@@ -410,6 +419,7 @@ impl Raft {
             self.stats.followers_lost_log += 1;
         }
         pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
+        pr.probe_from_hint = true;
         pr.unacked_since = None;
         self.send_append(peer);
     }

@@ -676,3 +676,106 @@ fn a_lost_gap_filler_is_resent_after_the_retransmission_timeout() {
     );
     assert_eq!(follower.held_appends(), 0);
 }
+
+/// A new leader's probe is rejected with the follower's log end (fast backup), and the
+/// probe sent there is lost. The retransmission must go where the probe was, not back to
+/// the match point: a new leader has none yet (0), and resending from index 1 sent the
+/// whole log again, a window at a time (kvsim seed 80007056: a leader elected before the
+/// heal, two followers holding 199 and 200 of its 219 entries, 4 entries per append, one
+/// in flight, resent from index 1: no commit within 7.5 s of the heal). Two ways led
+/// there, one test each; both failed before their fix, with appends resent from prev 0.
+fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
+    let mut net = common::Net::with_config(3, |id| {
+        let mut c = common::config(id);
+        c.max_msg_entries = 4;
+        c.max_inflight_msgs = 1;
+        c
+    });
+    let first = net.elect(200);
+    for i in 0..10 {
+        net.propose(first, &format!("a{i}"));
+    }
+    let mut others = net.nodes.keys().copied().filter(|&id| id != first);
+    let (next, behind) = (others.next().unwrap(), others.next().unwrap());
+    // `behind` misses the next 20 entries; `next` gets them.
+    net.cut_link(first, behind);
+    for i in 0..20 {
+        net.propose(first, &format!("b{i}"));
+    }
+    let behind_end = net.node(behind).log().last_index();
+    assert!(behind_end < net.node(next).log().last_index());
+    // `behind` restarts, its commit index not persisted (a hint: the simulator's disks
+    // keep it lazily): a heartbeat at the new leader's match point (0) is then answered
+    // at 0, far below where the follower's log really matches.
+    let old = net.nodes.remove(&behind).unwrap();
+    let log = old.log();
+    let entries: Vec<raft::Entry> = (1..=log.last_index())
+        .map(|i| log.entry(i).cloned().unwrap())
+        .collect();
+    let mut hs = old.hard_state();
+    hs.commit = 0;
+    let restarted = Raft::restore(
+        old.config().clone(),
+        raft::Membership::new([1, 2, 3]),
+        hs,
+        raft::RaftLog::restore(0, 0, entries, 0),
+    );
+    net.nodes.insert(behind, restarted);
+    // The first leader goes; `next` (the longer log) wins, and its probe to `behind`
+    // at the rejection's hint is lost once.
+    net.isolate(first);
+    let mut lost = false;
+    net.drop_if = Some(Box::new(move |m: &Message| {
+        let probe = m.from == next
+            && m.to == behind
+            && matches!(&m.body, MessageBody::Append { prev_index, .. } if *prev_index == behind_end);
+        let drop = probe && !lost;
+        lost |= drop;
+        let heartbeat = m.from == next
+            && m.to == behind
+            && matches!(&m.body, MessageBody::Append { entries, .. } if entries.is_empty());
+        drop || (lose_heartbeats && heartbeat)
+    }));
+    let start = net.sent.len();
+    for _ in 0..1_000 {
+        if net.node(next).role() == Role::Leader {
+            break;
+        }
+        net.tick(1);
+    }
+    assert_eq!(net.node(next).role(), Role::Leader, "the longer log wins");
+    let target = net.node(next).log().last_index();
+    for _ in 0..1_000 {
+        if net.node(behind).log().last_index() == target {
+            break;
+        }
+        net.tick(1);
+    }
+    assert_eq!(net.node(behind).log().last_index(), target, "caught up");
+    let rewound: Vec<u64> = net.sent[start..]
+        .iter()
+        .filter(|m| m.from == next && m.to == behind && carries_entries(m))
+        .map(prev_index)
+        .filter(|&p| p < behind_end)
+        .collect();
+    assert!(
+        rewound.is_empty(),
+        "appends sent below the follower's log end ({behind_end}) after the probe was \
+         lost: {rewound:?}"
+    );
+}
+
+/// The follower answers a heartbeat at the new leader's match point (0) while the probe
+/// is lost: the leader must keep probing where the rejection put it, not turn to
+/// Replicate from 0 (`record_ack`).
+#[test]
+fn a_lost_probe_is_resent_where_it_was_not_from_the_start() {
+    lost_probe_is_resent_where_it_was(false);
+}
+
+/// No heartbeat gets through either: the retransmission timeout resends the probe where
+/// it was, not from the match point (`tick_leader`).
+#[test]
+fn a_lost_probe_is_retransmitted_where_it_was_not_from_the_start() {
+    lost_probe_is_resent_where_it_was(true);
+}
