@@ -64,6 +64,10 @@ pub struct Progress {
     /// fast backup), not from a guess (our own log's end, or the match point). A lost
     /// probe is then resent there; a guess falls back to the match point.
     pub probe_from_hint: bool,
+    /// Probe state: the stamp of the last probe sent (at `next_index - 1`). A follower
+    /// that holds the probe ahead of a gap in its log (`inbox.rs`) answers a success
+    /// below it echoing this stamp: the probe point is beyond its log.
+    pub probe_stamp: u64,
 }
 
 impl Progress {
@@ -87,6 +91,7 @@ impl Progress {
             snapshot_rewound_at_stamp: 0,
             rewound_at_stamp: 0,
             probe_from_hint: false,
+            probe_stamp: 0,
         }
     }
 

@@ -154,6 +154,9 @@ impl Raft {
             return;
         };
         let stamp = lead.stamps.issue(now);
+        if pr.state == ProgressState::Probe && prev_index + 1 == pr.next_index {
+            pr.probe_stamp = stamp;
+        }
         pr.last_sent_tick = now;
         pr.note_sent(last.unwrap_or(prev_index));
         if let Some(last) = last {
@@ -288,14 +291,20 @@ impl Raft {
             return;
         };
         // While probing at `next_index - 1` (where a rejection's hint put us), an answer
-        // below that point — to a heartbeat sent at the match point while the probe was
-        // out — says nothing about the probe: keep probing there (the answer unpauses it,
-        // so the probe goes again). Turning to Replicate from the answer's index threw the
-        // probe point away: a follower back from a crash, its commit index not yet
-        // persisted, answered a heartbeat at 0 and the whole log was resent from index 1
-        // (kvsim seed 80007056: one 4-entry append in flight, no commit within 7.5 s of
-        // the heal).
-        let below_probe = pr.state == ProgressState::Probe && index + 1 < pr.next_index;
+        // below that point to another message — a heartbeat sent at the match point while
+        // the probe was out — says nothing about the probe: keep probing there (the answer
+        // unpauses it, so the probe goes again). Turning to Replicate from the answer's
+        // index threw the probe point away: a follower back from a crash, its commit index
+        // not yet persisted, answered a heartbeat at 0 and the whole log was resent from
+        // index 1 (kvsim seed 80007056: one 4-entry append in flight, no commit within
+        // 7.5 s of the heal). An answer below the probe point to the probe itself (its
+        // stamp) is a follower that held the probe ahead of a gap (`inbox.rs`): its log
+        // ends below the probe point, so go on from the answer's index. (Resending the
+        // probe there made the two ping-pong forever, duplicates multiplying it: kvsim
+        // seeds 80000287, 80003228.)
+        let below_probe = pr.state == ProgressState::Probe
+            && index + 1 < pr.next_index
+            && stamp != pr.probe_stamp;
         let advanced = pr.maybe_update(index);
         let was_pipelined = pr.state == ProgressState::Replicate;
         if pr.state == ProgressState::Probe && !below_probe {
