@@ -292,22 +292,33 @@ impl Raft {
         };
         // While probing at `next_index - 1` (where a rejection's hint put us), an answer
         // below that point to another message — a heartbeat sent at the match point while
-        // the probe was out — says nothing about the probe: keep probing there (the answer
-        // unpauses it, so the probe goes again). Turning to Replicate from the answer's
-        // index threw the probe point away: a follower back from a crash, its commit index
-        // not yet persisted, answered a heartbeat at 0 and the whole log was resent from
-        // index 1 (kvsim seed 80007056: one 4-entry append in flight, no commit within
-        // 7.5 s of the heal). An answer below the probe point to the probe itself (its
-        // stamp) is a follower that held the probe ahead of a gap (`inbox.rs`): its log
-        // ends below the probe point, so go on from the answer's index. (Resending the
-        // probe there made the two ping-pong forever, duplicates multiplying it: kvsim
-        // seeds 80000287, 80003228.)
+        // the probe was out — says nothing about the probe: keep waiting for the probe's
+        // answer, or its retransmission timeout, which resends it there (`tick_leader`).
+        // Turning to Replicate from the answer's index threw the probe point away: a
+        // follower back from a crash, its commit index not yet persisted, answered a
+        // heartbeat at 0 and the whole log was resent from index 1 (kvsim seed 80007056:
+        // one 4-entry append in flight, no commit within 7.5 s of the heal). An answer below
+        // the probe point to the probe itself (its stamp) is a follower that held the probe
+        // ahead of a gap (`inbox.rs`): its log ends below the probe point, so go on from the
+        // answer's index. Nothing is sent for an answer below the probe point: resending
+        // the probe for each made a follower holding it and the leader ping-pong forever,
+        // each copy's answer (a stale stamp) sending another, duplicates multiplying them
+        // (kvsim seeds 80000287, 80003228, 80008301: "runaway").
         let below_probe = pr.state == ProgressState::Probe
             && index + 1 < pr.next_index
             && stamp != pr.probe_stamp;
+        let probe_outstanding = pr.probe_sent;
         let advanced = pr.maybe_update(index);
+        if below_probe {
+            pr.probe_sent = probe_outstanding;
+            if advanced {
+                self.maybe_commit();
+            }
+            self.release_departed(peer, index, stamp);
+            return;
+        }
         let was_pipelined = pr.state == ProgressState::Replicate;
-        if pr.state == ProgressState::Probe && !below_probe {
+        if pr.state == ProgressState::Probe {
             pr.become_replicate();
         }
         // The retransmit clock restarts only on progress: an answer that advances nothing

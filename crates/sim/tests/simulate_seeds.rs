@@ -158,8 +158,8 @@ fn snapshot_transfers_under_reordering_finish() {
 /// liveness bound on main — followers catching up too slowly on a reordering network
 /// (80000755, 80017700, 80028941, 80043511, and 70018678 from an earlier range) and no
 /// commit within the heal bound (80007056, 80038500, 80044542) — and two a soak of this
-/// work found in a message storm (80000287, 80003228: a leader resent a probe a follower
-/// held ahead of a gap for every answer to it). All pass now; the core's own tests are in
+/// work found in a message storm (80000287, 80003228, 80008301: a leader resent a probe a
+/// follower held ahead of a gap for every answer to it). All pass now; the core's own tests are in
 /// `crates/raft/tests/reordering.rs`.
 #[test]
 fn finding_6_seeds_pass() {
@@ -174,6 +174,7 @@ fn finding_6_seeds_pass() {
         (80_044_542, 3),
         (80_000_287, 5),
         (80_003_228, 3),
+        (80_008_301, 7),
     ] {
         let mut opts = RunOptions::new(seed);
         opts.nodes = Some(nodes);
