@@ -307,6 +307,18 @@ impl Raft {
         let below_probe = pr.state == ProgressState::Probe
             && index + 1 < pr.next_index
             && stamp != pr.probe_stamp;
+        // The answer to the probe itself, below its point, comes from a follower that held
+        // the probe: its log ends at `index`. Below what it acknowledged, it lost entries
+        // (as a rejection below the match point says, `record_rejection`): go on from what
+        // it holds, or the probe at `match_index` is held and answered the same way forever
+        // (kvsim seed 80006783: a follower at 64 that had acknowledged 68).
+        let held_probe = pr.state == ProgressState::Probe
+            && index + 1 < pr.next_index
+            && stamp == pr.probe_stamp;
+        let lost_log = held_probe && index < pr.match_index;
+        if lost_log {
+            pr.match_index = index;
+        }
         let probe_outstanding = pr.probe_sent;
         let advanced = pr.maybe_update(index);
         if below_probe {
@@ -321,6 +333,12 @@ impl Raft {
         if pr.state == ProgressState::Probe {
             pr.become_replicate();
         }
+        if lost_log {
+            self.stats.followers_lost_log += 1;
+        }
+        let Some(pr) = self.progress_mut(peer) else {
+            return;
+        };
         // The retransmit clock restarts only on progress: an answer that advances nothing
         // (say, to a bare heartbeat while every append in flight was lost) must not keep
         // postponing the retransmission forever. A snapshot transfer keeps its own clock.

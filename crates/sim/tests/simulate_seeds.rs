@@ -159,7 +159,9 @@ fn snapshot_transfers_under_reordering_finish() {
 /// (80000755, 80017700, 80028941, 80043511, and 70018678 from an earlier range) and no
 /// commit within the heal bound (80007056, 80038500, 80044542) — and two a soak of this
 /// work found in a message storm (80000287, 80003228, 80008301: a leader resent a probe a
-/// follower held ahead of a gap for every answer to it). All pass now; the core's own tests are in
+/// follower held ahead of a gap for every answer to it) or a stall (80006783: a follower
+/// that had lost acknowledged entries held every probe and was never caught up). All pass
+/// now; the core's own tests are in
 /// `crates/raft/tests/reordering.rs`.
 #[test]
 fn finding_6_seeds_pass() {
@@ -175,6 +177,7 @@ fn finding_6_seeds_pass() {
         (80_000_287, 5),
         (80_003_228, 3),
         (80_008_301, 7),
+        (80_006_783, 3),
     ] {
         let mut opts = RunOptions::new(seed);
         opts.nodes = Some(nodes);
