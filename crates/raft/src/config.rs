@@ -69,6 +69,12 @@ pub struct Config {
     pub max_msg_entries: usize,
     /// Appends in flight to one follower before the leader waits for acknowledgements.
     pub max_inflight_msgs: usize,
+    /// Appends a follower keeps when they arrive ahead of a gap in its log (a reordering
+    /// network), to apply once the gap is filled instead of rejecting them (`inbox.rs`).
+    /// Zero turns holding off: every such append is rejected, and the leader rewinds.
+    pub max_held_appends: usize,
+    /// Entry bytes a follower keeps in held appends, at most (with `max_held_appends`).
+    pub max_held_bytes: usize,
     /// Proposals are refused while the uncommitted tail of the log is larger than this.
     pub max_uncommitted_bytes: usize,
     /// Bytes of snapshot data in one InstallSnapshot chunk (the leader keeps up to
@@ -125,6 +131,8 @@ impl Config {
             max_msg_bytes: 1 << 20,
             max_msg_entries: 4096,
             max_inflight_msgs: 256,
+            max_held_appends: 32,
+            max_held_bytes: 4 << 20,
             max_uncommitted_bytes: 64 << 20,
             snapshot_chunk_bytes: 1 << 20,
             max_snapshot_bytes: 8 << 30,

@@ -48,6 +48,7 @@ impl Raft {
                 "node {id}: the configuration in force is not a configuration entry"
             );
         }
+        self.assert_inbox_invariants();
         if self.campaign.is_some() {
             assert!(
                 self.may_campaign(),
@@ -143,6 +144,36 @@ impl Raft {
                     "node {id}: reads still wait for a committed term start"
                 );
             }
+        }
+    }
+
+    /// The inbox's bounds and scope (`inbox.rs`): held appends are bounded, belong to
+    /// the leader we follow in our term, and all start beyond the end of our log.
+    fn assert_inbox_invariants(&self) {
+        let id = self.cfg.id;
+        let inbox = &self.inbox;
+        assert!(
+            inbox.len() <= self.cfg.max_held_appends && inbox.bytes() <= self.cfg.max_held_bytes,
+            "node {id}: {} held appends, {} bytes, beyond the bounds",
+            inbox.len(),
+            inbox.bytes()
+        );
+        if inbox.len() > 0 {
+            assert!(
+                self.role() == crate::raft::Role::Follower
+                    && self.leader.map(|l| (self.term, l)) == inbox.key(),
+                "node {id}: appends held for {:?} while following {:?} in term {}",
+                inbox.key(),
+                self.leader,
+                self.term
+            );
+        }
+        if let Some(first) = inbox.first_prev_index() {
+            assert!(
+                first > self.log.last_index(),
+                "node {id}: a held append at prev {first} is within the log (last {})",
+                self.log.last_index()
+            );
         }
     }
 }

@@ -74,11 +74,22 @@ impl Raft {
                 // Assume the in-flight appends were lost: resend from the match point,
                 // and wait longer next time if it stays silent.
                 pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
-                if matches!(pr.state, ProgressState::Snapshot { .. }) {
-                    pr.rewind_snapshot(pr.snapshot_acked);
-                } else {
-                    pr.become_probe();
-                    pr.rewound_at_stamp = newest_stamp;
+                match pr.state {
+                    ProgressState::Snapshot { .. } => pr.rewind_snapshot(pr.snapshot_acked),
+                    // A probe where the follower's rejection put us was lost: send it
+                    // again there. Rewinding to the match point would forget what the
+                    // rejection told us (its log's end, §5.3 fast backup): with nothing
+                    // acknowledged yet that is index 1, and the whole log went again, a
+                    // window at a time (kvsim seed 80007056: 200 entries resent 4 at a
+                    // time). A probe at a guess (our log's end) falls back as before.
+                    ProgressState::Probe if pr.probe_from_hint => {
+                        pr.probe_sent = false;
+                        pr.rewound_at_stamp = newest_stamp;
+                    }
+                    ProgressState::Probe | ProgressState::Replicate => {
+                        pr.become_probe();
+                        pr.rewound_at_stamp = newest_stamp;
+                    }
                 }
                 pr.unacked_since = None;
                 self.send_append(peer);

@@ -37,6 +37,7 @@ mod config;
 mod config_history;
 mod election;
 mod hostile;
+mod inbox;
 mod invariants;
 mod leader_timer;
 mod leadership;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::config_history::ConfigHistory;
 use crate::hostile;
+use crate::inbox::Inbox;
 use crate::leadership::{Campaign, Leadership};
 use crate::log::RaftLog;
 use crate::membership::Membership;
@@ -162,6 +163,8 @@ pub struct Raft {
     pub(crate) snapshot: Option<Snapshot>,
     /// A snapshot arriving from the leader, chunk by chunk.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Appends of our leader held ahead of a gap in our log (`inbox.rs`); memory only.
+    pub(crate) inbox: Inbox,
     /// A received snapshot the driver must install from its sink (next Ready).
     pub(crate) snapshot_to_install: Option<SnapshotMeta>,
     /// Chunks of the incoming snapshot for the driver's sink (next Ready).
@@ -284,6 +287,7 @@ impl Raft {
             rtt: RttEstimator::default(),
             snapshot: None,
             incoming_snapshot: None,
+            inbox: Inbox::default(),
             snapshot_to_install: None,
             snapshot_chunks: Vec::new(),
             msgs: Vec::new(),
@@ -415,6 +419,7 @@ impl Raft {
         } else {
             self.tick_election();
         }
+        self.drop_stale_held_appends();
         self.check_invariants();
     }
 
@@ -466,6 +471,7 @@ impl Raft {
     /// Handles one message from a peer.
     pub fn step(&mut self, msg: Message) {
         self.step_message(msg);
+        self.drop_stale_held_appends();
         self.check_invariants();
     }
 
@@ -575,6 +581,12 @@ impl Raft {
         }
     }
 
+    /// How many appends this follower holds ahead of a gap in its log, waiting for the
+    /// append that fills it (`Config::max_held_appends`).
+    pub fn held_appends(&self) -> usize {
+        self.inbox.len()
+    }
+
     /// The latest snapshot the core knows of.
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
@@ -638,6 +650,7 @@ impl Raft {
             read_states: core::mem::take(&mut self.read_states),
             aborted_reads: core::mem::take(&mut self.aborted_reads),
         };
+        self.drop_stale_held_appends();
         self.check_invariants();
         ready
     }
@@ -655,6 +668,15 @@ impl Raft {
     }
 
     // ----- shared helpers -----
+
+    /// Held appends belong to the leader we follow in our term: a new term, a new
+    /// leader, or any role but follower drops them (`inbox.rs`).
+    fn drop_stale_held_appends(&mut self) {
+        let leader = (self.role() == Role::Follower)
+            .then_some(self.leader)
+            .flatten();
+        self.inbox.keep_only(self.term, leader);
+    }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
         let msg = Message {

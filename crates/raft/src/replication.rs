@@ -154,6 +154,9 @@ impl Raft {
             return;
         };
         let stamp = lead.stamps.issue(now);
+        if pr.state == ProgressState::Probe && prev_index + 1 == pr.next_index {
+            pr.probe_stamp = stamp;
+        }
         pr.last_sent_tick = now;
         pr.note_sent(last.unwrap_or(prev_index));
         if let Some(last) = last {
@@ -292,11 +295,55 @@ impl Raft {
         let Some(pr) = self.progress_mut(peer) else {
             return;
         };
+        // While probing at `next_index - 1` (where a rejection's hint put us), an answer
+        // below that point to another message — a heartbeat sent at the match point while
+        // the probe was out — says nothing about the probe: keep waiting for the probe's
+        // answer, or its retransmission timeout, which resends it there (`tick_leader`).
+        // Turning to Replicate from the answer's index threw the probe point away: a
+        // follower back from a crash, its commit index not yet persisted, answered a
+        // heartbeat at 0 and the whole log was resent from index 1 (kvsim seed 80007056:
+        // one 4-entry append in flight, no commit within 7.5 s of the heal). An answer below
+        // the probe point to the probe itself (its stamp) is a follower that held the probe
+        // ahead of a gap (`inbox.rs`): its log ends below the probe point, so go on from the
+        // answer's index. Nothing is sent for an answer below the probe point: resending
+        // the probe for each made a follower holding it and the leader ping-pong forever,
+        // each copy's answer (a stale stamp) sending another, duplicates multiplying them
+        // (kvsim seeds 80000287, 80003228, 80008301: "runaway").
+        let below_probe = pr.state == ProgressState::Probe
+            && index + 1 < pr.next_index
+            && stamp != pr.probe_stamp;
+        // The answer to the probe itself, below its point, comes from a follower that held
+        // the probe: its log ends at `index`. Below what it acknowledged, it lost entries
+        // (as a rejection below the match point says, `record_rejection`): go on from what
+        // it holds, or the probe at `match_index` is held and answered the same way forever
+        // (kvsim seed 80006783: a follower at 64 that had acknowledged 68).
+        let held_probe = pr.state == ProgressState::Probe
+            && index + 1 < pr.next_index
+            && stamp == pr.probe_stamp;
+        let lost_log = held_probe && index < pr.match_index;
+        if lost_log {
+            pr.match_index = index;
+        }
+        let probe_outstanding = pr.probe_sent;
         let advanced = pr.maybe_update(index);
+        if below_probe {
+            pr.probe_sent = probe_outstanding;
+            if advanced {
+                self.maybe_commit();
+            }
+            self.release_departed(peer, index, stamp);
+            return;
+        }
         let was_pipelined = pr.state == ProgressState::Replicate;
         if pr.state == ProgressState::Probe {
             pr.become_replicate();
         }
+        if lost_log {
+            self.stats.followers_lost_log += 1;
+        }
+        let Some(pr) = self.progress_mut(peer) else {
+            return;
+        };
         // The retransmit clock restarts only on progress: an answer that advances nothing
         // (say, to a bare heartbeat while every append in flight was lost) must not keep
         // postponing the retransmission forever. A snapshot transfer keeps its own clock.
@@ -415,6 +462,7 @@ impl Raft {
             self.stats.followers_lost_log += 1;
         }
         pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
+        pr.probe_from_hint = true;
         pr.unacked_since = None;
         self.send_append(peer);
     }

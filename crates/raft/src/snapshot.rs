@@ -161,6 +161,9 @@ impl Raft {
     /// it. `meta` is the local meta of the transfer (see [`IncomingSnapshot::local`]), so
     /// its membership is known.
     fn install_received_snapshot(&mut self, meta: SnapshotMeta) {
+        // Held appends were checked against nothing yet, but the match point they rely
+        // on may no longer be in our log: forget them and where we matched.
+        self.inbox.clear();
         let kept = self.log.install_snapshot(meta.index, meta.term);
         self.configs
             .install(meta.index, meta.membership.clone(), kept);

@@ -154,6 +154,38 @@ fn snapshot_transfers_under_reordering_finish() {
     }
 }
 
+/// Finding 6 (SIMULATE.md): seeds of the 55,000-seed soak from 80000000 that missed a
+/// liveness bound on main — followers catching up too slowly on a reordering network
+/// (80000755, 80017700, 80028941, 80043511, and 70018678 from an earlier range) and no
+/// commit within the heal bound (80007056, 80038500, 80044542) — and two a soak of this
+/// work found in a message storm (80000287, 80003228, 80008301: a leader resent a probe a
+/// follower held ahead of a gap for every answer to it) or a stall (80006783: a follower
+/// that had lost acknowledged entries held every probe and was never caught up). All pass
+/// now; the core's own tests are in
+/// `crates/raft/tests/reordering.rs`.
+#[test]
+fn finding_6_seeds_pass() {
+    for (seed, nodes) in [
+        (80_000_755, 5),
+        (80_017_700, 7),
+        (80_028_941, 5),
+        (80_043_511, 7),
+        (70_018_678, 5),
+        (80_007_056, 3),
+        (80_038_500, 7),
+        (80_044_542, 3),
+        (80_000_287, 5),
+        (80_003_228, 3),
+        (80_008_301, 7),
+        (80_006_783, 3),
+    ] {
+        let mut opts = RunOptions::new(seed);
+        opts.nodes = Some(nodes);
+        let r = run_seed(opts);
+        assert!(r.passed(), "{}: {:?}", r.repro(), r.failure);
+    }
+}
+
 /// A node whose storage failed answers every request still waiting there with a
 /// failure. The driver took them from a `HashMap`, whose order is random per map, so
 /// seed 50039781 (7 nodes; found by the 5,000-seed soak from 50035000) ran one of two

@@ -225,12 +225,18 @@ fn phases(w: &mut World) -> Result<(), String> {
     stopped(w)?;
     let heal = w.now;
     w.start_probe();
-    let bound = w.p.liveness_commit_bound_us;
+    // A leader commits an entry of its term only once a quorum holds its log: the
+    // catch-up that takes is allowed for, as at convergence below.
+    let lag = quorum_lag_at_heal(w);
+    let allowance = allowance_for_lag_us(w, lag);
+    let bound = w.p.liveness_commit_bound_us + allowance;
     if !w.run_until_pred(heal + bound, |w| w.clients.probe_acked_at.is_some()) {
         stopped(w)?;
         return Err(format!(
-            "liveness: no new write committed within {} ms of the heal (leaders: {:?})",
+            "liveness: no new write committed within {} ms of the heal ({} ms for a \
+             catch-up of {lag} entries; leaders: {:?})",
             bound / MS,
+            allowance / MS,
             w.leaders()
         ));
     }
@@ -279,11 +285,9 @@ fn stopped(w: &World) -> Result<(), String> {
     }
 }
 
-/// One line per node: role, term, last/commit/applied.
-/// Time a lagging node may legitimately need to catch up, on top of the fixed bound: the
-/// flow-control window carries `entries/msg × in-flight` entries per round trip, and a
-/// round trip takes up to twice the maximum latency, stretched by loss. Small windows on a
-/// slow, lossy network make catching up slow, not wrong.
+/// Time a lagging node may legitimately need to catch up, on top of the fixed bound (see
+/// [`allowance_for_lag_us`]): the lag is how far the node furthest behind is from the
+/// longest log.
 fn catch_up_allowance_us(w: &World) -> u64 {
     let rafts: Vec<_> = w.machines.iter().filter_map(|m| m.raft()).collect();
     let Some(last) = rafts.iter().map(|r| r.log().last_index()).max() else {
@@ -294,6 +298,14 @@ fn catch_up_allowance_us(w: &World) -> u64 {
         .map(|r| last.saturating_sub(r.log().applied))
         .max()
         .unwrap_or(0);
+    allowance_for_lag_us(w, behind)
+}
+
+/// Time to bring a log `behind` entries up to date: the flow-control window carries
+/// `entries/msg × in-flight` entries per round trip, and a round trip takes up to twice
+/// the maximum latency, stretched by the run's loss. Small windows on a slow, lossy
+/// network make catching up slow, not wrong.
+fn allowance_for_lag_us(w: &World, behind: u64) -> u64 {
     let per_round_trip = (w.p.max_msg_entries * w.p.max_inflight_msgs).max(1) as u64;
     let round_trips = behind.div_ceil(per_round_trip);
     let round_trip_us = 2 * w.p.lat_max_us;
@@ -301,6 +313,52 @@ fn catch_up_allowance_us(w: &World) -> u64 {
     (round_trips as f64 * round_trip_us as f64 / delivered) as u64
 }
 
+/// Entries a leader elected at the heal must bring a quorum up to before an entry of its
+/// term can commit (§5.4.2), from the nodes' logs at the heal. The leader's log is taken
+/// to be the most up-to-date voter log (§5.4.1: the one any election favours); a voter
+/// holds it up to the last index where their terms agree (log matching), and at least up
+/// to its commit index (committed entries are in every future leader's log). The lag is
+/// the gap to the voter a quorum needs last (in each half of a joint configuration).
+fn quorum_lag_at_heal(w: &World) -> u64 {
+    let rafts: Vec<&raft::Raft> = w.machines.iter().filter_map(|m| m.raft()).collect();
+    let Some(reference) = rafts
+        .iter()
+        .filter(|r| r.membership().is_voter(r.id()))
+        .max_by_key(|r| (r.log().last_term(), r.log().last_index()))
+    else {
+        return 0;
+    };
+    let target = reference.log().last_index();
+    let matched = |id: raft::NodeId| -> u64 {
+        let Some(r) = rafts.iter().find(|r| r.id() == id) else {
+            return 0; // down or never started: holds nothing we can count on
+        };
+        let floor = r.commit_index();
+        let mut i = r.log().last_index().min(target);
+        while i > floor {
+            let ours = r.log().term(i);
+            if ours.is_some() && ours == reference.log().term(i) {
+                return i;
+            }
+            i -= 1;
+        }
+        floor
+    };
+    let m = reference.membership();
+    [&m.voters, &m.voters_outgoing]
+        .into_iter()
+        .filter(|half| !half.is_empty())
+        .map(|half| {
+            let mut held: Vec<u64> = half.iter().map(|&id| matched(id)).collect();
+            held.sort_unstable_by(|a, b| b.cmp(a));
+            // The quorum's slowest member: the majority-th most caught up.
+            target.saturating_sub(held[half.len() / 2])
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// One line per node: role, term, last/commit/applied.
 pub fn describe_nodes(w: &World) -> String {
     w.machines
         .iter()
