@@ -50,6 +50,7 @@ impl Raft {
             self.become_follower(self.term, Some(leader));
         }
         self.inbox.keep_only(self.term, self.leader);
+        self.known_commit = self.known_commit.max(commit);
         self.last_leader_contact = Some(self.now);
         self.reset_election_timer();
 

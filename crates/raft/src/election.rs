@@ -68,11 +68,28 @@ impl Raft {
     /// (`after_commit_advanced`). A node removed by a committed configuration it
     /// knows to be committed never campaigns; the leader keeps it on until it has
     /// learned that (`release_departed`).
+    ///
+    /// Nor does a node whose log ends before an index it knows is committed
+    /// (`known_commit`): no quorum that holds that index would elect it, and the
+    /// configurations its log holds may be long superseded. A node re-added under its
+    /// old ID on a fresh disk replays the log from the start and, until it reaches its
+    /// re-addition, finds itself a voter of the old configurations (kvsim seed
+    /// 90024938: two such nodes elected one of them with an old configuration's
+    /// majority, and the leader lacked committed entries).
     pub(crate) fn may_campaign(&self) -> bool {
         let me = self.cfg.id;
-        self.configs
-            .not_superseded(self.log.committed)
-            .any(|m| m.is_voter(me))
+        self.log.last_index() >= self.known_commit
+            && self
+                .configs
+                .not_superseded(self.log.committed)
+                .any(|m| m.is_voter(me))
+    }
+
+    /// Whether a candidate whose log ends at `last_index` could hold every entry we know
+    /// committed. One that could not can never be a legitimate leader (Leader
+    /// Completeness), so refusing it costs no election a correct cluster could win.
+    fn holds_known_commit(&self, last_index: Index) -> bool {
+        last_index >= self.known_commit || self.cfg.planted_bugs.vote_without_log_check
     }
 
     /// A lost request or answer would otherwise cost a whole election timeout (a new
@@ -231,6 +248,7 @@ impl Raft {
         let granted = term > self.term
             && !self.in_lease()
             && self.knows_configuration()
+            && self.holds_known_commit(last_index)
             && self.pre_vote_log_ok(last_index, last_term);
         let reply_term = if granted { term } else { self.term };
         let leader = if granted { None } else { self.leader };
@@ -265,7 +283,8 @@ impl Raft {
         // to a log at least as up to date as ours (§5.4.1).
         let can_vote = self.vote.is_none_or(|v| v == from)
             && self.leader.is_none()
-            && self.knows_configuration();
+            && self.knows_configuration()
+            && self.holds_known_commit(last_index);
         let up_to_date = self.log.is_up_to_date(last_index, last_term)
             || self.cfg.planted_bugs.vote_without_log_check;
         let granted = can_vote && up_to_date;

@@ -137,6 +137,12 @@ pub struct Raft {
     // Elections (every role).
     pub(crate) election_deadline: u64,
     /// When we last heard from the leader we follow (for the lease check on votes).
+    /// The highest commit index a leader of our term has told us (in an append, or a
+    /// snapshot's index). Every index up to it is committed in the cluster, even where
+    /// our log does not reach it yet, so a log that ends before it cannot belong to a
+    /// legitimate leader (Leader Completeness): we do not campaign with such a log, nor
+    /// vote for a candidate with one (`election.rs`). Volatile: 0 after a restart.
+    pub(crate) known_commit: Index,
     pub(crate) last_leader_contact: Option<u64>,
     /// Until this tick we refuse votes as if we heard from a leader. A node that restarts
     /// has forgotten when it last heard from one, and a leader may still hold a lease that
@@ -279,6 +285,7 @@ impl Raft {
             log,
             election_deadline: 0,
             last_leader_contact: None,
+            known_commit: 0,
             vote_guard_until: None,
             campaign: None,
             leadership: None,

@@ -80,6 +80,7 @@ impl Raft {
             self.become_follower(self.term, Some(from));
         }
         self.last_leader_contact = Some(self.now);
+        self.known_commit = self.known_commit.max(meta.index);
         self.reset_election_timer();
         let term = self.term;
 
