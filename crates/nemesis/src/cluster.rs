@@ -1,8 +1,7 @@
 //! The `raftkv serve` processes: one per node namespace, started with `ip netns exec`.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +20,9 @@ pub struct NodeProc {
     pub paused: bool,
     /// The libfaketime rate it runs with, if any.
     pub clock_rate: Option<f64>,
+    /// Set while its data dir was wiped and it must (re)start with `--join` this admin
+    /// address (the `member` fault); cleared once it is a voter again.
+    pub join_via: Option<String>,
 }
 
 pub struct Cluster {
@@ -34,6 +36,10 @@ pub struct Cluster {
     ns: Vec<String>,
     /// Where a tmpfs was mounted (a node's data dir).
     pub mounts: Vec<PathBuf>,
+    /// The cluster's admin token (random per run), given to every node as
+    /// `RAFTKV_ADMIN_TOKEN`: the admin write routes (`/members`, `/transfer-leader`) serve
+    /// non-loopback clients only with it, and `--join` sends it.
+    pub admin_token: String,
 }
 
 /// A node's `/status` JSON, the fields the nemesis reads.
@@ -89,10 +95,12 @@ impl Cluster {
                     child: None,
                     paused: false,
                     clock_rate: None,
+                    join_via: None,
                 })
                 .collect(),
             ns: (1..=n).map(|i| net.node_ns(i)).collect(),
             mounts: Vec::new(),
+            admin_token: format!("{:032x}", rand::random::<u128>()),
         })
     }
 
@@ -130,8 +138,12 @@ impl Cluster {
         let mut header = log.try_clone().map_err(|e| e.to_string())?;
         let _ = writeln!(
             header,
-            "==== nemesis: starting node {i}{}",
-            clock_rate.map_or(String::new(), |r| format!(" with its clock at x{r}"))
+            "==== nemesis: starting node {i}{}{}",
+            clock_rate.map_or(String::new(), |r| format!(" with its clock at x{r}")),
+            self.nodes[i - 1]
+                .join_via
+                .as_ref()
+                .map_or(String::new(), |v| format!(" with --join {v}"))
         );
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns[i - 1]]);
@@ -144,7 +156,11 @@ impl Cluster {
             .arg("serve")
             .arg("--config")
             .arg(self.dir.join(format!("node{i}.toml")))
-            .stdin(Stdio::null())
+            .env("RAFTKV_ADMIN_TOKEN", &self.admin_token);
+        if let Some(via) = &self.nodes[i - 1].join_via {
+            cmd.arg("--join").arg(via);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
         // The node dies with us even if we are SIGKILLed (the namespaces are then
@@ -221,9 +237,38 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s admin address.
+    pub fn admin_addr(&self, i: usize) -> String {
+        format!("{}:{ADMIN_PORT}", node_ip(i))
+    }
+
+    /// Empties node `i`'s data dir (it must be down). The directory itself stays: it may
+    /// be a tmpfs mount point.
+    pub fn wipe_data(&self, i: usize) -> Result<(), String> {
+        let dir = self.data_dir(i);
+        let entries = fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for e in entries {
+            let p = e.map_err(|e| e.to_string())?.path();
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            r.map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// If node `i`'s process has exited (without us reaping it): its exit status.
+    pub fn exited(&mut self, i: usize) -> Option<String> {
+        let st = self.nodes[i - 1].child.as_mut()?.try_wait().ok()??;
+        self.nodes[i - 1].child = None;
+        Some(st.to_string())
+    }
+
     /// Node `i`'s `/status`, or `None` if it does not answer within 500 ms.
     pub fn status(&self, i: usize) -> Option<NodeStatus> {
-        let v = http_get_json(&format!("{}:{ADMIN_PORT}", node_ip(i)), "/status")?;
+        let v = crate::admin::get_json(&self.admin_addr(i), "/status", Duration::from_millis(500))?;
         Some(NodeStatus {
             role: v["role"].as_str().unwrap_or("").to_string(),
             leader: v["leader"].as_u64(),
@@ -325,25 +370,4 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// A minimal HTTP/1.1 GET (the admin server closes the connection after one answer).
-pub fn http_get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let sa: SocketAddr = addr.parse().ok()?;
-    let t = Duration::from_millis(500);
-    let mut s = TcpStream::connect_timeout(&sa, t).ok()?;
-    s.set_read_timeout(Some(t)).ok()?;
-    s.set_write_timeout(Some(t)).ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
 }

@@ -25,9 +25,14 @@ pub enum FaultKind {
     Clock,
     /// The node's data dir (a small tmpfs) filled to ENOSPC, then freed.
     DiskFull,
+    /// Leadership handed to another voter through the admin API (`POST /transfer-leader`).
+    Transfer,
+    /// A follower replaced as an operator would: removed, stopped, its data dir wiped,
+    /// started again with `--join`, promoted back to voter. Exclusive while it runs.
+    Member,
 }
 
-pub const ALL: [FaultKind; 8] = [
+pub const ALL: [FaultKind; 10] = [
     FaultKind::Partition,
     FaultKind::OneWay,
     FaultKind::Bridge,
@@ -36,6 +41,8 @@ pub const ALL: [FaultKind; 8] = [
     FaultKind::Pause,
     FaultKind::Clock,
     FaultKind::DiskFull,
+    FaultKind::Transfer,
+    FaultKind::Member,
 ];
 
 impl FaultKind {
@@ -49,6 +56,8 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Clock => "clock",
             FaultKind::DiskFull => "disk-full",
+            FaultKind::Transfer => "transfer",
+            FaultKind::Member => "member",
         }
     }
 
@@ -173,6 +182,10 @@ mod tests {
         assert_eq!(
             FaultKind::parse_list("kill, pause").unwrap(),
             vec![FaultKind::Kill, FaultKind::Pause]
+        );
+        assert_eq!(
+            FaultKind::parse_list("transfer,member").unwrap(),
+            vec![FaultKind::Transfer, FaultKind::Member]
         );
         assert!(FaultKind::parse_list("kil").is_err());
         assert!(FaultKind::parse_list("none").unwrap().is_empty());

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, default_value = "linearizable")]
     read_mode: String,
     /// Faults to draw from: all, none, or a list of partition, one-way, bridge,
-    /// isolate-leader, kill, pause, clock, disk-full.
+    /// isolate-leader, kill, pause, clock, disk-full, transfer, member.
     #[arg(long, default_value = "all")]
     faults: String,
     /// The raftkv binary.

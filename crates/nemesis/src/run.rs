@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::cluster::Cluster;
@@ -120,6 +121,10 @@ enum Undo {
     Resume(usize),
     Unclock(usize),
     Disk(usize, PathBuf),
+    /// After a transfer: wait until the nodes agree on a leader.
+    WaitLeader,
+    /// The member fault's last step: start node `i` with `--join`, wait until it votes.
+    Rejoin(usize),
 }
 
 struct Runner<'a> {
@@ -130,6 +135,8 @@ struct Runner<'a> {
     current: Option<String>,
     /// The last fault healed, and when.
     last_healed: Option<(String, Instant)>,
+    /// Membership steps that failed or timed out: each FAILs the run.
+    membership_failures: Vec<String>,
     log: Box<dyn Write>,
 }
 
@@ -251,6 +258,37 @@ impl Runner<'_> {
                     ),
                 )
             }
+            FaultKind::Transfer => (
+                Undo::WaitLeader,
+                crate::membership::transfer(self.g.c(), rng),
+            ),
+            FaultKind::Member => {
+                let c = self.g.c();
+                let Some(l) = c
+                    .leader()
+                    .or_else(|| c.wait_leader(Duration::from_secs(10)))
+                else {
+                    return Ok((
+                        Undo::WaitLeader,
+                        "no leader known: no member replaced".into(),
+                    ));
+                };
+                let followers: Vec<usize> = (1..=n).filter(|&j| j != l && c.running(j)).collect();
+                let Some(&i) = followers.choose(rng) else {
+                    return Ok((
+                        Undo::WaitLeader,
+                        "no follower runs: no member replaced".into(),
+                    ));
+                };
+                let removed = crate::membership::remove(c, i)?;
+                c.kill(i);
+                c.wipe_data(i)?;
+                c.nodes[i - 1].join_via = Some(c.admin_addr(l));
+                (
+                    Undo::Rejoin(i),
+                    format!("node {i} (follower) {removed}, stopped, its data dir wiped"),
+                )
+            }
         })
     }
 
@@ -293,6 +331,11 @@ impl Runner<'_> {
                     }
                 }
             }
+            Undo::WaitLeader => match self.g.c().wait_leader(Duration::from_secs(10)) {
+                Some(l) => format!("node {l} leads"),
+                None => "no leader agreed on within 10 s".into(),
+            },
+            Undo::Rejoin(i) => crate::membership::rejoin(self.g.c(), i)?,
         })
     }
 
@@ -410,6 +453,7 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
         exits: Vec::new(),
         current: None,
         last_healed: None,
+        membership_failures: Vec::new(),
         log,
     };
     r.say(&format!(
@@ -454,6 +498,10 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
         let hold = match kind {
             FaultKind::Clock => rng.gen_range(5_000..15_000),
             FaultKind::Kill => rng.gen_range(500..6_000),
+            // Nothing to hold: the transfer is done when its request returns.
+            FaultKind::Transfer => 0,
+            // How long the removed node stays down with its data dir wiped.
+            FaultKind::Member => rng.gen_range(500..4_000),
             _ => rng.gen_range(1_500..8_000),
         };
         let start_ns = r.now_ns();
@@ -461,6 +509,11 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
             Ok(x) => x,
             Err(e) => {
                 r.say(&format!("could not apply {}: {e}", kind.name()));
+                if kind == FaultKind::Member && !INTERRUPTED.load(Ordering::SeqCst) {
+                    // A cluster that cannot remove a member is a finding.
+                    r.membership_failures
+                        .push(format!("member fault #{}: {e}", faults.len() + 1));
+                }
                 break;
             }
         };
@@ -471,9 +524,19 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
             kind.name()
         ));
         ok = r.tick(Duration::from_millis(hold));
+        let rejoin = matches!(undo, Undo::Rejoin(_));
         let healed = r.undo(undo);
         let heal_ns = r.now_ns();
-        let healed = healed.unwrap_or_else(|e| format!("heal failed: {e}"));
+        let mut give_up = false;
+        let healed = healed.unwrap_or_else(|e| {
+            if rejoin && !INTERRUPTED.load(Ordering::SeqCst) {
+                // The cluster is not what the schedule assumes: no more faults.
+                r.membership_failures
+                    .push(format!("member fault #{}: {e}", faults.len() + 1));
+                give_up = true;
+            }
+            format!("heal failed: {e}")
+        });
         r.say(&format!("healed #{}: {healed}", faults.len() + 1));
         r.last_healed = r.current.take().map(|c| (c, Instant::now()));
         faults.push(FaultRecord {
@@ -487,7 +550,11 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
             recovery_by_node: Vec::new(),
             slow: false,
         });
-        if !ok {
+        if give_up {
+            r.say("a membership step failed: no more faults");
+        }
+        if !ok || give_up || INTERRUPTED.load(Ordering::SeqCst) {
+            ok = ok && !INTERRUPTED.load(Ordering::SeqCst);
             break;
         }
         // Long enough for writes through every node to come back before the next fault.
@@ -519,7 +586,7 @@ pub fn run(o: &Options, mut log: Box<dyn Write>) -> Result<Report, String> {
     r.say(&format!("clients stopped: {} ops", records.len()));
 
     // Convergence and the final checks.
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems: Vec<String> = r.membership_failures.clone();
     let converged = wait_converged(r.g.c(), Duration::from_secs(60));
     r.reap();
     match &converged {
