@@ -33,6 +33,7 @@ pub mod reply;
 pub mod resp;
 pub mod server;
 pub mod snapshots;
+pub mod state_file;
 pub mod status;
 pub mod store;
 pub mod tls;

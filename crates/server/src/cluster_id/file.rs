@@ -43,15 +43,12 @@ pub fn path(data_dir: &Path) -> PathBuf {
 /// `Ok(None)` if the directory has no identity file (a new member, or a directory from
 /// before identities existed).
 pub fn read(data_dir: &Path) -> Result<Option<IdentityFile>, String> {
-    let p = path(data_dir);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
-    };
-    parse(&text)
-        .map(Some)
-        .map_err(|e| format!("{} is damaged ({e}); it says which cluster this data belongs to, so the node will not start without it", p.display()))
+    crate::state_file::read(
+        data_dir,
+        FILE_NAME,
+        "says which cluster this data belongs to",
+        parse,
+    )
 }
 
 pub fn parse(text: &str) -> Result<IdentityFile, String> {
@@ -75,9 +72,7 @@ pub fn render(f: &IdentityFile) -> String {
 
 /// Writes the file durably (see the module docs).
 pub fn write(data_dir: &Path, f: &IdentityFile) -> Result<(), String> {
-    storage::write_file_durably(data_dir, FILE_NAME, render(f).as_bytes())
-        .map(|_| ())
-        .map_err(|e| format!("cannot write {}: {e}", path(data_dir).display()))
+    crate::state_file::write(data_dir, FILE_NAME, &render(f))
 }
 
 #[cfg(test)]

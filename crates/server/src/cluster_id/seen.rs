@@ -49,19 +49,12 @@ pub fn path(data_dir: &Path) -> PathBuf {
 /// `Ok(None)` if there is no file (no member seen yet, or a directory from before the
 /// file existed).
 pub fn read(data_dir: &Path) -> Result<Option<SeenFile>, String> {
-    let p = path(data_dir);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
-    };
-    parse(&text).map(Some).map_err(|e| {
-        format!(
-            "{} is damaged ({e}); it lists the members this node has seen in its cluster, so \
-             the node will not start without it",
-            p.display()
-        )
-    })
+    crate::state_file::read(
+        data_dir,
+        FILE_NAME,
+        "lists the members this node has seen in its cluster",
+        parse,
+    )
 }
 
 pub fn parse(text: &str) -> Result<SeenFile, String> {
@@ -87,9 +80,7 @@ pub fn render(f: &SeenFile) -> String {
 
 /// Writes the whole file durably (see the module docs).
 pub fn write(data_dir: &Path, f: &SeenFile) -> Result<(), String> {
-    storage::write_file_durably(data_dir, FILE_NAME, render(f).as_bytes())
-        .map(|_| ())
-        .map_err(|e| format!("cannot write {}: {e}", path(data_dir).display()))
+    crate::state_file::write(data_dir, FILE_NAME, &render(f))
 }
 
 #[cfg(test)]

@@ -94,28 +94,19 @@ pub fn render(f: &MembershipFile) -> String {
 
 /// `Ok(None)`: no file yet.
 pub fn read(data_dir: &Path) -> Result<Option<MembershipFile>, String> {
-    let p = path(data_dir);
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
-    };
-    parse(&text).map(Some).map_err(|e| {
-        format!(
-            "{} is damaged ({e}); it says which configuration this member started from, so \
-             the node will not start without it",
-            p.display()
-        )
-    })
+    crate::state_file::read(
+        data_dir,
+        FILE_NAME,
+        "says which configuration this member started from",
+        parse,
+    )
 }
 
 /// Writes the file durably.
 pub fn write(data_dir: &Path, f: &MembershipFile) -> Result<(), String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    storage::write_file_durably(data_dir, FILE_NAME, render(f).as_bytes())
-        .map(|_| ())
-        .map_err(|e| format!("cannot write {}: {e}", path(data_dir).display()))
+    crate::state_file::write(data_dir, FILE_NAME, &render(f))
 }
 
 #[cfg(test)]
