@@ -332,15 +332,9 @@ fn s4_1_a_new_leader_changes_nothing_before_committing_its_term() {
         .expect("once its term is committed");
 }
 
-/// A leader elected moments ago has not heard from every live member yet (a follower is
-/// healthy once its first acknowledgement reaches it), so its refusals for health are
-/// provisional: `Settling`, which passes by itself, not the standing `WouldLoseQuorum`.
-/// Found by the server's membership test: `raftkv member remove` right after
-/// `raftkv transfer-leader` failed, one run in two on a loaded machine (the CLI retries
-/// only refusals that pass by themselves). Failed before: the answer was
-/// `WouldLoseQuorum`, not transient.
-#[test]
-fn a_new_leader_refuses_for_health_only_provisionally() {
+/// A three-node cluster whose first leader is cut off; returns the net, that leader, the
+/// one elected after it (just elected), and the third node.
+fn leader_cut_off_and_replaced() -> (Net, NodeId, NodeId, NodeId) {
     let (mut net, first) = cluster(&[]);
     net.isolate(first);
     let second = loop {
@@ -351,6 +345,19 @@ fn a_new_leader_refuses_for_health_only_provisionally() {
         assert!(net.now < 200, "no new leader");
     };
     let other = (1..=3).find(|&id| id != first && id != second).unwrap();
+    (net, first, second, other)
+}
+
+/// A leader elected moments ago has not heard from every live member yet (a follower is
+/// healthy once its first acknowledgement reaches it), so its refusals for health are
+/// provisional: `Settling`, which passes by itself, not the standing `WouldLoseQuorum`.
+/// Found by the server's membership test: `raftkv member remove` right after
+/// `raftkv transfer-leader` failed, one run in two on a loaded machine (the CLI retries
+/// only refusals that pass by themselves). Failed before: the answer was
+/// `WouldLoseQuorum`, not transient.
+#[test]
+fn a_new_leader_refuses_for_health_only_provisionally() {
+    let (mut net, _first, second, other) = leader_cut_off_and_replaced();
     // Removing `other` leaves {first, second}: `first` has not answered the new leader.
     let err = net
         .node_mut(second)
@@ -371,16 +378,7 @@ fn a_new_leader_refuses_for_health_only_provisionally() {
 /// silent.
 #[test]
 fn a_settled_leader_refuses_for_health_for_good() {
-    let (mut net, first) = cluster(&[]);
-    net.isolate(first);
-    let second = loop {
-        net.tick(1);
-        if let Some(l) = net.leader().filter(|&l| l != first) {
-            break l;
-        }
-        assert!(net.now < 200, "no new leader");
-    };
-    let other = (1..=3).find(|&id| id != first && id != second).unwrap();
+    let (mut net, _first, second, other) = leader_cut_off_and_replaced();
     net.tick(10);
     let err = net
         .node_mut(second)
