@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use crate::inbox::HeldAppend;
 use crate::message::MessageBody;
 use crate::raft::{Raft, Role};
-use crate::types::{Entry, Index, Term};
+use crate::types::{Entry, Index, NodeId, Term};
 
 /// What the log made of one append (`Raft::try_append`).
 enum AppendOutcome {
@@ -74,16 +74,7 @@ impl Raft {
                         }
                     }
                 }
-                let body = MessageBody::AppendResp {
-                    success: false,
-                    index,
-                    hint_term,
-                    rejected,
-                    stamp,
-                    vouch: Vec::new(),
-                    vouch_index: 0,
-                };
-                self.send_after_persist(leader, term, body);
+                self.reject_append(leader, term, index, hint_term, rejected, stamp);
                 return;
             }
         };
@@ -104,6 +95,29 @@ impl Raft {
         let vouch_index = if relayed_by.is_empty() { 0 } else { msg_last };
         let index = held_match.map_or(last_match, |h| h.max(last_match));
         self.acknowledge(index, stamp.max(held_stamp), relayed_by, vouch_index);
+    }
+
+    /// Refuses an append (`index`, `hint_term`: where the leader should probe next;
+    /// `rejected`: the append's previous index), after persisting what this Ready holds.
+    fn reject_append(
+        &mut self,
+        leader: NodeId,
+        term: Term,
+        index: Index,
+        hint_term: Term,
+        rejected: Index,
+        stamp: u64,
+    ) {
+        let body = MessageBody::AppendResp {
+            success: false,
+            index,
+            hint_term,
+            rejected,
+            stamp,
+            vouch: Vec::new(),
+            vouch_index: 0,
+        };
+        self.send_after_persist(leader, term, body);
     }
 
     fn acknowledge(
@@ -254,16 +268,7 @@ impl Raft {
                 } => {
                     // It reaches into our log but conflicts with an entry there (a stale
                     // suffix of an older term): answered as a late delivery would be.
-                    let body = MessageBody::AppendResp {
-                        success: false,
-                        index,
-                        hint_term,
-                        rejected,
-                        stamp,
-                        vouch: Vec::new(),
-                        vouch_index: 0,
-                    };
-                    self.send_after_persist(leader, term, body);
+                    self.reject_append(leader, term, index, hint_term, rejected, stamp);
                 }
             }
         }
