@@ -7,7 +7,7 @@
 //!
 //! Layers, lowest first; a module imports only from those before it (checked by
 //! `tests/layers.rs`): [`metrics`], [`password`], [`reply`], [`status`], [`clock`],
-//! [`glob`] → [`events`] (the applied log's events, for subscribers) → [`config`] → [`protected`], [`tls`], [`cluster_id`], [`members`] → [`handle`] (the loop's events and the async
+//! [`glob`], [`state_file`] → [`events`] (the applied log's events, for subscribers) → [`config`] → [`protected`], [`tls`], [`cluster_id`], [`members`] → [`handle`] (the loop's events and the async
 //! side's handle) → [`store`], [`snapshots`], [`transport`], [`resp`], [`admin`],
 //! [`admin_client`] → [`open`] (building a node from its config) → [`node_loop`] →
 //! [`server`] (wiring), [`cli`] → [`member_cli`], [`join`] → [`up`].

@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 
 /// Layers, lowest first. Modules of one layer may not import each other either.
 const LAYERS: &[&[&str]] = &[
-    &["metrics", "password", "reply", "status", "clock", "glob"],
+    &[
+        "metrics",
+        "password",
+        "reply",
+        "status",
+        "clock",
+        "glob",
+        "state_file",
+    ],
     &["events"],
     &["config"],
     &["protected", "tls", "cluster_id", "members"],
