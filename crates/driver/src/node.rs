@@ -645,11 +645,29 @@ impl<T: Transport, S: LogStore> Node<T, S> {
 
     /// Appends, saves the hard state, and makes both durable with one sync (group
     /// commit: every proposal in this Ready shares it).
+    ///
+    /// A `known_commit` that rises beyond the log is saved first (the store syncs it),
+    /// with the commit hint the store holds (the new one may cover entries of this very
+    /// append, and the store refuses to truncate below its hint): saved after the
+    /// append, a crash could keep entries that replay configurations of an earlier life
+    /// of this node ID without the index that marks them superseded
+    /// (`raft::HardState::known_commit`). A caught-up follower never needs it.
     fn persist(
         &mut self,
         entries: &[raft::Entry],
         hs: Option<raft::HardState>,
     ) -> Result<(), StorageError> {
+        let stored = self.store.hard_state();
+        let floor_first = hs.filter(|hs| {
+            !entries.is_empty()
+                && hs.known_commit > stored.known_commit
+                && hs.known_commit > self.store.last_index()
+        });
+        if let Some(hs) = floor_first {
+            let commit = stored.commit;
+            self.store
+                .save_hard_state(&raft::HardState { commit, ..hs })?;
+        }
         if !entries.is_empty() {
             self.store.append(entries)?;
         }

@@ -46,6 +46,19 @@ impl ConfigHistory {
         self.changes.last().map_or(self.base_index, |&(i, _, _)| i)
     }
 
+    /// The index of the configuration before the newest one (the snapshot point when the
+    /// log holds at most one change): committed, whatever this node's commit index says.
+    /// A leader appends a configuration only once the one before it is committed
+    /// (`Raft::try_conf_change`, and the leave of a joint configuration once its entry
+    /// commits: `after_commit_advanced`), and a log that holds the newer entry matches
+    /// that leader's up to it (Log Matching).
+    pub fn predecessor_index(&self) -> Index {
+        match self.changes.len() {
+            0 | 1 => self.base_index,
+            n => self.changes[n - 2].0,
+        }
+    }
+
     /// The configuration in force once every entry up to `index` is applied (the base
     /// for an index at or below the snapshot point).
     pub fn at(&self, index: Index) -> &Membership {

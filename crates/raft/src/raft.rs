@@ -273,6 +273,9 @@ impl Raft {
             configs.push(index, e.term, m);
         }
         let was_member = configs.iter().any(|(_, m)| m.is_member(cfg.id));
+        // What a leader or snapshot told us before the restart still holds; the snapshot
+        // point is committed too.
+        let known_commit = hs.known_commit.max(log.snapshot_index());
         let mut raft = Raft {
             rng: Rng::new(cfg.seed),
             cfg,
@@ -285,7 +288,7 @@ impl Raft {
             log,
             election_deadline: 0,
             last_leader_contact: None,
-            known_commit: 0,
+            known_commit,
             vote_guard_until: None,
             campaign: None,
             leadership: None,
@@ -303,7 +306,11 @@ impl Raft {
             aborted_reads: Vec::new(),
             last_hard_state: hs,
         };
-        raft.log.commit_to(hs.commit);
+        // The commit hint may have been lost (it is written without a sync), but every
+        // configuration before the newest is committed: a restarted leader must not tell
+        // a member less than that (a re-added member's `known_commit` relies on it).
+        let committed = hs.commit.max(raft.configs.predecessor_index());
+        raft.log.commit_to(committed);
         raft.reset_election_timer();
         Ok(raft)
     }
@@ -374,12 +381,13 @@ impl Raft {
     pub fn config(&self) -> &Config {
         &self.cfg
     }
-    /// Term, vote and commit index as they would be persisted now.
+    /// Term, vote, commit index and known commit index as they would be persisted now.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
             vote: self.vote,
             commit: self.log.committed,
+            known_commit: self.known_commit,
         }
     }
     /// Ticks since we last heard from the leader we follow (`None`: never, or no leader).

@@ -74,6 +74,15 @@ pub struct HardState {
     pub vote: Option<NodeId>,
     /// The commit index when this was written (a hint, see above).
     pub commit: Index,
+    /// The highest index a leader (or a snapshot) told this node is committed: a fact
+    /// about the cluster, unlike `commit`, which never exceeds the node's own log. While
+    /// the log ends before it, the node neither campaigns nor grants a vote to a
+    /// candidate whose log ends before it (`Raft::may_campaign`). It must survive a
+    /// restart whenever it exceeds the log (storage syncs it then, before the entries
+    /// that follow): a node re-added on a wiped disk replays configurations of its
+    /// earlier life, and only this tells it they are superseded. 0 in hard states
+    /// written before it existed.
+    pub known_commit: Index,
 }
 
 /// Where a snapshot cuts the log: everything up to and including `index` is in it.

@@ -90,6 +90,7 @@ fn a_node_at_the_last_term_refuses_to_campaign_instead_of_wrapping() {
             term,
             vote: None,
             commit: 0,
+            known_commit: 0,
         };
         let mut r = Raft::restore(config(1), Membership::new([1, 2, 3]), hs, RaftLog::new());
         for now in 1..200 {

@@ -105,14 +105,9 @@ fn nodes_behind_a_known_commit_elect_no_leader() {
     net.check_invariants();
 }
 
-/// A restart forgets the known commit index, so a restarted stale node campaigns again;
-/// a voter that still knows it refuses the vote. Failed before (with the campaign rule
-/// alone): node 2 voted for node 3.
-#[test]
-fn a_voter_refuses_a_candidate_behind_its_known_commit() {
-    let mut net = two_wiped_voters_behind_a_cut_off_leader();
-    // Node 3 restarts from what it holds: its known commit index is gone.
-    let old = net.nodes.remove(&3).unwrap();
+/// Node `id` restarts from what it holds: its log and `hs`.
+fn restart(net: &mut Net, id: u64, hs: impl FnOnce(HardState) -> HardState) {
+    let old = net.nodes.remove(&id).unwrap();
     let log = old.log();
     let entries: Vec<raft::Entry> = (1..=log.last_index())
         .map(|i| log.entry(i).cloned().unwrap())
@@ -120,10 +115,22 @@ fn a_voter_refuses_a_candidate_behind_its_known_commit() {
     let restarted = Raft::restore(
         old.config().clone(),
         Membership::new([1, 2, 3]),
-        old.hard_state(),
+        hs(old.hard_state()),
         RaftLog::restore(0, 0, entries, 0),
     );
-    net.nodes.insert(3, restarted);
+    net.nodes.insert(id, restarted);
+}
+
+/// A node that forgot the known commit index (a hard state written before it was kept)
+/// campaigns again; a voter that still knows it refuses the vote. Failed before (with
+/// the campaign rule alone): node 2 voted for node 3.
+#[test]
+fn a_voter_refuses_a_candidate_behind_its_known_commit() {
+    let mut net = two_wiped_voters_behind_a_cut_off_leader();
+    restart(&mut net, 3, |hs| HardState {
+        known_commit: 0,
+        ..hs
+    });
     let sent_before = net.sent.len();
     net.tick(200);
     let campaigned = net.sent[sent_before..]
@@ -134,4 +141,65 @@ fn a_voter_refuses_a_candidate_behind_its_known_commit() {
         "the restarted node campaigns (it forgot the commit index)"
     );
     assert_eq!(leaders_other_than_1(&net), Vec::<u64>::new());
+}
+
+/// The known commit index is part of the hard state: both stale nodes restart and still
+/// neither campaigns. Failed while it was volatile (the residual of kvsim finding 7): the
+/// restarted nodes campaigned and one elected the other.
+#[test]
+fn the_known_commit_survives_a_restart() {
+    let mut net = two_wiped_voters_behind_a_cut_off_leader();
+    for id in [2, 3] {
+        assert!(net.node(id).hard_state().known_commit >= 20);
+        restart(&mut net, id, |hs| hs);
+    }
+    let sent_before = net.sent.len();
+    net.tick(300);
+    let campaigned = net.sent[sent_before..]
+        .iter()
+        .any(|m| m.from != 1 && matches!(m.body, MessageBody::PreVote { .. }));
+    assert!(
+        !campaigned,
+        "a node behind its known commit index campaigned"
+    );
+    assert_eq!(leaders_other_than_1(&net), Vec::<u64>::new());
+}
+
+/// Every configuration entry but the newest is committed (a leader appends one only once
+/// the one before it is), so a restart counts them committed even when the commit hint
+/// was lost: a restarted leader never tells a re-added member a commit index below the
+/// removal that preceded its re-addition. Failed before: the commit index stayed 0.
+#[test]
+fn a_restart_counts_every_configuration_but_the_newest_committed() {
+    use raft::{Entry, EntryKind};
+    let conf = |index, m: Membership| Entry {
+        term: 1,
+        index,
+        kind: EntryKind::ConfChange,
+        data: m.to_entry_data(),
+    };
+    let normal = |index| Entry {
+        term: 1,
+        index,
+        kind: EntryKind::Normal,
+        data: bytes::Bytes::from_static(b"x"),
+    };
+    let entries = vec![
+        normal(1),
+        conf(2, Membership::new([1, 2])),
+        normal(3),
+        conf(4, Membership::new([1])),
+        normal(5),
+    ];
+    let node = Raft::restore(
+        common::config(1),
+        Membership::new([1, 2, 3]),
+        HardState::default(),
+        RaftLog::restore(0, 0, entries, 0),
+    );
+    assert_eq!(
+        node.commit_index(),
+        2,
+        "entry 2's configuration was superseded"
+    );
 }

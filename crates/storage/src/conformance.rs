@@ -260,6 +260,7 @@ fn refuses_truncating_committed<H: Harness>(h: &mut H) {
         term: 1,
         vote: Some(1),
         commit: 5,
+        known_commit: 0,
     })
     .unwrap();
     let err = s.append(&entries(4, 6, 2)).unwrap_err();
@@ -401,21 +402,25 @@ fn hard_state_round_trip<H: Harness>(h: &mut H) {
             term: 1,
             vote: None,
             commit: 0,
+            known_commit: 0,
         },
         HardState {
             term: 1,
             vote: Some(7),
             commit: 0,
+            known_commit: 0,
         },
         HardState {
             term: 4,
             vote: Some(u64::MAX),
             commit: 0,
+            known_commit: 0,
         },
         HardState {
             term: 9,
             vote: None,
             commit: 0,
+            known_commit: 0,
         },
     ];
     for hs in states {
@@ -427,6 +432,7 @@ fn hard_state_round_trip<H: Harness>(h: &mut H) {
         term: 9,
         vote: None,
         commit: 3,
+        known_commit: 0,
     };
     s.save_hard_state(&hs).unwrap();
     assert_eq!(s.hard_state(), hs);
@@ -438,6 +444,7 @@ fn hard_state_rules<H: Harness>(h: &mut H) {
         term: 5,
         vote: Some(2),
         commit: 0,
+        known_commit: 0,
     };
     s.save_hard_state(&hs).unwrap();
     let back = HardState { term: 4, ..hs };
@@ -459,6 +466,7 @@ fn hard_state_rules<H: Harness>(h: &mut H) {
         term: 6,
         vote: Some(3),
         commit: 0,
+        known_commit: 0,
     };
     s.save_hard_state(&next).unwrap();
     assert_eq!(s.hard_state(), next);
@@ -542,6 +550,7 @@ fn reopen_keeps_hard_state<H: Harness>(h: &mut H) {
         term: 3,
         vote: Some(2),
         commit: 4,
+        known_commit: 0,
     };
     // Durable on return for term and vote: no sync needed.
     s.save_hard_state(&hs).unwrap();

@@ -5,6 +5,7 @@
 //! slot = magic "RKHS" | version: u8 (= 1) | flags: u8 (bit 0: vote present) | 0u16
 //!        | seq: u64 | term: u64 | vote: u64 | commit: u64 | crc: u32 = CRC32C(bytes 0..40)
 //!        | synced: u64 | synced_crc: u32 = CRC32C(bytes 0..52)          (bytes 40..56)
+//!        | known_commit: u64 | known_crc: u32 = CRC32C(bytes 0..64)     (bytes 56..68)
 //! ```
 //!
 //! Recovery takes the valid slot with the highest `seq`. Slots sit in different 512-byte
@@ -17,6 +18,10 @@
 //! before it existed, or by an older binary — means `synced = 0` (nothing known), so files
 //! stay readable both ways: older binaries check only bytes 0..44.
 //!
+//! `known_commit` (a second extension, with its own CRC over the whole slot) is the
+//! highest index a leader told the node is committed (`raft::HardState::known_commit`).
+//! A slot without it means 0, the value of a node that was never told anything.
+//!
 //! Protocol (why it is crash-safe):
 //! - the slot holding the last *durable* state is never overwritten; every write goes to
 //!   the other ("scratch") slot with a higher `seq`;
@@ -25,10 +30,14 @@
 //!   term/vote durable;
 //! - a change of `commit` alone is written to the scratch slot *without* syncing (commit
 //!   is a hint). If that write is torn, its CRC fails and recovery falls back to the
-//!   durable slot, which has the same term and vote and an older commit.
+//!   durable slot, which has the same term and vote and an older commit;
+//! - so is a rise of `known_commit`, unless it goes beyond the log's synced prefix: then
+//!   the node is catching up and must keep refusing votes after a crash until its log
+//!   reaches it, so the write is synced (before the caller appends the entries it goes
+//!   with). A caught-up follower hears commit indexes its log already holds: no sync.
 //!
-//! This costs one `fdatasync` per term/vote change and none per commit advance, with no
-//! rename and no directory sync.
+//! This costs one `fdatasync` per term/vote change and none per commit advance (but for
+//! a catching-up follower's), with no rename and no directory sync.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -42,9 +51,11 @@ use crate::fsutil::{self, Faults};
 
 pub(crate) const HARD_STATE_FILE: &str = "hardstate";
 pub(crate) const SLOT_SIZE: u64 = 512;
-/// The original slot (through the first CRC), and with the `synced` extension.
+/// The original slot (through the first CRC), with the `synced` extension, and with
+/// the `known_commit` extension too.
 pub(crate) const SLOT_USED: usize = 44;
 const SLOT_EXTENDED: usize = 56;
+const SLOT_EXTENDED_TWICE: usize = 68;
 const MAGIC: &[u8; 4] = b"RKHS";
 const VERSION: u8 = 1;
 
@@ -67,7 +78,7 @@ pub(crate) struct HardStateFile {
 }
 
 pub(crate) fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(SLOT_EXTENDED);
+    let mut b = Vec::with_capacity(SLOT_EXTENDED_TWICE);
     b.extend_from_slice(MAGIC);
     b.push(VERSION);
     b.push(u8::from(hs.vote.is_some()));
@@ -79,6 +90,10 @@ pub(crate) fn encode_slot(hs: &HardState, seq: u64, synced: u64) -> Vec<u8> {
     let crc = crc32c::crc32c(&b);
     put_u32(&mut b, crc);
     put_u64(&mut b, synced);
+    let crc = crc32c::crc32c(&b);
+    put_u32(&mut b, crc);
+    debug_assert_eq!(b.len(), SLOT_EXTENDED);
+    put_u64(&mut b, hs.known_commit);
     let crc = crc32c::crc32c(&b);
     put_u32(&mut b, crc);
     b
@@ -104,11 +119,28 @@ pub(crate) fn decode_slot(b: &[u8]) -> Result<(u64, HardState, u64), String> {
     let vote = get_u64(b, 24).expect("length checked");
     let commit = get_u64(b, 32).expect("length checked");
     let vote = (b[5] & 1 == 1).then_some(vote);
-    let synced = match (get_u64(b, 44), get_u32(b, 52)) {
-        (Some(synced), Some(crc)) if crc == crc32c::crc32c(&b[..52]) => synced,
-        _ => 0,
+    let extension = |at: usize| match (get_u64(b, at), get_u32(b, at + 8)) {
+        (Some(value), Some(crc)) if crc == crc32c::crc32c(&b[..at + 8]) => Some(value),
+        _ => None,
     };
-    Ok((seq, HardState { term, vote, commit }, synced))
+    let synced = extension(44);
+    // The second extension counts only on top of the first (a slot is written whole).
+    let known_commit = synced.and(extension(56)).unwrap_or(0);
+    let hs = HardState {
+        term,
+        vote,
+        commit,
+        known_commit,
+    };
+    Ok((seq, hs, synced.unwrap_or(0)))
+}
+
+/// Whether saving `hs` over the durable `durable` must sync before returning, for a log
+/// synced up to `synced` (see the module docs): a new term or vote, or a `known_commit`
+/// the synced log does not reach.
+pub(crate) fn needs_sync(durable: &HardState, hs: &HardState, synced: u64) -> bool {
+    (hs.term, hs.vote) != (durable.term, durable.vote)
+        || (hs.known_commit > durable.known_commit && hs.known_commit > synced)
 }
 
 impl HardStateFile {
@@ -231,8 +263,7 @@ impl HardStateFile {
         if *hs == self.current {
             return Ok(());
         }
-        let needs_sync = (hs.term, hs.vote) != (self.durable.term, self.durable.vote);
-        self.write(hs, synced, needs_sync, faults)
+        self.write(hs, synced, needs_sync(&self.durable, hs, synced), faults)
     }
 
     /// Makes sure no slot claims more than `max` entries synced, durably (one

@@ -27,9 +27,12 @@ use crate::error::{Result, StorageError};
 /// - `sync` makes everything appended so far durable (one `fdatasync` however many appends
 ///   came before: group commit). The driver persists a `Ready` as
 ///   `append(entries)` + `save_hard_state(hs)` then **one** `sync()`, and only then sends
-///   messages that depend on it (votes, AppendEntries acknowledgements).
+///   messages that depend on it (votes, AppendEntries acknowledgements) — but a
+///   `known_commit` that rises is saved *before* the append (with the stored commit
+///   hint), so a crash cannot keep the entries without it.
 /// - [`save_hard_state`](LogStore::save_hard_state): `term` and `vote` are durable when it
-///   returns (a changed term or vote costs one `fdatasync`; an unchanged one costs none).
+///   returns (a changed term or vote costs one `fdatasync`; an unchanged one costs none),
+///   and so is a `known_commit` that rose beyond the synced log (a catching-up node's).
 ///   `commit` is a hint, written without waiting: a crash may bring back an older commit,
 ///   and recovery clamps it to `last_index()`. Losing it is safe: commit is re-learned
 ///   from the leader.
@@ -66,8 +69,9 @@ pub trait LogStore {
     /// of appends). Cheap when nothing is pending.
     fn sync(&mut self) -> Result<()>;
 
-    /// Records the hard state. `term` and `vote` are durable on return; `commit` is a
-    /// lazily persisted hint (see the trait docs).
+    /// Records the hard state. `term` and `vote` are durable on return, and so is a
+    /// `known_commit` beyond the synced log; `commit` is a lazily persisted hint (see the
+    /// trait docs).
     fn save_hard_state(&mut self, hs: &HardState) -> Result<()>;
 
     /// The last saved hard state (with `commit` clamped to `last_index()` after recovery).

@@ -6,8 +6,9 @@
 //! - appends reach the durable image only at `sync` (the weakest behaviour the contract
 //!   allows: the file store may keep some of them, this model keeps none), except that a
 //!   truncating append makes everything before it and the truncation durable at once;
-//! - `term`/`vote` reach it when `save_hard_state` returns; a commit-only change never
-//!   does by itself (it rides along with the next term/vote change);
+//! - `term`/`vote` reach it when `save_hard_state` returns, and so does a `known_commit`
+//!   beyond the durable log; a commit-only change never does by itself (it rides along
+//!   with the next synced change);
 //! - `compact` and `reset_to_snapshot` are durable on return.
 //!
 //! [`MemLogStore::crash`] replaces the live state by the durable image, as a restart after
@@ -253,8 +254,11 @@ impl LogStore for MemLogStore {
         if *hs == self.hard_state {
             return Ok(());
         }
-        let needs_sync = (hs.term, hs.vote) != (self.hard_state.term, self.hard_state.vote);
-        if needs_sync {
+        let (durable_hs, synced) = match self.durable.as_deref() {
+            Some(d) => (d.hard_state, d.log.last_index()),
+            None => (self.hard_state, self.log.last_index()),
+        };
+        if crate::hard_state::needs_sync(&durable_hs, hs, synced) {
             self.injected_sync_failure()?;
             if let Some(d) = self.durable.as_mut() {
                 d.hard_state = *hs;

@@ -305,11 +305,13 @@ fn hard_state_survives_mutated_files() {
             term: 5,
             vote: Some(2),
             commit: 9,
+            known_commit: 0,
         },
         HardState {
             term: u64::MAX,
             vote: Some(u64::MAX),
             commit: u64::MAX,
+            known_commit: 0,
         },
     ]
     .iter()

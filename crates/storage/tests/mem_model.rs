@@ -7,7 +7,12 @@ use raft::{HardState, Membership, SnapshotMeta};
 use storage::{FaultInjector, LogStore, MemLogStore, StorageError};
 
 fn hs(term: u64, vote: Option<u64>, commit: u64) -> HardState {
-    HardState { term, vote, commit }
+    HardState {
+        term,
+        vote,
+        commit,
+        known_commit: 0,
+    }
 }
 
 #[test]
@@ -65,6 +70,38 @@ fn term_and_vote_survive_a_crash_commit_alone_does_not() {
     assert_eq!(s.hard_state().commit, 9);
     s.crash();
     assert_eq!(s.hard_state(), hs(1, Some(2), 3));
+}
+
+/// A node catching up (told that more is committed than its durable log holds) must
+/// remember it across a crash: the entries it appends next may replay configurations of
+/// an earlier life of its ID (raft's `HardState::known_commit`). One that is caught up
+/// does not pay a sync for it.
+#[test]
+fn known_commit_beyond_the_durable_log_survives_a_crash_within_it_need_not() {
+    let mut s = MemLogStore::with_durability_model();
+    s.append(&entries(1, 11, 1, 8)).unwrap();
+    s.sync().unwrap();
+    s.save_hard_state(&hs(1, None, 0)).unwrap();
+    let within = HardState {
+        known_commit: 10,
+        ..hs(1, None, 0)
+    };
+    s.save_hard_state(&within).unwrap();
+    s.crash();
+    assert_eq!(
+        s.hard_state().known_commit,
+        0,
+        "a rise within the log is a hint"
+    );
+    let beyond = HardState {
+        known_commit: 500,
+        ..hs(1, None, 0)
+    };
+    s.save_hard_state(&beyond).unwrap();
+    s.append(&entries(11, 21, 1, 8)).unwrap();
+    s.crash_keeping(5);
+    assert_eq!(s.last_index(), 15);
+    assert_eq!(s.hard_state().known_commit, 500);
 }
 
 #[test]

@@ -268,11 +268,13 @@ fn hard_state_survives_a_torn_slot_and_refuses_two() {
         term: 1,
         vote: Some(3),
         commit: 0,
+        known_commit: 0,
     };
     let b = HardState {
         term: 2,
         vote: None,
         commit: 0,
+        known_commit: 0,
     };
     {
         let (mut s, _) = FileLogStore::open(dir, opts()).unwrap();
@@ -304,6 +306,7 @@ fn commit_hint_is_clamped_to_the_log() {
             term: 1,
             vote: Some(1),
             commit: 10,
+            known_commit: 0,
         })
         .unwrap();
         s.sync().unwrap();
@@ -371,6 +374,7 @@ fn disk_full_mid_append_fails_the_store_without_lying() {
             term: 5,
             vote: None,
             commit: 0,
+            known_commit: 0,
         }),
         s.compact(3),
     ] {
@@ -440,6 +444,7 @@ fn failed_hard_state_save_keeps_the_old_one_readable() {
         term: 3,
         vote: Some(1),
         commit: 0,
+        known_commit: 0,
     };
     let (mut s, _) = FileLogStore::open(dir, with_faults(&faults, 1 << 20)).unwrap();
     s.save_hard_state(&old).unwrap();
@@ -448,6 +453,7 @@ fn failed_hard_state_save_keeps_the_old_one_readable() {
         term: 4,
         vote: Some(2),
         commit: 0,
+        known_commit: 0,
     };
     assert!(s.save_hard_state(&new).unwrap_err().is_io());
     assert_eq!(s.hard_state(), old, "never claims what it failed to save");
@@ -478,6 +484,7 @@ fn hs(term: u64, commit: u64) -> HardState {
         term,
         vote: Some(1),
         commit,
+        known_commit: 0,
     }
 }
 
@@ -622,4 +629,39 @@ fn hard_state_without_a_synced_point_still_opens() {
     assert_eq!(s.hard_state(), hs(1, 19), "commit clamped to the log");
     assert_eq!(s.last_index(), 19);
     assert_eq!(report.torn_tail.expect("torn").offset, at);
+}
+
+/// A `known_commit` the synced log does not reach is synced before the save returns (a
+/// crash must not lose it: raft's `HardState::known_commit`), and reads back after a
+/// restart; one the log reaches is written lazily, like the commit hint.
+#[test]
+fn known_commit_beyond_the_synced_log_is_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let faults = FaultInjector::new();
+    let (mut s, _) = FileLogStore::open(dir, with_faults(&faults, 1 << 20)).unwrap();
+    s.append(&entries(1, 11, 1, DATA)).unwrap();
+    s.sync().unwrap();
+    s.save_hard_state(&hs(1, 0)).unwrap();
+    let known = |known_commit| HardState {
+        known_commit,
+        ..hs(1, 0)
+    };
+    s.save_hard_state(&known(500)).unwrap();
+    drop(s);
+    let (s, _) = FileLogStore::open(dir, opts()).unwrap();
+    assert_eq!(s.hard_state(), known(500));
+    // A fresh store at the same point: the synced log ends at 10.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut s, _) = FileLogStore::open(tmp.path(), with_faults(&faults, 1 << 20)).unwrap();
+    s.append(&entries(1, 11, 1, DATA)).unwrap();
+    s.sync().unwrap();
+    s.save_hard_state(&hs(1, 0)).unwrap();
+    faults.fail_next_syncs(1);
+    s.save_hard_state(&known(10)).unwrap();
+    let err = s.save_hard_state(&known(11)).unwrap_err();
+    assert!(
+        err.is_io() && err.to_string().contains("fdatasync"),
+        "{err}"
+    );
 }

@@ -257,6 +257,7 @@ fn wal(root: &Path) {
             term: 2 + i as u64,
             vote: (i % 2 == 0).then_some(3),
             commit: entries.len() as u64,
+            known_commit: 0,
         };
         store.save_hard_state(&state).expect("save hs");
         store.sync().expect("sync");
