@@ -1,4 +1,4 @@
-//! The entry point: split by key, search each key, shrink the first failure.
+//! The entry point: split by key, decide each key, shrink the first failure.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -7,14 +7,17 @@ use crate::budget::Budget;
 use crate::explain::explain;
 use crate::history::Operation;
 use crate::model::KeyHistory;
-use crate::search::{self, Limit, Outcome, MEMO_LIMIT_BYTES};
+use crate::search::{Limit, MEMO_LIMIT_BYTES};
 use crate::shrink::shrink;
+use crate::split::{self, Decision, First};
 use crate::verdict::{Verdict, Violation};
 
 /// Decides whether `history` is linearizable, key by key.
 ///
 /// Keys are independent registers, so the history is linearizable iff every
-/// key's sub-history is (P-compositionality). Keys are checked smallest
+/// key's sub-history is (P-compositionality). A key with quiet points is
+/// decided segment by segment when the plain search does not answer at
+/// once (`split::decide`). Keys are checked smallest
 /// first, so a violation in a cheap key is found even if a large key would
 /// exhaust the budget. The budget covers the whole call, shrinking
 /// included; when it runs out before every key is decided the verdict is
@@ -38,12 +41,20 @@ pub fn check(history: &[Operation], budget: Duration) -> Verdict {
         }
     };
     for (decided, kh) in keys.iter().enumerate() {
-        match search::run(&kh.ops, &mut budget) {
-            Outcome::Linearizable => {}
-            Outcome::NotLinearizable(trace) => {
-                let shrunk = shrink(kh.ops.clone(), trace, &mut budget);
+        match split::decide(&kh.ops, &mut budget, First::Greedy) {
+            Decision::Linearizable => {}
+            Decision::NotLinearizable { prefix, trace } => {
+                let shrunk = shrink(kh.ops[..prefix].to_vec(), trace, &mut budget);
                 let t0 = shrunk.ops.first().map_or(0, |o| o.invoke);
-                let mut explanation = explain(&shrunk.ops, &kh.values, &shrunk.trace, t0);
+                let mut explanation = match &shrunk.trace {
+                    Some(trace) => explain(&shrunk.ops, &kh.values, trace, t0),
+                    None => format!(
+                        "No order of these {} ops takes effect for every completed op \
+                         (proved segment by segment; the whole-key search could not \
+                         decide them in time, so no single blocked op is named).",
+                        shrunk.ops.len()
+                    ),
+                };
                 if !shrunk.finished {
                     explanation.push_str(" (Shrinking stopped early at the time or memory limit.)");
                 }
@@ -53,7 +64,7 @@ pub fn check(history: &[Operation], budget: Duration) -> Verdict {
                     explanation,
                 });
             }
-            Outcome::GaveUp(limit) => {
+            Decision::GaveUp(limit) => {
                 let what = match limit {
                     Limit::Time => format!("time budget of {:?} exhausted", budget.total()),
                     Limit::Memory => {

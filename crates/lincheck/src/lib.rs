@@ -8,7 +8,9 @@
 //!
 //! Each key is checked on its own (P-compositionality) with Wing & Gong's
 //! search plus Lowe's memoisation of (linearized set, state), the approach
-//! of Lowe 2017 and the porcupine checker. Indeterminate ops (no response)
+//! of Lowe 2017 and the porcupine checker. A key with quiet points is cut
+//! there and searched segment by segment, carrying the set of possible
+//! states across each cut (`split/`). Indeterminate ops (no response)
 //! may take effect at any time after their invocation, or never. A
 //! violation is shrunk to a small witness that still proves it; see
 //! `README.md` for the details and the shrinking rule.
@@ -24,6 +26,7 @@ mod history;
 mod model;
 mod search;
 mod shrink;
+mod split;
 mod verdict;
 
 pub use check::check;

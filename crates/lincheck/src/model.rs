@@ -22,7 +22,7 @@ pub(crate) enum Time {
 /// An operation reduced to what the register model needs. Only
 /// representable (call, ret) pairs exist: a mismatched pair is rejected by
 /// [`KeyHistory::prepare`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Effect {
     /// A completed `Get` that returned this value.
     Read(Val),

@@ -65,6 +65,13 @@ struct Frame {
 /// Decides whether `ops` (one key, sorted by invocation) is linearizable
 /// from the absent state.
 pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
+    run_capped(ops, budget, MEMO_LIMIT_BYTES / 40)
+}
+
+/// `run` with the memo capped at `max_entries` configurations (each about
+/// 40 bytes, `run` allows `MEMO_LIMIT_BYTES`), giving up with
+/// `Limit::Memory` beyond.
+pub(crate) fn run_capped(ops: &[KeyOp], budget: &mut Budget, max_entries: usize) -> Outcome {
     let mut pending_completed = ops.iter().filter(|o| o.is_completed()).count();
     if pending_completed == 0 {
         return Outcome::Linearizable;
@@ -81,10 +88,9 @@ pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
     // share a fingerprint with probability about n²/2¹²⁹ — below 10⁻²² for
     // the ~30 million entries that fit — and a false match could only prune a
     // branch (a spurious "not linearizable"), never accept a bad history.
-    let mut seen: HashSet<u128> = HashSet::new();
     // Per entry: 16 bytes, the table's control byte, and room for its load
-    // factor and doubling.
-    let max_entries = MEMO_LIMIT_BYTES / 40;
+    // factor and doubling: hence 40 bytes an entry in `run`.
+    let mut seen: HashSet<u128> = HashSet::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut state = ABSENT;
     let mut must_not_fit: Option<Val> = None;
@@ -152,7 +158,7 @@ pub(crate) fn run(ops: &[KeyOp], budget: &mut Budget) -> Outcome {
 
 /// Two independent 64-bit SipHash values of `words` (the std hasher with
 /// fixed keys, so runs are reproducible).
-fn fingerprint(words: &[u64]) -> u128 {
+pub(crate) fn fingerprint(words: &[u64]) -> u128 {
     let half = |salt: u64| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         salt.hash(&mut h);

@@ -39,21 +39,149 @@
 use crate::budget::Budget;
 use crate::model::{Effect, KeyOp, Val};
 use crate::search::{self, Outcome, Trace};
+use crate::split::{self, anchor, Decision, First};
+
+/// Above this many ops a witness is first shrunk in chunks, each candidate
+/// decided segment by segment; one op at a time with a whole-key search per
+/// candidate is quadratic or worse on a long key.
+const ONE_BY_ONE_MAX_OPS: usize = 64;
+
+/// How many anchors (latest first) `by_chunks` tries to cut at.
+const ANCHORS_TRIED: usize = 8;
 
 /// A witness and the search trace that proved it non-linearizable.
 pub(crate) struct Shrunk<'a> {
     pub ops: Vec<KeyOp<'a>>,
-    pub trace: Trace,
+    /// `None` if the whole-key search could not decide the final witness
+    /// (it was proved by the segment search only).
+    pub trace: Option<Trace>,
     /// False if a search gave up (time or memory) before no removal was
     /// possible.
     pub finished: bool,
 }
 
-/// Shrinks `ops` (sorted by invoke, not linearizable, proved by `trace`).
-pub(crate) fn shrink<'a>(ops: Vec<KeyOp<'a>>, trace: Trace, budget: &mut Budget) -> Shrunk<'a> {
+/// Shrinks `ops` (sorted by invoke, not linearizable; `trace` is the
+/// whole-key search's proof, if it ran).
+pub(crate) fn shrink<'a>(
+    ops: Vec<KeyOp<'a>>,
+    trace: Option<Trace>,
+    budget: &mut Budget,
+) -> Shrunk<'a> {
+    let trace = trace.or_else(|| {
+        if ops.len() > ONE_BY_ONE_MAX_OPS {
+            return None;
+        }
+        match search::run(&ops, budget) {
+            Outcome::NotLinearizable(trace) => Some(trace),
+            Outcome::Linearizable | Outcome::GaveUp(_) => None,
+        }
+    });
+    match trace {
+        Some(trace) if ops.len() <= ONE_BY_ONE_MAX_OPS => one_by_one(ops, trace, budget),
+        _ => {
+            let (ops, finished) = by_chunks(ops, budget);
+            let trace = match search::run(&ops, budget) {
+                Outcome::NotLinearizable(trace) => Some(trace),
+                Outcome::Linearizable | Outcome::GaveUp(_) => None,
+            };
+            Shrunk {
+                finished: finished && trace.is_some(),
+                ops,
+                trace,
+            }
+        }
+    }
+}
+
+/// Delta debugging over the removable ops: tries to remove whole chunks of
+/// them at once (latest chunk first), halving the chunk size when none can
+/// go, down to single ops; so the result is as minimal as `one_by_one`'s
+/// after O(k log n) decisions for a k-op witness.
+///
+/// Removing a chunk at once is sound: every op in it is removable from the
+/// current ops, and stays removable while the others go, one at a time in
+/// invocation order. Rule 1 needs nothing of the other ops. Rule 2 needs
+/// the other completed ops to complete before the op's invocation, which
+/// removing ops keeps true. Rule 3 needs fewer observers (removals only
+/// help) and the overwrite, which is invoked after the op completes, so is
+/// removed after it, if at all. Each candidate is also cut to the prefix
+/// that the segment search proved not linearizable, which is sound too
+/// (`split::Decision`). Returns the witness and whether shrinking ran to
+/// its end.
+fn by_chunks<'a>(mut ops: Vec<KeyOp<'a>>, budget: &mut Budget) -> (Vec<KeyOp<'a>>, bool) {
+    // The stretch before an anchor (`split/anchor.rs`) goes first: the
+    // rules below cannot remove it when it holds chains of successful CAS
+    // (each observes the last). Retried after each round of removals,
+    // which can free more anchors.
+    loop {
+        let before = ops.len();
+        for candidate in anchor::after_anchors(&ops, ANCHORS_TRIED) {
+            match split::decide(&candidate, budget, First::Segments) {
+                Decision::NotLinearizable { prefix, .. } => {
+                    ops = candidate;
+                    ops.truncate(prefix);
+                    break;
+                }
+                Decision::Linearizable => {}
+                Decision::GaveUp(_) => return (ops, false),
+            }
+        }
+        let finished;
+        (ops, finished) = by_chunks_round(ops, budget);
+        if !finished || ops.len() == before {
+            return (ops, finished);
+        }
+    }
+}
+
+/// One round of `by_chunks` without anchors.
+fn by_chunks_round<'a>(mut ops: Vec<KeyOp<'a>>, budget: &mut Budget) -> (Vec<KeyOp<'a>>, bool) {
+    let mut chunk = usize::MAX;
+    loop {
+        let candidates: Vec<usize> = (0..ops.len()).filter(|&i| removable(&ops, i)).collect();
+        if candidates.is_empty() {
+            return (ops, true);
+        }
+        chunk = chunk.min(candidates.len().div_ceil(2));
+        let mut removed_any = false;
+        for group in candidates.chunks(chunk).rev() {
+            let mut keep = vec![true; ops.len()];
+            for &i in group {
+                keep[i] = false;
+            }
+            let mut candidate: Vec<KeyOp> = (0..ops.len())
+                .filter(|&i| keep[i])
+                .map(|i| ops[i].clone())
+                .collect();
+            match split::decide(&candidate, budget, First::Segments) {
+                Decision::NotLinearizable { prefix, .. } => {
+                    candidate.truncate(prefix);
+                    ops = candidate;
+                    removed_any = true;
+                    break;
+                }
+                Decision::Linearizable => {}
+                Decision::GaveUp(_) => return (ops, false),
+            }
+        }
+        // After a removal the removable set changes: recompute it and try
+        // the same chunk size again.
+        if !removed_any {
+            if chunk == 1 {
+                return (ops, true);
+            }
+            chunk = chunk.div_ceil(2);
+        }
+    }
+}
+
+/// Removes one removable op at a time, latest invocation first, deciding
+/// each candidate with the whole-key search (whose trace explains the
+/// witness), until none can go.
+fn one_by_one<'a>(ops: Vec<KeyOp<'a>>, trace: Trace, budget: &mut Budget) -> Shrunk<'a> {
     let mut best = Shrunk {
         ops,
-        trace,
+        trace: Some(trace),
         finished: false,
     };
     loop {
@@ -70,7 +198,7 @@ pub(crate) fn shrink<'a>(ops: Vec<KeyOp<'a>>, trace: Trace, budget: &mut Budget)
             match search::run(&candidate, budget) {
                 Outcome::NotLinearizable(trace) => {
                     best.ops = candidate;
-                    best.trace = trace;
+                    best.trace = Some(trace);
                     removed_any = true;
                 }
                 Outcome::Linearizable => {}
