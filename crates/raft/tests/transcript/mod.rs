@@ -391,8 +391,8 @@ impl Cluster {
             if let Some(hs) = rd.hard_state {
                 let vote = hs.vote.map_or("-".to_string(), |v| v.to_string());
                 lines.push(format!(
-                    "hard-state term={} vote={vote} commit={}",
-                    hs.term, hs.commit
+                    "hard-state term={} vote={vote} commit={} known={}",
+                    hs.term, hs.commit, hs.known_commit
                 ));
             }
             if let Some(last) = rd.entries.last() {
