@@ -34,6 +34,7 @@ use crate::handle::NodeHandle;
 use crate::members::file::{self as members_file, MembershipFile};
 use crate::members::PROMOTE_LAG;
 use crate::reply::Reply;
+use crate::status::{MembershipStatus, Status};
 
 /// How long the join request is retried while the member has no leader (`503`).
 const JOIN_PATIENCE: Duration = Duration::from_secs(60);
@@ -123,9 +124,64 @@ pub fn prepare(cfg: &Config, admin_addr: &str, client: &AdminClient) -> Result<b
     Ok(true)
 }
 
+/// What [`next_step`] reads of the node's status.
+struct Progress<'a> {
+    membership: &'a MembershipStatus,
+    leader: Option<NodeId>,
+    last_index: u64,
+    applied_index: u64,
+    known_commit: u64,
+}
+
+impl<'a> From<&'a Status> for Progress<'a> {
+    fn from(s: &'a Status) -> Self {
+        Progress {
+            membership: &s.membership,
+            leader: s.leader,
+            last_index: s.last_index,
+            applied_index: s.applied_index,
+            known_commit: s.known_commit,
+        }
+    }
+}
+
+/// What a joining node does next, from its status.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// It votes: done.
+    Voter,
+    /// Ask the leader to promote it.
+    AskPromotion,
+    /// Not caught up yet (or it cannot tell yet).
+    Wait,
+}
+
+/// The configuration in force counts only once the log reaches the commit index a
+/// leader told this node: before, it may be one of an earlier life of this ID (a
+/// replacement under its old ID replays the log, or installs a snapshot taken before
+/// its removal, and meets configurations that name it a voter). Found by the nemesis:
+/// such a node took itself for a voter, never asked, and stayed a learner.
+fn next_step(s: &Progress, me: NodeId) -> Next {
+    let current = s.known_commit > 0 && s.last_index >= s.known_commit;
+    if !current {
+        return Next::Wait;
+    }
+    if s.membership.voters.contains(&me) {
+        return Next::Voter;
+    }
+    let caught_up = s.membership.learners.contains(&me)
+        && s.leader.is_some()
+        && s.applied_index + PROMOTE_LAG >= s.known_commit;
+    if caught_up {
+        Next::AskPromotion
+    } else {
+        Next::Wait
+    }
+}
+
 /// Step 3 (module docs): waits until this learner's log is within `PROMOTE_LAG`
-/// entries of the commit index it knows, then asks for its promotion, retrying while
-/// the cluster cannot take it yet. Returns once this node votes (or was removed).
+/// entries of the commit index the leader told it, then asks for its promotion,
+/// retrying while the cluster cannot take it yet. Returns once this node votes.
 pub async fn promote_when_caught_up(node: NodeHandle, me: NodeId) {
     let mut said = Instant::now();
     loop {
@@ -133,21 +189,18 @@ pub async fn promote_when_caught_up(node: NodeHandle, me: NodeId) {
         let Ok(s) = node.status().await else {
             return; // shutting down
         };
-        if s.membership.voters.contains(&me) {
+        let next = next_step(&Progress::from(&s), me);
+        if next == Next::Voter {
             tracing::info!("this node is a voter");
             return;
         }
-        let learner = s.membership.learners.contains(&me);
-        let caught_up = learner
-            && s.leader.is_some()
-            && s.commit_index > 0
-            && s.applied_index + PROMOTE_LAG >= s.commit_index;
-        if !caught_up {
+        if next == Next::Wait {
+            let learner = s.membership.learners.contains(&me);
             if said.elapsed() > Duration::from_secs(10) {
                 said = Instant::now();
                 tracing::info!(
                     applied = s.applied_index,
-                    commit = s.commit_index,
+                    known_commit = s.known_commit,
                     learner,
                     "catching up before asking for promotion"
                 );
@@ -170,5 +223,56 @@ pub async fn promote_when_caught_up(node: NodeHandle, me: NodeId) {
             Ok(other) => tracing::debug!("promotion: {other:?}; retrying"),
             Err(e) => tracing::debug!("promotion: {e}; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(m: &MembershipStatus, last: u64, applied: u64, known: u64) -> Progress<'_> {
+        Progress {
+            membership: m,
+            leader: Some(1),
+            last_index: last,
+            applied_index: applied,
+            known_commit: known,
+        }
+    }
+
+    /// Failed before (it answered `Voter`): a snapshot taken before this ID's removal
+    /// names it a voter, and the log that re-adds it as a learner has not arrived yet.
+    #[test]
+    fn a_voter_of_a_configuration_behind_the_known_commit_is_no_voter_yet() {
+        let old_life = MembershipStatus {
+            voters: vec![1, 2, 3],
+            ..MembershipStatus::default()
+        };
+        assert_eq!(
+            next_step(&progress(&old_life, 20_001, 20_001, 37_619), 3),
+            Next::Wait
+        );
+        assert_eq!(
+            next_step(&progress(&old_life, 37_619, 37_000, 37_619), 3),
+            Next::Voter
+        );
+    }
+
+    #[test]
+    fn a_learner_asks_once_its_log_reaches_the_known_commit() {
+        let learner = MembershipStatus {
+            voters: vec![1, 2],
+            learners: vec![3],
+            ..MembershipStatus::default()
+        };
+        assert_eq!(next_step(&progress(&learner, 0, 0, 0), 3), Next::Wait);
+        assert_eq!(
+            next_step(&progress(&learner, 500, 500, 9_000), 3),
+            Next::Wait
+        );
+        let lagging_apply = progress(&learner, 9_000, 9_000 - PROMOTE_LAG - 1, 9_000);
+        assert_eq!(next_step(&lagging_apply, 3), Next::Wait);
+        let near = progress(&learner, 9_000, 9_000 - PROMOTE_LAG, 9_000);
+        assert_eq!(next_step(&near, 3), Next::AskPromotion);
     }
 }

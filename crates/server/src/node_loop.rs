@@ -513,6 +513,7 @@ impl NodeLoop {
             term: raft.term(),
             leader,
             commit_index: raft.commit_index(),
+            known_commit: raft.hard_state().known_commit,
             applied_index: log.applied,
             first_index: log.first_index(),
             last_index: last,

@@ -92,6 +92,9 @@ pub struct Status {
     pub term: u64,
     pub leader: Option<NodeId>,
     pub commit_index: u64,
+    /// The highest index a leader told this node is committed (0: none): beyond
+    /// `last_index` while it catches up (see raft's `HardState::known_commit`).
+    pub known_commit: u64,
     pub applied_index: u64,
     pub first_index: u64,
     pub last_index: u64,
