@@ -163,15 +163,7 @@ impl Cluster {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        // The node dies with us even if we are SIGKILLed (the namespaces are then
-        // removed by the next run's stale cleanup).
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        isolate_node_process(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("start node {i}: {e}"))?;
         let node = &mut self.nodes[i - 1];
         node.child = Some(child);
@@ -370,4 +362,44 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// How a node process is started:
+/// - in a process group of its own. A node we paused (SIGSTOP) in *our* group would be
+///   sent SIGHUP and SIGCONT by the kernel the moment that group became orphaned (the
+///   shell that started us exits: seen when the nemesis was started in the background,
+///   a paused leader died of SIGHUP 1.5 s into its pause). Its own group always has its
+///   parent, us, in another group of the session, so it is never orphaned while we live;
+/// - dying with us, even if we are SIGKILLed (the namespaces are then removed by the
+///   next run's stale cleanup).
+fn isolate_node_process(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    /// Failed before (the node shared our process group).
+    #[test]
+    fn a_node_process_leads_its_own_process_group() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("5");
+        isolate_node_process(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn sleep");
+        let pid = child.id() as i32;
+        // SAFETY: getpgid/getpgrp only read process attributes.
+        let (its, ours) = unsafe { (libc::getpgid(pid), libc::getpgrp()) };
+        child.kill().ok();
+        child.wait().ok();
+        assert_eq!(its, pid);
+        assert_ne!(its, ours);
+    }
 }
