@@ -27,6 +27,8 @@ mod model;
 mod search;
 mod shrink;
 mod split;
+#[cfg(test)]
+mod test_support;
 mod verdict;
 
 pub use check::check;

@@ -294,7 +294,7 @@ mod tests {
 
     use super::{invoked_after_all, preserves_state, removable};
     use crate::budget::Budget;
-    use crate::history::{Call, Operation, Ret};
+    use crate::history::{Call, Operation};
     use crate::model::KeyHistory;
     use crate::search::{self, Outcome};
 
@@ -335,32 +335,7 @@ mod tests {
                 complete_ns: acknowledged.then_some(complete),
             });
         }
-        let mut order: Vec<usize> = (0..ops.len()).filter(|&i| effect_at[i].is_some()).collect();
-        order.sort_by_key(|&i| effect_at[i]);
-        let mut state: Option<Vec<u8>> = None;
-        for i in order {
-            let ret = match &ops[i].call {
-                Call::Get => Ret::Value(state.clone()),
-                Call::Put(v) => {
-                    state = Some(v.clone());
-                    Ret::Done
-                }
-                Call::Delete => {
-                    state = None;
-                    Ret::Done
-                }
-                Call::Cas { expected, new } => {
-                    let swaps = state == *expected;
-                    if swaps {
-                        state = Some(new.clone());
-                    }
-                    Ret::Cas(swaps)
-                }
-            };
-            if ops[i].complete_ns.is_some() {
-                ops[i].ret = Some(ret);
-            }
-        }
+        crate::test_support::answer_in_effect_order(&mut ops, &effect_at);
         ops
     }
 

@@ -87,32 +87,7 @@ fn bursts(rng: &mut StdRng, shape: &Shape) -> Vec<Operation> {
         }
         t = quiet + rng.gen_range(1..5);
     }
-    let mut order: Vec<usize> = (0..ops.len()).filter(|&i| effect_at[i].is_some()).collect();
-    order.sort_by_key(|&i| (effect_at[i], i));
-    let mut state: Option<Vec<u8>> = None;
-    for i in order {
-        let ret = match &ops[i].call {
-            Call::Get => Ret::Value(state.clone()),
-            Call::Put(v) => {
-                state = Some(v.clone());
-                Ret::Done
-            }
-            Call::Delete => {
-                state = None;
-                Ret::Done
-            }
-            Call::Cas { expected, new } => {
-                let swaps = state == *expected;
-                if swaps {
-                    state = Some(new.clone());
-                }
-                Ret::Cas(swaps)
-            }
-        };
-        if ops[i].complete_ns.is_some() {
-            ops[i].ret = Some(ret);
-        }
-    }
+    crate::test_support::answer_in_effect_order(&mut ops, &effect_at);
     ops
 }
 
