@@ -639,10 +639,7 @@ fn known_commit_beyond_the_synced_log_is_synced() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let faults = FaultInjector::new();
-    let (mut s, _) = FileLogStore::open(dir, with_faults(&faults, 1 << 20)).unwrap();
-    s.append(&entries(1, 11, 1, DATA)).unwrap();
-    s.sync().unwrap();
-    s.save_hard_state(&hs(1, 0)).unwrap();
+    let mut s = ten_synced_entries(dir, &faults);
     let known = |known_commit| HardState {
         known_commit,
         ..hs(1, 0)
@@ -653,10 +650,7 @@ fn known_commit_beyond_the_synced_log_is_synced() {
     assert_eq!(s.hard_state(), known(500));
     // A fresh store at the same point: the synced log ends at 10.
     let tmp = tempfile::tempdir().unwrap();
-    let (mut s, _) = FileLogStore::open(tmp.path(), with_faults(&faults, 1 << 20)).unwrap();
-    s.append(&entries(1, 11, 1, DATA)).unwrap();
-    s.sync().unwrap();
-    s.save_hard_state(&hs(1, 0)).unwrap();
+    let mut s = ten_synced_entries(tmp.path(), &faults);
     faults.fail_next_syncs(1);
     s.save_hard_state(&known(10)).unwrap();
     let err = s.save_hard_state(&known(11)).unwrap_err();
@@ -664,4 +658,13 @@ fn known_commit_beyond_the_synced_log_is_synced() {
         err.is_io() && err.to_string().contains("fdatasync"),
         "{err}"
     );
+}
+
+/// A store in `dir` holding entries 1..=10, synced, with hard state `hs(1, 0)` saved.
+fn ten_synced_entries(dir: &Path, faults: &std::sync::Arc<FaultInjector>) -> FileLogStore {
+    let (mut s, _) = FileLogStore::open(dir, with_faults(faults, 1 << 20)).unwrap();
+    s.append(&entries(1, 11, 1, DATA)).unwrap();
+    s.sync().unwrap();
+    s.save_hard_state(&hs(1, 0)).unwrap();
+    s
 }
