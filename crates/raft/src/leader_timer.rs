@@ -76,17 +76,18 @@ impl Raft {
                 pr.backoff_ticks = (pr.backoff_ticks * 2).min(max_backoff);
                 match pr.state {
                     ProgressState::Snapshot { .. } => pr.rewind_snapshot(pr.snapshot_acked),
-                    // A probe where the follower's rejection put us was lost: send it
-                    // again there. Rewinding to the match point would forget what the
-                    // rejection told us (its log's end, §5.3 fast backup): with nothing
-                    // acknowledged yet that is index 1, and the whole log went again, a
-                    // window at a time (kvsim seed 80007056: 200 entries resent 4 at a
-                    // time). A probe at a guess (our log's end) falls back as before.
-                    ProgressState::Probe if pr.probe_from_hint => {
-                        pr.probe_sent = false;
-                        pr.rewound_at_stamp = newest_stamp;
-                    }
-                    ProgressState::Probe | ProgressState::Replicate => {
+                    // A probe that got no answer: send it again where it was, whether
+                    // a rejection put it there (the follower's log end, §5.3 fast
+                    // backup) or it is a new leader's guess (its own log's end).
+                    // Rewinding to the match point forgot what the rejection told us
+                    // (kvsim seed 80007056), and for a new leader, whose match point is
+                    // 0, sent the whole log again a window at a time (seed 95001254,
+                    // finding 8: 200 entries at 4 per round trip). `next_index` stays,
+                    // so `rewound_at_stamp` stays too: the late answer to the first
+                    // copy is as current as the answer to this one, and on a slow link
+                    // it is the one that comes first.
+                    ProgressState::Probe => pr.probe_sent = false,
+                    ProgressState::Replicate => {
                         pr.become_probe();
                         pr.rewound_at_stamp = newest_stamp;
                     }

@@ -60,10 +60,6 @@ pub struct Progress {
     /// rejection echoing a stamp at or below it answers an append from before the rewind:
     /// the rewind already resent from the follower's end, and the rejection is stale.
     pub rewound_at_stamp: u64,
-    /// Probe state: `next_index` came from the follower's rejection (its log's end, §5.3
-    /// fast backup), not from a guess (our own log's end, or the match point). A lost
-    /// probe is then resent there; a guess falls back to the match point.
-    pub probe_from_hint: bool,
     /// Probe state: the stamp of the last probe sent (at `next_index - 1`). A follower
     /// that holds the probe ahead of a gap in its log (`inbox.rs`) answers a success
     /// below it echoing this stamp: the probe point is beyond its log.
@@ -90,7 +86,6 @@ impl Progress {
             snapshot_last_sent: false,
             snapshot_rewound_at_stamp: 0,
             rewound_at_stamp: 0,
-            probe_from_hint: false,
             probe_stamp: 0,
         }
     }
@@ -104,7 +99,6 @@ impl Progress {
         self.state = ProgressState::Probe;
         self.inflight.clear();
         self.probe_sent = false;
-        self.probe_from_hint = false;
     }
 
     /// Starts streaming the snapshot cut at `index` from its first byte.

@@ -462,7 +462,6 @@ impl Raft {
             self.stats.followers_lost_log += 1;
         }
         pr.next_index = (probe + 1).min(rejected).max(pr.match_index + 1);
-        pr.probe_from_hint = true;
         pr.unacked_since = None;
         self.send_append(peer);
     }

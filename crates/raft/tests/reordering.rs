@@ -677,14 +677,13 @@ fn a_lost_gap_filler_is_resent_after_the_retransmission_timeout() {
     assert_eq!(follower.held_appends(), 0);
 }
 
-/// A new leader's probe is rejected with the follower's log end (fast backup), and the
-/// probe sent there is lost. The retransmission must go where the probe was, not back to
-/// the match point: a new leader has none yet (0), and resending from index 1 sent the
-/// whole log again, a window at a time (kvsim seed 80007056: a leader elected before the
-/// heal, two followers holding 199 and 200 of its 219 entries, 4 entries per append, one
-/// in flight, resent from index 1: no commit within 7.5 s of the heal). Two ways led
-/// there, one test each; both failed before their fix, with appends resent from prev 0.
-fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
+/// Three nodes with one append of 4 entries in flight. `behind` missed the last 20 of the
+/// 30 entries that `next` holds, and restarted with its commit index forgotten (a hint:
+/// the simulator's disks keep it lazily), so a heartbeat at a new leader's match point
+/// (0) is answered at 0, far below where its log really matches. The first leader is
+/// then cut off: `next`, the longer log, will win. Returns the net, `next`, `behind` and
+/// `behind`'s log end.
+fn a_follower_behind_a_coming_leader() -> (common::Net, NodeId, NodeId, u64) {
     let mut net = common::Net::with_config(3, |id| {
         let mut c = common::config(id);
         c.max_msg_entries = 4;
@@ -704,9 +703,6 @@ fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
     }
     let behind_end = net.node(behind).log().last_index();
     assert!(behind_end < net.node(next).log().last_index());
-    // `behind` restarts, its commit index not persisted (a hint: the simulator's disks
-    // keep it lazily): a heartbeat at the new leader's match point (0) is then answered
-    // at 0, far below where the follower's log really matches.
     let old = net.nodes.remove(&behind).unwrap();
     let log = old.log();
     let entries: Vec<raft::Entry> = (1..=log.last_index())
@@ -721,21 +717,20 @@ fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
         raft::RaftLog::restore(0, 0, entries, 0),
     );
     net.nodes.insert(behind, restarted);
-    // The first leader goes; `next` (the longer log) wins, and its probe to `behind`
-    // at the rejection's hint is lost once.
     net.isolate(first);
-    let mut lost = false;
-    net.drop_if = Some(Box::new(move |m: &Message| {
-        let probe = m.from == next
-            && m.to == behind
-            && matches!(&m.body, MessageBody::Append { prev_index, .. } if *prev_index == behind_end);
-        let drop = probe && !lost;
-        lost |= drop;
-        let heartbeat = m.from == next
-            && m.to == behind
-            && matches!(&m.body, MessageBody::Append { entries, .. } if entries.is_empty());
-        drop || (lose_heartbeats && heartbeat)
-    }));
+    (net, next, behind, behind_end)
+}
+
+/// Ticks until `next` leads (it must), then until `behind` holds its whole log (it
+/// must), and returns the previous index of every append carrying entries that `next`
+/// sent `behind` below `behind_end`: entries it already held, resent.
+fn elect_and_catch_up(
+    net: &mut common::Net,
+    next: NodeId,
+    behind: NodeId,
+    behind_end: u64,
+    mut on_tick: impl FnMut(&mut common::Net),
+) -> Vec<u64> {
     let start = net.sent.len();
     for _ in 0..1_000 {
         if net.node(next).role() == Role::Leader {
@@ -750,14 +745,40 @@ fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
             break;
         }
         net.tick(1);
+        on_tick(net);
     }
     assert_eq!(net.node(behind).log().last_index(), target, "caught up");
-    let rewound: Vec<u64> = net.sent[start..]
+    net.sent[start..]
         .iter()
         .filter(|m| m.from == next && m.to == behind && carries_entries(m))
         .map(prev_index)
         .filter(|&p| p < behind_end)
-        .collect();
+        .collect()
+}
+
+/// A new leader's probe is rejected with the follower's log end (fast backup), and the
+/// probe sent there is lost. The retransmission must go where the probe was, not back to
+/// the match point: a new leader has none yet (0), and resending from index 1 sent the
+/// whole log again, a window at a time (kvsim seed 80007056: a leader elected before the
+/// heal, two followers holding 199 and 200 of its 219 entries, 4 entries per append, one
+/// in flight, resent from index 1: no commit within 7.5 s of the heal). Two ways led
+/// there, one test each; both failed before their fix, with appends resent from prev 0.
+fn lost_probe_is_resent_where_it_was(lose_heartbeats: bool) {
+    let (mut net, next, behind, behind_end) = a_follower_behind_a_coming_leader();
+    // `next` wins, and its probe to `behind` at the rejection's hint is lost once.
+    let mut lost = false;
+    net.drop_if = Some(Box::new(move |m: &Message| {
+        let probe = m.from == next
+            && m.to == behind
+            && matches!(&m.body, MessageBody::Append { prev_index, .. } if *prev_index == behind_end);
+        let drop = probe && !lost;
+        lost |= drop;
+        let heartbeat = m.from == next
+            && m.to == behind
+            && matches!(&m.body, MessageBody::Append { entries, .. } if entries.is_empty());
+        drop || (lose_heartbeats && heartbeat)
+    }));
+    let rewound = elect_and_catch_up(&mut net, next, behind, behind_end, |_| {});
     assert!(
         rewound.is_empty(),
         "appends sent below the follower's log end ({behind_end}) after the probe was \
@@ -778,4 +799,61 @@ fn a_lost_probe_is_resent_where_it_was_not_from_the_start() {
 #[test]
 fn a_lost_probe_is_retransmitted_where_it_was_not_from_the_start() {
     lost_probe_is_resent_where_it_was(true);
+}
+
+/// A new leader's first probe is a guess: its own log's end. On a slow network the
+/// follower's rejection (carrying its log's end) can come after the retransmission
+/// timeout. The leader must resend the guess where it was and still take the late
+/// rejection when it comes; falling back to the match point (0 for a new leader), which
+/// also made that rejection stale, resent the whole log a window at a time (finding 8,
+/// kvsim seed 95001254: 200 entries the follower held, 4 per round trip, no commit 8.1 s
+/// after the heal). Here every rejection but the first is lost, and the first arrives
+/// only after the guess was retransmitted: it alone can tell the leader where to go.
+#[test]
+fn a_late_rejection_of_a_new_leaders_guessed_probe_still_places_the_next_probe() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let (mut net, next, behind, behind_end) = a_follower_behind_a_coming_leader();
+    let guess = net.node(next).log().last_index();
+    let held: Rc<RefCell<Vec<Message>>> = Rc::default();
+    let keep = held.clone();
+    net.drop_if = Some(Box::new(move |m: &Message| {
+        let rejection = m.from == behind
+            && m.to == next
+            && matches!(m.body, MessageBody::AppendResp { success: false, .. });
+        if rejection && keep.borrow().is_empty() {
+            keep.borrow_mut().push(m.clone());
+        }
+        rejection
+    }));
+    let mut delivered = false;
+    let rewound = elect_and_catch_up(&mut net, next, behind, behind_end, |net| {
+        let guesses = net
+            .sent
+            .iter()
+            .filter(|m| m.from == next && m.to == behind && carries_entries(m))
+            .filter(|m| prev_index(m) >= guess)
+            .count();
+        if !delivered && guesses >= 2 {
+            let late = held.borrow_mut().pop().expect("the guess was rejected");
+            assert!(rejected_index(&late) >= guess, "the guess's rejection");
+            net.node_mut(next).step(late);
+            net.stabilize();
+            delivered = true;
+        }
+    });
+    assert!(
+        rewound.is_empty(),
+        "appends sent below the follower's log end ({behind_end}) after the guess timed \
+         out: {rewound:?}"
+    );
+    assert!(delivered, "the guess was never retransmitted");
+}
+
+/// The previous index of the append a rejection refused.
+fn rejected_index(m: &Message) -> u64 {
+    match m.body {
+        MessageBody::AppendResp { rejected, .. } => rejected,
+        _ => panic!("not an append answer: {m:?}"),
+    }
 }

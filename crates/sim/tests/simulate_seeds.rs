@@ -186,6 +186,21 @@ fn finding_6_seeds_pass() {
     }
 }
 
+/// Finding 8 (SIMULATE.md), from the 100,000-seed soak from 95000000: a WAN of 47–137 ms,
+/// one 4-entry append in flight, every machine restarted just before the heal. The new
+/// leader's first probe (a guess at its own log's end) was answered after the
+/// retransmission timeout, which rewound it to the match point, 0; the late rejection
+/// was then stale, and 200 entries the follower held went again, 4 per round trip: no
+/// commit within 8.1 s of the heal. A timed-out probe is now resent where it was. The
+/// core's test: `a_late_rejection_of_a_new_leaders_guessed_probe_still_places_the_next_probe`.
+#[test]
+fn finding_8_seed_passes() {
+    let mut opts = RunOptions::new(95_001_254);
+    opts.nodes = Some(3);
+    let r = run_seed(opts);
+    assert!(r.passed(), "{}: {:?}", r.repro(), r.failure);
+}
+
 /// A node whose storage failed answers every request still waiting there with a
 /// failure. The driver took them from a `HashMap`, whose order is random per map, so
 /// seed 50039781 (7 nodes; found by the 5,000-seed soak from 50035000) ran one of two
