@@ -33,6 +33,13 @@ pub enum ConfigError {
     Key { key: String, message: String },
 }
 
+/// Upper bounds of limits whose values feed arithmetic (a deadline, `now` plus the
+/// timeout in ticks; a memory budget, twice the request size). Beyond these a value is
+/// surely a typo: it gets a clear error rather than relying on TOML's `i64` ceiling to
+/// keep that arithmetic from overflowing.
+const MAX_REQUEST_BYTES_LIMIT: u64 = 1 << 30;
+const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
+
 fn key_err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.into(),
@@ -452,8 +459,8 @@ impl Config {
             ));
         }
         let retransmit = file.raft.retransmit_ms.unwrap_or(2 * heartbeat);
-        if retransmit == 0 {
-            return Err(key_err("raft.retransmit_ms", "must be positive"));
+        if !(1..=60_000).contains(&retransmit) {
+            return Err(key_err("raft.retransmit_ms", "must be in 1..=60000"));
         }
 
         let default_request = (4 * max_value_bytes).max(8 << 20);
@@ -462,6 +469,12 @@ impl Config {
             return Err(key_err(
                 "limits.max_request_bytes",
                 "must leave room for one key and one value of the maximum sizes",
+            ));
+        }
+        if max_request_bytes > MAX_REQUEST_BYTES_LIMIT {
+            return Err(key_err(
+                "limits.max_request_bytes",
+                format!("must be at most {MAX_REQUEST_BYTES_LIMIT} (1 GiB)"),
             ));
         }
         let max_pipeline = file.limits.max_pipeline.unwrap_or(1024);
@@ -487,6 +500,12 @@ impl Config {
             return Err(key_err(
                 "limits.request_timeout_ms",
                 "must be at least the election timeout (a request may wait out an election)",
+            ));
+        }
+        if request_timeout > MAX_REQUEST_TIMEOUT_MS {
+            return Err(key_err(
+                "limits.request_timeout_ms",
+                format!("must be at most {MAX_REQUEST_TIMEOUT_MS} (an hour)"),
             ));
         }
         let peer_queue = file.limits.peer_queue_messages.unwrap_or(4096);
@@ -803,6 +822,49 @@ mod tests {
         [raft]
         election_timeout_ms = 500
     "#;
+
+    /// Limits far beyond any sane value are refused by name. Before, they were accepted:
+    /// a request timeout of millions of years, a request size of exabytes. Their uses
+    /// (deadlines `now + timeout`, the budget `2 * max_request_bytes`) stayed below
+    /// overflow only because TOML's integers stop at `i64::MAX`.
+    #[test]
+    fn huge_limits_are_refused_by_name() {
+        for (section, key, value) in [
+            ("limits", "max_request_bytes", "9223372036854775807"),
+            ("limits", "max_request_bytes", "1073741825"),
+            ("limits", "request_timeout_ms", "9223372036854775807"),
+            ("limits", "request_timeout_ms", "3600001"),
+            ("raft", "retransmit_ms", "9223372036854775807"),
+        ] {
+            let text =
+                format!("id = 1\npeer_addr = \"127.0.0.1:7001\"\n[{section}]\n{key} = {value}\n");
+            let err = match parse_str(&text) {
+                Err(e) => e,
+                Ok(file) => match Config::resolve(file, &Overrides::default()) {
+                    Err(e) => e.to_string(),
+                    Ok(_) => panic!("{section}.{key} = {value} accepted"),
+                },
+            };
+            assert!(
+                err.contains(key),
+                "{section}.{key} = {value}: the error does not name it: {err}"
+            );
+        }
+        for (section, key, value) in [
+            (
+                "limits",
+                "max_request_bytes",
+                "1073741824\nmax_client_memory_bytes = 2147483648",
+            ),
+            ("limits", "request_timeout_ms", "3600000"),
+            ("raft", "retransmit_ms", "60000"),
+        ] {
+            let text =
+                format!("id = 1\npeer_addr = \"127.0.0.1:7001\"\n[{section}]\n{key} = {value}\n");
+            resolve(&text, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{section}.{key} = {value}: {e}"));
+        }
+    }
 
     #[test]
     fn full_file_resolves() {

@@ -49,6 +49,36 @@ impl SessionSeqs {
     }
 }
 
+/// A write's sequence number while its caller waits for the answer. Dropping it ends
+/// the wait, whether the call returned or its future was dropped (a connection killed
+/// with writes in flight: `ACL DELUSER`, `CLIENT KILL`). A number never ended would keep
+/// the handle's lowest outstanding number, and with it the state machine's memory of
+/// this session's outcomes, stuck for the life of the process: up to `SESSION_WINDOW`
+/// outcomes (some carrying values) on every replica and in every snapshot.
+struct InFlight<'a> {
+    seqs: &'a std::sync::Mutex<SessionSeqs>,
+    tag: kv::SessionTag,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(seqs: &'a std::sync::Mutex<SessionSeqs>, client: u64) -> Self {
+        let tag = lock(seqs).start(client);
+        InFlight { seqs, tag }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(self.seqs).finish(self.tag.seq);
+    }
+}
+
+/// The sequence numbers' lock. Its holders only touch a `BTreeSet`, so a poisoned lock
+/// (a panic elsewhere while holding it) leaves the set consistent: carry on with it.
+fn lock(seqs: &std::sync::Mutex<SessionSeqs>) -> std::sync::MutexGuard<'_, SessionSeqs> {
+    seqs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A session ID no other handle, on any node, in any run, will pick: hashed from the
 /// process, the time and a per-process counter with the standard library's random keys.
 fn fresh_session_id() -> u64 {
@@ -142,17 +172,11 @@ impl NodeHandle {
         // A membership change has no session: the core refuses a repeat of one anyway
         // (already a member, not a learner...), which would turn a done change into a
         // refusal; so it is never resent with one.
-        let session = (!req.is_read() && !matches!(req, Request::ChangeMembership(_))).then(|| {
-            self.session_seqs
-                .lock()
-                .expect("session")
-                .start(self.session_client)
-        });
-        let result = self.send_and_wait(req, reply, rx, session, false).await;
-        if let Some(tag) = session {
-            self.session_seqs.lock().expect("session").finish(tag.seq);
-        }
-        result
+        let in_flight = (!req.is_read() && !matches!(req, Request::ChangeMembership(_)))
+            .then(|| InFlight::start(&self.session_seqs, self.session_client));
+        let session = in_flight.as_ref().map(|f| f.tag);
+        self.send_and_wait(req, reply, rx, session, false).await
+        // `in_flight` is dropped here, or wherever this future is: see `InFlight`.
     }
 
     /// Runs a read (GET, SCAN) on this node's state machine as it is now: no leader
@@ -272,5 +296,72 @@ impl NodeHandle {
 
     pub fn sender(&self) -> mpsc::Sender<Event> {
         self.tx.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn put(key: &'static str) -> Request {
+        Request::Put {
+            key: Bytes::from_static(key.as_bytes()),
+            value: Bytes::from_static(b"v"),
+        }
+    }
+
+    /// The next write the loop receives, and its session tag. The event holds the reply's
+    /// sender: the caller waits as long as the test keeps it.
+    async fn next_write(rx: &mut mpsc::Receiver<Event>) -> (kv::SessionTag, Event) {
+        match rx.recv().await {
+            Some(
+                e @ Event::Client {
+                    session: Some(tag), ..
+                },
+            ) => (tag, e),
+            _ => panic!("expected a client write with a session"),
+        }
+    }
+
+    /// A write whose caller went away (its future dropped: the connection was killed)
+    /// no longer counts as outstanding. Before, its number stayed the handle's lowest
+    /// outstanding one for good: every later write carried it as `first_outstanding`,
+    /// and the state machine kept every outcome of the session.
+    #[tokio::test]
+    async fn a_dropped_call_releases_its_sequence_number() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = NodeHandle::new(tx, Duration::from_secs(60), Arc::default());
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), handle.call(put("a")));
+        let (gave_up, (first, _unanswered)) = tokio::join!(abandoned, next_write(&mut rx));
+        assert!(gave_up.is_err(), "the caller gave up before any answer");
+        let later = handle.clone();
+        let waiting = tokio::spawn(async move { later.call(put("b")).await });
+        let (second, _) = next_write(&mut rx).await;
+        assert_eq!(second.seq, first.seq + 1);
+        assert_eq!(
+            second.first_outstanding, second.seq,
+            "the abandoned write {} still counts as outstanding",
+            first.seq
+        );
+        waiting.abort();
+    }
+
+    /// A call that returns (here: its timeout) releases its number as before.
+    #[tokio::test]
+    async fn a_finished_call_releases_its_sequence_number() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = NodeHandle::new(tx, Duration::from_millis(10), Arc::default());
+        let (result, (first, _unanswered)) =
+            tokio::join!(handle.call(put("a")), next_write(&mut rx));
+        assert!(matches!(result, Err(CallError::Timeout)));
+        let later = handle.clone();
+        let waiting = tokio::spawn(async move { later.call(put("b")).await });
+        let (second, _) = next_write(&mut rx).await;
+        assert_eq!(
+            second.first_outstanding, second.seq,
+            "{first:?} outstanding"
+        );
+        waiting.abort();
     }
 }
