@@ -526,7 +526,13 @@ impl Raft {
             body @ MessageBody::Append { .. } => self.handle_append(body),
             body @ MessageBody::AppendResp { .. } => self.handle_append_resp(msg.from, body),
             MessageBody::TimeoutNow => {
-                if !self.is_leader() && self.membership().is_voter(self.cfg.id) {
+                // Only a node that may campaign at all: a `TimeoutNow` can arrive late,
+                // after its transfer was abandoned and the log grew on, when this node
+                // no longer holds every entry it knows committed. Such a campaign could
+                // never win (Leader Completeness), only depose the leader with its new
+                // term (kvsim seed 854, a 7-node run with messages slowed up to 689 ms:
+                // the target's log ended at 423 with 425 known committed).
+                if !self.is_leader() && self.may_campaign() {
                     self.campaign(true);
                 }
             }

@@ -161,3 +161,39 @@ fn a_leader_that_sent_timeout_now_serves_no_lease_read() {
     );
     net.check_invariants();
 }
+
+/// A `TimeoutNow` that arrives late — its transfer abandoned, the log grown on since —
+/// finds a target that no longer holds every entry it knows committed. It must not
+/// campaign: it could never win (Leader Completeness), and its new term would only
+/// depose the leader. It did, and the core's invariant check stopped the node (kvsim
+/// seed 854: 7 nodes, messages slowed up to 689 ms; the target's log ended at 423 with
+/// 425 known committed). Failed before the fix: the target became a candidate.
+#[test]
+fn a_late_timeout_now_to_a_target_behind_the_known_commit_starts_no_campaign() {
+    let mut net = Net::new(3);
+    let leader = net.elect(100);
+    let target = others(leader)[0];
+    // The target gets commit indexes (heartbeats) but not the entries behind them.
+    net.drop_if = Some(Box::new(move |m: &raft::Message| {
+        m.to == target
+            && matches!(&m.body, MessageBody::Append { entries, .. } if !entries.is_empty())
+    }));
+    net.propose(leader, "a");
+    net.tick(4);
+    let committed = net.node(leader).commit_index();
+    let t = net.node(target);
+    assert!(
+        t.log().last_index() < committed && t.hard_state().known_commit >= committed,
+        "the target knows of commits beyond its log"
+    );
+    let term = t.term();
+    net.node_mut(target).step(raft::Message {
+        from: leader,
+        to: target,
+        term,
+        body: MessageBody::TimeoutNow,
+    });
+    assert_eq!(net.node(target).role(), Role::Follower);
+    assert_eq!(net.node(target).term(), term, "no new term");
+    net.check_invariants();
+}
