@@ -547,9 +547,11 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                 self.serve_conf_change(id, changes);
                 return;
             }
-            Request::Put { key, value } => Command::Put { key, value },
-            Request::Delete { key } => Command::Delete { key },
-            Request::Cas { key, expected, new } => Command::Cas { key, expected, new },
+            Request::Put { key, value } => self.stamped(Command::Put { key, value }),
+            Request::Delete { key } => self.stamped(Command::Delete { key }),
+            Request::Cas { key, expected, new } => {
+                self.stamped(Command::Cas { key, expected, new })
+            }
             // Stamped with our clock: deadlines are decided by the leader (kv::expiry).
             Request::Write(cmd) => Command::Timed {
                 now_ms: self.wall_ms,
@@ -566,6 +568,23 @@ impl<T: Transport, S: LogStore> Node<T, S> {
                 self.proposals.insert(index, (self.raft.term(), id));
             }
             Err(e) => self.refuse(id, e),
+        }
+    }
+
+    /// A plain write (PUT, DELETE, CAS) stamped with our wall clock, as typed writes are,
+    /// when there is one. They too see whether a key has expired (DELETE answers whether
+    /// it existed, CAS compares with its value): unstamped, one applied at the state
+    /// machine's last stamp, which lags our clock until the next stamped entry, and
+    /// acted on a key that reads (at our clock) already showed as gone — a GET answered
+    /// nil, then a CAS expecting the old value swapped. Without a wall clock (the seed
+    /// replica, which has no expiry) there is no time to put in the log.
+    fn stamped(&self, cmd: Command) -> Command {
+        if self.wall_ms == 0 {
+            return cmd;
+        }
+        Command::Timed {
+            now_ms: self.wall_ms,
+            cmd: Box::new(cmd),
         }
     }
 

@@ -300,3 +300,74 @@ fn a_session_write_submitted_twice_applies_once_and_answers_with_the_first_outco
         );
     }
 }
+
+/// Plain writes carry the leader's clock as typed writes do. A key set with a TTL reads
+/// as gone once the leader's clock passes its deadline, even before the next stamped
+/// entry moves the state machine's clock; a CAS expecting the old value must then fail
+/// and a DELETE must say the key was not there. Unstamped, both applied at the state
+/// machine's older clock: the GET answered nil, then the CAS swapped (and brought the
+/// key back without a TTL).
+#[test]
+fn plain_writes_see_a_key_expired_by_the_leaders_clock() {
+    const WALL: u64 = 1_700_000_000_000;
+    let mut c = Cluster::new();
+    let l = c.elect();
+    for n in &mut c.nodes {
+        n.set_wall_clock(WALL);
+    }
+    let set_with_ttl = |k: &str, ms: u64| {
+        Request::Write(kv::Command::Set {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            value: Bytes::from_static(b"v"),
+            cond: kv::SetCond::Always,
+            ttl: kv::SetTtl::Expire(kv::When::InMs(ms)),
+            get: false,
+        })
+    };
+    let interval = kv::expiry::EXPIRE_INTERVAL_MS;
+    c.submit(l, 1, set_with_ttl("soon", 1));
+    c.submit(l, 2, set_with_ttl("a", interval / 2));
+    c.submit(l, 3, set_with_ttl("b", interval / 2));
+    c.run(3);
+    assert_eq!(c.responses(l).len(), 3);
+    // "soon" expires, and the leader's active expiry removes it: a batch stamped
+    // WALL + 2, the state machine's last clock.
+    c.node(l).set_wall_clock(WALL + 2);
+    c.run(3);
+    // "a" and "b" are past their deadline on the leader's clock, but the next expiry
+    // batch waits out its pace (`EXPIRE_INTERVAL_MS`): nothing stamped is proposed.
+    c.node(l).set_wall_clock(WALL + interval / 2 + 10);
+    c.submit(
+        l,
+        4,
+        Request::Cas {
+            key: Bytes::from_static(b"a"),
+            expected: Some(Bytes::from_static(b"v")),
+            new: Bytes::from_static(b"w"),
+        },
+    );
+    c.submit(
+        l,
+        5,
+        Request::Delete {
+            key: Bytes::from_static(b"b"),
+        },
+    );
+    c.run(3);
+    c.submit(l, 6, get("a"));
+    c.run(3);
+    assert_eq!(
+        c.responses(l),
+        vec![
+            (
+                4,
+                Response::Cas {
+                    swapped: false,
+                    current: None
+                }
+            ),
+            (5, Response::Deleted(false)),
+            (6, Response::Value(None)),
+        ]
+    );
+}

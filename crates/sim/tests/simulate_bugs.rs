@@ -5,14 +5,25 @@
 
 use sim::simulate::{run_batch, BatchOptions, RunReport};
 
+/// Seeds each planted bug gets: 1,000, except the rarest (see
+/// `finds_forward_reply_matched_by_id_only`).
+fn seed_budget(bug: &str) -> u64 {
+    if bug == "forward-reply-by-id-only" {
+        2000
+    } else {
+        1000
+    }
+}
+
 fn find(bug: &str) -> RunReport {
-    let mut opts = BatchOptions::new(0, 1000);
+    let seeds = seed_budget(bug);
+    let mut opts = BatchOptions::new(0, seeds);
     opts.bugs.enable(bug).unwrap();
     opts.stop_at_first_failure = true;
     let batch = run_batch(&opts, |_| {});
     let found = batch
         .first_failure()
-        .unwrap_or_else(|| panic!("planted bug {bug} not found in 1000 seeds"))
+        .unwrap_or_else(|| panic!("planted bug {bug} not found in {seeds} seeds"))
         .clone();
     println!(
         "planted bug {bug}: found by seed {} ({} seeds), {} nodes: {}\n  reproduce: {}",
@@ -85,6 +96,10 @@ fn finds_read_round_after_step_down() {
 
 /// Routing (issue 10): a forward's answer taken from any node by id alone, with ids
 /// that restart in every process, answers a new request with an old request's result.
+/// It takes a follower restarting while an answer to it is on its way, and is the
+/// rarest to show: about one seed in 400 (11 of seeds 0..5270). Since plain writes
+/// carry the leader's clock (their entries are longer, so every run's timing moved), the
+/// first is seed 1270, so this one gets 2,000 seeds, not 1,000.
 #[test]
 fn finds_forward_reply_matched_by_id_only() {
     let r = find("forward-reply-by-id-only");
@@ -128,7 +143,7 @@ fn finds_voters_switched_without_joint_consensus() {
 fn the_failing_seeds_pass_without_the_bugs() {
     let mut seeds = Vec::new();
     for bug in sim::simulate::BUG_NAMES {
-        let mut opts = BatchOptions::new(0, 1000);
+        let mut opts = BatchOptions::new(0, seed_budget(bug));
         opts.bugs.enable(bug).unwrap();
         opts.stop_at_first_failure = true;
         let batch = run_batch(&opts, |_| {});

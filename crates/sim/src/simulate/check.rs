@@ -86,7 +86,12 @@ pub fn check_final_state(w: &World) -> Result<(), String> {
                 continue;
             }
         }
-        let written = match &cmd {
+        // A plain write comes stamped with its leader's clock (`Command::Timed`).
+        let plain = match &cmd {
+            Command::Timed { cmd, .. } => cmd.as_ref(),
+            cmd => cmd,
+        };
+        let written = match plain {
             Command::Put { key, value } => Some((key.clone(), value.clone())),
             Command::Cas { key, new, .. } => Some((key.clone(), new.clone())),
             // Typed-model writes are the unchecked TTL writes, on keys apart.

@@ -288,8 +288,15 @@ pub fn command_value(kind: &EntryKind, data: &Bytes) -> Option<Vec<u8>> {
     if *kind != EntryKind::Normal {
         return None;
     }
-    match Command::decode(data) {
-        Ok(Command::Put { key, value }) if key.as_ref() == LAB_KEY => Some(value.to_vec()),
+    // A plain write comes stamped with its leader's clock (`Command::Timed`) when the
+    // node has one.
+    let cmd = match Command::decode(data) {
+        Ok(Command::Timed { cmd, .. }) => *cmd,
+        Ok(cmd) => cmd,
+        Err(_) => return None,
+    };
+    match cmd {
+        Command::Put { key, value } if key.as_ref() == LAB_KEY => Some(value.to_vec()),
         _ => None,
     }
 }
