@@ -133,8 +133,14 @@ pub enum Event {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The loop had stopped before it took the request: not executed.
     #[error("node is shutting down")]
     Stopped,
+    /// The loop stopped (shut down, or its storage failed) after it took the request
+    /// and before answering it: a write may still commit (a follower had forwarded it,
+    /// or the leader had proposed it), so the outcome is unknown.
+    #[error("node stopped with the request in flight: the outcome is unknown")]
+    StoppedInFlight,
     #[error("timed out: the outcome is unknown")]
     Timeout,
 }
@@ -209,7 +215,7 @@ impl NodeHandle {
             .map_err(|_| CallError::Stopped)?;
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(_)) => Err(CallError::Stopped),
+            Ok(Err(_)) => Err(CallError::StoppedInFlight),
             Err(_) => Err(CallError::Timeout),
         }
     }
@@ -345,6 +351,26 @@ mod tests {
             first.seq
         );
         waiting.abort();
+    }
+
+    /// A loop that stops after taking a write (shut down, or its storage failed) cannot
+    /// say whether it will commit: the caller must hear "unknown", not "shutting down",
+    /// which reads as not executed. A loop already gone never took it: that one was not.
+    #[tokio::test]
+    async fn a_loop_stopping_with_a_write_in_flight_leaves_its_outcome_unknown() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = NodeHandle::new(tx, Duration::from_secs(60), Arc::default());
+        let taken_then_dropped = async {
+            let _ = next_write(&mut rx).await;
+        };
+        let (result, ()) = tokio::join!(handle.call(put("a")), taken_then_dropped);
+        assert!(
+            matches!(result, Err(CallError::StoppedInFlight)),
+            "{result:?}"
+        );
+        drop(rx);
+        let result = handle.call(put("b")).await;
+        assert!(matches!(result, Err(CallError::Stopped)), "{result:?}");
     }
 
     /// A call that returns (here: its timeout) releases its number as before.

@@ -78,9 +78,12 @@ impl Reply {
     }
 
     /// An answer that fits in a peer frame of `max_bytes`. Scan pages are bounded by
-    /// their request's byte budget and values by `max_value_bytes`, so this only catches
-    /// what a misconfiguration lets through: it becomes a failure the client sees at
-    /// once, never a frame dropped on the floor while the client waits out its timeout.
+    /// their request's byte budget and a single value by `max_value_bytes`, but a value
+    /// grown by APPEND, or an EXEC answering several large reads, can exceed a frame:
+    /// such an answer becomes an error the client sees at once, never a frame dropped on
+    /// the floor while the client waits out its timeout. It is only ever the answer to a
+    /// request the leader executed, so the error says so: "not executed" would invite a
+    /// resend that applies a write (an INCR in that EXEC, a GETDEL) a second time.
     pub fn fit_frame(self, max_bytes: usize) -> Reply {
         // Room for the frame header, the id and the length prefixes.
         let budget = max_bytes.saturating_sub(64);
@@ -106,9 +109,9 @@ impl Reply {
     }
 }
 
-/// A forwarded answer too large for a peer frame.
-pub const ANSWER_TOO_LARGE: &str =
-    "ERR answer too large to forward; send the request to the leader";
+/// A forwarded answer too large for a peer frame: the request was executed.
+pub const ANSWER_TOO_LARGE: &str = "ERR executed by the leader, but its answer is too large \
+    to forward from it; connect to the leader to read such answers";
 
 /// Interned failure reasons: the driver's are static strings, and a peer's answer
 /// carries them as text. At most `MAX_REASONS` distinct ones of at most 200 bytes are
@@ -131,4 +134,30 @@ fn known_reason(why: &str) -> Option<&'static str> {
     let s: &'static str = Box::leak(why.to_owned().into_boxed_str());
     seen.insert(s);
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A too-large answer is the answer to an executed request (here a CAS, a write):
+    /// the error must not read as "not executed".
+    #[test]
+    fn a_too_large_answer_says_the_request_was_executed() {
+        let big = Reply::Cas {
+            swapped: true,
+            current: Some(Bytes::from(vec![b'x'; 4096])),
+        };
+        let Reply::Fail(why) = big.fit_frame(1024) else {
+            panic!("a 4 KiB answer fits a 1 KiB frame");
+        };
+        assert!(why.contains("executed"), "{why}");
+        // And it survives the trip back through the follower's driver unchanged.
+        let Response::Fail(back) = Reply::Fail(why.clone()).into_response() else {
+            panic!("not a failure");
+        };
+        assert_eq!(back, why);
+        let small = Reply::Value(Some(Bytes::from_static(b"v")));
+        assert_eq!(small.clone().fit_frame(1024), small);
+    }
 }

@@ -10,8 +10,11 @@
 //!
 //! "Concurrently" means many requests in flight at once, not in any order: a group's
 //! commands run in this task, polled in order (`commands::join_all`), so their requests
-//! reach the node loop's channel in the order the client sent them and the log keeps
-//! that order. (Spawning a task per command would leave the order to the scheduler.)
+//! reach the node loop's channel in the order the client sent them and, on the leader,
+//! the log keeps that order. (Spawning a task per command would leave the order to the
+//! scheduler.) Through a follower each write is a forward of its own, and one lost on
+//! the way is resent after the others: there the group's order is not kept (the README's
+//! "Pipelining" says what a client does about it).
 //!
 //! Memory per client is bounded: the read buffer by `max_request_bytes` (plus one read),
 //! commands read ahead of their replies by `max_pipeline` and by a byte budget of

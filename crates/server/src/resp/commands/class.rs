@@ -34,7 +34,8 @@ pub fn classify(args: &[Bytes]) -> Class {
         "PING" | "ECHO" | "COMMAND" | "CLIENT" | "CONFIG" | "SELECT" => Class::Free,
         "CAS" if args.len() >= 2 => Class::Write(vec![args[1].clone()]),
         // One log entry that touches no key: pipelined publishes are in flight together
-        // (and still reach the log in the order sent).
+        // (and reach the log in the order sent on the leader; through a follower a lost
+        // forward is resent after the others, see `conn.rs`).
         "PUBLISH" => Class::Write(Vec::new()),
         // FLUSHALL touches every key; MULTI and friends change the connection's state.
         "FLUSHALL" | "FLUSHDB" => Class::Barrier,

@@ -44,6 +44,9 @@ impl From<CallError> for Failed {
         Failed(match e {
             CallError::Timeout => Value::err("TIMEOUT no answer in time; the outcome is unknown"),
             CallError::Stopped => Value::err("node is shutting down"),
+            CallError::StoppedInFlight => Value::err(
+                "TIMEOUT the node stopped with the request in flight; the outcome is unknown",
+            ),
         })
     }
 }
