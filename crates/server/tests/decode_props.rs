@@ -355,14 +355,15 @@ fn config_survives_random_and_mutated_input() {
     let example = include_bytes!("../example.toml").to_vec();
     // The largest values each key takes (max_client_memory_bytes must be at least twice
     // max_request_bytes: with max_request_bytes = i64::MAX no config was valid, and this
-    // test failed from the commit that added that rule).
+    // test failed from the commit that added that rule; max_request_bytes is at most
+    // 1 GiB and request_timeout_ms at most an hour since session 9).
     let valid = vec![
         example,
         b"id = 1\npeer_addr = \"127.0.0.1:7001\"\n".to_vec(),
         b"id = 2\nread_mode = \"lease\"\nmax_value_bytes = 268435456\n[peers]\n\
           1 = \"127.0.0.1:7001\"\n2 = \"127.0.0.1:7002\"\n[raft]\nelection_timeout_ms = 60000\n\
-          [limits]\nmax_request_bytes = 4611686018427387903\nmax_client_memory_bytes = 9223372036854775807\n\
-          request_timeout_ms = 60000\n[snapshot]\nchunk_bytes = 1\n"
+          [limits]\nmax_request_bytes = 1073741824\nmax_client_memory_bytes = 9223372036854775807\n\
+          request_timeout_ms = 3600000\n[snapshot]\nchunk_bytes = 1\n"
             .to_vec(),
         b"1=127.0.0.1:7001,2=[::1]:7002".to_vec(),
     ];
